@@ -1,0 +1,57 @@
+# MarketStream developer entry points. `make test` and `make run` install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+CACHE  ?= .cache
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PIP_CACHE_DIR := $(abspath $(CACHE))/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: deps python-deps redis questdb-jar test lint typecheck unit run demo bench clean
+
+deps: python-deps redis questdb-jar
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+python-deps: $(STAMP)
+
+# Redis comes from Debian's packages; installed only when missing.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: installing Debian's redis-server"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
+# The QuestDB jar from Maven Central, pinned and sha256-checked (configs/pipeline.yaml).
+questdb-jar: $(STAMP)
+	$(BIN)/marketstream services install
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test: deps lint typecheck
+	$(BIN)/pytest
+
+run: deps
+	$(BIN)/marketstream run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+bench: deps
+	$(PY) -m bench.run

@@ -1,0 +1,3 @@
+from marketstream.cli import main
+
+raise SystemExit(main())
