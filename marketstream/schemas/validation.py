@@ -1,0 +1,150 @@
+"""Boundary checks on normalized records, run once before a record is published.
+
+A failing record raises `InvalidRecordError` with a reason that names the field and the value;
+the publisher sends it to the dead-letter stream with the raw frame, never dropping it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import Final
+
+from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.records import Book, Candle, Funding, Level, Quote, Record, Trade
+
+INTERVAL_RE: Final = re.compile(r"^[1-9][0-9]*[smhdw]$")
+_EXCHANGES: Final = frozenset(EXCHANGES)
+_SIDES: Final = frozenset(("buy", "sell"))
+
+
+class InvalidRecordError(ValueError):
+    """The record breaks a boundary rule; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the boundary accepts beyond the per-field rules."""
+
+    now_ns: int  # the receive clock, passed in so that checks stay pure
+    max_future_skew_ns: int
+    known_symbols: Container[str] | None = None  # None: accept any normalized symbol
+
+
+def validate(record: Record, limits: Limits) -> None:
+    """Raise InvalidRecordError when the record must not be published."""
+    if record.exchange not in _EXCHANGES:
+        raise InvalidRecordError(f"exchange {record.exchange!r} is not one of {sorted(_EXCHANGES)}")
+    if limits.known_symbols is not None and record.symbol not in limits.known_symbols:
+        raise InvalidRecordError(
+            f"symbol {record.symbol!r} is not configured for {record.exchange}"
+        )
+    _timestamp("ts", record.ts, limits)
+    _CHECKS[type(record)](record, limits)
+
+
+def _timestamp(name: str, value: int, limits: Limits) -> None:
+    if value <= 0:
+        raise InvalidRecordError(f"{name} {value} is not a positive epoch time in nanoseconds")
+    if value > limits.now_ns + limits.max_future_skew_ns:
+        ahead_ms = (value - limits.now_ns) / 1e6
+        raise InvalidRecordError(f"{name} {value} is {ahead_ms:.0f} ms in the future")
+
+
+def _positive(name: str, value: float) -> None:
+    # `not value > 0` is also true for NaN, so one comparison covers both.
+    if not (value > 0 and value != math.inf):
+        raise InvalidRecordError(f"{name} {value!r} is not a positive finite number")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (value >= 0 and value != math.inf):
+        raise InvalidRecordError(f"{name} {value!r} is not a non-negative finite number")
+
+
+def _trade(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Trade)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    _positive("price", record.price)
+    _positive("size", record.size)
+    if record.side not in _SIDES:
+        raise InvalidRecordError(f"side {record.side!r} is not 'buy' or 'sell'")
+    if not record.trade_id:
+        raise InvalidRecordError("trade_id is empty")
+
+
+def _quote(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Quote)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    _positive("bid_px", record.bid_px)
+    _positive("bid_sz", record.bid_sz)
+    _positive("ask_px", record.ask_px)
+    _positive("ask_sz", record.ask_sz)
+    if record.last_px is not None:
+        _positive("last_px", record.last_px)
+
+
+def _candle(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Candle)
+    if not INTERVAL_RE.match(record.interval):
+        raise InvalidRecordError(f"interval {record.interval!r} is not like 1s, 1m, 5m, 1h or 1d")
+    for name in ("open", "high", "low", "close"):
+        _positive(name, getattr(record, name))
+    _non_negative("volume", record.volume)
+    if record.trades is not None and record.trades < 0:
+        raise InvalidRecordError(f"trades {record.trades} is negative")
+    if not record.low <= min(record.open, record.close):
+        raise InvalidRecordError(
+            f"low {record.low!r} is above open {record.open!r} or close {record.close!r}"
+        )
+    if not max(record.open, record.close) <= record.high:
+        raise InvalidRecordError(
+            f"high {record.high!r} is below open {record.open!r} or close {record.close!r}"
+        )
+
+
+def _levels(name: str, levels: list[Level], descending: bool) -> None:
+    previous: float | None = None
+    for price, size in levels:
+        _positive(f"{name} price", price)
+        _positive(f"{name} size", size)
+        if previous is not None and (price >= previous if descending else price <= previous):
+            order = "descending" if descending else "ascending"
+            raise InvalidRecordError(f"{name} prices are not strictly {order} at {price!r}")
+        previous = price
+
+
+def _book(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Book)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    if record.seq < 0:
+        raise InvalidRecordError(f"seq {record.seq} is negative")
+    _levels("bids", record.bids, descending=True)
+    _levels("asks", record.asks, descending=False)
+    if record.bids and record.asks and record.bids[0][0] >= record.asks[0][0]:
+        raise InvalidRecordError(
+            f"book is crossed: best bid {record.bids[0][0]!r} >= best ask {record.asks[0][0]!r}"
+        )
+
+
+def _funding(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Funding)
+    if not math.isfinite(record.rate):
+        raise InvalidRecordError(f"rate {record.rate!r} is not a finite number")
+    if record.mark_px is not None:
+        _positive("mark_px", record.mark_px)
+    if record.index_px is not None:
+        _positive("index_px", record.index_px)
+    if record.next_ts is not None and record.next_ts <= 0:
+        raise InvalidRecordError(f"next_ts {record.next_ts} is not a positive epoch time")
+
+
+_CHECKS: Final[dict[type[Record], Callable[[Record, Limits], None]]] = {
+    Trade: _trade,
+    Quote: _quote,
+    Candle: _candle,
+    Book: _book,
+    Funding: _funding,
+}
