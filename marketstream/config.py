@@ -1,0 +1,234 @@
+"""Pipeline configuration: `configs/pipeline.yaml` overlaid with `MARKETSTREAM_*` variables.
+
+The file is data, validated once at start so that a wrong value stops the process with one
+line naming the key, the value, where it came from and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from marketstream.errors import ConfigError
+from marketstream.schemas.instruments import Channel, Exchange, parse_symbol
+
+DEFAULT_CONFIG = Path("configs/pipeline.yaml")
+ENV_PREFIX = "MARKETSTREAM_"
+ENV_SEPARATOR = "__"
+CONFIG_PATH_ENV = "MARKETSTREAM_CONFIG"
+
+
+def _symbol(value: str) -> str:
+    parse_symbol(value)
+    return value
+
+
+def _url(*schemes: str) -> AfterValidator:
+    def check(value: str | None) -> str | None:
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(f"expected a URL starting with {' or '.join(schemes)}")
+        return value
+
+    return AfterValidator(check)
+
+
+Symbol = Annotated[str, AfterValidator(_symbol)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExchangeConfig(_Model):
+    """One exchange connector: where it connects and what it subscribes to."""
+
+    enabled: bool = True
+    url: Annotated[str, _url("wss://", "ws://")]
+    symbols: tuple[Symbol, ...] = Field(min_length=1)
+    channels: tuple[Channel, ...] = Field(min_length=1)
+
+
+class Horizons(_Model):
+    """Age limits of the hot (QuestDB) and warm (ClickHouse) tiers, in days."""
+
+    hot_days: int = Field(default=7, gt=0)
+    warm_days: int = Field(default=365, gt=0)
+
+    @model_validator(mode="after")
+    def _warm_after_hot(self) -> Horizons:
+        if self.warm_days <= self.hot_days:
+            raise ValueError(
+                f"expected warm_days ({self.warm_days}) greater than hot_days ({self.hot_days})"
+            )
+        return self
+
+
+class Endpoints(_Model):
+    """Service addresses; None means the ones `marketstream services start` recorded."""
+
+    redis: Annotated[str | None, _url("redis://", "rediss://", "unix://")] = None
+    questdb_http: Annotated[str | None, _url("http://", "https://")] = None
+    questdb_pg: Annotated[str | None, _url("postgresql://", "postgres://")] = None
+    questdb_ilp: Annotated[str | None, _url("tcp://")] = None
+    clickhouse: Annotated[str | None, _url("chdb://", "http://", "https://")] = None
+    cold: str | None = None
+
+
+class S3Config(_Model):
+    endpoint_url: Annotated[str | None, _url("http://", "https://")] = None
+    region: str = "us-east-1"
+
+
+class QuestDBService(_Model):
+    """The QuestDB release run locally: pinned, and checked against its sha256."""
+
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    java_opts: tuple[str, ...] = ()
+
+
+class ServicesConfig(_Model):
+    state_dir: Path = Path(".marketstream")
+    cache_dir: Path = Path(".cache")
+    start_timeout_s: float = Field(default=90, gt=0)
+    questdb: QuestDBService
+
+
+class PipelineConfig(_Model):
+    exchanges: dict[Exchange, ExchangeConfig]
+    horizons: Horizons = Horizons()
+    endpoints: Endpoints = Endpoints()
+    s3: S3Config = S3Config()
+    services: ServicesConfig
+
+    @field_validator("exchanges")
+    @classmethod
+    def _perp_only_on_derivatives(
+        cls, exchanges: dict[str, ExchangeConfig]
+    ) -> dict[str, ExchangeConfig]:
+        for name, exchange in exchanges.items():
+            if "funding" in exchange.channels and not any(
+                parse_symbol(s).perp for s in exchange.symbols
+            ):
+                raise ValueError(f"{name}: the funding channel needs at least one -PERP symbol")
+        return exchanges
+
+    def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
+        return {name: ex for name, ex in self.exchanges.items() if ex.enabled}
+
+
+def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path:
+    """The file to read: the argument, else $MARKETSTREAM_CONFIG, else configs/pipeline.yaml."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> PipelineConfig:
+    """Read, overlay and validate the configuration; raise ConfigError with one clear line."""
+    env = os.environ if environ is None else environ
+    file = config_path(path, env)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {file} not found: pass --config FILE or set {CONFIG_PATH_ENV}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {file} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {file}{where}: not valid YAML") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {file}: expected a mapping of sections at the top level")
+    sources = _apply_env_overrides(raw, env)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, sources)) from None
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Overlay MARKETSTREAM_A__B=value on raw[a][b]; return dotted key -> variable name."""
+    sources: dict[str, str] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue  # MARKETSTREAM_CONFIG, MARKETSTREAM_RECORDINGS, ... are not config keys
+        segments = [s.lower() for s in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+        node = raw
+        path: list[str] = []
+        for depth, segment in enumerate(segments):
+            key = _match_key(node, segment, hyphenate=path == ["exchanges"])
+            path.append(key)
+            if depth == len(segments) - 1:
+                node[key] = _parse_env_value(environ[name])
+            else:
+                child = node.get(key)
+                if not isinstance(child, dict):
+                    child = node[key] = {}
+                node = child
+        sources[".".join(path)] = name
+    return sources
+
+
+def _match_key(node: Mapping[str, Any], segment: str, *, hyphenate: bool) -> str:
+    """Environment names cannot hold '-': match `binance_usdm` to the key `binance-usdm`."""
+    for key in node:
+        if str(key).lower().replace("-", "_") == segment:
+            return str(key)
+    return segment.replace("_", "-") if hyphenate else segment
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
+def _describe(exc: ValidationError, file: Path, sources: Mapping[str, str]) -> str:
+    errors = exc.errors()
+    first: ErrorDetails = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    origin = f"config file {file}"
+    for overridden, variable in sources.items():
+        if (
+            key == overridden
+            or f"{key}.".startswith(f"{overridden}.")
+            or (overridden.startswith(f"{key}."))
+        ):
+            origin = f"environment {variable}"
+    if first["type"] == "extra_forbidden":
+        what = "unknown key"
+    elif first["type"] == "missing":
+        what = "missing required key"
+    elif isinstance(first["input"], dict | list):  # a whole section: the message says enough
+        what = first["msg"].removeprefix(_VALUE_ERROR_PREFIX)
+    elif first["msg"].startswith(_VALUE_ERROR_PREFIX):  # our validators say what they expect
+        what = f"value {first['input']!r}: {first['msg'].removeprefix(_VALUE_ERROR_PREFIX)}"
+    else:
+        what = f"value {first['input']!r}: expected {first['msg'].removeprefix('Input should be ')}"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"config error in {origin}: {key}: {what}{more}"
