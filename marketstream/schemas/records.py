@@ -56,16 +56,20 @@ class Trade:
 
 @dataclass(slots=True)
 class Quote:
-    """Best bid and offer (top of book), with the last trade price when the feed sends it."""
+    """Best bid and offer (top of book).
+
+    Sizes are None where the feed sends prices only (Coinbase's ticker before 2022) rather
+    than a made-up size; `last_px` is the last trade price when the feed sends it.
+    """
 
     exchange: Sym
     symbol: Sym
     ts: Nanos
     recv_ts: Nanos
     bid_px: Num
-    bid_sz: Num
+    bid_sz: OptNum
     ask_px: Num
-    ask_sz: Num
+    ask_sz: OptNum
     last_px: OptNum = None
 
 

@@ -79,11 +79,11 @@ def _quote(record: Record, limits: Limits) -> None:
     assert isinstance(record, Quote)
     _timestamp("recv_ts", record.recv_ts, limits)
     _positive("bid_px", record.bid_px)
-    _positive("bid_sz", record.bid_sz)
     _positive("ask_px", record.ask_px)
-    _positive("ask_sz", record.ask_sz)
-    if record.last_px is not None:
-        _positive("last_px", record.last_px)
+    for name in ("bid_sz", "ask_sz", "last_px"):
+        value = getattr(record, name)
+        if value is not None:
+            _positive(name, value)
 
 
 def _candle(record: Record, limits: Limits) -> None:

@@ -77,9 +77,9 @@ quotes = st.builds(
     ts=timestamps,
     recv_ts=timestamps,
     bid_px=prices,
-    bid_sz=prices,
+    bid_sz=opt_prices,
     ask_px=prices,
-    ask_sz=prices,
+    ask_sz=opt_prices,
     last_px=opt_prices,
 )
 fundings = st.builds(

@@ -30,6 +30,7 @@ def test_kinds_and_nullability_come_from_annotations() -> None:
     assert TRADES.column("ts").kind is Kind.TIMESTAMP
     quotes = next(s for s in SPECS if s.table == "quotes")
     assert quotes.column("last_px").nullable
+    assert quotes.column("bid_sz").nullable
     assert not quotes.column("bid_px").nullable
 
 

@@ -44,6 +44,7 @@ def _broken(record: Record, **changes: Any) -> Record:
         (_broken(TRADE, recv_ts=-5), "recv_ts -5 is not a positive"),
         (_broken(QUOTE, ask_px=-1.0), "ask_px -1.0 is not a positive"),
         (_broken(QUOTE, last_px=math.nan), "last_px nan"),
+        (_broken(QUOTE, bid_sz=0.0), "bid_sz 0.0 is not a positive"),
         (_broken(CANDLE, low=101.0), "low 101.0 is above open 100.0 or close 105.0"),
         (_broken(CANDLE, high=104.0), "high 104.0 is below open 100.0 or close 105.0"),
         (_broken(CANDLE, interval="1min"), "interval '1min' is not like"),
@@ -66,6 +67,10 @@ def test_known_symbols_are_enforced_when_given() -> None:
     with pytest.raises(InvalidRecordError, match="symbol 'BTC-USDT' is not configured for binance"):
         validate(TRADE, limits)
     validate(_broken(TRADE, symbol="ETH-USDT"), limits)
+
+
+def test_quote_sizes_may_be_unknown() -> None:
+    validate(_broken(QUOTE, bid_sz=None, ask_sz=None), LIMITS)
 
 
 def test_clock_skew_allowance() -> None:
