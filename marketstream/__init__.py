@@ -1,3 +1,6 @@
-"""MarketStream: a tiered crypto market data pipeline (Redis Streams -> QuestDB -> ClickHouse -> Parquet)."""
+"""MarketStream: a tiered crypto market data pipeline.
+
+Exchange WebSockets -> Redis Streams -> QuestDB (hot) -> ClickHouse (warm) -> Parquet (cold).
+"""
 
 __version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""`make bench`: run every benchmark, print the figures and write them to bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import schemas
+
+RESULTS = Path(__file__).with_name("results.json")
+SUITES: dict[str, Callable[[], dict[str, Any]]] = {"schemas": schemas.run}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(), "machine": machine()}
+    for name, suite in SUITES.items():
+        print(f"== {name}", flush=True)
+        results[name] = suite()
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

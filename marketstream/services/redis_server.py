@@ -1,0 +1,97 @@
+"""A local redis-server (Debian's package) on a loopback port, with AOF like production."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from marketstream.errors import ServiceError
+from marketstream.services.process import (
+    LOOPBACK,
+    ServiceProcess,
+    find_executable,
+    port_is_free,
+    spawn,
+    wait_until_answering,
+)
+from marketstream.tiers import redis_bus
+
+REDIS_BINARY = "redis-server"
+INSTALL_HINT = "install Debian's redis-server (`make redis`, or apt-get install redis-server)"
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    process: ServiceProcess
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+
+def redis_argv(binary: str, data_dir: Path, port: int) -> list[str]:
+    """The command line: durable like production (AOF, fsync every second), no RDB snapshots.
+
+    `--set-proc-title no` keeps the arguments in /proc/<pid>/cmdline, where stop() looks for
+    the data directory to be sure a pid is still this server.
+    """
+    return [
+        binary,
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--daemonize", "no",
+        "--logfile", "",  # to stdout, which spawn() sends to the log file
+        "--set-proc-title", "no",
+    ]  # fmt: skip
+
+
+def spawn_redis(data_dir: Path, *, port: int, log_path: Path, pid_path: Path) -> RedisServer:
+    """Start redis-server in the background; wait_redis() tells when it answers."""
+    binary = find_executable(REDIS_BINARY, INSTALL_HINT)
+    if not port_is_free(port):
+        raise ServiceError(f"redis-server: port {LOOPBACK}:{port} is in use")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = spawn(
+        "redis-server",
+        redis_argv(binary, data_dir, port),
+        marker=str(data_dir),
+        log_path=log_path,
+        pid_path=pid_path,
+    )
+    return RedisServer(process=process, port=port)
+
+
+def redis_error(url: str) -> str | None:
+    """None when the server at url answers PING, else why not."""
+    try:
+        client = redis_bus.connect(url, timeout_s=2.0)
+    except ServiceError as exc:
+        return str(exc)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+def wait_redis(server: RedisServer, timeout_s: float) -> None:
+    wait_until_answering(server.process, lambda: redis_error(server.url), timeout_s)
+
+
+def start_redis(
+    data_dir: Path, *, port: int, log_path: Path, pid_path: Path, timeout_s: float
+) -> RedisServer:
+    """Start redis-server and return once it answers PING (ServiceError with its log if not)."""
+    server = spawn_redis(data_dir, port=port, log_path=log_path, pid_path=pid_path)
+    wait_redis(server, timeout_s)
+    return server

@@ -1,0 +1,80 @@
+"""QuestDB, the hot tier: SQL over the HTTP `/exec` endpoint, and the ILP sender's address.
+
+Rows are written with the `questdb` client over ILP/HTTP (the same HTTP port); this module
+only needs the standard library, so checks and small queries stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from marketstream.errors import ServiceError
+
+
+class QuestDBHttp:
+    """SQL over QuestDB's HTTP API at base_url (`http://host:port`)."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+            raise ServiceError(f"QuestDB URL {base_url!r} is not valid: expected http://host:port")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+
+    def sender_conf(self) -> str:
+        """The `questdb.Sender.from_conf` string for ILP over HTTP on this server."""
+        return f"{self._scheme}::addr={self._netloc};"
+
+    def exec(self, sql: str) -> dict[str, Any]:
+        """Run one statement; the decoded JSON answer (`columns`, `dataset`, `count`, or `ddl`).
+
+        QuestDB answers an SQL error with HTTP 400 and a JSON `error`; that becomes a
+        ServiceError naming the URL and the statement.
+        """
+        url = f"{self.base_url}/exec?{urllib.parse.urlencode({'query': sql})}"
+        try:
+            # The scheme is checked in __init__: only http and https reach urlopen.
+            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:  # noqa: S310
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _error_text(exc.read()) or f"HTTP {exc.code} {exc.reason}"
+            raise ServiceError(
+                f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceError(f"QuestDB at {self.base_url} unreachable: {reason}") from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise ServiceError(
+                f"QuestDB at {self.base_url} answered {_short(sql)!r} with non-JSON: {body[:120]!r}"
+            ) from None
+        if not isinstance(answer, dict):
+            raise ServiceError(f"QuestDB at {self.base_url}: unexpected answer {answer!r:.120}")
+        if "error" in answer:
+            raise ServiceError(
+                f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {answer['error']}"
+            )
+        return answer
+
+
+def _error_text(body: bytes) -> str | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace").strip()[:200] or None
+    if isinstance(answer, dict) and "error" in answer:
+        return str(answer["error"])
+    return None
+
+
+def _short(sql: str, limit: int = 120) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
