@@ -58,6 +58,8 @@ class ExchangeConfig(_Model):
 
     enabled: bool = True
     url: Annotated[str, _url("wss://", "ws://")]
+    # REST base for order book snapshots where the feed sends deltas only (Binance).
+    rest_url: Annotated[str | None, _url("https://", "http://")] = None
     symbols: tuple[Symbol, ...] = Field(min_length=1)
     channels: tuple[Channel, ...] = Field(min_length=1)
 

@@ -1,0 +1,47 @@
+"""What a mapper returns besides records: order book changes, and the frame error it raises.
+
+Mappers are pure: one frame in, items out. Book updates are not published as they are; the
+stateful book keeper applies them (checking sequence numbers) and emits top-N `Book`
+records at a cadence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from marketstream.schemas.records import Level, Record
+
+
+class FrameError(ValueError):
+    """A frame that cannot be mapped; the message names what was expected and what came.
+
+    The connection runner sends the raw frame with this reason to `md:dlq` and goes on.
+    """
+
+
+@dataclass(slots=True)
+class BookUpdate:
+    """An order book change as the exchange sent it: a full snapshot or a delta.
+
+    In a delta a size of 0 removes the level. The sequence fields carry whatever the
+    exchange numbers its updates with; None where the feed has no such number.
+    """
+
+    exchange: str
+    symbol: str
+    ts: int
+    recv_ts: int
+    bids: list[Level]
+    asks: list[Level]
+    is_snapshot: bool
+    first_seq: int | None = None  # first update id in this event (Binance `U`)
+    last_seq: int | None = None  # last update id in this event (Binance `u`, OKX `seqId`)
+    prev_seq: int | None = None  # last update id of the previous event (Binance futures `pu`)
+    checksum: int | None = None  # CRC32 the exchange computed over its top levels
+
+
+Item = Record | BookUpdate
+
+# A mapper: (raw text frame, local receive time in ns) -> items. Raises FrameError.
+Mapper = Callable[[str | bytes, int], list[Item]]
