@@ -52,6 +52,8 @@ class Exchange:
     # Symbols -> mapper; the mapper knows the native names of exactly these symbols.
     make_mapper: Callable[[Sequence[str]], Mapper]
     sequencing: Sequencing
+    # Channels the feed offers; configuring another is an error at start.
+    channels: frozenset[Channel]
     # Application-level ping (None when WebSocket pings suffice) and its period.
     ping_message: str | None = None
     ping_interval_s: float = 20.0
