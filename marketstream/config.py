@@ -64,6 +64,31 @@ class ExchangeConfig(_Model):
     channels: tuple[Channel, ...] = Field(min_length=1)
 
 
+class IngestConfig(_Model):
+    """Connector behaviour shared by every exchange."""
+
+    book_depth: int = Field(default=25, gt=0, le=1000)
+    book_interval_ms: int = Field(default=1000, gt=0)  # top-N book cadence per symbol
+    max_future_skew_ms: int = Field(default=5000, ge=0)
+    stale_after_s: float = Field(default=30.0, gt=0)  # no frame for this long: reconnect
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    publish_batch: int = Field(default=1000, gt=0)  # records per Redis round trip at most
+    publish_interval_ms: float = Field(default=5.0, gt=0)  # longest a record waits to be sent
+    max_pending: int = Field(default=100_000, gt=0)  # buffered records before reads pause
+    snapshot_interval_s: float = Field(default=0.5, ge=0)  # pause between REST snapshots
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: pick a free port
+
+
+class StreamsConfig(_Model):
+    """Redis stream bounds; trimming never drops what a consumer group has not acknowledged."""
+
+    maxlen: int = Field(default=1_000_000, gt=0)
+    dlq_maxlen: int = Field(default=100_000, gt=0)
+    trim_interval_s: float = Field(default=5.0, gt=0)
+
+
 class Horizons(_Model):
     """Age limits of the hot (QuestDB) and warm (ClickHouse) tiers, in days."""
 
@@ -112,6 +137,8 @@ class ServicesConfig(_Model):
 
 class PipelineConfig(_Model):
     exchanges: dict[Exchange, ExchangeConfig]
+    ingest: IngestConfig = IngestConfig()
+    streams: StreamsConfig = StreamsConfig()
     horizons: Horizons = Horizons()
     endpoints: Endpoints = Endpoints()
     s3: S3Config = S3Config()

@@ -64,3 +64,5 @@ class Exchange:
     # Book snapshots fetched over REST, and how to map one (None: the feed sends them).
     snapshot_requests: Callable[[str, Sequence[str]], list[SnapshotRequest]] | None = None
     map_snapshot: Callable[[str | bytes, str, int], BookUpdate] | None = None
+    # The normalized symbol a snapshot URL asks for (to replay recorded snapshots offline).
+    snapshot_symbol: Callable[[str], str] | None = None

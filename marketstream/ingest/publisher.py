@@ -1,0 +1,251 @@
+"""Validated records into Redis Streams, the latest-price keys and the dead-letter stream.
+
+Records are buffered and written in one pipelined, non-transactional round trip per flush:
+an XADD per record, one SET per instrument whose price changed, and the DLQ entries. A flush
+that fails keeps its batch and retries with backoff, so nothing accepted is lost while Redis
+is away; the buffer is bounded, and producers wait for room instead of growing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from marketstream.ingest.metrics import IngestMetrics
+from marketstream.schemas.codec import encode_record
+from marketstream.schemas.columns import spec_of
+from marketstream.schemas.records import Quote, Record, Trade
+from marketstream.tiers.redis_bus import (
+    DLQ_STREAM,
+    LatestPrice,
+    dead_letter_fields,
+    price_key,
+    stream_key,
+    trim_stream,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherSettings:
+    batch: int = 1000
+    interval_s: float = 0.005
+    max_pending: int = 100_000
+    maxlen: int = 1_000_000
+    dlq_maxlen: int = 100_000
+    trim_interval_s: float = 5.0
+    retry_initial_s: float = 0.1
+    retry_max_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    entries: list[tuple[str, bytes]] = field(default_factory=list)  # (stream, record JSON)
+    dead: list[dict[bytes, bytes]] = field(default_factory=list)
+    prices: dict[str, LatestPrice] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (exchange, type) -> n
+    first_added: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.entries) + len(self.dead)
+
+
+class Publisher:
+    """Buffers records and dead letters and flushes them to Redis from one background task."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        settings: PublisherSettings,
+        metrics: IngestMetrics,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self._batch = _Batch()
+        self._prices: dict[str, LatestPrice] = {}
+        self._traded: set[str] = set()  # price keys whose price comes from a trade by now
+        self._streams: set[str] = set()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._flushed = asyncio.Condition()
+        self._stopping = False
+        self.published = 0
+        self.last_flush_ok = time.monotonic()
+
+    # --- producers -------------------------------------------------------------------------
+    def add(self, record: Record) -> None:
+        """Queue one validated record; its stream and price key follow in the next flush."""
+        spec = spec_of(record)
+        key = stream_key(spec.table, record.exchange)
+        batch = self._batch
+        if not batch:
+            batch.first_added = time.monotonic()
+        batch.entries.append((key, encode_record(record)))
+        count_key = (record.exchange, spec.record_type)
+        batch.counts[count_key] = batch.counts.get(count_key, 0) + 1
+        if isinstance(record, Trade | Quote):
+            self._update_price(record, batch)
+        self._after_add(batch)
+
+    def add_dead_letter(
+        self,
+        *,
+        exchange: str,
+        reason: str,
+        frame: str | bytes,
+        recv_ts: int,
+        record: Record | None = None,
+    ) -> None:
+        """Queue rejected input for `md:dlq`; it is never dropped silently."""
+        batch = self._batch
+        if not batch:
+            batch.first_added = time.monotonic()
+        encoded = encode_record(record) if record is not None else None
+        batch.dead.append(
+            dead_letter_fields(
+                exchange=exchange, reason=reason, frame=frame, recv_ts=recv_ts, record=encoded
+            )
+        )
+        self.metrics.dlq.labels(exchange=exchange).inc()
+        self._after_add(batch)
+
+    def _after_add(self, batch: _Batch) -> None:
+        size = len(batch)
+        if size >= self.settings.batch:
+            self._wake.set()
+        if size >= self.settings.max_pending:
+            self._room.clear()
+
+    @property
+    def has_room(self) -> bool:
+        return self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Producers await this before reading more input: backpressure, not unbounded memory."""
+        await self._room.wait()
+
+    def _update_price(self, record: Trade | Quote, batch: _Batch) -> None:
+        key = price_key(record.exchange, record.symbol)
+        current = self._prices.get(key)
+        if isinstance(record, Trade):
+            if current is None:
+                current = LatestPrice(record.price, record.ts)
+            else:
+                current.price = record.price
+                current.ts = max(current.ts, record.ts)
+            self._traded.add(key)
+        else:
+            fallback = record.last_px or (record.bid_px + record.ask_px) / 2
+            if current is None:
+                current = LatestPrice(fallback, record.ts)
+            elif key not in self._traded:
+                current.price = fallback
+            current.bid, current.ask = record.bid_px, record.ask_px
+            current.ts = max(current.ts, record.ts)
+        self._prices[key] = current
+        batch.prices[key] = current
+
+    # --- the flushing task -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Flush on size or age until `close`; trim the streams on their own cadence."""
+        next_trim = time.monotonic() + self.settings.trim_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.interval_s)
+            self._wake.clear()
+            await self._flush_with_retry()
+            if self._stopping and not self._batch:
+                return
+            if time.monotonic() >= next_trim:
+                await self._trim()
+                next_trim = time.monotonic() + self.settings.trim_interval_s
+
+    async def close(self) -> None:
+        """Flush everything accepted so far, then stop the task started with `run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def flush(self) -> int:
+        """Write the current batch once; raise RedisError if Redis refuses (batch kept)."""
+        batch = self._batch
+        if not batch:
+            return 0
+        self._batch = _Batch()
+        started = time.perf_counter()
+        try:
+            await self._write(batch)
+        except BaseException:
+            self._restore(batch)
+            raise
+        elapsed = time.perf_counter() - started
+        self.metrics.publish_latency.observe(elapsed)
+        self.metrics.batch_size.observe(len(batch))
+        for (exchange, record_type), count in batch.counts.items():
+            self.metrics.records.labels(exchange=exchange, type=record_type).inc(count)
+        self.published += len(batch.entries)
+        self.last_flush_ok = time.monotonic()
+        if len(self._batch) < self.settings.max_pending:
+            self._room.set()
+        async with self._flushed:
+            self._flushed.notify_all()
+        return len(batch)
+
+    def _restore(self, batch: _Batch) -> None:
+        """Put a failed batch back in front of whatever arrived meanwhile, order kept."""
+        newer = self._batch
+        batch.entries.extend(newer.entries)
+        batch.dead.extend(newer.dead)
+        batch.prices.update(newer.prices)
+        for key, count in newer.counts.items():
+            batch.counts[key] = batch.counts.get(key, 0) + count
+        self._batch = batch
+
+    async def _write(self, batch: _Batch) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, data in batch.entries:
+            pipe.execute_command("XADD", key, "*", "d", data)
+        for fields in batch.dead:
+            pipe.xadd(DLQ_STREAM, fields)  # type: ignore[arg-type]
+        for key, price in batch.prices.items():
+            pipe.execute_command("SET", key, price.encode())
+        await pipe.execute()
+        self._streams.update(key for key, _ in batch.entries)
+        if batch.dead:
+            self._streams.add(DLQ_STREAM)
+
+    async def _flush_with_retry(self) -> None:
+        delay = self.settings.retry_initial_s
+        while True:
+            try:
+                await self.flush()
+                return
+            except (RedisError, OSError) as exc:
+                self.metrics.publish_errors.inc()
+                log.warning("redis write failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    async def _trim(self) -> None:
+        for key in sorted(self._streams):
+            maxlen = self.settings.dlq_maxlen if key == DLQ_STREAM else self.settings.maxlen
+            try:
+                removed = await trim_stream(self.client, key, maxlen)
+            except (RedisError, OSError) as exc:
+                log.warning("trimming %s failed: %s", key, exc)
+                return
+            if removed:
+                self.metrics.trimmed.labels(stream=key).inc(removed)
+
+    async def wait_flushed(self) -> None:
+        """Wait until the buffer is empty (used on shutdown and by tests)."""
+        async with self._flushed:
+            await self._flushed.wait_for(lambda: not self._batch)

@@ -1,0 +1,234 @@
+"""One exchange connection kept alive: subscribe, heartbeat, watchdog, reconnect, snapshots.
+
+Transport only: frames go to the `FrameProcessor` and what it returns goes to the
+`Publisher`. Every failure (refused connection, handshake error, closed socket, a feed gone
+quiet) ends in a reconnect after an exponential backoff with jitter, and the books resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
+
+from marketstream.ingest.exchange import Exchange, SnapshotRequest, Subscription
+from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.processor import FrameProcessor, Processed
+from marketstream.ingest.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # the largest REST-sized snapshot frames fit
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    stale_after_s: float = 30.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    snapshot_interval_s: float = 0.5
+    open_timeout_s: float = 10.0
+    rest_timeout_s: float = 10.0
+
+
+def backoff_delay(attempt: int, settings: RunnerSettings, rng: random.Random) -> float:
+    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
+    ceiling = min(settings.backoff_max_s, settings.backoff_initial_s * 2.0 ** min(attempt, 30))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class Connection:
+    """One subscription of one exchange over one WebSocket, for as long as `stop` is unset."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        url: str,
+        subscription: Subscription,
+        *,
+        processor: FrameProcessor,
+        publisher: Publisher,
+        metrics: IngestMetrics,
+        settings: RunnerSettings,
+        rest_url: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.url = exchange.connect_url(url, subscription)
+        self.subscription = subscription
+        self.processor = processor
+        self.publisher = publisher
+        self.metrics = metrics
+        self.settings = settings
+        self.rest_url = rest_url
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.connections = 0
+        self.last_frame = time.monotonic()
+        self._frames = metrics.frames.labels(exchange=exchange.name)
+        self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
+        self._snapshots: asyncio.Queue[str] = asyncio.Queue()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                received = await self._session(stop)
+            except (OSError, TimeoutError, InvalidURI, InvalidHandshake, WebSocketException) as exc:
+                received = False
+                log.warning("%s: connection to %s failed: %s", self.exchange.name, self.url, exc)
+            if stop.is_set():
+                break
+            attempt = 0 if received else attempt + 1
+            delay = backoff_delay(attempt, self.settings, self.rng)
+            log.info("%s: reconnecting in %.2fs", self.exchange.name, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def _session(self, stop: asyncio.Event) -> bool:
+        """One connection's life; True when it delivered at least one frame."""
+        async with connect(
+            self.url,
+            open_timeout=self.settings.open_timeout_s,
+            max_size=MAX_FRAME_BYTES,
+            max_queue=64,
+        ) as ws:
+            self.connections += 1
+            if self.connections > 1:
+                self.metrics.reconnects.labels(exchange=self.exchange.name).inc()
+            gauge = self.metrics.connected.labels(exchange=self.exchange.name)
+            gauge.inc()
+            self.processor.books.reset()  # a new connection means new snapshots
+            helpers = [
+                asyncio.create_task(self._watchdog(ws, stop)),
+                asyncio.create_task(self._pinger(ws)),
+                asyncio.create_task(self._snapshot_fetcher()),
+            ]
+            try:
+                await self._subscribe(ws)
+                self._request_all_snapshots()
+                return await self._read(ws, stop)
+            finally:
+                gauge.dec()
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _subscribe(self, ws: ClientConnection) -> None:
+        pause = 1.0 / self.exchange.max_messages_per_s
+        for i, message in enumerate(self.exchange.subscribe_messages(self.subscription)):
+            if i:
+                await asyncio.sleep(pause)  # exchanges disconnect clients that send faster
+            await ws.send(message)
+
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> bool:
+        received = False
+        self.last_frame = time.monotonic()
+        async for frame in ws:
+            recv_ts = time.time_ns()
+            self.last_frame = time.monotonic()
+            self._frames.inc()
+            received = True
+            self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
+            if not self.publisher.has_room:
+                await self.publisher.wait_for_room()  # backpressure: stop reading
+            if stop.is_set():
+                break
+        self._last_frame_gauge.set(time.time())
+        if not stop.is_set():
+            log.warning("%s: connection closed: %s", self.exchange.name, ws.close_reason or "-")
+        return received
+
+    def _handle(self, processed: Processed, frame: str | bytes, recv_ts: int) -> None:
+        for record in processed.records:
+            self.publisher.add(record)
+        for rejected in processed.rejected:
+            self.publisher.add_dead_letter(
+                exchange=self.exchange.name,
+                reason=rejected.reason,
+                frame=frame,
+                recv_ts=recv_ts,
+                record=rejected.record,
+            )
+        for symbol in processed.gaps:
+            self.metrics.gaps.labels(exchange=self.exchange.name, symbol=symbol).inc()
+            log.warning("%s %s: book sequence gap, resyncing", self.exchange.name, symbol)
+        for symbol in processed.resynced:
+            self.metrics.resyncs.labels(exchange=self.exchange.name, symbol=symbol).inc()
+        for symbol in processed.snapshots_needed:
+            self._snapshots.put_nowait(symbol)
+
+    async def _watchdog(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        """Close a connection that went quiet, or when asked to stop; the loop reconnects."""
+        period = min(1.0, self.settings.stale_after_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            if stop.is_set():
+                await ws.close(1000, "shutting down")
+                return
+            quiet = time.monotonic() - self.last_frame
+            if quiet > self.settings.stale_after_s:
+                log.warning("%s: no frame for %.0fs, reconnecting", self.exchange.name, quiet)
+                await ws.close(4000, "stale feed")
+                return
+
+    async def _pinger(self, ws: ClientConnection) -> None:
+        message = self.exchange.ping_message
+        if message is None:
+            return  # WebSocket-level pings (websockets' default) keep this feed alive
+        while True:
+            await asyncio.sleep(self.exchange.ping_interval_s)
+            await ws.send(message)
+
+    def _request_all_snapshots(self) -> None:
+        if self.exchange.snapshot_requests is None or "books" not in self.subscription.channels:
+            return
+        for symbol in self.subscription.symbols:
+            self._snapshots.put_nowait(symbol)
+
+    async def _snapshot_fetcher(self) -> None:
+        """Fetch REST book snapshots one at a time, paced for the exchange's rate limits."""
+        requests_for = self.exchange.snapshot_requests
+        map_snapshot = self.exchange.map_snapshot
+        if requests_for is None or map_snapshot is None or self.rest_url is None:
+            return
+        while True:
+            symbol = await self._snapshots.get()
+            for request in requests_for(self.rest_url, [symbol]):
+                body = await self._fetch(request)
+                if body is None:
+                    self._snapshots.put_nowait(symbol)  # retried after the others
+                    await asyncio.sleep(self.settings.backoff_initial_s)
+                    continue
+                recv_ts = time.time_ns()
+                try:
+                    update = map_snapshot(body, request.symbol, recv_ts)
+                except ValueError as exc:
+                    self.publisher.add_dead_letter(
+                        exchange=self.exchange.name, reason=str(exc), frame=body, recv_ts=recv_ts
+                    )
+                    continue
+                self._handle(self.processor.process_update(update), body, recv_ts)
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+
+    async def _fetch(self, request: SnapshotRequest) -> bytes | None:
+        try:
+            return await asyncio.to_thread(_http_get, request.url, self.settings.rest_timeout_s)
+        except (OSError, urllib.error.URLError) as exc:
+            log.warning("%s: snapshot %s failed: %s", self.exchange.name, request.url, exc)
+            return None
+
+
+def _http_get(url: str, timeout_s: float) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise urllib.error.URLError(f"not an http(s) URL: {url}")
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
+        body: bytes = response.read()
+        return body

@@ -1,0 +1,180 @@
+"""`marketstream ingest`: the configured connectors, one publisher, metrics and health.
+
+Everything exchange-specific comes from the exchange modules and everything deployment-
+specific from the configuration; this module only wires them together and shuts down in
+order: connections first, then a final flush of every record already accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, StreamsConfig
+from marketstream.errors import ConfigError, ServiceError
+from marketstream.ingest.books import BookKeeper
+from marketstream.ingest.exchange import Exchange, Subscription
+from marketstream.ingest.exchanges import get_exchange
+from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.processor import FrameProcessor
+from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.ingest.runner import Connection, RunnerSettings
+from marketstream.metrics_server import bound_port, serve_metrics
+from marketstream.tiers.redis_bus import connect_async
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedConnection:
+    exchange: Exchange
+    config: ExchangeConfig
+    subscription: Subscription
+
+
+def plan_connections(
+    config: PipelineConfig, only: Sequence[str] | None = None
+) -> list[PlannedConnection]:
+    """Which connections to open; a channel an exchange does not offer is a config error."""
+    enabled = config.enabled_exchanges()
+    names = list(only) if only else list(enabled)
+    plans: list[PlannedConnection] = []
+    for name in names:
+        exchange = get_exchange(name)
+        settings = config.exchanges.get(name)  # type: ignore[call-overload]
+        if settings is None:
+            raise ConfigError(f"exchange {name!r} is not configured: add exchanges.{name}")
+        unsupported = sorted(set(settings.channels) - exchange.channels)
+        if unsupported:
+            offered = ", ".join(sorted(exchange.channels))
+            raise ConfigError(
+                f"exchanges.{name}.channels: {name} does not offer {', '.join(unsupported)} "
+                f"over WebSocket (it offers {offered})"
+            )
+        per_connection = max(1, exchange.max_streams_per_connection // len(settings.channels))
+        symbols = settings.symbols
+        for start in range(0, len(symbols), per_connection):
+            chunk = tuple(symbols[start : start + per_connection])
+            plans.append(
+                PlannedConnection(exchange, settings, Subscription(chunk, settings.channels))
+            )
+    return plans
+
+
+def publisher_settings(ingest: IngestConfig, streams: StreamsConfig) -> PublisherSettings:
+    return PublisherSettings(
+        batch=ingest.publish_batch,
+        interval_s=ingest.publish_interval_ms / 1000,
+        max_pending=ingest.max_pending,
+        maxlen=streams.maxlen,
+        dlq_maxlen=streams.dlq_maxlen,
+        trim_interval_s=streams.trim_interval_s,
+    )
+
+
+def runner_settings(ingest: IngestConfig) -> RunnerSettings:
+    return RunnerSettings(
+        stale_after_s=ingest.stale_after_s,
+        backoff_initial_s=ingest.backoff_initial_s,
+        backoff_max_s=ingest.backoff_max_s,
+        snapshot_interval_s=ingest.snapshot_interval_s,
+    )
+
+
+def make_processor(
+    exchange: Exchange, symbols: Sequence[str], ingest: IngestConfig
+) -> FrameProcessor:
+    return FrameProcessor(
+        exchange.make_mapper(symbols),
+        BookKeeper(
+            exchange.name,
+            exchange.sequencing,
+            depth=ingest.book_depth,
+            interval_ns=ingest.book_interval_ms * 1_000_000,
+        ),
+        max_future_skew_ns=ingest.max_future_skew_ms * 1_000_000,
+        known_symbols=frozenset(symbols),
+    )
+
+
+class IngestService:
+    """The running ingest: its connections, publisher and metrics endpoint."""
+
+    def __init__(
+        self, config: PipelineConfig, redis_url: str, only: Sequence[str] | None = None
+    ) -> None:
+        self.config = config
+        self.redis_url = redis_url
+        self.plans = plan_connections(config, only)
+        self.metrics = IngestMetrics()
+        self.client = connect_async(redis_url)
+        self.publisher = Publisher(
+            self.client, publisher_settings(config.ingest, config.streams), self.metrics
+        )
+        settings = runner_settings(config.ingest)
+        self.connections = [
+            Connection(
+                plan.exchange,
+                plan.config.url,
+                plan.subscription,
+                processor=make_processor(plan.exchange, plan.subscription.symbols, config.ingest),
+                publisher=self.publisher,
+                metrics=self.metrics,
+                settings=settings,
+                rest_url=plan.config.rest_url,
+            )
+            for plan in self.plans
+        ]
+        self.metrics_port: int | None = None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        stale_after = self.config.ingest.stale_after_s
+        quiet = {
+            f"{c.exchange.name}#{i}": round(now - c.last_frame, 1)
+            for i, c in enumerate(self.connections)
+        }
+        redis_ok = self.publisher.has_room and now - self.publisher.last_flush_ok < 30
+        feeds_ok = all(seconds <= stale_after for seconds in quiet.values())
+        detail = {
+            "redis_ok": redis_ok,
+            "seconds_since_last_frame": quiet,
+            "published": self.publisher.published,
+        }
+        return redis_ok and feeds_ok, detail
+
+    async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
+        await self._check_redis()
+        port = self.config.ingest.metrics_port if metrics_port is None else metrics_port
+        server = await serve_metrics(
+            self.metrics.registry, self.health, self.config.ingest.metrics_host, port
+        )
+        self.metrics_port = bound_port(server)
+        log.info(
+            "ingest: %d connections, metrics on http://%s:%d/metrics",
+            len(self.connections),
+            self.config.ingest.metrics_host,
+            self.metrics_port,
+        )
+        flusher = asyncio.create_task(self.publisher.run())
+        try:
+            await asyncio.gather(*(c.run(stop) for c in self.connections))
+        finally:
+            await self.publisher.close()
+            await flusher  # everything accepted reaches Redis before we exit
+            server.close()
+            await server.wait_closed()
+            await self.client.aclose()
+            log.info("ingest stopped after publishing %d records", self.publisher.published)
+
+    async def _check_redis(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise ServiceError(f"Redis at {self.redis_url} unreachable: {exc}") from None

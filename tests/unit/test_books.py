@@ -1,0 +1,162 @@
+"""Order books from snapshots and deltas: sequence rules, gaps, resyncs, top-N cadence."""
+
+from __future__ import annotations
+
+from marketstream.ingest.books import BookKeeper, OrderBook
+from marketstream.ingest.events import BookUpdate
+from marketstream.ingest.exchange import Sequencing
+from marketstream.schemas.records import Level
+
+MS = 1_000_000
+SECOND = 1000 * MS
+T0 = 1_700_000_000 * SECOND
+
+
+def update(
+    ts: int,
+    bids: list[Level] | None = None,
+    asks: list[Level] | None = None,
+    *,
+    snapshot: bool = False,
+    first: int | None = None,
+    last: int | None = None,
+    prev: int | None = None,
+    symbol: str = "BTC-USDT",
+) -> BookUpdate:
+    return BookUpdate(
+        "binance", symbol, ts, ts + 1, bids or [], asks or [], snapshot, first, last, prev
+    )
+
+
+def book(sequencing: Sequencing, depth: int = 3) -> OrderBook:
+    return OrderBook("binance", "BTC-USDT", sequencing, depth, interval_ns=SECOND)
+
+
+def test_snapshot_then_deltas_without_sequence_numbers() -> None:
+    ob = book(Sequencing.NONE)
+    out = ob.apply(update(T0, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 1.0)], snapshot=True))
+    assert len(out.books) == 1  # a snapshot is published at once
+    ob.apply(update(T0 + 10 * MS, [(100.0, 0.0), (99.5, 3.0)], [(101.0, 4.0), (102.0, 1.0)]))
+    top = ob.top(T0, T0)
+    assert top.bids == [(99.5, 3.0), (99.0, 2.0)]  # 100.0 removed by its zero size
+    assert top.asks == [(101.0, 4.0), (102.0, 1.0)]
+    assert top.seq == 1  # feeds without sequence numbers count applied updates
+
+
+def test_top_n_is_sorted_and_cut_to_depth() -> None:
+    ob = book(Sequencing.NONE, depth=2)
+    ob.apply(
+        update(
+            T0, [(1.0, 1.0), (3.0, 1.0), (2.0, 1.0)], [(6.0, 1), (4.0, 1), (5.0, 1)], snapshot=True
+        )
+    )
+    top = ob.top(T0, T0)
+    assert [p for p, _ in top.bids] == [3.0, 2.0]
+    assert [p for p, _ in top.asks] == [4.0, 5.0]
+
+
+def test_books_are_emitted_once_per_interval_of_exchange_time() -> None:
+    ob = book(Sequencing.NONE)
+    emitted = [len(ob.apply(update(T0, [(1.0, 1.0)], [(2.0, 1.0)], snapshot=True)).books)]
+    for offset_ms in (100, 500, 999, 1000, 1500, 2300):
+        emitted.append(len(ob.apply(update(T0 + offset_ms * MS, [(1.0, 2.0)])).books))
+    assert emitted == [1, 0, 0, 0, 1, 0, 1]
+    assert ob.stats.emitted == 3
+
+
+def test_cadence_re_anchors_when_the_snapshot_clock_ran_ahead() -> None:
+    ob = book(Sequencing.NONE)
+    years_ahead = T0 + 5 * 365 * 86_400 * SECOND  # a snapshot stamped with a later receive clock
+    ob.apply(update(years_ahead, [(1.0, 1.0)], [(2.0, 1.0)], snapshot=True))
+    emitted = [len(ob.apply(update(T0 + ms * MS, [(1.0, 2.0)])).books) for ms in (0, 500, 1000)]
+    assert emitted == [1, 0, 1]
+
+
+def test_deltas_before_the_first_snapshot_are_not_applied_without_sequence_numbers() -> None:
+    ob = book(Sequencing.NONE)
+    out = ob.apply(update(T0, [(1.0, 1.0)]))
+    assert out.books == []
+    assert not out.gap
+    assert ob.stats.waiting == 1
+    ob.apply(update(T0 + 1, [(2.0, 1.0)], [(3.0, 1.0)], snapshot=True))
+    assert ob.top(T0, T0).bids == [(2.0, 1.0)]
+
+
+def test_binance_spot_buffers_deltas_and_bridges_the_rest_snapshot() -> None:
+    ob = book(Sequencing.FIRST_LAST)
+    ob.apply(update(T0, [(90.0, 1.0)], first=95, last=99))  # contained in the snapshot
+    ob.apply(update(T0 + 1, [(98.0, 5.0)], first=100, last=102))  # straddles 101
+    ob.apply(update(T0 + 2, [(97.0, 6.0)], first=103, last=105))
+    assert ob.stats.waiting == 3
+    assert not ob.synced
+    out = ob.apply(update(T0 + 3, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    assert not out.gap
+    assert len(out.books) == 1
+    top = out.books[0]
+    assert top.bids == [(99.0, 1.0), (98.0, 5.0), (97.0, 6.0)]  # 90.0 was never applied
+    assert top.seq == 105
+    assert not ob.apply(update(T0 + 4, [(96.0, 1.0)], first=106, last=107)).gap
+
+
+def test_binance_spot_skips_deltas_already_in_a_live_snapshot() -> None:
+    ob = book(Sequencing.FIRST_LAST)
+    ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    out = ob.apply(update(T0 + 1, [(50.0, 1.0)], first=90, last=100))
+    assert not out.gap
+    assert ob.top(T0, T0).bids == [(99.0, 1.0)]
+    assert not ob.apply(update(T0 + 2, [(98.0, 1.0)], first=99, last=103)).gap
+    assert ob.last_seq == 103
+
+
+def test_a_missing_update_is_a_gap_that_asks_for_a_snapshot() -> None:
+    ob = book(Sequencing.FIRST_LAST)
+    ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    assert not ob.apply(update(T0 + 1, first=101, last=105)).gap
+    out = ob.apply(update(T0 + 2, [(98.0, 1.0)], first=107, last=110))  # 106 is missing
+    assert out.gap
+    assert out.needs_snapshot
+    assert ob.stats.gaps == 1
+    assert not ob.synced
+    assert ob.bids == {}
+    ob.apply(update(T0 + 3, [(97.0, 1.0)], first=111, last=112))  # buffered
+    resync = ob.apply(update(T0 + 4, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=110))
+    assert not resync.gap
+    assert ob.stats.resyncs == 1
+    assert ob.top(T0, T0).bids == [(99.0, 1.0), (97.0, 1.0)]
+
+
+def test_a_snapshot_older_than_the_buffered_deltas_is_a_gap() -> None:
+    ob = book(Sequencing.FIRST_LAST)
+    ob.apply(update(T0, [(98.0, 1.0)], first=200, last=210))
+    out = ob.apply(update(T0 + 1, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    assert out.gap
+    assert out.needs_snapshot
+    assert out.books == []
+
+
+def test_binance_futures_chain_on_previous_update_id() -> None:
+    ob = book(Sequencing.PREV_LAST)
+    ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    assert not ob.apply(update(T0 + 1, [(98.0, 1.0)], first=95, last=104, prev=94)).gap
+    assert not ob.apply(update(T0 + 2, first=105, last=109, prev=104)).gap
+    assert ob.apply(update(T0 + 3, first=111, last=115, prev=110)).gap
+
+
+def test_increment_sequencing() -> None:
+    ob = book(Sequencing.INCREMENT)
+    ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=7))
+    assert not ob.apply(update(T0 + 1, last=8)).gap
+    assert not ob.apply(update(T0 + 2, last=9)).gap
+    assert ob.apply(update(T0 + 3, last=11)).gap
+
+
+def test_keeper_separates_symbols_and_totals_stats() -> None:
+    keeper = BookKeeper("binance", Sequencing.FIRST_LAST, depth=5, interval_ns=SECOND)
+    keeper.apply(update(T0, [(1.0, 1.0)], [(2.0, 1.0)], snapshot=True, last=10, symbol="A-B"))
+    keeper.apply(update(T0, [(1.0, 1.0)], [(2.0, 1.0)], snapshot=True, last=10, symbol="C-D"))
+    keeper.apply(update(T0 + 1, first=12, last=12, symbol="A-B"))  # gap on A-B only
+    assert keeper.books["A-B"].stats.gaps == 1
+    assert keeper.books["C-D"].synced
+    assert keeper.totals().gaps == 1
+    keeper.reset()
+    assert not keeper.books["C-D"].synced
