@@ -1,0 +1,315 @@
+"""`marketstream record`: capture an exchange feed, as received, into a recording file.
+
+It subscribes with the exchange's own `Exchange` rules (the ones the ingest runner uses),
+so a capture replays with `marketstream replay-server` exactly as the pipeline would see
+the live feed, including the REST book snapshots a delta-only feed (Binance) needs: those
+are fetched after every (re)subscription and written as lines whose url is the REST URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from marketstream.config import PipelineConfig
+from marketstream.errors import MarketStreamError
+from marketstream.ingest.exchange import Exchange, Subscription
+from marketstream.ingest.exchanges import get_exchange
+from marketstream.ingest.recording import RecordedFrame, RecordingWriter
+from marketstream.schemas.instruments import CHANNELS, Channel, parse_symbol
+
+MAX_FRAME_BYTES: Final = 64 << 20  # a Coinbase level2 snapshot of a busy product is MBs
+HTTP_TIMEOUT_S: Final = 10.0
+RECONNECT_ATTEMPTS: Final = 5  # consecutive failed reconnects before giving up
+# A line waits at most FLUSH_AFTER_S + FLUSH_CHECK_S before it is written: a kill loses <= 1 s.
+FLUSH_AFTER_S: Final = 0.75
+FLUSH_CHECK_S: Final = 0.25
+
+Warn = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"marketstream record: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTarget:
+    """What to record: the feed URL to connect to, its subscription and REST base."""
+
+    exchange: Exchange
+    url: str
+    rest_url: str | None
+    subscription: Subscription
+
+
+@dataclass(slots=True)
+class RecordStats:
+    frames: int = 0  # WebSocket text frames written
+    snapshots: int = 0  # REST responses written
+    connections: int = 0
+    binary_frames: int = 0  # not text: not recordable in this format, counted and reported
+    snapshot_failures: int = 0
+
+
+def resolve_target(
+    name: str,
+    *,
+    url: str | None = None,
+    rest_url: str | None = None,
+    symbols: Sequence[str] = (),
+    channels: Sequence[str] = (),
+    load_config: Callable[[], PipelineConfig],
+) -> RecordTarget:
+    """Fill what was not given from the configuration (read only when needed) and check it.
+
+    A `url` given without `rest_url` means no REST snapshots: a custom feed (a replay
+    server) must not be mixed with the configured exchange's REST endpoint.
+    """
+    exchange = get_exchange(name)
+    if url is None or not symbols or not channels:
+        exchanges = load_config().exchanges.items()
+        configured = next((config for key, config in exchanges if key == name), None)
+        if configured is None:
+            raise MarketStreamError(
+                f"exchange {name!r} is not in the configuration: give --url, --symbols "
+                "and --channels"
+            )
+        if url is None:
+            url, rest_url = configured.url, rest_url or configured.rest_url
+        symbols = symbols or configured.symbols
+        channels = channels or configured.channels
+    subscription = Subscription(tuple(_symbols(symbols)), tuple(_channels(exchange, channels)))
+    exchange.subscribe_messages(subscription)  # wrong symbols for this market fail here
+    return RecordTarget(exchange, exchange.connect_url(url, subscription), rest_url, subscription)
+
+
+def _symbols(symbols: Sequence[str]) -> list[str]:
+    for symbol in symbols:
+        try:
+            parse_symbol(symbol)
+        except ValueError as exc:
+            raise MarketStreamError(str(exc)) from None
+    return list(symbols)
+
+
+def _channels(exchange: Exchange, channels: Sequence[str]) -> list[Channel]:
+    for channel in channels:
+        if channel not in CHANNELS or channel not in exchange.channels:
+            offered = ", ".join(sorted(exchange.channels))
+            raise MarketStreamError(
+                f"{exchange.name}: channel {channel!r} is not offered: expected one of {offered}"
+            )
+    return [cast(Channel, channel) for channel in channels]
+
+
+async def record(
+    target: RecordTarget,
+    out: Path,
+    *,
+    duration_s: float | None = None,
+    max_frames: int | None = None,
+    stop: asyncio.Event | None = None,
+    snapshot_interval_s: float = 0.5,
+    warn: Warn = _stderr,
+) -> RecordStats:
+    """Record until `duration_s`, `max_frames` or `stop`; flush and return the counts.
+
+    Ending by duration or frame count waits for REST snapshots still in flight (so the
+    capture has them); `stop` (a signal) ends at once.
+    """
+    with RecordingWriter(out, flush_interval_s=FLUSH_AFTER_S) as writer:
+        recorder = _Recorder(target, writer, max_frames, snapshot_interval_s, warn)
+        flusher = asyncio.create_task(_flush_periodically(writer))
+        main = asyncio.create_task(recorder.run())
+        waiters: list[asyncio.Future[Any]] = [main]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        interrupted = True  # unless the wait below ends normally
+        try:
+            await asyncio.wait(waiters, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+            interrupted = stop is not None and stop.is_set()
+        finally:
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            await recorder.finish_snapshots(cancel=interrupted)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+        if not main.cancelled() and main.exception() is not None:
+            raise cast(BaseException, main.exception())
+    return recorder.stats
+
+
+async def _flush_periodically(writer: RecordingWriter) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_CHECK_S)
+        writer.flush_if_due()
+
+
+class _Recorder:
+    """One connection at a time, reconnecting when the exchange closes it."""
+
+    def __init__(
+        self,
+        target: RecordTarget,
+        writer: RecordingWriter,
+        max_frames: int | None,
+        snapshot_interval_s: float,
+        warn: Warn,
+    ) -> None:
+        self.target = target
+        self.writer = writer
+        self.max_frames = max_frames
+        self.snapshot_interval_s = snapshot_interval_s
+        self.warn = warn
+        self.stats = RecordStats()
+        self._snapshots: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._enough():
+            try:
+                async with connect(
+                    self.target.url, max_size=MAX_FRAME_BYTES, open_timeout=HTTP_TIMEOUT_S
+                ) as ws:
+                    self.stats.connections += 1
+                    failures = 0
+                    if await self._session(ws):
+                        return
+                self.warn(
+                    f"{self.target.url} closed the connection ({ws.close_code}); reconnecting"
+                )
+            except ConnectionClosed as exc:
+                self.warn(f"{self.target.url} closed ({exc}); reconnecting")
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                if self.stats.connections == 0:
+                    raise MarketStreamError(
+                        f"cannot connect to {self.target.url}: {exc or type(exc).__name__}"
+                    ) from None
+                failures += 1
+                if failures > RECONNECT_ATTEMPTS:
+                    raise MarketStreamError(
+                        f"{self.target.url}: {failures} reconnects failed, last: {exc}"
+                    ) from None
+                self.warn(f"reconnect to {self.target.url} failed ({exc}); retrying")
+            await asyncio.sleep(min(0.5 * 2**failures, 10.0))
+
+    def _enough(self) -> bool:
+        return self.max_frames is not None and self.stats.frames >= self.max_frames
+
+    async def _session(self, ws: ClientConnection) -> bool:
+        """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False
+        when the exchange closed the connection cleanly."""
+        exchange = self.target.exchange
+        for index, request in enumerate(exchange.subscribe_messages(self.target.subscription)):
+            if index:
+                await asyncio.sleep(1 / exchange.max_messages_per_s)
+            await ws.send(request)
+        self._start_snapshots()
+        pinger = asyncio.create_task(self._ping(ws)) if exchange.ping_message else None
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    self._binary()
+                    continue
+                recv_ns = time.time_ns()
+                self.writer.write(RecordedFrame(recv_ns, exchange.name, self.target.url, message))
+                self.stats.frames += 1
+                if self._enough():
+                    return True
+            return False
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        exchange = self.target.exchange
+        assert exchange.ping_message is not None
+        while True:
+            await asyncio.sleep(exchange.ping_interval_s)
+            await ws.send(exchange.ping_message)
+
+    def _binary(self) -> None:
+        if self.stats.binary_frames == 0:
+            self.warn("binary frames are not recorded (the format holds text frames)")
+        self.stats.binary_frames += 1
+
+    def _start_snapshots(self) -> None:
+        requests = self.target.exchange.snapshot_requests
+        if requests is None:
+            return
+        if self.target.rest_url is None:
+            if self.stats.connections == 1:
+                self.warn("no REST URL (--rest-url): book snapshots are not recorded")
+            return
+        urls = [r.url for r in requests(self.target.rest_url, self.target.subscription.symbols)]
+        task = asyncio.create_task(self._fetch_snapshots(urls))
+        self._snapshots.add(task)
+        task.add_done_callback(self._snapshots.discard)
+
+    async def _fetch_snapshots(self, urls: list[str]) -> None:
+        for index, url in enumerate(urls):
+            if index:
+                await asyncio.sleep(self.snapshot_interval_s)  # REST rate limits
+            try:
+                body = await asyncio.to_thread(_http_get, url)
+            except (OSError, UnicodeDecodeError) as exc:
+                self.stats.snapshot_failures += 1
+                self.warn(f"snapshot {url} failed: {exc}")
+                continue
+            name = self.target.exchange.name
+            self.writer.write(RecordedFrame(time.time_ns(), name, url, body))
+            self.stats.snapshots += 1
+
+    async def finish_snapshots(self, *, cancel: bool) -> None:
+        for task in list(self._snapshots):
+            if cancel:
+                task.cancel()
+        await asyncio.gather(*self._snapshots, return_exceptions=True)
+
+
+def _http_get(url: str) -> str:
+    """GET `url`; an HTTP error status raises (its body would not be a snapshot)."""
+    if not url.startswith(("http://", "https://")):
+        raise OSError(f"not an http(s) URL: {url}")
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310 - checked above
+        body: bytes = response.read()
+    return body.decode()
+
+
+def record_until_signal(
+    target: RecordTarget,
+    out: Path,
+    *,
+    duration_s: float | None = None,
+    max_frames: int | None = None,
+) -> RecordStats:
+    """`record` in a fresh event loop, stopped cleanly by SIGINT or SIGTERM."""
+
+    async def main() -> RecordStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await record(target, out, duration_s=duration_s, max_frames=max_frames, stop=stop)
+
+    return asyncio.run(main())
+
+
+__all__ = [
+    "RecordStats",
+    "RecordTarget",
+    "record",
+    "record_until_signal",
+    "resolve_target",
+]
