@@ -76,7 +76,75 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
+    _add_ingest_commands(commands)  # ingest, normalize
+    _add_recording_commands(commands)  # replay-server, record: see the block at the end
     return parser
+
+
+def _add_ingest_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = commands.add_parser(
+        "ingest", help="run the configured exchange connectors into Redis Streams"
+    )
+    ingest.add_argument(
+        "--exchange",
+        action="append",
+        metavar="EX",
+        help="run only this exchange (repeatable; default: every enabled one)",
+    )
+    ingest.add_argument(
+        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+    )
+    _add_state_dir(ingest)
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    normalize = commands.add_parser(
+        "normalize", help="a recording to normalized JSON lines on stdout, counts on stderr"
+    )
+    normalize.add_argument("--exchange", required=True, metavar="EX", help="the recorded feed")
+    normalize.add_argument("file", type=Path, help="a recording (JSON lines, see README)")
+    normalize.set_defaults(handler=_cmd_normalize)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
+    import signal  # noqa: PLC0415
+
+    from marketstream.ingest.service import IngestService  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+
+    config = _config(args)
+    service = IngestService(
+        config, require_endpoint(config, args.state_dir, "redis"), only=args.exchange
+    )
+    _setup_logging()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await service.run(stop, metrics_port=args.metrics_port)
+
+    asyncio.run(run())
+    return 0
+
+
+def _cmd_normalize(args: argparse.Namespace) -> int:
+    from marketstream.ingest.normalize import normalize_recording  # noqa: PLC0415
+
+    summary = normalize_recording(args.file, args.exchange, sys.stdout.buffer, _config(args).ingest)
+    sys.stdout.buffer.flush()
+    for line in summary.lines(args.exchange):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _setup_logging() -> None:
+    import logging  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _add_state_dir(parser: argparse.ArgumentParser) -> None:
@@ -152,3 +220,89 @@ def _print_status(status: ServicesStatus, *, as_json: bool) -> None:
         return
     for line in status.lines():
         print(line)
+
+
+# --- recordings: replay-server and record ------------------------------------------------
+
+
+def _add_recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay-server", help="serve a recording over a local WebSocket, as the exchange would"
+    )
+    replay.add_argument("--recording", required=True, type=Path, metavar="FILE")
+    replay.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    replay.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--speed", type=_positive_float, default=1.0, help="recorded gaps divided by X"
+    )
+    pace.add_argument("--max", action="store_true", help="send as fast as clients read")
+    replay.add_argument(
+        "--drop-every", type=_positive_int, metavar="N", help="close each connection after N frames"
+    )
+    replay.set_defaults(handler=_cmd_replay_server)
+
+    record = commands.add_parser("record", help="capture an exchange feed into a recording")
+    record.add_argument("--exchange", required=True, metavar="EX")
+    record.add_argument("--out", required=True, type=Path, metavar="FILE", help="appended to")
+    record.add_argument("--url", help="WebSocket URL (default: the config's; no REST then)")
+    record.add_argument("--rest-url", metavar="URL", help="REST base for book snapshots")
+    record.add_argument("--symbols", nargs="+", default=[], metavar="S", help="e.g. BTC-USDT")
+    record.add_argument("--channels", nargs="+", default=[], metavar="C", help="e.g. trades")
+    record.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="then stop")
+    record.add_argument("--max-frames", type=_positive_int, metavar="N", help="then stop")
+    record.set_defaults(handler=_cmd_record)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _cmd_replay_server(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - load on use
+
+    from marketstream.ingest.replay import ReplayServer, serve_until_signal  # noqa: PLC0415
+
+    server = ReplayServer(
+        args.recording,
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        max_speed=args.max,
+        drop_every=args.drop_every,
+    )
+    asyncio.run(serve_until_signal(server, lambda line: print(line, flush=True)))
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from marketstream.ingest.recorder import record_until_signal, resolve_target  # noqa: PLC0415
+
+    target = resolve_target(
+        args.exchange,
+        url=args.url,
+        rest_url=args.rest_url,
+        symbols=args.symbols,
+        channels=args.channels,
+        load_config=lambda: _config(args),
+    )
+    stats = record_until_signal(
+        target, args.out, duration_s=args.duration, max_frames=args.max_frames
+    )
+    print(
+        f"recorded {stats.frames} frames and {stats.snapshots} snapshots from {target.url} "
+        f"to {args.out}"
+    )
+    return 0

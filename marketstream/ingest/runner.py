@@ -229,6 +229,10 @@ class Connection:
 def _http_get(url: str, timeout_s: float) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise urllib.error.URLError(f"not an http(s) URL: {url}")
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
-        body: bytes = response.read()
-        return body
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
+            body: bytes = response.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        exc.close()  # an HTTPError holds its socket open until collected otherwise
+        raise OSError(f"HTTP {exc.code} {exc.reason}") from None

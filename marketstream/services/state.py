@@ -177,6 +177,18 @@ def configured_endpoints(
     return {name: configured.get(name) or recorded.get(name) for name in ENDPOINT_NAMES}
 
 
+def require_endpoint(config: PipelineConfig, state_dir: Path | None, name: str) -> str:
+    """One endpoint (config and environment first, then services.json), or a clear error."""
+    url = configured_endpoints(
+        config, load_record(state_root(config, state_dir)), running_only=True
+    )[name]
+    if url is None:
+        raise ServiceError(
+            f"no {name} endpoint: set endpoints.{name} or run `marketstream services start`"
+        )
+    return url
+
+
 def resolve_endpoints(config: PipelineConfig, state_dir: Path | None) -> ResolvedEndpoints:
     """The endpoints to connect to; ServiceError naming the first one that is nowhere."""
     record = load_record(state_root(config, state_dir))
