@@ -81,7 +81,9 @@ class OrderBook:
         if step is _Step.SKIP:
             return BookOutcome()
         if step is _Step.GAP:
-            return self._gap()
+            outcome = self._gap()
+            self.buffer.append(update)  # the next snapshot has to bridge onto this delta
+            return outcome
         self._apply_levels(update)
         return BookOutcome(books=self._maybe_emit(update, force=False))
 
@@ -94,10 +96,13 @@ class OrderBook:
         if self._snapshots > 1:
             self.stats.resyncs += 1
         buffered, self.buffer = list(self.buffer), deque(maxlen=MAX_BUFFERED)
-        for delta in buffered:
+        for position, delta in enumerate(buffered):
             step = self._step(delta)
             if step is _Step.GAP:
-                return self._gap()  # the snapshot is older than the buffered deltas
+                # The snapshot is older than these deltas: keep them for the next snapshot.
+                outcome = self._gap()
+                self.buffer.extend(buffered[position:])
+                return outcome
             if step is _Step.APPLY:
                 self._apply_levels(delta)
         return BookOutcome(books=self._maybe_emit(update, force=True))

@@ -134,6 +134,21 @@ def test_a_snapshot_older_than_the_buffered_deltas_is_a_gap() -> None:
     assert out.books == []
 
 
+def test_deltas_after_a_stale_snapshot_bridge_the_next_one() -> None:
+    ob = book(Sequencing.PREV_LAST)
+    ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    ob.apply(update(T0 + 1, [(98.0, 1.0)], first=101, last=104, prev=100))
+    gap = ob.apply(update(T0 + 2, [(97.0, 1.0)], first=110, last=112, prev=109))
+    assert gap.gap
+    ob.apply(update(T0 + 3, [(96.0, 1.0)], first=113, last=115, prev=112))
+    stale = ob.apply(update(T0 + 4, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
+    assert stale.gap  # older than the buffered deltas: ask again, keep the deltas
+    fresh = ob.apply(update(T0 + 5, [(99.0, 2.0)], [(101.0, 2.0)], snapshot=True, last=111))
+    assert not fresh.gap
+    assert ob.top(T0, T0).bids == [(99.0, 2.0), (97.0, 1.0), (96.0, 1.0)]
+    assert ob.last_seq == 115
+
+
 def test_binance_futures_chain_on_previous_update_id() -> None:
     ob = book(Sequencing.PREV_LAST)
     ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
