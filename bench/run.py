@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import schemas
+from bench import ingest, schemas
 
 RESULTS = Path(__file__).with_name("results.json")
-SUITES: dict[str, Callable[[], dict[str, Any]]] = {"schemas": schemas.run}
+SUITES: dict[str, Callable[[], dict[str, Any]]] = {"schemas": schemas.run, "ingest": ingest.run}
 
 
 def machine() -> dict[str, Any]:

@@ -109,13 +109,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
     import signal  # noqa: PLC0415
 
-    from marketstream.ingest.service import IngestService  # noqa: PLC0415
+    from marketstream.ingest.service import IngestService, plan_connections  # noqa: PLC0415
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
 
     config = _config(args)
-    service = IngestService(
-        config, require_endpoint(config, args.state_dir, "redis"), only=args.exchange
-    )
+    plans = plan_connections(config, args.exchange)  # configuration errors before endpoints
+    service = IngestService(config, require_endpoint(config, args.state_dir, "redis"), plans=plans)
     _setup_logging()
 
     async def run() -> None:

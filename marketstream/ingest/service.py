@@ -107,11 +107,16 @@ class IngestService:
     """The running ingest: its connections, publisher and metrics endpoint."""
 
     def __init__(
-        self, config: PipelineConfig, redis_url: str, only: Sequence[str] | None = None
+        self,
+        config: PipelineConfig,
+        redis_url: str,
+        only: Sequence[str] | None = None,
+        *,
+        plans: list[PlannedConnection] | None = None,
     ) -> None:
         self.config = config
         self.redis_url = redis_url
-        self.plans = plan_connections(config, only)
+        self.plans = plans if plans is not None else plan_connections(config, only)
         self.metrics = IngestMetrics()
         self.client = connect_async(redis_url)
         self.publisher = Publisher(

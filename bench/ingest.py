@@ -1,0 +1,230 @@
+"""Ingest throughput: normalize per exchange, replay -> ingest -> Redis, latest-price reads.
+
+- normalize: frames through the live path (mapper, books, validation) on one core, from
+  memory, for every recording found.
+- into Redis, in process: frames from memory through the processor and the publisher into a
+  real redis-server (every flush confirmed): what one ingest core can push.
+- into Redis, end to end: `replay-server --max` in its own process feeds `IngestService` over
+  a real WebSocket; this figure is bounded by the replay server (one Python core sending).
+- latest price: `GET price:<exchange>:<symbol>` round trips from a client, p50/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.timing import per_second
+from marketstream.config import load_config
+from marketstream.ingest.books import BookKeeper
+from marketstream.ingest.exchanges import get_exchange
+from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.processor import FrameProcessor
+from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.ingest.recording import RecordedFrame, read_recording
+from marketstream.ingest.service import IngestService
+from marketstream.services import process
+from marketstream.services.redis_server import start_redis
+from marketstream.tiers.redis_bus import connect, connect_async
+from tests.conftest import recordings_path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "pipeline.yaml"
+E2E_RECORDING = "binance-usdm.jsonl"
+E2E_REPEATS = 40  # the 1535-frame recording, 40 times over: ~61k frames
+PRICE_READS = 20_000
+
+
+def _processor(exchange: str) -> FrameProcessor:
+    ingest = load_config(CONFIG, environ={}).ingest
+    ex = get_exchange(exchange)
+    books = BookKeeper(ex.name, ex.sequencing, depth=ingest.book_depth, interval_ns=10**9)
+    return FrameProcessor(
+        ex.make_mapper(()), books, max_future_skew_ns=5 * 10**9, known_symbols=None
+    )
+
+
+def normalize_rates(recordings: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for path in sorted(recordings.glob("*.jsonl")):
+        frames = [f for f in read_recording(path) if not f.is_rest]
+        exchange = frames[0].exchange
+        processor = _processor(exchange)
+        records = sum(len(processor.process(f.frame, f.recv_ns).records) for f in frames)
+
+        def run(frames: list[RecordedFrame] = frames, processor: FrameProcessor = processor) -> int:
+            for frame in frames:
+                processor.process(frame.frame, frame.recv_ns)
+            return len(frames)
+
+        frames_per_s = per_second(run, repeats=3, min_seconds=0.5)
+        results[exchange] = {
+            "frames": len(frames),
+            "records": records,
+            "frames_per_s": round(frames_per_s),
+            "records_per_s": round(frames_per_s * records / len(frames)),
+        }
+        print(
+            f"  normalize {exchange:13s} {frames_per_s:>10,.0f} frames/s "
+            f"{frames_per_s * records / len(frames):>10,.0f} records/s"
+        )
+    return results
+
+
+def _big_recording(source: Path, target: Path, repeats: int) -> int:
+    """The recording repeated with shifted receive times: a long feed of real frames."""
+    frames = [f for f in read_recording(source) if not f.is_rest]
+    span = frames[-1].recv_ns - frames[0].recv_ns + 1
+    with target.open("wb") as out:
+        for n in range(repeats):
+            for f in frames:
+                shifted = RecordedFrame(f.recv_ns + n * span, f.exchange, f.url, f.frame)
+                out.write(shifted.to_json_line())
+    return len(frames) * repeats
+
+
+async def _ingest_into_redis(recording: Path, frames: int, redis_url: str) -> dict[str, Any]:
+    replay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "marketstream",
+            "replay-server",
+            "--recording",
+            str(recording),
+            "--max",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert replay.stdout is not None
+        ws_url, http_url = replay.stdout.readline().split()[:2]
+        symbols = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
+        environ = {
+            "MARKETSTREAM_EXCHANGES__BINANCE__ENABLED": "false",
+            "MARKETSTREAM_EXCHANGES__COINBASE__ENABLED": "false",
+            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
+            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
+            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": symbols,
+            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS": "[trades, quotes, candles, books]",
+        }
+        service = IngestService(load_config(CONFIG, environ=environ), redis_url)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop, metrics_port=0))
+        start: float | None = None
+        while (received := _frames_received(service)) < frames:
+            if start is None and received > 0:
+                start = time.perf_counter()
+            await asyncio.sleep(0.01)
+        await service.publisher.wait_flushed()
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+        published = service.publisher.published
+        stop.set()
+        await task
+    finally:
+        replay.terminate()
+        replay.wait(timeout=30)
+    return {
+        "frames": frames,
+        "records": published,
+        "frames_per_s": round(frames / elapsed),
+        "records_per_s": round(published / elapsed),
+    }
+
+
+async def _publish_from_memory(recording: Path, redis_url: str) -> dict[str, Any]:
+    frames = [f for f in read_recording(recording) if not f.is_rest]
+    processor = _processor(frames[0].exchange)
+    metrics = IngestMetrics()
+    publisher = Publisher(connect_async(redis_url), PublisherSettings(), metrics)
+    flusher = asyncio.create_task(publisher.run())
+    records = 0
+    start = time.perf_counter()
+    for i, frame in enumerate(frames):
+        for record in processor.process(frame.frame, frame.recv_ns).records:
+            publisher.add(record)
+            records += 1
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # let the flusher run, as the socket reads would
+    await publisher.close()
+    await flusher
+    elapsed = time.perf_counter() - start
+    await publisher.client.aclose()
+    return {
+        "frames": len(frames),
+        "records": records,
+        "frames_per_s": round(len(frames) / elapsed),
+        "records_per_s": round(records / elapsed),
+    }
+
+
+def _frames_received(service: IngestService) -> float:
+    value = service.metrics.registry.get_sample_value(
+        "marketstream_ingest_frames_total", {"exchange": "binance-usdm"}
+    )
+    return value or 0.0
+
+
+def _price_reads(redis_url: str) -> dict[str, Any]:
+    client = connect(redis_url)
+    key = "price:binance-usdm:SUSHI-USDT-PERP"
+    client.get(key)
+    samples = []
+    for _ in range(PRICE_READS):
+        started = time.perf_counter_ns()
+        client.get(key)
+        samples.append(time.perf_counter_ns() - started)
+    samples.sort()
+    client.close()
+    return {
+        "reads": PRICE_READS,
+        "p50_us": round(statistics.median(samples) / 1000, 1),
+        "p99_us": round(samples[int(len(samples) * 0.99)] / 1000, 1),
+    }
+
+
+def run() -> dict[str, Any]:
+    recordings = recordings_path()
+    if not recordings.is_dir():
+        print(f"  skipped: no recordings at {recordings}")
+        return {"skipped": f"no recordings at {recordings}"}
+    results: dict[str, Any] = {"normalize": normalize_rates(recordings)}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = start_redis(
+            root / "redis",
+            port=process.free_port(),
+            log_path=root / "redis.log",
+            pid_path=root / "redis.pid",
+            timeout_s=30,
+        )
+        try:
+            big = root / E2E_RECORDING
+            frames = _big_recording(recordings / E2E_RECORDING, big, E2E_REPEATS)
+            local = asyncio.run(_publish_from_memory(big, server.url))
+            print(
+                f"  processor -> publisher -> redis: {local['frames_per_s']:,} frames/s, "
+                f"{local['records_per_s']:,} records/s (one core, {frames:,} frames)"
+            )
+            e2e = asyncio.run(_ingest_into_redis(big, frames, server.url))
+            print(
+                f"  replay -> ingest -> redis: {e2e['frames_per_s']:,} frames/s, "
+                f"{e2e['records_per_s']:,} records/s ({frames:,} frames)"
+            )
+            prices = _price_reads(server.url)
+            print(f"  GET price:...: p50 {prices['p50_us']} us, p99 {prices['p99_us']} us")
+        finally:
+            process.stop(server.process.pid, server.process.marker)
+    results["into_redis_in_process"] = local
+    results["into_redis_via_replay"] = e2e
+    results["latest_price_get"] = prices
+    return results
