@@ -7,52 +7,31 @@ The recordings are test data kept outside the repository (see /shared/fixtures/R
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import pytest
 
 from marketstream.ingest.events import BookUpdate, Item
+from marketstream.ingest.recording import RecordedFrame
+from marketstream.ingest.recording import read_recording as read_recording_file
 from marketstream.schemas.instruments import parse_symbol
 from marketstream.schemas.validation import Limits, validate
 
-RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
-DEFAULT_RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recordings"
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One received frame, as the recorder writes it."""
-
-    recv_ns: int
-    exchange: str
-    url: str
-    frame: str
-
-
+# Frames as the recorder writes them; the shared `recordings` fixture finds the files.
+Recorded = RecordedFrame
 ReadRecording = Callable[[str], list[Recorded]]
 
 
 @pytest.fixture(scope="session")
-def recordings_dir() -> Path:
-    path = Path(os.environ.get(RECORDINGS_ENV) or DEFAULT_RECORDINGS)
-    if not path.is_dir():
-        pytest.skip(f"exchange recordings not found at {path} (set {RECORDINGS_ENV})")
-    return path
-
-
-@pytest.fixture(scope="session")
-def read_recording(recordings_dir: Path) -> ReadRecording:
+def read_recording(recordings: Path) -> ReadRecording:
     """`read_recording("coinbase.jsonl")` -> its frames in order; skips when the file is absent."""
 
     def read(name: str) -> list[Recorded]:
-        file = recordings_dir / name
+        file = recordings / name
         if not file.is_file():
             pytest.skip(f"recording {file} not found")
-        return [Recorded(**orjson.loads(line)) for line in file.read_bytes().splitlines() if line]
+        return list(read_recording_file(file))
 
     return read
 
