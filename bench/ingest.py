@@ -44,7 +44,7 @@ PRICE_READS = 20_000
 def _processor(exchange: str) -> FrameProcessor:
     ingest = load_config(CONFIG, environ={}).ingest
     ex = get_exchange(exchange)
-    books = BookKeeper(ex.name, ex.sequencing, depth=ingest.book_depth, interval_ns=10**9)
+    books = BookKeeper(ex.name, ex.book_rules, depth=ingest.book_depth, interval_ns=10**9)
     return FrameProcessor(
         ex.make_mapper(()), books, max_future_skew_ns=5 * 10**9, known_symbols=None
     )

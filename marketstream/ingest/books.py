@@ -5,6 +5,10 @@ follow the previous one is a gap: the book is cleared, the gap counted, and the 
 for a new snapshot. Deltas that arrive while waiting are buffered and replayed onto the
 snapshot, as Binance's "how to manage a local order book" procedure requires.
 
+Where the exchange sends a checksum of its top levels (Kraken, OKX), the book keeps each
+level's exact text beside the float and verifies the checksum after every update; a
+mismatch is handled like a gap. Feeds that keep a fixed depth (Kraken) are truncated to it.
+
 Books are emitted on exchange time, not the wall clock, so a replay or an offline
 `normalize` of the same frames yields the same book records.
 """
@@ -17,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from marketstream.ingest.events import BookUpdate
-from marketstream.ingest.exchange import Sequencing
+from marketstream.ingest.events import BookUpdate, LevelText
+from marketstream.ingest.exchange import BookRules, Sequencing
 from marketstream.schemas.records import Book, Level
 
 MAX_BUFFERED = 10_000  # deltas kept per symbol while waiting for a snapshot
@@ -36,12 +40,14 @@ class BookOutcome:
 
     books: list[Book] = field(default_factory=list)
     gap: bool = False  # the update did not follow the previous one: the book was reset
+    checksum_failed: bool = False  # the book disagreed with the exchange's checksum: reset
     needs_snapshot: bool = False  # ask the exchange for a new snapshot of this symbol
 
 
 @dataclass(slots=True)
 class BookStats:
     gaps: int = 0
+    checksum_failures: int = 0
     resyncs: int = 0  # snapshots applied after the first
     waiting: int = 0  # deltas received before any usable snapshot (buffered or dropped)
     emitted: int = 0
@@ -51,11 +57,20 @@ class OrderBook:
     """One instrument's book; `apply` returns what to publish and whether a snapshot is due."""
 
     def __init__(
-        self, exchange: str, symbol: str, sequencing: Sequencing, depth: int, interval_ns: int
+        self,
+        exchange: str,
+        symbol: str,
+        rules: BookRules | Sequencing,
+        depth: int,
+        interval_ns: int,
     ) -> None:
         self.exchange = exchange
         self.symbol = symbol
-        self.sequencing = sequencing
+        self.rules = rules if isinstance(rules, BookRules) else BookRules(rules)
+        self.sequencing = self.rules.sequencing
+        self.keeps_texts = self.rules.checksum is not None
+        self.bid_texts: dict[float, LevelText] = {}
+        self.ask_texts: dict[float, LevelText] = {}
         self.depth = depth
         self.interval_ns = interval_ns
         self.bids: dict[float, float] = {}
@@ -85,11 +100,18 @@ class OrderBook:
             self.buffer.append(update)  # the next snapshot has to bridge onto this delta
             return outcome
         self._apply_levels(update)
+        if not self._checksum_matches(update):
+            return self._checksum_failure()
         return BookOutcome(books=self._maybe_emit(update, force=False))
 
     def _apply_snapshot(self, update: BookUpdate) -> BookOutcome:
         self.bids = {price: size for price, size in update.bids if size > 0}
         self.asks = {price: size for price, size in update.asks if size > 0}
+        if self.keeps_texts:
+            self.bid_texts, self.ask_texts = {}, {}
+            _merge_texts(self.bid_texts, update.bids, update.bid_texts)
+            _merge_texts(self.ask_texts, update.asks, update.ask_texts)
+        self._truncate()
         self.snapshot_seq = self.last_seq = update.last_seq
         self.synced = True
         self._snapshots += 1
@@ -105,6 +127,8 @@ class OrderBook:
                 return outcome
             if step is _Step.APPLY:
                 self._apply_levels(delta)
+        if not self._checksum_matches(update):
+            return self._checksum_failure()
         return BookOutcome(books=self._maybe_emit(update, force=True))
 
     def _bridges_snapshot(self, delta: BookUpdate) -> bool:
@@ -138,20 +162,58 @@ class OrderBook:
             follows = delta.last_seq == self.last_seq + 1
         return _Step.APPLY if follows else _Step.GAP
 
-    def _gap(self) -> BookOutcome:
+    def reset(self) -> None:
+        """Forget the book's levels and sequence; the next snapshot starts it again."""
         self.bids.clear()
         self.asks.clear()
+        self.bid_texts.clear()
+        self.ask_texts.clear()
         self.synced = False
         self.last_seq = self.snapshot_seq = None
+
+    def _gap(self) -> BookOutcome:
+        self.reset()
         self.stats.gaps += 1
         return BookOutcome(gap=True, needs_snapshot=True)
+
+    def _checksum_failure(self) -> BookOutcome:
+        self.reset()
+        self.stats.checksum_failures += 1
+        return BookOutcome(checksum_failed=True, needs_snapshot=True)
 
     def _apply_levels(self, delta: BookUpdate) -> None:
         _merge(self.bids, delta.bids)
         _merge(self.asks, delta.asks)
+        if self.keeps_texts:
+            _merge_texts(self.bid_texts, delta.bids, delta.bid_texts)
+            _merge_texts(self.ask_texts, delta.asks, delta.ask_texts)
+        self._truncate()
         if delta.last_seq is not None:
             self.last_seq = delta.last_seq
         self.applied += 1
+
+    def _truncate(self) -> None:
+        """Feeds that keep a fixed depth send no removal for levels pushed out of it."""
+        limit = self.rules.depth_limit
+        if limit is None:
+            return
+        for side, texts, worst_first in (
+            (self.bids, self.bid_texts, False),
+            (self.asks, self.ask_texts, True),
+        ):
+            if len(side) > limit:
+                for price in sorted(side, reverse=worst_first)[: len(side) - limit]:
+                    del side[price]
+                    texts.pop(price, None)
+
+    def _checksum_matches(self, update: BookUpdate) -> bool:
+        checksum = self.rules.checksum
+        if checksum is None or update.checksum is None:
+            return True
+        n = self.rules.checksum_depth
+        bids = [self.bid_texts[p] for p in heapq.nlargest(n, self.bid_texts)]
+        asks = [self.ask_texts[p] for p in heapq.nsmallest(n, self.ask_texts)]
+        return (checksum(bids, asks) & 0xFFFFFFFF) == (update.checksum & 0xFFFFFFFF)
 
     def _maybe_emit(self, update: BookUpdate, *, force: bool) -> list[Book]:
         # A snapshot stamped with the receive clock (feeds that send no time with it) can run
@@ -172,6 +234,18 @@ class OrderBook:
         return Book(self.exchange, self.symbol, ts, recv_ts, seq, bids, asks, True)
 
 
+def _merge_texts(
+    texts: dict[float, LevelText], levels: list[Level], level_texts: list[LevelText] | None
+) -> None:
+    if level_texts is None:
+        return
+    for (price, size), text in zip(levels, level_texts, strict=True):
+        if size > 0:
+            texts[price] = text
+        else:
+            texts.pop(price, None)
+
+
 def _merge(side: dict[float, float], levels: Iterable[Level]) -> None:
     for price, size in levels:
         if size > 0:
@@ -184,10 +258,10 @@ class BookKeeper:
     """The books of one connection, created on first sight of a symbol."""
 
     def __init__(
-        self, exchange: str, sequencing: Sequencing, *, depth: int, interval_ns: int
+        self, exchange: str, rules: BookRules | Sequencing, *, depth: int, interval_ns: int
     ) -> None:
         self.exchange = exchange
-        self.sequencing = sequencing
+        self.rules = rules
         self.depth = depth
         self.interval_ns = interval_ns
         self.books: dict[str, OrderBook] = {}
@@ -196,7 +270,7 @@ class BookKeeper:
         book = self.books.get(symbol)
         if book is None:
             book = self.books[symbol] = OrderBook(
-                self.exchange, symbol, self.sequencing, self.depth, self.interval_ns
+                self.exchange, symbol, self.rules, self.depth, self.interval_ns
             )
         return book
 
@@ -206,16 +280,14 @@ class BookKeeper:
     def reset(self) -> None:
         """Forget every book (after a reconnect the feed or REST sends fresh snapshots)."""
         for book in self.books.values():
-            book.bids.clear()
-            book.asks.clear()
-            book.synced = False
-            book.last_seq = book.snapshot_seq = None
+            book.reset()
             book.buffer.clear()
 
     def totals(self) -> BookStats:
         total = BookStats()
         for book in self.books.values():
             total.gaps += book.stats.gaps
+            total.checksum_failures += book.stats.checksum_failures
             total.resyncs += book.stats.resyncs
             total.waiting += book.stats.waiting
             total.emitted += book.stats.emitted

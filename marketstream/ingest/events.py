@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from marketstream.schemas.records import Level, Record
 
+LevelText = tuple[str, str]  # (price, size) exactly as the exchange wrote them
+
 
 class FrameError(ValueError):
     """A frame that cannot be mapped; the message names what was expected and what came.
@@ -39,6 +41,10 @@ class BookUpdate:
     last_seq: int | None = None  # last update id in this event (Binance `u`, OKX `seqId`)
     prev_seq: int | None = None  # last update id of the previous event (Binance futures `pu`)
     checksum: int | None = None  # CRC32 the exchange computed over its top levels
+    # The levels' exact text as sent, aligned with bids/asks, for exchanges whose checksum is
+    # computed over the text (Kraken, OKX): floats cannot give back "0.10" or "1.00000000".
+    bid_texts: list[LevelText] | None = None
+    ask_texts: list[LevelText] | None = None
 
 
 Item = Record | BookUpdate

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from marketstream.ingest.events import BookUpdate, Mapper
+from marketstream.ingest.events import BookUpdate, LevelText, Mapper
 from marketstream.schemas.instruments import Channel
 
 
@@ -22,6 +22,20 @@ class Sequencing(Enum):
     FIRST_LAST = "first_last"  # next.first_seq == previous.last_seq + 1 (Binance spot U/u)
     PREV_LAST = "prev_last"  # next.prev_seq == previous.last_seq (Binance futures pu, OKX)
     INCREMENT = "increment"  # next.last_seq == previous.last_seq + 1 (Bybit u)
+
+
+# The exchange's checksum over the top levels' text: (bids best first, asks best first) -> int.
+Checksum = Callable[[list[LevelText], list[LevelText]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class BookRules:
+    """How a feed's order book is kept besides its sequence numbers."""
+
+    sequencing: Sequencing
+    checksum: Checksum | None = None  # verified after every update that carries one
+    checksum_depth: int = 0  # levels per side the checksum covers
+    depth_limit: int | None = None  # the feed keeps only this many levels: truncate to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +80,14 @@ class Exchange:
     map_snapshot: Callable[[str | bytes, str, int], BookUpdate] | None = None
     # The normalized symbol a snapshot URL asks for (to replay recorded snapshots offline).
     snapshot_symbol: Callable[[str], str] | None = None
+    # Messages that make the feed send a fresh book snapshot for one symbol (unsubscribe and
+    # subscribe again); None with no REST snapshots either: the runner reconnects instead.
+    resubscribe_book: Callable[[str], list[str]] | None = None
+    # Checksums and truncation of the book; None: sequence numbers only.
+    checksum: Checksum | None = None
+    checksum_depth: int = 0
+    book_depth_limit: int | None = None
+
+    @property
+    def book_rules(self) -> BookRules:
+        return BookRules(self.sequencing, self.checksum, self.checksum_depth, self.book_depth_limit)

@@ -32,6 +32,12 @@ class IngestMetrics:
             ["exchange", "symbol"],
             registry=r,
         )
+        self.checksum_failures = Counter(
+            "marketstream_ingest_book_checksum_failures",
+            "Order books that disagreed with the exchange's checksum (each triggers a resync)",
+            ["exchange", "symbol"],
+            registry=r,
+        )
         self.resyncs = Counter(
             "marketstream_ingest_book_resyncs",
             "Order book snapshots applied after a gap or reconnect",

@@ -59,7 +59,7 @@ def normalize_recording(
         exchange.make_mapper(()),
         BookKeeper(
             exchange.name,
-            exchange.sequencing,
+            exchange.book_rules,
             depth=ingest.book_depth,
             interval_ns=ingest.book_interval_ms * 1_000_000,
         ),

@@ -26,6 +26,7 @@ class Processed:
     records: list[Record] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)  # symbols whose book lost its sequence
+    checksum_failures: list[str] = field(default_factory=list)  # books the exchange disowned
     resynced: list[str] = field(default_factory=list)  # symbols re-synced from a snapshot
     snapshots_needed: list[str] = field(default_factory=list)
 
@@ -78,6 +79,8 @@ class FrameProcessor:
         outcome = book.apply(update)
         if outcome.gap:
             out.gaps.append(update.symbol)
+        if outcome.checksum_failed:
+            out.checksum_failures.append(update.symbol)
         if outcome.needs_snapshot:
             out.snapshots_needed.append(update.symbol)
         if book.stats.resyncs > resyncs_before:

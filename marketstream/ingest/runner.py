@@ -109,7 +109,7 @@ class Connection:
             helpers = [
                 asyncio.create_task(self._watchdog(ws, stop)),
                 asyncio.create_task(self._pinger(ws)),
-                asyncio.create_task(self._snapshot_fetcher()),
+                asyncio.create_task(self._snapshot_fetcher(ws)),
             ]
             try:
                 await self._subscribe(ws)
@@ -160,6 +160,9 @@ class Connection:
         for symbol in processed.gaps:
             self.metrics.gaps.labels(exchange=self.exchange.name, symbol=symbol).inc()
             log.warning("%s %s: book sequence gap, resyncing", self.exchange.name, symbol)
+        for symbol in processed.checksum_failures:
+            self.metrics.checksum_failures.labels(exchange=self.exchange.name, symbol=symbol).inc()
+            log.warning("%s %s: book checksum mismatch, resyncing", self.exchange.name, symbol)
         for symbol in processed.resynced:
             self.metrics.resyncs.labels(exchange=self.exchange.name, symbol=symbol).inc()
         for symbol in processed.snapshots_needed:
@@ -193,11 +196,16 @@ class Connection:
         for symbol in self.subscription.symbols:
             self._snapshots.put_nowait(symbol)
 
-    async def _snapshot_fetcher(self) -> None:
-        """Fetch REST book snapshots one at a time, paced for the exchange's rate limits."""
+    async def _snapshot_fetcher(self, ws: ClientConnection) -> None:
+        """Get fresh books one symbol at a time, paced for the exchange's rate limits.
+
+        Over REST where the exchange serves snapshots (Binance); else by resubscribing the
+        symbol's book (the feed answers with a snapshot); else by reconnecting.
+        """
         requests_for = self.exchange.snapshot_requests
         map_snapshot = self.exchange.map_snapshot
         if requests_for is None or map_snapshot is None or self.rest_url is None:
+            await self._resubscribe_books(ws)
             return
         while True:
             symbol = await self._snapshots.get()
@@ -217,6 +225,19 @@ class Connection:
                     continue
                 self._handle(self.processor.process_update(update), body, recv_ts)
             await asyncio.sleep(self.settings.snapshot_interval_s)
+
+    async def _resubscribe_books(self, ws: ClientConnection) -> None:
+        pause = 1.0 / self.exchange.max_messages_per_s
+        while True:
+            symbol = await self._snapshots.get()
+            resubscribe = self.exchange.resubscribe_book
+            if resubscribe is None:
+                log.warning("%s: reconnecting to resync the %s book", self.exchange.name, symbol)
+                await ws.close(4001, "book resync")
+                return
+            for message in resubscribe(symbol):
+                await ws.send(message)
+                await asyncio.sleep(pause)
 
     async def _fetch(self, request: SnapshotRequest) -> bytes | None:
         try:

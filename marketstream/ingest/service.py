@@ -94,7 +94,7 @@ def make_processor(
         exchange.make_mapper(symbols),
         BookKeeper(
             exchange.name,
-            exchange.sequencing,
+            exchange.book_rules,
             depth=ingest.book_depth,
             interval_ns=ingest.book_interval_ms * 1_000_000,
         ),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+
 from marketstream.ingest.books import BookKeeper, OrderBook
-from marketstream.ingest.events import BookUpdate
-from marketstream.ingest.exchange import Sequencing
+from marketstream.ingest.events import BookUpdate, LevelText
+from marketstream.ingest.exchange import BookRules, Sequencing
 from marketstream.schemas.records import Level
 
 MS = 1_000_000
@@ -175,3 +177,59 @@ def test_keeper_separates_symbols_and_totals_stats() -> None:
     assert keeper.totals().gaps == 1
     keeper.reset()
     assert not keeper.books["C-D"].synced
+
+
+def _crc(bids: list[LevelText], asks: list[LevelText]) -> int:
+    """A checksum over the exact text of the top levels, like Kraken's and OKX's."""
+    text = "|".join(f"{p}:{s}" for p, s in [*bids, *asks])
+    return zlib.crc32(text.encode())
+
+
+CHECKED = BookRules(Sequencing.INCREMENT, checksum=_crc, checksum_depth=2)
+
+
+def _texted(ts: int, bids: list[LevelText], asks: list[LevelText], **kw: object) -> BookUpdate:
+    u = update(
+        ts,
+        [(float(p), float(s)) for p, s in bids],
+        [(float(p), float(s)) for p, s in asks],
+        **kw,  # type: ignore[arg-type]
+    )
+    u.bid_texts, u.ask_texts = bids, asks
+    return u
+
+
+def test_checksum_over_exact_texts_is_verified_after_each_update() -> None:
+    ob = OrderBook("okx", "BTC-USDT", CHECKED, 5, SECOND)
+    snap = _texted(
+        T0, [("100.0", "1.10"), ("99.5", "2")], [("101.0", "0.10")], snapshot=True, last=1
+    )
+    snap.checksum = _crc([("100.0", "1.10"), ("99.5", "2")], [("101.0", "0.10")])
+    assert not ob.apply(snap).checksum_failed
+    delta = _texted(T0 + 1, [("100.0", "0"), ("99.8", "3.00")], [], last=2)
+    delta.checksum = _crc([("99.8", "3.00"), ("99.5", "2")], [("101.0", "0.10")])  # texts kept
+    out = ob.apply(delta)
+    assert not out.checksum_failed
+    assert ob.stats.checksum_failures == 0
+
+
+def test_a_checksum_mismatch_resets_the_book_and_asks_for_a_snapshot() -> None:
+    ob = OrderBook("okx", "BTC-USDT", CHECKED, 5, SECOND)
+    ob.apply(_texted(T0, [("100.0", "1")], [("101.0", "1")], snapshot=True, last=1))
+    delta = _texted(T0 + 1, [("99.0", "1")], [], last=2)
+    delta.checksum = 12345  # what a book that missed an update would see
+    out = ob.apply(delta)
+    assert out.checksum_failed
+    assert out.needs_snapshot
+    assert ob.stats.checksum_failures == 1
+    assert not ob.synced
+    assert ob.bids == {}
+
+
+def test_a_fixed_depth_feed_is_truncated_to_its_depth() -> None:
+    rules = BookRules(Sequencing.NONE, depth_limit=2)
+    ob = OrderBook("kraken", "BTC-USD", rules, 5, SECOND)
+    ob.apply(update(T0, [(100.0, 1.0), (99.0, 1.0)], [(101.0, 1.0), (102.0, 1.0)], snapshot=True))
+    ob.apply(update(T0 + 1, [(99.5, 1.0)], [(100.5, 1.0)]))  # pushes 99.0 and 102.0 out
+    assert sorted(ob.bids) == [99.5, 100.0]
+    assert sorted(ob.asks) == [100.5, 101.0]
