@@ -83,6 +83,13 @@ class Exchange:
     # Messages that make the feed send a fresh book snapshot for one symbol (unsubscribe and
     # subscribe again); None with no REST snapshots either: the runner reconnects instead.
     resubscribe_book: Callable[[str], list[str]] | None = None
+    # Subscriptions the exchange serves on different endpoints (OKX candles, Bybit spot vs
+    # linear): one configured subscription -> the parts that each need a connection, whose
+    # URL `connect_url` then picks. None: one connection serves it all.
+    split: Callable[[Subscription], list[Subscription]] | None = None
+    # Offline (normalize, replay) the configured symbols are unknown; where a frame alone
+    # cannot name its instrument (Bybit BTCUSDT: spot or perp?) the recorded URL can.
+    mapper_for_recording: Callable[[str], Mapper] | None = None
     # Checksums and truncation of the book; None: sequence numbers only.
     checksum: Checksum | None = None
     checksum_depth: int = 0

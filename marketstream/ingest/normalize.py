@@ -14,6 +14,7 @@ from typing import BinaryIO
 from marketstream.config import IngestConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.books import BookKeeper
+from marketstream.ingest.events import Mapper
 from marketstream.ingest.exchange import Exchange
 from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.processor import FrameProcessor, Processed, Rejected
@@ -55,8 +56,19 @@ def normalize_recording(
     path: Path, exchange_name: str, out: BinaryIO, ingest: IngestConfig
 ) -> NormalizeSummary:
     exchange = get_exchange(exchange_name)
+    mappers: dict[str, Mapper] = {}  # by recorded URL, where the URL tells the market
+
+    def mapper_for(url: str) -> Mapper:
+        if exchange.mapper_for_recording is None:
+            url = ""
+        mapper = mappers.get(url)
+        if mapper is None:
+            make = exchange.mapper_for_recording
+            mapper = mappers[url] = make(url) if make is not None else exchange.make_mapper(())
+        return mapper
+
     processor = FrameProcessor(
-        exchange.make_mapper(()),
+        mapper_for(""),
         BookKeeper(
             exchange.name,
             exchange.book_rules,
@@ -74,6 +86,7 @@ def normalize_recording(
                 f"pass --exchange {recorded.exchange}"
             )
         summary.frames += 1
+        processor.mapper = mapper_for(recorded.url)
         processed = (
             _rest_snapshot(exchange, processor, recorded)
             if recorded.is_rest

@@ -57,13 +57,15 @@ def plan_connections(
                 f"exchanges.{name}.channels: {name} does not offer {', '.join(unsupported)} "
                 f"over WebSocket (it offers {offered})"
             )
-        per_connection = max(1, exchange.max_streams_per_connection // len(settings.channels))
-        symbols = settings.symbols
-        for start in range(0, len(symbols), per_connection):
-            chunk = tuple(symbols[start : start + per_connection])
-            plans.append(
-                PlannedConnection(exchange, settings, Subscription(chunk, settings.channels))
-            )
+        configured = Subscription(settings.symbols, settings.channels)
+        parts = exchange.split(configured) if exchange.split is not None else [configured]
+        for part in parts:
+            per_connection = max(1, exchange.max_streams_per_connection // len(part.channels))
+            for start in range(0, len(part.symbols), per_connection):
+                chunk = part.symbols[start : start + per_connection]
+                plans.append(
+                    PlannedConnection(exchange, settings, Subscription(chunk, part.channels))
+                )
     return plans
 
 
