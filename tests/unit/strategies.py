@@ -46,7 +46,9 @@ def _side(draw: st.DrawFn, descending: bool) -> list[Level]:
 @st.composite
 def books(draw: st.DrawFn) -> Book:
     bids = _side(draw, descending=True)
-    asks = [(p + (bids[0][0] if bids else 0.0) + 1.0, s) for p, s in _side(draw, False)]
+    floor = (bids[0][0] if bids else 0.0) + 1.0
+    shifted = {p + floor: s for p, s in _side(draw, False)}  # shifting can merge tiny gaps
+    asks = sorted(shifted.items())
     return Book(
         exchange=draw(exchanges),
         symbol=draw(symbols),
