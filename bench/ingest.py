@@ -29,6 +29,7 @@ from marketstream.ingest.processor import FrameProcessor
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.recording import RecordedFrame, read_recording
 from marketstream.ingest.service import IngestService
+from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services import process
 from marketstream.services.redis_server import start_redis
 from marketstream.tiers.redis_bus import connect, connect_async
@@ -110,8 +111,11 @@ async def _ingest_into_redis(recording: Path, frames: int, redis_url: str) -> di
         ws_url, http_url = replay.stdout.readline().split()[:2]
         symbols = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
         environ = {
-            "MARKETSTREAM_EXCHANGES__BINANCE__ENABLED": "false",
-            "MARKETSTREAM_EXCHANGES__COINBASE__ENABLED": "false",
+            f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
+            for name in EXCHANGES
+            if name != "binance-usdm"
+        }
+        environ |= {
             "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
             "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
             "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": symbols,

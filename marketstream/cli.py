@@ -92,6 +92,9 @@ def _add_ingest_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="run only this exchange (repeatable; default: every enabled one)",
     )
     ingest.add_argument(
+        "--group", metavar="NAME", help="run only the exchanges of this group (exchanges.*.group)"
+    )
+    ingest.add_argument(
         "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
     )
     _add_state_dir(ingest)
@@ -113,7 +116,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
 
     config = _config(args)
-    plans = plan_connections(config, args.exchange)  # configuration errors before endpoints
+    plans = plan_connections(config, args.exchange, args.group)  # config errors come first
     service = IngestService(config, require_endpoint(config, args.state_dir, "redis"), plans=plans)
     _setup_logging()
 

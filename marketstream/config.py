@@ -62,6 +62,9 @@ class ExchangeConfig(_Model):
     rest_url: Annotated[str | None, _url("https://", "http://")] = None
     symbols: tuple[Symbol, ...] = Field(min_length=1)
     channels: tuple[Channel, ...] = Field(min_length=1)
+    # `marketstream ingest --group NAME` runs only the exchanges of one group, so that a
+    # deployment can spread exchanges over processes; one process runs all by default.
+    group: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
 
 
 class IngestConfig(_Model):
@@ -156,8 +159,12 @@ class PipelineConfig(_Model):
                 raise ValueError(f"{name}: the funding channel needs at least one -PERP symbol")
         return exchanges
 
-    def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
-        return {name: ex for name, ex in self.exchanges.items() if ex.enabled}
+    def enabled_exchanges(self, group: str | None = None) -> dict[str, ExchangeConfig]:
+        return {
+            name: ex
+            for name, ex in self.exchanges.items()
+            if ex.enabled and (group is None or ex.group == group)
+        }
 
 
 def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path:

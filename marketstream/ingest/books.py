@@ -47,6 +47,7 @@ class BookOutcome:
 @dataclass(slots=True)
 class BookStats:
     gaps: int = 0
+    checksums_verified: int = 0
     checksum_failures: int = 0
     resyncs: int = 0  # snapshots applied after the first
     waiting: int = 0  # deltas received before any usable snapshot (buffered or dropped)
@@ -213,7 +214,10 @@ class OrderBook:
         n = self.rules.checksum_depth
         bids = [self.bid_texts[p] for p in heapq.nlargest(n, self.bid_texts)]
         asks = [self.ask_texts[p] for p in heapq.nsmallest(n, self.ask_texts)]
-        return (checksum(bids, asks) & 0xFFFFFFFF) == (update.checksum & 0xFFFFFFFF)
+        matches = (checksum(bids, asks) & 0xFFFFFFFF) == (update.checksum & 0xFFFFFFFF)
+        if matches:
+            self.stats.checksums_verified += 1
+        return matches
 
     def _maybe_emit(self, update: BookUpdate, *, force: bool) -> list[Book]:
         # A snapshot stamped with the receive clock (feeds that send no time with it) can run
@@ -288,6 +292,7 @@ class BookKeeper:
         for book in self.books.values():
             total.gaps += book.stats.gaps
             total.checksum_failures += book.stats.checksum_failures
+            total.checksums_verified += book.stats.checksums_verified
             total.resyncs += book.stats.resyncs
             total.waiting += book.stats.waiting
             total.emitted += book.stats.emitted

@@ -32,6 +32,12 @@ class IngestMetrics:
             ["exchange", "symbol"],
             registry=r,
         )
+        self.checksums_verified = Counter(
+            "marketstream_ingest_book_checksums_verified",
+            "Book updates whose exchange checksum the local book matched",
+            ["exchange"],
+            registry=r,
+        )
         self.checksum_failures = Counter(
             "marketstream_ingest_book_checksum_failures",
             "Order books that disagreed with the exchange's checksum (each triggers a resync)",

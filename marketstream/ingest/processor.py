@@ -27,6 +27,7 @@ class Processed:
     rejected: list[Rejected] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)  # symbols whose book lost its sequence
     checksum_failures: list[str] = field(default_factory=list)  # books the exchange disowned
+    checksums_verified: int = 0  # updates whose exchange checksum our book matched
     resynced: list[str] = field(default_factory=list)  # symbols re-synced from a snapshot
     snapshots_needed: list[str] = field(default_factory=list)
 
@@ -76,7 +77,9 @@ class FrameProcessor:
             return
         book = self.books.book(update.symbol)
         resyncs_before = book.stats.resyncs
+        verified_before = book.stats.checksums_verified
         outcome = book.apply(update)
+        out.checksums_verified += book.stats.checksums_verified - verified_before
         if outcome.gap:
             out.gaps.append(update.symbol)
         if outcome.checksum_failed:

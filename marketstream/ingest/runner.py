@@ -74,6 +74,7 @@ class Connection:
         self.last_frame = time.monotonic()
         self._frames = metrics.frames.labels(exchange=exchange.name)
         self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
+        self._checksums_verified = metrics.checksums_verified.labels(exchange=exchange.name)
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,6 +161,8 @@ class Connection:
         for symbol in processed.gaps:
             self.metrics.gaps.labels(exchange=self.exchange.name, symbol=symbol).inc()
             log.warning("%s %s: book sequence gap, resyncing", self.exchange.name, symbol)
+        if processed.checksums_verified:
+            self._checksums_verified.inc(processed.checksums_verified)
         for symbol in processed.checksum_failures:
             self.metrics.checksum_failures.labels(exchange=self.exchange.name, symbol=symbol).inc()
             log.warning("%s %s: book checksum mismatch, resyncing", self.exchange.name, symbol)

@@ -39,10 +39,13 @@ class PlannedConnection:
 
 
 def plan_connections(
-    config: PipelineConfig, only: Sequence[str] | None = None
+    config: PipelineConfig, only: Sequence[str] | None = None, group: str | None = None
 ) -> list[PlannedConnection]:
     """Which connections to open; a channel an exchange does not offer is a config error."""
-    enabled = config.enabled_exchanges()
+    enabled = config.enabled_exchanges(group)
+    if group is not None and not enabled:
+        groups = sorted({ex.group for ex in config.enabled_exchanges().values()})
+        raise ConfigError(f"no enabled exchange in group {group!r}: groups are {groups}")
     names = list(only) if only else list(enabled)
     plans: list[PlannedConnection] = []
     for name in names:

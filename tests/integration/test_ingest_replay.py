@@ -25,6 +25,7 @@ from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
 from marketstream.schemas.codec import decode_entry, decode_record
 from marketstream.schemas.columns import SPECS, spec_of
+from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Candle, Funding, Record, Trade
 from marketstream.tiers.redis_bus import DLQ_STREAM, connect_async, read_range, stream_key
 from tests.integration.endpoints import CONFIG_FILE
@@ -64,8 +65,8 @@ def clock_free(record: Record) -> Record:
 def config_for(exchange: str, server: ReplayServer, symbols: Collection[str]) -> PipelineConfig:
     env = ENV_NAME[exchange]
     environ = {
-        f"MARKETSTREAM_EXCHANGES__{name}__ENABLED": "false"
-        for name in ("BINANCE", "BINANCE_USDM", "COINBASE")
+        f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
+        for name in EXCHANGES
     }
     environ.update(
         {

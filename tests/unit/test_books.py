@@ -211,6 +211,7 @@ def test_checksum_over_exact_texts_is_verified_after_each_update() -> None:
     out = ob.apply(delta)
     assert not out.checksum_failed
     assert ob.stats.checksum_failures == 0
+    assert ob.stats.checksums_verified == 2
 
 
 def test_a_checksum_mismatch_resets_the_book_and_asks_for_a_snapshot() -> None:
