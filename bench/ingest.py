@@ -42,13 +42,12 @@ E2E_REPEATS = 40  # the 1535-frame recording, 40 times over: ~61k frames
 PRICE_READS = 20_000
 
 
-def _processor(exchange: str) -> FrameProcessor:
+def _processor(exchange: str, url: str) -> FrameProcessor:
     ingest = load_config(CONFIG, environ={}).ingest
     ex = get_exchange(exchange)
     books = BookKeeper(ex.name, ex.book_rules, depth=ingest.book_depth, interval_ns=10**9)
-    return FrameProcessor(
-        ex.make_mapper(()), books, max_future_skew_ns=5 * 10**9, known_symbols=None
-    )
+    mapper = ex.mapper_for_recording(url) if ex.mapper_for_recording else ex.make_mapper(())
+    return FrameProcessor(mapper, books, max_future_skew_ns=5 * 10**9, known_symbols=None)
 
 
 def normalize_rates(recordings: Path) -> dict[str, Any]:
@@ -56,7 +55,7 @@ def normalize_rates(recordings: Path) -> dict[str, Any]:
     for path in sorted(recordings.glob("*.jsonl")):
         frames = [f for f in read_recording(path) if not f.is_rest]
         exchange = frames[0].exchange
-        processor = _processor(exchange)
+        processor = _processor(exchange, frames[0].url)
         records = sum(len(processor.process(f.frame, f.recv_ns).records) for f in frames)
 
         def run(frames: list[RecordedFrame] = frames, processor: FrameProcessor = processor) -> int:
@@ -147,7 +146,7 @@ async def _ingest_into_redis(recording: Path, frames: int, redis_url: str) -> di
 
 async def _publish_from_memory(recording: Path, redis_url: str) -> dict[str, Any]:
     frames = [f for f in read_recording(recording) if not f.is_rest]
-    processor = _processor(frames[0].exchange)
+    processor = _processor(frames[0].exchange, frames[0].url)
     metrics = IngestMetrics()
     publisher = Publisher(connect_async(redis_url), PublisherSettings(), metrics)
     flusher = asyncio.create_task(publisher.run())

@@ -14,6 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from marketstream.ingest.replay_dialects_bybit import BybitDialect
+from marketstream.ingest.replay_dialects_kraken import KrakenDialect
+from marketstream.ingest.replay_dialects_okx import OkxDialect
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -62,9 +66,11 @@ class Dialect(Protocol):
         """Whether a WebSocket upgrade to this path (with query) is a feed connection."""
         ...
 
-    def route(self, frame: str) -> Route | None:
+    def route(self, frame: str, url: str = "") -> Route | None:
         """Where a recorded frame goes; None for the frames this server generates itself
-        (subscription answers a capture recorded), which are never sent."""
+        (subscription answers a capture recorded), which are never sent. `url` is the URL the
+        frame was recorded on: where one topic exists on several endpoints (Bybit spot and
+        linear) it tells them apart."""
         ...
 
     def open_session(self, path: str) -> Session: ...
@@ -93,7 +99,7 @@ class BinanceDialect:
         base = urlsplit(path).path
         return base in ("/stream", "/ws") or base.startswith("/ws/")
 
-    def route(self, frame: str) -> Route | None:
+    def route(self, frame: str, url: str = "") -> Route | None:
         message = _loads(frame)
         if isinstance(message, dict) and isinstance(message.get("stream"), str):
             return Route(message["stream"].lower())
@@ -202,7 +208,7 @@ class CoinbaseDialect:
     def accepts_path(self, path: str) -> bool:
         return urlsplit(path).path in ("", "/")
 
-    def route(self, frame: str) -> Route | None:
+    def route(self, frame: str, url: str = "") -> Route | None:
         message = _loads(frame)
         if not isinstance(message, dict):
             return EVERYONE
@@ -311,5 +317,8 @@ def _dumps(value: object) -> str:
 DIALECTS: Final[dict[str, Dialect]] = {
     "binance": BinanceDialect(),
     "binance-usdm": BinanceDialect(),
+    "bybit": BybitDialect(),
     "coinbase": CoinbaseDialect(),
+    "kraken": KrakenDialect(),
+    "okx": OkxDialect(),
 }

@@ -76,7 +76,7 @@ class ReplaySource:
         for _, recorded in read_recording_lines(self.path):
             if recorded.is_rest:
                 continue
-            route = self.dialect.route(recorded.frame)
+            route = self.dialect.route(recorded.frame, recorded.url)
             if route is not None:
                 yield ReplayFrame(recorded.recv_ns, recorded.frame, route)
 
@@ -106,7 +106,7 @@ def scan_recording(path: Path | str) -> ReplaySource:
         assert dialect is not None  # set with exchange
         if recorded.is_rest:
             rest.add(recorded.url, recorded.recv_ns, recorded.frame)
-        elif dialect.route(recorded.frame) is None:
+        elif dialect.route(recorded.frame, recorded.url) is None:
             ignored += 1
         else:
             total += 1

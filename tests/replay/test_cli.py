@@ -86,7 +86,7 @@ def test_record_an_unknown_exchange_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "marketstream: error: unknown exchange 'nasdaq': expected one of binance, "
-        "binance-usdm, coinbase"
+        "binance-usdm, bybit, coinbase, kraken, okx"
     ]
     assert not (tmp_path / "r.jsonl").exists()
 

@@ -92,7 +92,7 @@ async def test_a_websocket_to_an_unknown_path_is_refused(usdm: Path) -> None:
     ("content", "message"),
     [
         (b"", "holds no frames"),
-        (b'{"recv_ns":1,"exchange":"okx","url":"wss://x","frame":"{}"}\n', "'okx' cannot be"),
+        (b'{"recv_ns":1,"exchange":"ftx","url":"wss://x","frame":"{}"}\n', "'ftx' cannot be"),
         (
             b'{"recv_ns":1,"exchange":"coinbase","url":"wss://x","frame":"{}"}\n'
             b'{"recv_ns":2,"exchange":"binance","url":"wss://x","frame":"{}"}\n',

@@ -5,10 +5,13 @@ from __future__ import annotations
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.exchange import Exchange
 from marketstream.ingest.exchanges.binance import BINANCE, BINANCE_USDM
+from marketstream.ingest.exchanges.bybit import BYBIT
 from marketstream.ingest.exchanges.coinbase import COINBASE
+from marketstream.ingest.exchanges.kraken import KRAKEN
+from marketstream.ingest.exchanges.okx import OKX
 
 EXCHANGES: dict[str, Exchange] = {
-    exchange.name: exchange for exchange in (BINANCE, BINANCE_USDM, COINBASE)
+    exchange.name: exchange for exchange in (BINANCE, BINANCE_USDM, BYBIT, COINBASE, KRAKEN, OKX)
 }
 
 
