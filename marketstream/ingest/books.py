@@ -70,6 +70,7 @@ class OrderBook:
         self.rules = rules if isinstance(rules, BookRules) else BookRules(rules)
         self.sequencing = self.rules.sequencing
         self.keeps_texts = self.rules.checksum is not None
+        self.depth_limit = self.rules.depth_limit
         self.bid_texts: dict[float, LevelText] = {}
         self.ask_texts: dict[float, LevelText] = {}
         self.depth = depth
@@ -112,7 +113,7 @@ class OrderBook:
             self.bid_texts, self.ask_texts = {}, {}
             _merge_texts(self.bid_texts, update.bids, update.bid_texts)
             _merge_texts(self.ask_texts, update.asks, update.ask_texts)
-        self._truncate()
+        self._truncate(update)
         self.snapshot_seq = self.last_seq = update.last_seq
         self.synced = True
         self._snapshots += 1
@@ -188,14 +189,16 @@ class OrderBook:
         if self.keeps_texts:
             _merge_texts(self.bid_texts, delta.bids, delta.bid_texts)
             _merge_texts(self.ask_texts, delta.asks, delta.ask_texts)
-        self._truncate()
+        self._truncate(delta)
         if delta.last_seq is not None:
             self.last_seq = delta.last_seq
         self.applied += 1
 
-    def _truncate(self) -> None:
+    def _truncate(self, update: BookUpdate) -> None:
         """Feeds that keep a fixed depth send no removal for levels pushed out of it."""
-        limit = self.rules.depth_limit
+        if update.depth_limit is not None:
+            self.depth_limit = update.depth_limit
+        limit = self.depth_limit
         if limit is None:
             return
         for side, texts, worst_first in (

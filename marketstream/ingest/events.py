@@ -45,6 +45,9 @@ class BookUpdate:
     # computed over the text (Kraken, OKX): floats cannot give back "0.10" or "1.00000000".
     bid_texts: list[LevelText] | None = None
     ask_texts: list[LevelText] | None = None
+    # The depth the feed keeps for this book when the frame says so (Kraken v1 `book-10`):
+    # overrides the exchange's default book_depth_limit for truncation.
+    depth_limit: int | None = None
 
 
 Item = Record | BookUpdate

@@ -234,3 +234,11 @@ def test_a_fixed_depth_feed_is_truncated_to_its_depth() -> None:
     ob.apply(update(T0 + 1, [(99.5, 1.0)], [(100.5, 1.0)]))  # pushes 99.0 and 102.0 out
     assert sorted(ob.bids) == [99.5, 100.0]
     assert sorted(ob.asks) == [100.5, 101.0]
+
+
+def test_a_depth_named_by_the_frame_overrides_the_default() -> None:
+    ob = OrderBook("kraken", "BTC-USD", BookRules(Sequencing.NONE, depth_limit=25), 5, SECOND)
+    snapshot = update(T0, [(100.0, 1.0), (99.0, 1.0), (98.0, 1.0)], [(101.0, 1.0)], snapshot=True)
+    snapshot.depth_limit = 2  # a `book-2` capture keeps two levels, not the default 25
+    ob.apply(snapshot)
+    assert sorted(ob.bids) == [99.0, 100.0]
