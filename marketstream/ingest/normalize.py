@@ -32,6 +32,8 @@ class NormalizeSummary:
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
     books_waiting: int = 0  # book deltas never applied for lack of a snapshot
     gaps: int = 0
+    checksums_verified: int = 0
+    checksum_failures: int = 0
 
     def lines(self, exchange: str) -> list[str]:
         per_type = ", ".join(
@@ -44,6 +46,11 @@ class NormalizeSummary:
             lines.append(f"  {count} x {reason}")
         if self.gaps:
             lines.append(f"book sequence gaps: {self.gaps}")
+        if self.checksums_verified or self.checksum_failures:
+            lines.append(
+                f"book checksums verified: {self.checksums_verified}, "
+                f"failed: {self.checksum_failures}"
+            )
         if self.books_waiting:
             lines.append(
                 f"book updates without a snapshot to apply to: {self.books_waiting} "
@@ -99,6 +106,8 @@ def normalize_recording(
         for rejected in processed.rejected:
             summary.rejected[rejected.reason] += 1
         summary.gaps += len(processed.gaps)
+        summary.checksums_verified += processed.checksums_verified
+        summary.checksum_failures += len(processed.checksum_failures)
     summary.books_waiting = sum(
         book.stats.waiting for book in processor.books.books.values() if not book.synced
     )

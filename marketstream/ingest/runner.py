@@ -14,11 +14,13 @@ import random
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from marketstream.ingest.events import BookUpdate
 from marketstream.ingest.exchange import Exchange, SnapshotRequest, Subscription
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
@@ -136,13 +138,13 @@ class Connection:
             recv_ts = time.time_ns()
             self.last_frame = time.monotonic()
             self._frames.inc()
+            self._last_frame_gauge.set(time.time())
             received = True
             self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
             if not self.publisher.has_room:
                 await self.publisher.wait_for_room()  # backpressure: stop reading
             if stop.is_set():
                 break
-        self._last_frame_gauge.set(time.time())
         if not stop.is_set():
             log.warning("%s: connection closed: %s", self.exchange.name, ws.close_reason or "-")
         return received
@@ -210,24 +212,42 @@ class Connection:
         if requests_for is None or map_snapshot is None or self.rest_url is None:
             await self._resubscribe_books(ws)
             return
+        failures: dict[str, int] = {}
         while True:
             symbol = await self._snapshots.get()
-            for request in requests_for(self.rest_url, [symbol]):
-                body = await self._fetch(request)
-                if body is None:
-                    self._snapshots.put_nowait(symbol)  # retried after the others
-                    await asyncio.sleep(self.settings.backoff_initial_s)
-                    continue
-                recv_ts = time.time_ns()
-                try:
-                    update = map_snapshot(body, request.symbol, recv_ts)
-                except ValueError as exc:
-                    self.publisher.add_dead_letter(
-                        exchange=self.exchange.name, reason=str(exc), frame=body, recv_ts=recv_ts
-                    )
-                    continue
-                self._handle(self.processor.process_update(update), body, recv_ts)
+            if self.processor.books.book(symbol).synced:
+                failures.pop(symbol, None)
+                continue  # the feed sent one meanwhile, or an earlier request already synced it
+            if await self._apply_rest_snapshot(symbol, requests_for, map_snapshot):
+                failures.pop(symbol, None)
+            else:  # retried later, backing off so a failing endpoint is not hammered
+                failures[symbol] = failures.get(symbol, 0) + 1
+                delay = backoff_delay(failures[symbol] - 1, self.settings, self.rng)
+                asyncio.get_running_loop().call_later(delay, self._snapshots.put_nowait, symbol)
             await asyncio.sleep(self.settings.snapshot_interval_s)
+
+    async def _apply_rest_snapshot(
+        self,
+        symbol: str,
+        requests_for: Callable[[str, Sequence[str]], list[SnapshotRequest]],
+        map_snapshot: Callable[[str | bytes, str, int], BookUpdate],
+    ) -> bool:
+        """Fetch and apply one symbol's snapshot; False when it could not be had."""
+        assert self.rest_url is not None
+        for request in requests_for(self.rest_url, [symbol]):
+            body = await self._fetch(request)
+            if body is None:
+                return False
+            recv_ts = time.time_ns()
+            try:
+                update = map_snapshot(body, request.symbol, recv_ts)
+            except ValueError as exc:  # FrameError: an error answer or a malformed body
+                self.publisher.add_dead_letter(
+                    exchange=self.exchange.name, reason=str(exc), frame=body, recv_ts=recv_ts
+                )
+                return False
+            self._handle(self.processor.process_update(update), body, recv_ts)
+        return True
 
     async def _resubscribe_books(self, ws: ClientConnection) -> None:
         pause = 1.0 / self.exchange.max_messages_per_s
