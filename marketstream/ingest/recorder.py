@@ -4,6 +4,10 @@ It subscribes with the exchange's own `Exchange` rules (the ones the ingest runn
 so a capture replays with `marketstream replay-server` exactly as the pipeline would see
 the live feed, including the REST book snapshots a delta-only feed (Binance) needs: those
 are fetched after every (re)subscription and written as lines whose url is the REST URL.
+
+A subscription the exchange splits across endpoints (OKX candles on `/business`, Bybit spot
+and linear) is recorded over one connection per part, concurrently, into the one file; each
+line's url is its connection's, which is how replay and normalize tell the parts apart.
 """
 
 from __future__ import annotations
@@ -43,13 +47,27 @@ def _stderr(message: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordPart:
+    """One connection of a recording: the URL to connect to and what to subscribe there."""
+
+    url: str
+    subscription: Subscription
+
+
+@dataclass(frozen=True, slots=True)
 class RecordTarget:
-    """What to record: the feed URL to connect to, its subscription and REST base."""
+    """What to record: the subscription as given, its REST base, and the connections
+    (`parts`) the exchange serves it over: one, unless `Exchange.split` divides it."""
 
     exchange: Exchange
-    url: str
     rest_url: str | None
     subscription: Subscription
+    parts: tuple[RecordPart, ...]
+
+    @property
+    def url(self) -> str:
+        """The feed URL, or the parts' URLs comma-separated (for messages)."""
+        return ", ".join(part.url for part in self.parts)
 
 
 @dataclass(slots=True)
@@ -73,7 +91,8 @@ def resolve_target(
     """Fill what was not given from the configuration (read only when needed) and check it.
 
     A `url` given without `rest_url` means no REST snapshots: a custom feed (a replay
-    server) must not be mixed with the configured exchange's REST endpoint.
+    server) must not be mixed with the configured exchange's REST endpoint. Where the
+    exchange splits the subscription, each part gets its own connection URL.
     """
     exchange = get_exchange(name)
     if url is None or not symbols or not channels:
@@ -89,8 +108,18 @@ def resolve_target(
         symbols = symbols or configured.symbols
         channels = channels or configured.channels
     subscription = Subscription(tuple(_symbols(symbols)), tuple(_channels(exchange, channels)))
-    exchange.subscribe_messages(subscription)  # wrong symbols for this market fail here
-    return RecordTarget(exchange, exchange.connect_url(url, subscription), rest_url, subscription)
+    split = exchange.split
+    subscriptions = split(subscription) if split is not None else [subscription]
+    if not subscriptions:
+        raise MarketStreamError(
+            f"{exchange.name}: nothing to subscribe for {', '.join(subscription.channels)} of "
+            f"{', '.join(subscription.symbols)}"
+        )
+    parts = []
+    for part in subscriptions:
+        exchange.subscribe_messages(part)  # wrong symbols for this market fail here
+        parts.append(RecordPart(exchange.connect_url(url, part), part))
+    return RecordTarget(exchange, rest_url, subscription, tuple(parts))
 
 
 def _symbols(symbols: Sequence[str]) -> list[str]:
@@ -157,7 +186,7 @@ async def _flush_periodically(writer: RecordingWriter) -> None:
 
 
 class _Recorder:
-    """One connection at a time, reconnecting when the exchange closes it."""
+    """The target's parts recorded concurrently into one writer, with shared counts."""
 
     def __init__(
         self,
@@ -174,85 +203,41 @@ class _Recorder:
         self.warn = warn
         self.stats = RecordStats()
         self._snapshots: set[asyncio.Task[None]] = set()
+        self._warned_no_rest = False
 
     async def run(self) -> None:
-        failures = 0
-        while not self._enough():
-            try:
-                async with connect(
-                    self.target.url, max_size=MAX_FRAME_BYTES, open_timeout=HTTP_TIMEOUT_S
-                ) as ws:
-                    self.stats.connections += 1
-                    failures = 0
-                    if await self._session(ws):
-                        return
-                self.warn(
-                    f"{self.target.url} closed the connection ({ws.close_code}); reconnecting"
-                )
-            except ConnectionClosed as exc:
-                self.warn(f"{self.target.url} closed ({exc}); reconnecting")
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-                if self.stats.connections == 0:
-                    raise MarketStreamError(
-                        f"cannot connect to {self.target.url}: {exc or type(exc).__name__}"
-                    ) from None
-                failures += 1
-                if failures > RECONNECT_ATTEMPTS:
-                    raise MarketStreamError(
-                        f"{self.target.url}: {failures} reconnects failed, last: {exc}"
-                    ) from None
-                self.warn(f"reconnect to {self.target.url} failed ({exc}); retrying")
-            await asyncio.sleep(min(0.5 * 2**failures, 10.0))
+        """Until max_frames (then every part stops) or until a part fails for good (then
+        the others are stopped and its error raised)."""
+        tasks = [asyncio.create_task(_PartRecorder(self, part).run()) for part in self.target.parts]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise cast(BaseException, task.exception())
 
-    def _enough(self) -> bool:
+    def enough(self) -> bool:
         return self.max_frames is not None and self.stats.frames >= self.max_frames
 
-    async def _session(self, ws: ClientConnection) -> bool:
-        """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False
-        when the exchange closed the connection cleanly."""
-        exchange = self.target.exchange
-        for index, request in enumerate(exchange.subscribe_messages(self.target.subscription)):
-            if index:
-                await asyncio.sleep(1 / exchange.max_messages_per_s)
-            await ws.send(request)
-        self._start_snapshots()
-        pinger = asyncio.create_task(self._ping(ws)) if exchange.ping_message else None
-        try:
-            async for message in ws:
-                if isinstance(message, bytes):
-                    self._binary()
-                    continue
-                recv_ns = time.time_ns()
-                self.writer.write(RecordedFrame(recv_ns, exchange.name, self.target.url, message))
-                self.stats.frames += 1
-                if self._enough():
-                    return True
-            return False
-        finally:
-            if pinger is not None:
-                pinger.cancel()
-
-    async def _ping(self, ws: ClientConnection) -> None:
-        exchange = self.target.exchange
-        assert exchange.ping_message is not None
-        while True:
-            await asyncio.sleep(exchange.ping_interval_s)
-            await ws.send(exchange.ping_message)
-
-    def _binary(self) -> None:
+    def binary(self) -> None:
         if self.stats.binary_frames == 0:
             self.warn("binary frames are not recorded (the format holds text frames)")
         self.stats.binary_frames += 1
 
-    def _start_snapshots(self) -> None:
+    def start_snapshots(self, subscription: Subscription) -> None:
+        """REST book snapshots of the part's symbols, when the part has books (as ingest)."""
         requests = self.target.exchange.snapshot_requests
-        if requests is None:
+        if requests is None or "books" not in subscription.channels:
             return
         if self.target.rest_url is None:
-            if self.stats.connections == 1:
+            if not self._warned_no_rest:
+                self._warned_no_rest = True
                 self.warn("no REST URL (--rest-url): book snapshots are not recorded")
             return
-        urls = [r.url for r in requests(self.target.rest_url, self.target.subscription.symbols)]
+        urls = [r.url for r in requests(self.target.rest_url, subscription.symbols)]
         task = asyncio.create_task(self._fetch_snapshots(urls))
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
@@ -276,6 +261,80 @@ class _Recorder:
             if cancel:
                 task.cancel()
         await asyncio.gather(*self._snapshots, return_exceptions=True)
+
+
+class _PartRecorder:
+    """One part's connection at a time, reconnecting when the exchange closes it."""
+
+    def __init__(self, recorder: _Recorder, part: RecordPart) -> None:
+        self.recorder = recorder
+        self.part = part
+        self.connections = 0  # this part's: its first connection failing is fatal
+
+    async def run(self) -> None:
+        """Returns once the recording has max_frames; raises when it cannot go on."""
+        recorder, url = self.recorder, self.part.url
+        failures = 0
+        while not recorder.enough():
+            try:
+                async with connect(
+                    url, max_size=MAX_FRAME_BYTES, open_timeout=HTTP_TIMEOUT_S
+                ) as ws:
+                    self.connections += 1
+                    recorder.stats.connections += 1
+                    failures = 0
+                    if await self._session(ws):
+                        return
+                recorder.warn(f"{url} closed the connection ({ws.close_code}); reconnecting")
+            except ConnectionClosed as exc:
+                recorder.warn(f"{url} closed ({exc}); reconnecting")
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                if self.connections == 0:
+                    raise MarketStreamError(
+                        f"cannot connect to {url}: {exc or type(exc).__name__}"
+                    ) from None
+                failures += 1
+                if failures > RECONNECT_ATTEMPTS:
+                    raise MarketStreamError(
+                        f"{url}: {failures} reconnects failed, last: {exc}"
+                    ) from None
+                recorder.warn(f"reconnect to {url} failed ({exc}); retrying")
+            await asyncio.sleep(min(0.5 * 2**failures, 10.0))
+
+    async def _session(self, ws: ClientConnection) -> bool:
+        """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False
+        when the exchange closed the connection cleanly."""
+        recorder = self.recorder
+        exchange = recorder.target.exchange
+        for index, request in enumerate(exchange.subscribe_messages(self.part.subscription)):
+            if index:
+                await asyncio.sleep(1 / exchange.max_messages_per_s)
+            await ws.send(request)
+        recorder.start_snapshots(self.part.subscription)
+        pinger = asyncio.create_task(self._ping(ws)) if exchange.ping_message else None
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    recorder.binary()
+                    continue
+                if recorder.enough():  # another part reached it first
+                    return True
+                recv_ns = time.time_ns()
+                recorder.writer.write(RecordedFrame(recv_ns, exchange.name, self.part.url, message))
+                recorder.stats.frames += 1
+                if recorder.enough():
+                    return True
+            return False
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        exchange = self.recorder.target.exchange
+        assert exchange.ping_message is not None
+        while True:
+            await asyncio.sleep(exchange.ping_interval_s)
+            await ws.send(exchange.ping_message)
 
 
 def _http_get(url: str) -> str:
@@ -307,6 +366,7 @@ def record_until_signal(
 
 
 __all__ = [
+    "RecordPart",
     "RecordStats",
     "RecordTarget",
     "record",

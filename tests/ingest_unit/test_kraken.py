@@ -1,6 +1,6 @@
 """Kraken spot: documented v2 and v1 frame formats, the book checksum (against Kraken's worked
-example and an independent implementation), control and malformed frames, purity, and the
-subscribe / resubscribe rules."""
+example and an independent implementation), the depth each book update names, control and
+malformed frames, purity, and the subscribe / resubscribe rules."""
 
 from __future__ import annotations
 
@@ -60,20 +60,23 @@ class ReferenceBook:
     """Kraken's documented book rules, written without the module: Decimal prices, a depth
     limit, and the checksum string with int() dropping leading zeros, hashed by binascii."""
 
-    def __init__(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int = 25
+    ) -> None:
+        self.depth = depth
         self.sides: dict[str, dict[Decimal, tuple[str, str]]] = {"b": {}, "a": {}}
         for price, qty in bids:
             self.set("b", price, qty)
         for price, qty in asks:
             self.set("a", price, qty)
 
-    def set(self, side: str, price: str, qty: str, depth: int = 25) -> None:
+    def set(self, side: str, price: str, qty: str) -> None:
         levels = self.sides[side]
         if Decimal(qty) == 0:
             levels.pop(Decimal(price), None)
         else:
             levels[Decimal(price)] = (price, qty)
-        for worst in self.ordered(side)[depth:]:
+        for worst in self.ordered(side)[self.depth :]:
             del levels[Decimal(worst[0])]
 
     def ordered(self, side: str) -> list[tuple[str, str]]:
@@ -182,7 +185,9 @@ def test_the_keeper_truncates_to_the_subscribed_depth() -> None:
     asks = [(f"{45100 + i}.5", "0.20000000") for i in range(30)]
     reference = ReferenceBook(bids, asks)  # keeps 25 per side, as Kraken does
     keeper = _keeper()
-    keeper.apply(_update(_v2_book("snapshot", bids, asks, reference.checksum())))
+    snapshot = _update(_v2_book("snapshot", bids, asks, reference.checksum()))
+    assert snapshot.depth_limit == 25  # v2 frames do not say: the depth ingest subscribes
+    keeper.apply(snapshot)
     book = keeper.book("BTC-USD")
     assert (len(book.bids), len(book.asks)) == (25, 25)
     # Two best asks leave: Kraken sends no level 26, the 11th and 12th move into the top 10.
@@ -260,6 +265,51 @@ def test_v1_book_snapshot_and_updates_verify_against_an_independent_checksum() -
     assert failed.checksum_failed
     assert failed.needs_snapshot
     assert keeper.totals().checksum_failures == 1
+
+
+@pytest.mark.parametrize("depth", [10, 25, 100, 1000])
+def test_v1_book_frames_name_their_depth_in_the_channel_name(depth: int) -> None:
+    channel = f"book-{depth}"
+    levels = {"as": _v1_levels(V1_ASKS, T0), "bs": _v1_levels(V1_BIDS, T0)}
+    snapshot = _update(_v1(levels, channel=channel))
+    update = _update(_v1({"a": _v1_levels(V1_ASKS[:1], T0 + 1), "c": "1"}, channel=channel))
+    assert (snapshot.depth_limit, update.depth_limit) == (depth, depth)
+
+
+@pytest.mark.parametrize("depth", [10, 100])
+def test_a_v1_capture_is_truncated_to_its_own_depth(depth: int) -> None:
+    """A better level enters a full book: Kraken sends no removal for the level it pushes out
+    of the depth, so the keeper must drop it, at the capture's depth and not the live one.
+    The checksum (top 10) holds throughout; the published depth is what would be wrong."""
+    count = min(depth, 40)  # a thin book-100 market has fewer levels than its depth
+    bids = [(f"{45000 - i}.5", "1.00000000") for i in range(count)]
+    asks = [(f"{45100 + i}.5", "0.20000000") for i in range(count)]
+    reference = ReferenceBook(bids, asks, depth)
+    keeper = _keeper()
+    channel = f"book-{depth}"
+    snapshot = _v1(
+        {"as": _v1_levels(asks, T0), "bs": _v1_levels(bids, T0)}, channel=channel, pair="XBT/USD"
+    )
+    keeper.apply(_update(snapshot))
+    reference.set("b", "45000.9", "2.00000000")
+    reference.set("a", "45100.1", "3.00000000")
+    update = _v1(
+        {"a": _v1_levels([("45100.1", "3.00000000")], T0 + 1)},
+        {"b": _v1_levels([("45000.9", "2.00000000")], T0 + 1), "c": str(reference.checksum())},
+        channel=channel,
+        pair="XBT/USD",
+    )
+    assert not keeper.apply(_update(update)).checksum_failed
+    book = keeper.book("BTC-USD")
+    expected = min(depth, count + 1)
+    assert (len(book.bids), len(book.asks)) == (expected, expected)
+    assert sorted(book.bids) == sorted(float(p) for p, _ in reference.ordered("b"))
+    assert sorted(book.asks) == sorted(float(p) for p, _ in reference.ordered("a"))
+
+
+def test_a_v1_book_channel_without_a_depth_keeps_the_default() -> None:
+    frame = _v1({"as": _v1_levels(V1_ASKS, T0), "bs": _v1_levels(V1_BIDS, T0)}, channel="book")
+    assert _update(frame).depth_limit is None
 
 
 # --- v1 trades, ticker, candles --------------------------------------------------------------
@@ -482,6 +532,8 @@ def test_control_frames_map_to_nothing(frame: str) -> None:
         ),
         ('[0,{"a":[["1.0","2.0","1.5"]],"c":12},"book-10","XBT/USD"]', "field 'c' = 12"),
         ('[0,{"x":[]},"book-10","XBT/USD"]', "v1 book: field 'x'"),
+        ('[0,{"a":[]},"book-ten","XBT/USD"]', "channelName 'book-ten' is not book-N with N"),
+        ('[0,{"a":[]},"book-0","XBT/USD"]', "channelName 'book-0' is not book-N with N"),
     ],
 )
 def test_malformed_frames_name_the_field_and_value(frame: str, reason: str) -> None:
@@ -521,11 +573,14 @@ def test_subscribe_messages_one_per_channel() -> None:
     subscription = Subscription(("BTC-USD", "ETH-EUR"), ("trades", "quotes", "candles", "books"))
     symbols = ["BTC/USD", "ETH/EUR"]
     assert [orjson.loads(m) for m in KRAKEN.subscribe_messages(subscription)] == [
-        {"method": "subscribe", "params": {"channel": "trade", "symbol": symbols}},
-        {"method": "subscribe", "params": {"channel": "ticker", "symbol": symbols}},
-        {"method": "subscribe", "params": {"channel": "ohlc", "symbol": symbols, "interval": 1}},
         {"method": "subscribe", "params": {"channel": "book", "symbol": symbols, "depth": 25}},
-    ]
+        {"method": "subscribe", "params": {"channel": "trade", "symbol": symbols}},
+        {
+            "method": "subscribe",
+            "params": {"channel": "ticker", "symbol": symbols, "event_trigger": "bbo"},
+        },
+        {"method": "subscribe", "params": {"channel": "ohlc", "symbol": symbols, "interval": 1}},
+    ]  # books first: one request a second, and the book snapshot matters most
     with pytest.raises(ConfigError, match="channel 'funding' is not offered"):
         KRAKEN.subscribe_messages(Subscription(("BTC-USD",), ("funding",)))
 

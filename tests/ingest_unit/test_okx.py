@@ -1,9 +1,11 @@
 """OKX v5: documented frame formats, control and malformed frames, the book checksum and how
-the book keeper uses it, and the subscribe / endpoint rules."""
+the book keeper uses it, REST book snapshots and how updates join them, and the subscribe /
+endpoint rules."""
 
 from __future__ import annotations
 
 import binascii
+import io
 import random
 import struct
 from decimal import Decimal
@@ -23,13 +25,18 @@ from marketstream.ingest.exchanges.okx import (
     OKX,
     checksum,
     connect_url,
+    map_snapshot,
     native_symbol,
     normalized_symbol,
     resubscribe_book,
+    snapshot_requests,
+    snapshot_symbol,
     split,
     subscribe_messages,
 )
+from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.processor import FrameProcessor, Processed
+from marketstream.ingest.recording import RecordedFrame
 from marketstream.ingest.service import plan_connections
 from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
 
@@ -167,6 +174,7 @@ def test_books_update_links_to_the_previous_by_prev_seq_id() -> None:
         123456,
         123457,
     )
+    assert update.first_seq == 123457  # prevSeqId + 1: the first id the update covers
     assert (update.asks, update.ask_texts, update.bids) == ([(8477.0, 0.0)], [("8477", "0")], [])
 
 
@@ -505,11 +513,199 @@ def test_books_are_published_from_okx_updates() -> None:
     )
 
 
+# --- REST book snapshots and how updates join them --------------------------------------------
+
+# GET /api/v5/market/books as OKX documents it: levels [price, size, "0", orders], ts in ms.
+REST_BOOK = {
+    "asks": [["41006.8", "0.60038921", "0", "1"], ["41007", "1.50", "0", "3"]],
+    "bids": [["41006.3", "0.30178218", "0", "2"], ["41005.9", "2", "0", "1"]],
+    "ts": "1629966436396",
+    "seqId": 3235612345,
+}
+
+
+def rest_body(*books: dict[str, Any]) -> bytes:
+    return orjson.dumps({"code": "0", "msg": "", "data": list(books or [REST_BOOK])})
+
+
+def test_snapshot_requests_ask_for_the_400_levels_the_books_channel_keeps() -> None:
+    requests = snapshot_requests("https://www.okx.com/", ["BTC-USDT", "ETH-USDT-PERP"])
+    assert [(r.symbol, r.url) for r in requests] == [
+        ("BTC-USDT", "https://www.okx.com/api/v5/market/books?instId=BTC-USDT&sz=400"),
+        ("ETH-USDT-PERP", "https://www.okx.com/api/v5/market/books?instId=ETH-USDT-SWAP&sz=400"),
+    ]
+    assert [snapshot_symbol(r.url) for r in requests] == ["BTC-USDT", "ETH-USDT-PERP"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://www.okx.com/api/v5/market/books?sz=400", "has no instId parameter"),
+        ("https://www.okx.com/api/v5/market/books?instId=BTC-USD-250328", "is not supported"),
+    ],
+)
+def test_a_snapshot_url_without_a_symbol_is_named(url: str, message: str) -> None:
+    with pytest.raises(FrameError, match=f"^okx: snapshot URL .*{message}"):
+        snapshot_symbol(url)
+
+
+@pytest.mark.parametrize("seq_id", [3235612345, "3235612345"])
+def test_a_rest_snapshot_keeps_level_text_time_and_seq_id(seq_id: int | str) -> None:
+    update = map_snapshot(rest_body({**REST_BOOK, "seqId": seq_id}), "BTC-USDT", RECV)
+    assert update == BookUpdate(
+        "okx",
+        "BTC-USDT",
+        1629966436396 * MS,
+        RECV,
+        [(41006.3, 0.30178218), (41005.9, 2.0)],
+        [(41006.8, 0.60038921), (41007.0, 1.5)],
+        is_snapshot=True,
+        last_seq=3235612345,
+        bid_texts=[("41006.3", "0.30178218"), ("41005.9", "2")],
+        ask_texts=[("41006.8", "0.60038921"), ("41007", "1.50")],
+    )
+
+
+def test_a_rest_snapshot_without_seq_id_maps_with_none() -> None:
+    book = {k: v for k, v in REST_BOOK.items() if k != "seqId"}
+    update = map_snapshot(rest_body(book).decode(), "BTC-USDT", RECV)
+    assert (update.last_seq, update.is_snapshot, update.checksum) == (None, True, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}',
+         "books snapshot: error 51001: Instrument ID does not exist"),
+        (b'{"code":"50011","msg":"Too Many Requests"}', "error 50011: Too Many Requests"),
+        (b"<html>busy</html>", "not JSON"),
+        (b"[]", "expected a JSON object"),
+        (b'{"msg":"","data":[]}', "books snapshot: field 'code' is missing"),
+        (b'{"code":"0","msg":""}', "books snapshot: field 'data' is missing"),
+        (b'{"code":"0","msg":"","data":{}}', "books snapshot: data {} is not a list"),
+        (b'{"code":"0","msg":"","data":[]}', "data holds 0 books, expected one"),
+        (rest_body(REST_BOOK, REST_BOOK), "data holds 2 books"),
+        (rest_body({**REST_BOOK, "bids": [["1"]]}), "books snapshot: bids .* is not a list of"),
+        (rest_body({**REST_BOOK, "asks": None}), "books snapshot: asks None is not a list of"),
+        (rest_body({k: v for k, v in REST_BOOK.items() if k != "ts"}), "field 'ts' is missing"),
+        (rest_body({**REST_BOOK, "ts": "soon"}), "books snapshot: ts 'soon' is not a time"),
+        (rest_body({**REST_BOOK, "seqId": "-5"}), "books snapshot: seqId '-5' is not a seq"),
+        (rest_body({**REST_BOOK, "seqId": 1.5}), "books snapshot: seqId 1.5 is not a seq"),
+    ],
+)  # fmt: skip
+def test_a_bad_rest_snapshot_names_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(FrameError, match=f"^okx: .*{message}"):
+        map_snapshot(body, "BTC-USDT", RECV)
+
+
+def rest_processor() -> FrameProcessor:
+    """Books as they will be after August 2026: REST snapshots, updates without checksums."""
+    books = BookKeeper(OKX.name, OKX.book_rules, depth=5, interval_ns=1)
+    return FrameProcessor(
+        OKX.make_mapper(["BTC-USDT"]), books, max_future_skew_ns=10**18, known_symbols=None
+    )
+
+
+def update_frame(prev: int, seq: int, bid: tuple[str, str], inst_id: str = "BTC-USDT") -> str:
+    """A `books` update as OKX pushes it once the checksum is gone: one bid level changed."""
+    data = {"asks": [], "bids": [[*bid, "0", "1"]], "ts": "1700000000000", "prevSeqId": prev,
+            "seqId": seq}  # fmt: skip
+    return _push("books", inst_id, [data], action="update")
+
+
+def rest_snapshot(seq: int | None) -> BookUpdate:
+    book: dict[str, Any] = {"asks": [["101", "1", "0", "1"]], "bids": [["100", "1", "0", "1"]],
+                            "ts": "1700000000000"}  # fmt: skip
+    if seq is not None:
+        book["seqId"] = seq
+    return map_snapshot(rest_body(book), "BTC-USDT", RECV)
+
+
+S = 1000  # the REST snapshot's seqId
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "after the snapshot"])
+@pytest.mark.parametrize(
+    ("updates", "applied", "gap"),
+    [
+        # OKX's rule: skip seqId <= S; the first applied has prevSeqId <= S < seqId.
+        ([(990, 995), (995, 1003), (1003, 1007)], [1003, 1007], False),  # prev < S < seq
+        ([(996, 1000), (1000, 1004)], [1004], False),  # seqId == S is skipped; prev == S applies
+        ([(1000, 1000), (1000, 1002)], [1002], False),  # no change while at S: a heartbeat
+        ([(1001, 1005)], [], True),  # prevSeqId > S: something between is missing
+        ([(995, 1003), (1004, 1006)], [1003], True),  # bridged, then a broken chain
+    ],
+    ids=["prev<S<seq bridges", "prev==S applies", "heartbeat at S", "prev>S gap", "chain gap"],
+)
+def test_updates_join_a_rest_snapshot_by_okx_rule(
+    updates: list[tuple[int, int]], applied: list[int], gap: bool, buffered: bool
+) -> None:
+    """Each update sets a bid at its own price, so the book shows which were applied."""
+    proc = rest_processor()
+    frames = [update_frame(prev, seq, (f"{seq / 100:.2f}", "1")) for prev, seq in updates]
+    outs = [] if buffered else [proc.process_update(rest_snapshot(S))]
+    outs += [proc.process(frame, RECV) for frame in frames]
+    if buffered:  # the REST answer came after the updates: they wait for it
+        outs.append(proc.process_update(rest_snapshot(S)))
+    book = proc.books.book("BTC-USDT")
+    assert any(out.gaps for out in outs) is gap
+    if gap:
+        return
+    assert sorted(book.bids) == sorted([100.0, *(seq / 100 for seq in applied)])
+    assert book.last_seq == applied[-1]
+
+
+def test_a_rest_snapshot_without_seq_id_is_anchored_by_the_next_update() -> None:
+    proc = rest_processor()
+    out = proc.process_update(rest_snapshot(None))
+    assert [type(r) for r in out.records] == [Book]  # synced and published at once
+    book = proc.books.book("BTC-USDT")
+    assert (book.synced, book.last_seq) == (True, None)
+    out = proc.process(update_frame(4711, 4712, ("99.5", "2")), RECV)  # any prevSeqId
+    assert (out.gaps, book.last_seq, book.bids[99.5]) == ([], 4712, 2.0)
+    assert proc.process(update_frame(4712, 4713, ("99.4", "1")), RECV).gaps == []
+    out = proc.process(update_frame(4714, 4715, ("99.3", "1")), RECV)  # 4713 -> 4714 missing
+    assert out.gaps == ["BTC-USDT"]
+    assert out.snapshots_needed == ["BTC-USDT"]
+
+
+def test_a_recorded_rest_snapshot_normalizes_offline(tmp_path: Path) -> None:
+    """What `marketstream record` writes (the REST line's url names the instrument) is what
+    `marketstream normalize` syncs the book from: an update first, the snapshot after."""
+    [request] = snapshot_requests("https://www.okx.com", ["BTC-USDT-PERP"])
+    public = "wss://ws.okx.com:8443/ws/v5/public"
+    frames = [
+        (public, update_frame(995, 1003, ("1", "1"), "BTC-USDT-SWAP")),
+        (request.url, rest_body({**REST_BOOK, "seqId": 1000}).decode()),
+        (public, update_frame(1003, 1004, ("2", "1"), "BTC-USDT-SWAP")),
+    ]
+    path = tmp_path / "okx.jsonl"
+    path.write_bytes(
+        b"".join(
+            RecordedFrame(RECV + i, "okx", u, f).to_json_line() for i, (u, f) in enumerate(frames)
+        )
+    )
+    out = io.BytesIO()
+    ingest = load_config(SHIPPED_CONFIG, environ={}).ingest
+    summary = normalize_recording(path, "okx", out, ingest)
+    assert (summary.rejected, summary.gaps, summary.books_waiting) == ({}, 0, 0)
+    books = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(b["type"], b["symbol"], b["seq"]) for b in books] == [
+        ("book", "BTC-USDT-PERP", 1003),  # the snapshot with the buffered update on it
+        ("book", "BTC-USDT-PERP", 1004),
+    ]
+    assert books[1]["bids"] == [[41006.3, 0.30178218], [41005.9, 2.0], [2.0, 1.0], [1.0, 1.0]]
+
+
 # --- subscribe and endpoint rules ------------------------------------------------------------
 
 
 def test_the_exchange_is_registered_with_its_rules() -> None:
     assert get_exchange("okx") is OKX
+    assert OKX.snapshot_requests is snapshot_requests
+    assert OKX.map_snapshot is map_snapshot
+    assert OKX.snapshot_symbol is snapshot_symbol
+    assert OKX.resubscribe_book is resubscribe_book  # without a rest_url
     assert OKX.sequencing is Sequencing.PREV_LAST
     assert OKX.book_rules.checksum is checksum
     assert (OKX.checksum_depth, OKX.book_depth_limit) == (25, 400)

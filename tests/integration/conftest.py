@@ -8,11 +8,12 @@ the reason: these tests exist to prove the real services work, so they never ski
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import redis.asyncio
 from clickhouse_connect.driver.client import Client
 
 from marketstream.config import PipelineConfig, ServicesConfig, load_config
@@ -23,6 +24,7 @@ from marketstream.services.redis_server import start_redis
 from marketstream.services.state import StateLayout
 from marketstream.tiers import clickhouse as clickhouse_tier
 from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.redis_bus import connect_async
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints, S3Endpoint
 
 T = TypeVar("T")
@@ -145,3 +147,12 @@ def s3(
     )
     yield S3Endpoint(endpoint_url=endpoint_url, client=client)
     process.stop(spawned.pid, spawned.marker)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio client on the session's Redis, emptied first: each test starts clean."""
+    connection = connect_async(redis_url)
+    await connection.flushdb()
+    yield connection
+    await connection.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -22,7 +21,7 @@ from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
 from marketstream.schemas.codec import decode_entry
 from marketstream.schemas.records import Book
-from marketstream.tiers.redis_bus import DLQ_STREAM, connect_async, read_range
+from marketstream.tiers.redis_bus import DLQ_STREAM, read_range
 from tests.integration.test_ingest_replay import _url, config_for
 
 pytestmark = pytest.mark.integration
@@ -30,14 +29,6 @@ pytestmark = pytest.mark.integration
 REST = "https://fapi.binance.com/fapi/v1/depth?symbol={}&limit=1000"
 GAP_SYMBOL = "SUSHIUSDT"
 WAIT_S = 120.0
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect_async(redis_url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 def _depth(frame: RecordedFrame) -> dict[str, object] | None:

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import io
 from collections import Counter
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from pathlib import Path
 
 import orjson
@@ -27,7 +27,7 @@ from marketstream.schemas.codec import decode_entry, decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Candle, Funding, Record, Trade
-from marketstream.tiers.redis_bus import DLQ_STREAM, connect_async, read_range, stream_key
+from marketstream.tiers.redis_bus import DLQ_STREAM, read_range, stream_key
 from tests.integration.endpoints import CONFIG_FILE
 
 pytestmark = pytest.mark.integration
@@ -38,14 +38,6 @@ CHANNELS = {
     "coinbase": "[trades, quotes, books]",
 }
 ENV_NAME = {"binance-usdm": "BINANCE_USDM", "coinbase": "COINBASE"}
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect_async(redis_url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 def offline_truth(recording: Path, exchange: str) -> list[Record]:

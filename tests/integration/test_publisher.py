@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_732_180_000_000_000_000
 SETTINGS = PublisherSettings(batch=50, interval_s=0.002, retry_initial_s=0.05, retry_max_s=0.2)
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = connect_async(redis_url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 def trades(n: int, exchange: str = "binance", start: int = 0) -> list[Record]:

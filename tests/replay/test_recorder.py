@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import orjson
 import pytest
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
-from marketstream.ingest.recorder import record, resolve_target
+from marketstream.ingest.exchange import Subscription
+from marketstream.ingest.normalize import normalize_recording
+from marketstream.ingest.recorder import RecordTarget, record, resolve_target
 from marketstream.ingest.recording import RecordedFrame, RecordingWriter, read_recording
 from marketstream.ingest.replay import ReplayServer
-from marketstream.ingest.replay_source import scan_recording
+from marketstream.ingest.replay_dialects import DIALECTS
+from marketstream.ingest.replay_source import request_target, scan_recording
+from marketstream.schemas.instruments import Exchange as ExchangeName
 from tests.replay.helpers import WAIT_S, frames_of, message_of, wait_until
 
 USDM_SYMBOLS = ["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"]
@@ -151,3 +159,268 @@ def test_missing_values_come_from_the_configuration(shipped_config: PipelineConf
     assert target.rest_url == configured.rest_url
     assert target.subscription.symbols == configured.symbols
     assert target.subscription.channels == configured.channels
+
+
+# --- subscriptions the exchange splits across endpoints --------------------------------------
+
+
+OKX_SYMBOLS = ("BTC-USDT", "ETH-USDT", "BTC-USDT-PERP", "ETH-USDT-PERP")
+SHIPPED_CHANNELS = ("trades", "quotes", "candles", "books", "funding")
+
+
+@pytest.mark.parametrize(
+    ("name", "urls", "parts"),
+    [
+        (
+            "okx",
+            ["wss://ws.okx.com:8443/ws/v5/public", "wss://ws.okx.com:8443/ws/v5/business"],
+            [(OKX_SYMBOLS, ("trades", "quotes", "books", "funding")), (OKX_SYMBOLS, ("candles",))],
+        ),
+        (
+            "bybit",
+            ["wss://stream.bybit.com/v5/public/spot", "wss://stream.bybit.com/v5/public/linear"],
+            [
+                (("BTC-USDT", "ETH-USDT"), ("trades", "quotes", "candles", "books")),
+                (("BTC-USDT-PERP", "ETH-USDT-PERP"), SHIPPED_CHANNELS),
+            ],
+        ),
+    ],
+)
+def test_a_split_subscription_resolves_to_one_connection_per_part(
+    shipped_config: PipelineConfig,
+    name: ExchangeName,
+    urls: list[str],
+    parts: list[tuple[tuple[str, ...], tuple[str, ...]]],
+) -> None:
+    target = resolve_target(name, load_config=lambda: shipped_config)
+    configured = shipped_config.exchanges[name]
+    assert target.subscription == Subscription(configured.symbols, configured.channels)
+    assert [p.url for p in target.parts] == urls
+    assert [(p.subscription.symbols, p.subscription.channels) for p in target.parts] == parts
+    assert target.url == ", ".join(urls)  # what `marketstream record` reports
+    assert target.rest_url == configured.rest_url
+
+
+def test_a_subscription_with_nothing_to_subscribe_is_refused() -> None:
+    with pytest.raises(MarketStreamError, match="okx: nothing to subscribe for funding of"):
+        resolve_target(
+            "okx", url="ws://x", symbols=["BTC-USDT"], channels=["funding"], load_config=no_config
+        )
+
+
+T0 = 1_700_000_000_000_000_000
+LEAD_IN_NS = 1_000_000_000  # recorded pause after the first frame: both parts subscribe in it
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _okx(channel: str, inst_id: str, data: list[object], **extra: object) -> str:
+    return _json({"arg": {"channel": channel, "instId": inst_id}, **extra, "data": data})
+
+
+def _okx_trade(inst_id: str, trade_id: str) -> str:
+    data = {"instId": inst_id, "tradeId": trade_id, "px": "37000.2", "sz": "0.01",
+            "side": "buy", "ts": "1700000000050"}  # fmt: skip
+    return _okx("trades", inst_id, [data])
+
+
+def _okx_book_update(inst_id: str, prev: int, bid: str) -> str:
+    data = {"asks": [], "bids": [[bid, "1", "0", "1"]], "ts": "1700000000300",
+            "prevSeqId": prev, "seqId": prev + 1}  # fmt: skip
+    return _okx("books", inst_id, [data], action="update")
+
+
+def _okx_candle(inst_id: str) -> str:
+    row = ["1700000000000", "37000", "37010", "36990", "37005", "12.5", "462500", "462500", "0"]
+    return _okx("candle1m", inst_id, [row])
+
+
+def _okx_rest(seq_id: int, bid: str, ask: str) -> str:
+    book = {"asks": [[ask, "1", "0", "1"]], "bids": [[bid, "1", "0", "1"]],
+            "ts": "1700000000000", "seqId": seq_id}  # fmt: skip
+    return _json({"code": "0", "msg": "", "data": [book]})
+
+
+OKX_BASE = "wss://ws.okx.com:8443/ws/v5"
+OKX_PUBLIC, OKX_BUSINESS = f"{OKX_BASE}/public", f"{OKX_BASE}/business"
+OKX_REST = "https://www.okx.com/api/v5/market/books?sz=400&instId="
+# What OKX's shipped configuration receives, on both endpoints, after a lead-in frame of an
+# instrument nobody subscribes (the replay skips it), plus the REST snapshots of its books.
+OKX_SERVED = [
+    (OKX_PUBLIC, _okx_trade("XRP-USDT", "1")),
+    (OKX_PUBLIC, _okx_trade("BTC-USDT", "2")),
+    (OKX_BUSINESS, _okx_candle("BTC-USDT")),
+    (OKX_PUBLIC, _okx_book_update("BTC-USDT", 100, "36999.5")),
+    (OKX_PUBLIC, _okx("tickers", "ETH-USDT-SWAP", [{
+        "instId": "ETH-USDT-SWAP", "last": "2000.1", "askPx": "2000.2", "askSz": "30",
+        "bidPx": "2000.1", "bidSz": "12", "ts": "1700000000200"}])),
+    (OKX_BUSINESS, _okx_candle("ETH-USDT-SWAP")),
+    (OKX_PUBLIC, _okx("funding-rate", "BTC-USDT-SWAP", [{
+        "instId": "BTC-USDT-SWAP", "fundingRate": "0.0001", "fundingTime": "1700006400000",
+        "nextFundingTime": "1700035200000", "ts": "1700000000300"}])),
+    (OKX_PUBLIC, _okx_book_update("ETH-USDT", 200, "1999.5")),
+    (OKX_PUBLIC, _okx_trade("ETH-USDT-SWAP", "3")),
+]  # fmt: skip
+OKX_SNAPSHOTS = [
+    (f"{OKX_REST}BTC-USDT", _okx_rest(100, "37000.1", "37000.2")),
+    (f"{OKX_REST}ETH-USDT", _okx_rest(200, "2000.1", "2000.2")),
+    (f"{OKX_REST}BTC-USDT-SWAP", _okx_rest(300, "37001.1", "37001.2")),
+    (f"{OKX_REST}ETH-USDT-SWAP", _okx_rest(400, "2001.1", "2001.2")),
+]
+
+
+def _bybit_trade(native: str, price: str, ms: int) -> str:
+    trade = {"T": ms, "s": native, "S": "Buy", "v": "0.01", "p": price, "i": f"t{ms}"}
+    return _json({"topic": f"publicTrade.{native}", "type": "snapshot", "ts": ms, "data": [trade]})
+
+
+def _bybit_book(depth: int, native: str, kind: str, u: int, ms: int) -> str:
+    data = {"s": native, "b": [["16493.50", "0.006"]], "a": [["16611.00", "0.029"]], "u": u,
+            "seq": u}  # fmt: skip
+    return _json({"topic": f"orderbook.{depth}.{native}", "type": kind, "ts": ms, "data": data})
+
+
+BYBIT_BASE = "wss://stream.bybit.com/v5/public"
+BYBIT_SPOT, BYBIT_LINEAR = f"{BYBIT_BASE}/spot", f"{BYBIT_BASE}/linear"
+MS0 = 1_700_000_000_000
+# BTCUSDT's trades are on both endpoints: the recorded URL says which is the perpetual.
+BYBIT_SERVED = [
+    (BYBIT_SPOT, _bybit_trade("XRPUSDT", "0.5", MS0)),
+    (BYBIT_SPOT, _bybit_trade("BTCUSDT", "16578.50", MS0 + 1)),
+    (BYBIT_LINEAR, _bybit_trade("BTCUSDT", "16580.00", MS0 + 2)),
+    (BYBIT_SPOT, _bybit_book(1, "ETHUSDT", "snapshot", 900, MS0 + 3)),
+    (BYBIT_LINEAR, _bybit_book(50, "BTCUSDT", "snapshot", 70, MS0 + 4)),
+    (BYBIT_LINEAR, _json({"topic": "tickers.ETHUSDT", "type": "snapshot", "ts": MS0 + 5,
+                          "data": {"symbol": "ETHUSDT", "fundingRate": "-0.000212",
+                                   "nextFundingTime": "1700006400000"}})),
+    (BYBIT_SPOT, _json({"topic": "kline.1.BTCUSDT", "type": "snapshot", "ts": MS0 + 6, "data": [{
+        "start": MS0, "end": MS0 + 59_999, "interval": "1", "open": "16649.5", "close": "16677",
+        "high": "16677", "low": "16608", "volume": "2.081", "confirm": False}]})),
+    (BYBIT_LINEAR, _bybit_book(50, "BTCUSDT", "delta", 71, MS0 + 7)),
+    (BYBIT_SPOT, _bybit_trade("ETHUSDT", "2000.50", MS0 + 8)),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SplitCase:
+    name: str
+    base: str  # the URL the frames were recorded under: the replay server's ws_url serves it
+    served: list[tuple[str, str]]  # (recorded url, frame), the first one a lead-in
+    snapshots: list[tuple[str, str]]  # (REST url, body)
+    trades: set[str]  # the symbols normalize must find trades of
+
+
+SPLIT_CASES = [
+    SplitCase("okx", OKX_BASE, OKX_SERVED, OKX_SNAPSHOTS, {"BTC-USDT", "ETH-USDT-PERP"}),
+    SplitCase("bybit", BYBIT_BASE, BYBIT_SERVED, [], {"BTC-USDT", "BTC-USDT-PERP", "ETH-USDT"}),
+]
+
+
+def split_recording(case: SplitCase, path: Path) -> None:
+    lines = [RecordedFrame(T0 - 1, case.name, url, body) for url, body in case.snapshots]
+    lines += [
+        RecordedFrame(T0 + (i and LEAD_IN_NS + i * 1_000_000), case.name, url, frame)
+        for i, (url, frame) in enumerate(case.served)
+    ]
+    path.write_bytes(b"".join(line.to_json_line() for line in lines))
+
+
+def answers_to(target: RecordTarget) -> int:
+    """How many answers the replay server sends to the parts' subscribe requests (OKX
+    answers each argument, Bybit each request): the capture holds them too."""
+    dialect = DIALECTS[target.exchange.name]
+    return sum(
+        len(dialect.open_session(urlsplit(part.url).path).on_message(request))
+        for part in target.parts
+        for request in target.exchange.subscribe_messages(part.subscription)
+    )
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=[case.name for case in SPLIT_CASES])
+async def test_a_split_subscription_is_recorded_over_a_connection_per_part(
+    case: SplitCase, shipped_config: PipelineConfig, tmp_path: Path
+) -> None:
+    """The shipped configuration recorded against the replay server: every part on its own
+    endpoint at once, into one file that replays and normalizes both parts apart."""
+    split_recording(case, tmp_path / "served.jsonl")
+    pushes = case.served[1:]  # the lead-in is nobody's
+    warnings: list[str] = []
+    out = tmp_path / "captured.jsonl"
+    async with ReplayServer(tmp_path / "served.jsonl", speed=1.0) as server:
+        target = resolve_target(
+            case.name,
+            url=server.ws_url,
+            rest_url=server.http_url,
+            load_config=lambda: shipped_config,
+        )
+        urls = [part.url for part in target.parts]
+        assert len(urls) == 2
+        answers = answers_to(target)
+        stats = await asyncio.wait_for(
+            record(
+                target,
+                out,
+                max_frames=len(pushes) + answers,
+                snapshot_interval_s=0.01,
+                warn=warnings.append,
+            ),
+            WAIT_S,
+        )
+        assert server.finished.is_set()
+    captured = list(read_recording(out))
+    websocket = [f for f in captured if not f.is_rest]
+    assert {f.url for f in websocket} == set(urls)
+    pushed = {frame for _, frame in pushes}
+    for url in urls:  # each connection's frames in the order served, under its own URL
+        served_here = [f for u, f in pushes if u.replace(case.base, server.ws_url) == url]
+        assert served_here
+        assert [f.frame for f in websocket if f.url == url and f.frame in pushed] == served_here
+    # One REST snapshot per book symbol, from the part with books only (the query's order
+    # differs from the served URL's: the replay server looks them up sorted).
+    rest = sorted((request_target(f.url), f.frame) for f in captured if f.is_rest)
+    assert rest == sorted((request_target(url), body) for url, body in case.snapshots)
+    assert all(f.url.startswith(server.http_url) for f in captured if f.is_rest)
+    assert (stats.frames, stats.connections, stats.snapshots) == (
+        len(pushes) + answers,
+        2,
+        len(case.snapshots),
+    )
+    assert warnings == []
+    replayable = scan_recording(out)
+    assert (replayable.total, replayable.ignored, len(replayable.rest)) == (
+        len(pushes),
+        answers,
+        len(case.snapshots),
+    )
+    normalized = io.BytesIO()
+    summary = normalize_recording(out, case.name, normalized, shipped_config.ingest)
+    assert (summary.rejected, summary.gaps, summary.books_waiting) == ({}, 0, 0)
+    records = [orjson.loads(line) for line in normalized.getvalue().splitlines()]
+    assert {r["symbol"] for r in records if r["type"] == "trade"} == case.trades
+    if case.snapshots:  # every book of the configuration synced from its REST snapshot
+        assert {r["symbol"] for r in records if r["type"] == "book"} == set(OKX_SYMBOLS)
+
+
+async def test_max_frames_stops_every_part_at_the_limit(tmp_path: Path) -> None:
+    """Both connections are mid-burst (their subscribe answers) when the limit is reached:
+    the one that reaches it stops the other, and no part writes past it."""
+    split_recording(SPLIT_CASES[0], tmp_path / "served.jsonl")
+    out = tmp_path / "captured.jsonl"
+    async with ReplayServer(tmp_path / "served.jsonl", max_speed=True) as server:
+        target = resolve_target(
+            "okx",
+            url=server.ws_url,
+            symbols=OKX_SYMBOLS,
+            channels=SHIPPED_CHANNELS,
+            load_config=no_config,
+        )
+        assert answers_to(target) > 10
+        warnings: list[str] = []
+        stats = await asyncio.wait_for(
+            record(target, out, max_frames=10, warn=warnings.append), WAIT_S
+        )
+    lines = list(read_recording(out))
+    assert (stats.frames, len(lines), stats.connections) == (10, 10, 2)
+    assert warnings == ["no REST URL (--rest-url): book snapshots are not recorded"]

@@ -7,9 +7,16 @@ Ingest subscribes with v2 only; v1 stays readable because users replay v1 captur
 
 Kraken numbers nothing: the integrity check of its book is a CRC32 over the exact text of
 the top ten levels (`checksum`), which the book keeper verifies after every update that
-carries one. v2 writes prices and sizes as JSON numbers at full precision, so book frames
-are decoded keeping each number's text (a float cannot give back "0.10000000"); every other
-frame goes through orjson.
+carries one. Kraken sends no removal for a level pushed out of the subscribed depth, so
+every book update names the depth to truncate to: v1 frames carry it in their channel
+name (`book-10`), v2 frames not at all, so theirs is the depth ingest subscribes with.
+v2 writes prices and sizes as JSON numbers at full precision, so book frames are decoded
+keeping each number's text (a float cannot give back "0.10000000"); every other frame goes
+through orjson.
+
+Quotes come from the v2 `ticker` channel with `event_trigger: bbo`: a quote on every change
+of the best bid or offer, where the default (`trades`) publishes one only when a trade
+happens.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ _FEED_CHANNELS: Final[Mapping[Channel, str]] = MappingProxyType(
     {"trades": "trade", "quotes": "ticker", "candles": "ohlc", "books": "book"}
 )
 BOOK_DEPTH: Final = 25  # levels per side subscribed; the keeper truncates to it
+TICKER_TRIGGER: Final = "bbo"  # a ticker on every best bid/offer change, not per trade
 CANDLE_MINUTES: Final = 1
 CHECKSUM_DEPTH: Final = 10  # levels per side Kraken's checksum covers, whatever the depth
 PING: Final = '{"method":"ping"}'
@@ -264,7 +272,11 @@ def _v2_checksum(item: JsonObject, what: str) -> int | None:
 
 
 def _v2_book(message: JsonObject, recv_ts: int) -> list[Item]:
-    """Snapshots carry no time (the receive time stands in); updates do."""
+    """Snapshots carry no time (the receive time stands in); updates do.
+
+    v2 frames do not say their depth (only the subscribe answer does, which a pure mapper
+    cannot carry over): they are truncated to the depth ingest subscribes with.
+    """
     what = "book"
     kind = text(message, "type", what)
     if kind not in ("snapshot", "update"):
@@ -285,6 +297,7 @@ def _v2_book(message: JsonObject, recv_ts: int) -> list[Item]:
                 checksum=_v2_checksum(item, what),
                 bid_texts=bid_texts,
                 ask_texts=ask_texts,
+                depth_limit=BOOK_DEPTH,
             )
         )
     return updates
@@ -440,10 +453,10 @@ def _v1_levels(
     return latest
 
 
-def _v1_book(payloads: list[Any], pair: str, recv_ts: int) -> list[Item]:
+def _v1_book(payloads: list[Any], pair: str, depth: int | None, recv_ts: int) -> list[Item]:
     """A snapshot `{"as": [...], "bs": [...]}` (no checksum, no time: stamped with the receive
     time), or updates `{"a": [...]}` and/or `{"b": [...], "c": "checksum"}`, stamped with
-    their latest level's time."""
+    their latest level's time. `depth` is the one the channel name gives (`book-25`)."""
     what = "v1 book"
     bids: list[Level] = []
     asks: list[Level] = []
@@ -463,6 +476,7 @@ def _v1_book(payloads: list[Any], pair: str, recv_ts: int) -> list[Item]:
             is_snapshot=True,
             bid_texts=bid_texts,
             ask_texts=ask_texts,
+            depth_limit=depth,
         )
         return [snapshot]
     latest = 0
@@ -490,6 +504,7 @@ def _v1_book(payloads: list[Any], pair: str, recv_ts: int) -> list[Item]:
         checksum=book_checksum,
         bid_texts=bid_texts,
         ask_texts=ask_texts,
+        depth_limit=depth,
     )
     return [update]
 
@@ -501,9 +516,9 @@ def _v1_data(frame: list[Any], recv_ts: int) -> list[Item]:
         )
     channel, pair = frame[-2], frame[-1]
     payloads = frame[1:-2]
-    name, _, suffix = channel.partition("-")
+    name, dash, suffix = channel.partition("-")
     if name == "book":
-        return _v1_book(payloads, pair, recv_ts)
+        return _v1_book(payloads, pair, _v1_book_depth(channel, dash, suffix), recv_ts)
     if len(payloads) != 1:
         raise FrameError(f"v1 {channel}: expected one payload, got {len(payloads)}")
     if name == "trade":
@@ -513,6 +528,16 @@ def _v1_data(frame: list[Any], recv_ts: int) -> list[Item]:
     if name == "ohlc" and suffix.isascii() and suffix.isdigit() and int(suffix) > 0:
         return _v1_ohlc(payloads[0], pair, int(suffix), recv_ts)
     raise FrameError(f"v1 channelName {show(channel)} is not trade, ticker, ohlc-N or book-N")
+
+
+def _v1_book_depth(channel: str, dash: str, suffix: str) -> int | None:
+    """`book-1000` -> 1000: captures of any depth truncate to their own; `book` alone -> None
+    (the exchange's default depth)."""
+    if not dash:
+        return None
+    if suffix.isascii() and suffix.isdigit() and int(suffix) > 0:
+        return int(suffix)
+    raise FrameError(f"v1 channelName {show(channel)} is not book-N with N levels")
 
 
 def _v1_event(message: JsonObject) -> list[Item]:
@@ -571,6 +596,8 @@ def _request(method: str, channel: str, natives: list[str]) -> str:
         params["depth"] = BOOK_DEPTH  # an unsubscribe must name the depth it subscribed
     elif channel == "ohlc":
         params["interval"] = CANDLE_MINUTES
+    elif channel == "ticker":
+        params["event_trigger"] = TICKER_TRIGGER
     return orjson.dumps({"method": method, "params": params}).decode()
 
 
@@ -583,7 +610,9 @@ def subscribe_messages(subscription: Subscription) -> list[str]:
                 f"{', '.join(sorted(CHANNELS))}"
             )
     natives = [native_symbol(symbol) for symbol in subscription.symbols]
-    return [_request("subscribe", _FEED_CHANNELS[c], natives) for c in subscription.channels]
+    # Books first: their snapshot is what the other channels' requests would delay most.
+    ordered = sorted(subscription.channels, key=lambda channel: channel != "books")
+    return [_request("subscribe", _FEED_CHANNELS[c], natives) for c in ordered]
 
 
 def resubscribe_book(symbol: str) -> list[str]:

@@ -9,6 +9,11 @@ Candle channels live on the `/business` endpoint since OKX moved them there in J
 everything else here is on `/public`, so a subscription with candles is split in two
 connections. Times, prices and sizes arrive as strings; book levels keep their text because
 OKX's checksum is computed over the text as sent.
+
+From early August 2026 the `books` channels send no first snapshot and no checksum: the book
+starts from `GET /api/v5/market/books` (`snapshot_requests`, `map_snapshot`), joined to the
+updates by OKX's rule `prevSeqId <= snapshot seqId < seqId`. A WebSocket snapshot is still
+accepted (older captures, feeds that still send one).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from types import MappingProxyType
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from marketstream.errors import ConfigError
 from marketstream.ingest.events import BookUpdate, FrameError, Item, LevelText
-from marketstream.ingest.exchange import Exchange, Sequencing, Subscription
+from marketstream.ingest.exchange import Exchange, Sequencing, SnapshotRequest, Subscription
 from marketstream.ingest.exchanges.parsing import (
     NS_PER_MS,
     JsonObject,
@@ -53,7 +59,8 @@ PUBLIC_PATH: Final = "/public"
 BUSINESS_PATH: Final = "/business"
 _BUSINESS_CHANNELS: Final[frozenset[Channel]] = frozenset(("candles",))
 CHECKSUM_DEPTH: Final = 25  # levels per side OKX's book checksum covers
-BOOK_DEPTH: Final = 400  # levels the `books` channel keeps
+BOOK_DEPTH: Final = 400  # levels the `books` channel keeps, and the most REST returns
+SNAPSHOT_PATH: Final = "/api/v5/market/books"  # REST order book snapshot
 # OKX caps a request at 64 KB (4 KB in earlier versions of its docs): 4 KB fits either.
 SUBSCRIBE_MAX_BYTES: Final = 4096
 _SIDES: Final[Mapping[str, Side]] = MappingProxyType({"buy": "buy", "sell": "sell"})
@@ -325,6 +332,7 @@ def _book_update(
     # (a true CRC of 0 is one in 2**32 and merely goes unchecked).
     crc = _optional_int(item, "checksum", what)
     # Captures from before 2022 carry no seqId/prevSeqId; snapshots have prevSeqId -1.
+    prev = _optional_int(item, "prevSeqId", what)
     return BookUpdate(
         NAME,
         symbol,
@@ -333,8 +341,12 @@ def _book_update(
         bids,
         asks,
         is_snapshot=is_snapshot,
+        # An update covers the ids after prevSeqId up to seqId: with first_seq so, the
+        # keeper's PREV_LAST bridge (first <= snapshot <= last, or prev == snapshot) is
+        # exactly OKX's join rule prevSeqId <= snapshot seqId < seqId.
+        first_seq=prev + 1 if prev is not None and not is_snapshot else None,
         last_seq=_optional_int(item, "seqId", what),
-        prev_seq=_optional_int(item, "prevSeqId", what),
+        prev_seq=prev,
         checksum=crc or None,
         bid_texts=bid_texts,
         ask_texts=ask_texts,
@@ -375,6 +387,83 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 
 def make_mapper(symbols: Sequence[str]) -> OkxMapper:
     return OkxMapper(MappingProxyType({native_symbol(symbol): symbol for symbol in symbols}))
+
+
+# --- REST book snapshots --------------------------------------------------------------------
+
+
+def snapshot_requests(rest_base: str, symbols: Sequence[str]) -> list[SnapshotRequest]:
+    """`GET /api/v5/market/books?instId=...&sz=400`: as deep as the `books` channel keeps."""
+    base = rest_base.rstrip("/")
+    return [
+        SnapshotRequest(
+            symbol, f"{base}{SNAPSHOT_PATH}?instId={native_symbol(symbol)}&sz={BOOK_DEPTH}"
+        )
+        for symbol in symbols
+    ]
+
+
+def snapshot_symbol(url: str) -> str:
+    """The symbol a snapshot URL asks for, so that recorded snapshots normalize offline."""
+    inst_ids = parse_qs(urlsplit(url).query).get("instId")
+    if not inst_ids:
+        raise FrameError(f"{NAME}: snapshot URL {url!r} has no instId parameter")
+    try:
+        return normalized_symbol(inst_ids[0])
+    except FrameError as exc:
+        raise FrameError(f"{NAME}: snapshot URL {url!r}: {exc}") from None
+
+
+def map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
+    """`{"code": "0", "msg": "", "data": [{"asks", "bids", "ts", "seqId"}]}` -> a snapshot.
+
+    OKX answers errors with HTTP 200 and a non-zero `code` (51001: no such instrument), so
+    the code is checked before the data. `seqId` is what OKX's changelog joins the updates
+    on; a body without it still syncs the book, and the next update's prevSeqId then
+    anchors the chain. The snapshot carries no checksum.
+    """
+    try:
+        return _map_snapshot(body, symbol, recv_ts)
+    except FrameError as exc:
+        raise FrameError(f"{NAME}: {exc}") from None
+
+
+def _map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
+    what = "books snapshot"
+    message = load_object(body)
+    code = field(message, "code", what)
+    if code != "0" and (type(code) is not int or code != 0):
+        raise FrameError(f"{what}: error {code}: {message.get('msg')}")
+    items = _objects(message, what)
+    if len(items) != 1:
+        raise FrameError(f"{what}: data holds {len(items)} books, expected one")
+    item = items[0]
+    bids, bid_texts = _book_side(item, "bids", what)
+    asks, ask_texts = _book_side(item, "asks", what)
+    return BookUpdate(
+        NAME,
+        symbol,
+        _millis(item, "ts", what),
+        recv_ts,
+        bids,
+        asks,
+        is_snapshot=True,
+        last_seq=_rest_seq_id(item, what),
+        bid_texts=bid_texts,
+        ask_texts=ask_texts,
+    )
+
+
+def _rest_seq_id(item: JsonObject, what: str) -> int | None:
+    """REST writes most numbers as strings: seqId is read as an integer or a digit string."""
+    value = item.get("seqId")
+    if value is None:
+        return None
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    if type(value) is int and value >= 0:
+        return value
+    raise FrameError(f"{what}: seqId {show(value)} is not a sequence id")
 
 
 # --- subscribe rules -----------------------------------------------------------------------
@@ -463,6 +552,11 @@ OKX: Final = Exchange(
     max_messages_per_s=3.0,  # OKX's documented subscribe rate
     # OKX documents no topic cap per connection; this keeps one connection's pushes moderate.
     max_streams_per_connection=200,
+    # The feed stops sending a first book snapshot in August 2026: books start from REST
+    # (where a rest_url is configured; else resubscribing, which works while it still does).
+    snapshot_requests=snapshot_requests,
+    map_snapshot=map_snapshot,
+    snapshot_symbol=snapshot_symbol,
     resubscribe_book=resubscribe_book,
     split=split,
     checksum=checksum,
@@ -476,9 +570,12 @@ __all__ = [
     "checksum",
     "connect_url",
     "make_mapper",
+    "map_snapshot",
     "native_symbol",
     "normalized_symbol",
     "resubscribe_book",
+    "snapshot_requests",
+    "snapshot_symbol",
     "split",
     "subscribe_messages",
 ]
