@@ -25,6 +25,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -110,13 +111,15 @@ def checksum(bids: list[LevelText], asks: list[LevelText]) -> int:
     with the decimal point and the leading zeros removed ("0.00100000" -> "100000"). The
     keeper passes the best `CHECKSUM_DEPTH` levels of each side, best first.
     """
-    parts = [_checksum_digits(price) + _checksum_digits(size) for price, size in asks]
-    parts.extend(_checksum_digits(price) + _checksum_digits(size) for price, size in bids)
+    parts = [_level_digits(price, size) for price, size in asks]
+    parts.extend(_level_digits(price, size) for price, size in bids)
     return zlib.crc32("".join(parts).encode())
 
 
-def _checksum_digits(decimal: str) -> str:
-    return decimal.replace(".", "").lstrip("0")
+@lru_cache(maxsize=65_536)
+def _level_digits(price: str, size: str) -> str:
+    """Cached: the top levels mostly stay put between updates, and this runs on every one."""
+    return price.replace(".", "").lstrip("0") + size.replace(".", "").lstrip("0")
 
 
 # Decoding -----------------------------------------------------------------------------------
