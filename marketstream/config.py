@@ -92,6 +92,20 @@ class StreamsConfig(_Model):
     trim_interval_s: float = Field(default=5.0, gt=0)
 
 
+class HotConfig(_Model):
+    """The hot writer: Redis Streams into QuestDB through the consumer group `hot-writer`."""
+
+    batch_size: int = Field(default=5000, gt=0)  # entries per QuestDB flush at most
+    batch_wait_ms: float = Field(default=25.0, gt=0)  # the longest an entry waits for its batch
+    claim_idle_ms: int = Field(default=30_000, gt=0)  # pending this long: another writer takes it
+    refresh_interval_s: float = Field(default=2.0, gt=0)  # rediscover streams, refresh lag gauges
+    retry_initial_s: float = Field(default=0.1, gt=0)  # QuestDB or Redis down: retry after this...
+    retry_max_s: float = Field(default=5.0, gt=0)  # ...doubling up to this
+    flush_timeout_s: float = Field(default=10.0, gt=0)  # one ILP/HTTP request at most
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
+
+
 class Horizons(_Model):
     """Age limits of the hot (QuestDB) and warm (ClickHouse) tiers, in days."""
 
@@ -142,6 +156,7 @@ class PipelineConfig(_Model):
     exchanges: dict[Exchange, ExchangeConfig]
     ingest: IngestConfig = IngestConfig()
     streams: StreamsConfig = StreamsConfig()
+    hot: HotConfig = HotConfig()
     horizons: Horizons = Horizons()
     endpoints: Endpoints = Endpoints()
     s3: S3Config = S3Config()

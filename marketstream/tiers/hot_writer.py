@@ -1,0 +1,489 @@
+"""`marketstream write-hot`: the record streams into QuestDB, nothing lost, nothing doubled.
+
+Delivery (ARCHITECTURE.md, "Delivery and loss"): entries are read through the consumer group
+`hot-writer` and acknowledged only once QuestDB confirmed the flush that holds them, or once
+the dead letter that stands for them is in `md:dlq`. A crash between the write and the XACK
+makes the batch be written again later, which the tables' dedup keys absorb. A writer that
+stops leaves its pending entries to itself (re-read by name when it starts again) or to the
+others (XAUTOCLAIM once idle for `hot.claim_idle_ms`). While QuestDB or Redis is unreachable
+the writer retries the batch in hand with backoff and reads nothing new: memory stays at one
+batch and the streams grow instead (trimming never drops unacknowledged entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from redis.exceptions import RedisError
+
+from marketstream.config import PipelineConfig
+from marketstream.errors import ServiceError
+from marketstream.metrics_server import bound_port, serve_metrics
+from marketstream.schemas.codec import DecodeError, decode_entry
+from marketstream.schemas.records import Record
+from marketstream.tiers.hot_writer_metrics import HotWriterMetrics
+from marketstream.tiers.hot_writer_questdb import (
+    QuestDBUnavailableError,
+    RowSink,
+    WriteOutcome,
+    wal_applied,
+    wal_states,
+)
+from marketstream.tiers.hot_writer_redis import (
+    DeadLetter,
+    StreamEntry,
+    acknowledge,
+    claim_idle,
+    dead_letter_entry,
+    discover_streams,
+    ensure_group,
+    group_states,
+    read_group,
+    send_dead_letters,
+)
+from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_tables import create_all_sql
+from marketstream.tiers.redis_bus import connect_async
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IDLE_BLOCK_MS: Final = 100  # longest XREADGROUP block: how soon a stop or a deadline is seen
+UNHEALTHY_AFTER_S: Final = 10.0  # writes or round trips failing this long: /healthz says 503
+WAL_CHECK_TIMEOUT_S: Final = 2.0  # the WAL gauges must not wait long on a QuestDB that is down
+
+
+def default_consumer() -> str:
+    """host-pid: unique among live writers. A restarted writer resumes its own pending
+    entries only under the same name (`--consumer`); otherwise others claim them."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """A batch as records to write (with their entries), dead letters, and entries deleted
+    from their stream after delivery (nothing to write, only to acknowledge)."""
+
+    entries: list[StreamEntry] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    deleted: list[StreamEntry] = field(default_factory=list)
+
+
+def decode_batch(entries: Iterable[StreamEntry]) -> DecodedBatch:
+    batch = DecodedBatch()
+    for entry in entries:
+        if not entry.fields:
+            batch.deleted.append(entry)
+            continue
+        try:
+            record = decode_entry(entry.fields)
+        except (DecodeError, TypeError, ValueError) as exc:
+            batch.dead.append(DeadLetter(entry, "undecodable", f"not a record: {exc}"))
+            continue
+        batch.entries.append(entry)
+        batch.records.append(record)
+    return batch
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The entries in hand; an entry met twice (re-read and claimed) is kept once."""
+
+    entries: list[StreamEntry] = field(default_factory=list)
+    seen: set[tuple[str, bytes]] = field(default_factory=set)
+    started: float = 0.0
+
+    def add(self, entries: Iterable[StreamEntry]) -> int:
+        added = 0
+        for entry in entries:
+            key = (entry.stream, entry.id)
+            if key in self.seen:
+                continue
+            if not self.entries:
+                self.started = time.monotonic()
+            self.seen.add(key)
+            self.entries.append(entry)
+            added += 1
+        return added
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+class _StoppingError(Exception):
+    """Stop was requested while a write or a round trip kept failing: leave it pending."""
+
+
+class HotWriter:
+    """One consumer of the group `hot-writer`; several may run against the same streams.
+
+    In-process use: `await writer.run(stop)` until `stop` is set; `await writer.drained()`
+    tells whether every stream is written and acknowledged; `writer.metrics` holds the
+    Prometheus metrics.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        redis_url: str,
+        questdb_http_url: str,
+        *,
+        consumer: str | None = None,
+    ) -> None:
+        if consumer is not None and not consumer.strip():
+            raise ServiceError("the hot writer's consumer name must not be empty")
+        self.config = config
+        self.settings = config.hot
+        self.redis_url = redis_url
+        self.consumer = consumer or default_consumer()
+        self.metrics = HotWriterMetrics()
+        self.client = connect_async(redis_url)
+        self.questdb = QuestDBHttp(questdb_http_url)
+        self.metrics_port: int | None = None
+        self.streams: set[str] = set()
+        self.written = 0  # entries acknowledged after QuestDB confirmed them
+        self.dead_lettered = 0
+        self._new_cursors: dict[str, str] = {}
+        self._own_pending: dict[str, bytes] = {}  # stream -> cursor, until our PEL is re-read
+        self._claim_cursors: dict[str, bytes] = {}
+        self._batch = _Batch()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hot-writer-questdb")
+        self._sink: RowSink | None = None
+        self._failing_since: float | None = None
+        self._last_error: str | None = None
+        self._wal_suspended: list[str] = []
+
+    # --- the public surface -----------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
+        """Write until `stop` is set, then finish the batch in hand: written and acknowledged,
+        or (QuestDB or Redis unreachable) left pending for this name or another writer.
+
+        Raises ServiceError at start when Redis or QuestDB does not answer.
+        """
+        try:
+            await self._check_redis()
+            await self._in_thread(self._create_tables)
+            await self._serve(stop, metrics_port)
+        finally:
+            self._executor.shutdown(wait=False)
+            await self.client.aclose()
+
+    async def drained(self) -> bool:
+        """True when every record stream has been delivered to the group and acknowledged:
+        each record is in QuestDB or in md:dlq. QuestDB applies its WAL a few ms later;
+        `wait_drained(queryable=True)` waits for that too."""
+        keys = sorted(await discover_streams(self.client))
+        states = await group_states(self.client, keys)
+        for key in keys:
+            state = states[key]
+            if state is None:
+                if await self.client.xlen(key):
+                    return False  # not discovered yet
+            elif state.lag or state.pending:
+                return False
+        return True
+
+    async def wait_drained(self, *, queryable: bool = False, poll_s: float = 0.05) -> None:
+        """Wait until `drained()` (and, if queryable, every QuestDB WAL is applied); bound the
+        wait with asyncio.timeout: a writer that cannot write never drains."""
+        while not await self.drained():
+            await asyncio.sleep(poll_s)
+        if queryable:
+            while not await asyncio.to_thread(wal_applied, self.questdb):
+                await asyncio.sleep(poll_s)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        failing_for = 0.0
+        if self._failing_since is not None:
+            failing_for = time.monotonic() - self._failing_since
+        ok = failing_for < UNHEALTHY_AFTER_S and not self._wal_suspended
+        detail = {
+            "consumer": self.consumer,
+            "streams": len(self.streams),
+            "in_hand": len(self._batch),
+            "written": self.written,
+            "dead_lettered": self.dead_lettered,
+            "failing_for_s": round(failing_for, 1),
+            "last_error": self._last_error if self._failing_since is not None else None,
+            "wal_suspended": self._wal_suspended,
+        }
+        return ok, detail
+
+    # --- start ------------------------------------------------------------------------------
+    async def _check_redis(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise ServiceError(f"Redis at {self.redis_url} unreachable: {exc}") from None
+
+    def _create_tables(self) -> None:
+        for sql in create_all_sql():
+            self.questdb.exec(sql)
+
+    async def _serve(self, stop: asyncio.Event, metrics_port: int | None) -> None:
+        sink = self._sink = RowSink(
+            self.questdb.sender_conf(),
+            flush_timeout_s=self.settings.flush_timeout_s,
+            metrics=self.metrics,
+        )
+        port = self.settings.metrics_port if metrics_port is None else metrics_port
+        server = await serve_metrics(
+            self.metrics.registry, self.health, self.settings.metrics_host, port
+        )
+        self.metrics_port = bound_port(server)
+        log.info(
+            "hot writer %s: metrics on http://%s:%d/metrics",
+            self.consumer,
+            self.settings.metrics_host,
+            self.metrics_port,
+        )
+        watcher = asyncio.create_task(self._watch(stop))
+        try:
+            await self._consume(stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            server.close()
+            await server.wait_closed()
+            await self._in_thread(sink.close)
+            log.info(
+                "hot writer %s stopped: %d entries written, %d dead letters",
+                self.consumer,
+                self.written,
+                self.dead_lettered,
+            )
+
+    # --- the loop ---------------------------------------------------------------------------
+    async def _consume(self, stop: asyncio.Event) -> None:
+        """One batch at a time: fill it (own pending first, then claims, then new entries)
+        until it is full or its oldest entry waited `batch_wait_ms`, write it, repeat."""
+        settings = self.settings
+        wait_s = settings.batch_wait_ms / 1000
+        claim_every_s = settings.claim_idle_ms / 2000
+        next_refresh = next_claim = 0.0
+        delay = settings.retry_initial_s
+        while not stop.is_set():
+            batch = self._batch
+            try:
+                now = time.monotonic()
+                if now >= next_refresh:
+                    await self._refresh()
+                    next_refresh = now + settings.refresh_interval_s
+                if batch and (len(batch) >= settings.batch_size or now - batch.started >= wait_s):
+                    if not await self._write(batch, stop):
+                        return
+                    self._batch = _Batch()
+                    continue
+                room = settings.batch_size - len(batch)
+                if now >= next_claim:
+                    await self._claim(batch, room)
+                    next_claim = now + claim_every_s
+                elif self._own_pending:
+                    await self._reread_own(batch, room)
+                else:
+                    deadline = min(next_refresh, next_claim)
+                    if batch:
+                        deadline = min(deadline, batch.started + wait_s)
+                    block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
+                    await self._read_new(batch, room, block_ms, stop)
+                self._succeeded()
+                delay = settings.retry_initial_s
+            except (RedisError, OSError) as exc:
+                if "NOGROUP" in str(exc):  # a stream or its group vanished: rediscover all
+                    self.streams = set()
+                    next_refresh = 0.0
+                self._failed("redis", exc)
+                await _sleep(stop, delay)
+                delay = min(delay * 2, settings.retry_max_s)
+        if self._batch:
+            await self._write(self._batch, stop)
+
+    async def _refresh(self) -> None:
+        """Find streams that appeared (new exchanges) and give them the group."""
+        found = await discover_streams(self.client)
+        for key in sorted(found - self.streams):
+            if await ensure_group(self.client, key):
+                log.info("hot writer: consumer group %s created on %s", "hot-writer", key)
+            self._own_pending[key] = b"0"
+        for key in self.streams - found:
+            self._own_pending.pop(key, None)
+            self._claim_cursors.pop(key, None)
+            for gauge in (self.metrics.lag, self.metrics.pending):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(key)
+        self.streams = found
+        self._new_cursors = {key: ">" for key in sorted(found)}
+
+    async def _reread_own(self, batch: _Batch, room: int) -> None:
+        """Entries delivered to this name before a restart and never acknowledged."""
+        cursors = dict(self._own_pending)
+        count = max(1, room // len(cursors))
+        got = await read_group(self.client, self.consumer, cursors, count=count, block_ms=None)
+        for key in cursors:
+            entries = got.get(key, [])
+            if not entries:
+                self._own_pending.pop(key, None)
+                continue
+            self._own_pending[key] = entries[-1].id
+            self.metrics.recovered.labels(how="own-pending").inc(batch.add(entries))
+
+    async def _claim(self, batch: _Batch, room: int) -> None:
+        """Take over entries idle longer than claim_idle_ms: their writer died or hangs."""
+        for key in sorted(self.streams):
+            if room <= 0:
+                return
+            cursor, entries = await claim_idle(
+                self.client,
+                key,
+                self.consumer,
+                min_idle_ms=self.settings.claim_idle_ms,
+                start=self._claim_cursors.get(key, b"0-0"),
+                count=room,
+            )
+            self._claim_cursors[key] = cursor
+            added = batch.add(entries)
+            room -= added
+            if added:
+                self.metrics.recovered.labels(how="claimed").inc(added)
+                log.info("hot writer: claimed %d idle entries of %s", added, key)
+
+    async def _read_new(self, batch: _Batch, room: int, block_ms: int, stop: asyncio.Event) -> None:
+        if not self._new_cursors:
+            await _sleep(stop, block_ms / 1000)
+            return
+        # COUNT applies per stream: divided, so a batch stays near batch_size (at most one
+        # entry per stream more).
+        count = max(1, room // len(self._new_cursors))
+        got = await read_group(
+            self.client, self.consumer, self._new_cursors, count=count, block_ms=block_ms
+        )
+        for entries in got.values():
+            batch.add(entries)
+
+    # --- writing a batch --------------------------------------------------------------------
+    async def _write(self, batch: _Batch, stop: asyncio.Event) -> bool:
+        """Write, then acknowledge: records QuestDB took at once, dead letters only once they
+        are in md:dlq. False when stopped with part of it still pending."""
+        self.metrics.batch_size.observe(len(batch))
+        decoded = await self._in_thread(decode_batch, batch.entries)
+        try:
+            outcome = await self._retry(stop, "questdb", lambda: self._write_records(decoded))
+            written = [e for i, e in enumerate(decoded.entries) if i not in outcome.rejected]
+            written += decoded.deleted
+            await self._retry(stop, "redis", lambda: acknowledge(self.client, written))
+            self.written += len(written)
+            dead = decoded.dead + [
+                DeadLetter(decoded.entries[i], cause, reason, decoded.records[i])
+                for i, (cause, reason) in sorted(outcome.rejected.items())
+            ]
+            if dead:
+                await self._dead_letter(dead, stop)
+        except _StoppingError:
+            log.warning(
+                "hot writer %s stopping with a batch of %d entries not fully written or "
+                "acknowledged: left pending for this consumer name or another writer",
+                self.consumer,
+                len(batch),
+            )
+            return False
+        return True
+
+    async def _write_records(self, decoded: DecodedBatch) -> WriteOutcome:
+        sink = self._sink
+        assert sink is not None, "run() creates the sink before the loop starts"
+        return await self._in_thread(sink.write, decoded.records)
+
+    async def _dead_letter(self, dead: list[DeadLetter], stop: asyncio.Event) -> None:
+        letters = [dead_letter_entry(letter) for letter in dead]
+        maxlen = self.config.streams.dlq_maxlen
+        await self._retry(stop, "redis", lambda: send_dead_letters(self.client, letters, maxlen))
+        await self._retry(stop, "redis", lambda: acknowledge(self.client, [d.entry for d in dead]))
+        for letter in dead:
+            self.metrics.dlq.labels(cause=letter.cause).inc()
+        self.dead_lettered += len(dead)
+        first = dead[0]
+        log.warning(
+            "hot writer: %d entries to md:dlq, e.g. %s %s: %s",
+            len(dead),
+            first.entry.stream,
+            first.entry.id.decode(),
+            first.reason,
+        )
+
+    async def _retry(
+        self, stop: asyncio.Event, cause: str, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """attempt() until it succeeds, with exponential backoff; _StoppingError once a stop
+        was requested and it failed again (nothing more is read meanwhile)."""
+        delay = self.settings.retry_initial_s
+        while True:
+            try:
+                result = await attempt()
+            except (QuestDBUnavailableError, RedisError, OSError) as exc:
+                self._failed(cause, exc)
+                if stop.is_set():
+                    raise _StoppingError from None
+                await _sleep(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+                continue
+            self._succeeded()
+            return result
+
+    def _failed(self, cause: str, exc: BaseException) -> None:
+        self.metrics.retries.labels(cause=cause).inc()
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        self._last_error = f"{cause}: {exc}"
+        log.warning("hot writer: %s failed, retrying: %s", cause, exc)
+
+    def _succeeded(self) -> None:
+        self._failing_since = None
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking QuestDB work on the writer's own thread: one flush at a time."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+
+    # --- gauges -----------------------------------------------------------------------------
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Lag, pending and WAL gauges every refresh interval, beside the loop, so that they
+        stay current while the loop waits on a QuestDB that is down."""
+        wal_http = QuestDBHttp(self.questdb.base_url, timeout_s=WAL_CHECK_TIMEOUT_S)
+        while not stop.is_set():
+            try:
+                keys = sorted(self.streams)
+                for key, state in (await group_states(self.client, keys)).items():
+                    if state is not None:
+                        self.metrics.lag.labels(stream=key).set(state.lag)
+                        self.metrics.pending.labels(stream=key).set(state.pending)
+            except (RedisError, OSError) as exc:
+                log.debug("hot writer: lag gauges not refreshed: %s", exc)
+            try:
+                wal = await asyncio.to_thread(wal_states, wal_http)
+            except ServiceError as exc:
+                log.debug("hot writer: WAL gauges not refreshed: %s", exc)
+            else:
+                for table, table_wal in wal.items():
+                    self.metrics.wal_unapplied.labels(table=table).set(table_wal.unapplied)
+                self._wal_suspended = sorted(t for t, s in wal.items() if s.suspended)
+            await _sleep(stop, self.settings.refresh_interval_s)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking early when stop is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,215 @@
+"""The hot writer's QuestDB side: decode a batch, write it over ILP/HTTP, isolate bad rows.
+
+Synchronous on purpose: the `questdb` client blocks, so the writer runs these calls on a
+worker thread of its own and the event loop stays free.
+
+QuestDB takes an ILP/HTTP request as a whole. When a row is invalid (a type conflict, a
+timestamp out of range) it answers HTTP 400 with JSON (`"code":"invalid"`, the first bad
+`line`) and commits nothing of the request. The bad rows are found by writing the batch again
+in parts, split at the line the server named (else in halves), until each rejected row stands
+alone; parts written twice change nothing, thanks to the tables' dedup keys. Any other
+failure (refused connection, timeout, 5xx) says nothing about the rows: `QuestDBUnavailableError`,
+and the caller retries the whole batch later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from questdb import QuestDBError, QuestDBErrorCode, Sender
+
+from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
+from marketstream.schemas.records import Record
+from marketstream.tiers.hot_writer_metrics import HotWriterMetrics
+from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_rows import write_rows
+
+ILP_PROTOCOL_VERSION: Final = 2  # binary doubles and arrays (book sides); no /settings probe
+# Errors of Sender.row that are about the row's values, never about the sender or the server.
+_ROW_ERROR_CODES: Final = frozenset(
+    {
+        QuestDBErrorCode.InvalidName,
+        QuestDBErrorCode.InvalidUtf8,
+        QuestDBErrorCode.InvalidTimestamp,
+        QuestDBErrorCode.ArrayError,
+    }
+)
+
+
+class QuestDBUnavailableError(Exception):
+    """QuestDB did not take a write for a reason unrelated to the rows: retry them later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """QuestDB's answer to rows it refused: its message and the first bad line (1-based)."""
+
+    message: str
+    line: int | None
+
+
+def rejection_of(exc: QuestDBError) -> Rejection | None:
+    """The server's rejection of the rows in a failed flush, or None for any other failure.
+
+    The client puts the server's JSON answer in the message; only `"code":"invalid"` (HTTP
+    400: parse errors, type conflicts, out-of-range values) blames the rows.
+    """
+    text = str(exc)
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        answer = json.loads(text[start:])
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("code") != "invalid":
+        return None
+    message = " ".join(str(answer.get("message") or text).split())
+    line = answer.get("line")
+    return Rejection(message, line if isinstance(line, int) else None)
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """What became of a batch: positions not written, with cause and reason; flushes made."""
+
+    rejected: dict[int, tuple[str, str]] = field(default_factory=dict)
+    flushes: int = 0
+
+
+class RowSink:
+    """One ILP/HTTP sender. Not thread-safe: the writer calls it from one thread at a time."""
+
+    def __init__(self, sender_conf: str, *, flush_timeout_s: float, metrics: HotWriterMetrics):
+        self.metrics = metrics
+        # Batches are flushed by hand and retried by the writer with its own backoff, so the
+        # client neither flushes on its own nor retries internally (which would block a stop).
+        self._sender = Sender.from_conf(
+            sender_conf,
+            auto_flush=False,
+            retry_timeout=0,
+            request_timeout=max(1, round(flush_timeout_s * 1000)),
+            protocol_version=ILP_PROTOCOL_VERSION,
+        )
+        self._sender.establish()  # type: ignore[no-untyped-call]  # the stub lacks -> None
+
+    def close(self) -> None:
+        self._sender.close()
+
+    def write(self, records: Sequence[Record]) -> WriteOutcome:
+        """Write every record QuestDB accepts; report the others. Raises QuestDBUnavailableError.
+
+        Parts are kept on a stack in batch order; a rejected part is replaced by its pieces.
+        """
+        outcome = WriteOutcome()
+        parts: list[list[int]] = [list(range(len(records)))]
+        while parts:
+            present = self._fill(records, parts.pop(), outcome)
+            if not present:
+                continue
+            rejection = self._flush(records, present, outcome)
+            if rejection is None:
+                continue
+            if len(present) == 1:
+                reason = f"QuestDB rejected the row: {rejection.message}"
+                outcome.rejected[present[0]] = ("rejected", reason)
+                continue
+            parts.extend(reversed(_split(present, rejection.line)))
+        return outcome
+
+    def _fill(self, records: Sequence[Record], part: list[int], outcome: WriteOutcome) -> list[int]:
+        """Buffer the part's rows, one at a time so that a row that cannot be encoded is
+        set aside alone (Sender.row adds nothing when it raises); their positions, in order."""
+        present: list[int] = []
+        for index in part:
+            try:
+                write_rows(self._sender, (records[index],))
+            except (ValueError, TypeError, OverflowError) as exc:
+                outcome.rejected[index] = ("unencodable", f"not writable as an ILP row: {exc}")
+                continue
+            except QuestDBError as exc:
+                if exc.code not in _ROW_ERROR_CODES:
+                    raise QuestDBUnavailableError(f"the ILP sender failed: {exc}") from None
+                outcome.rejected[index] = ("unencodable", f"not writable as an ILP row: {exc}")
+                continue
+            present.append(index)
+        return present
+
+    def _flush(
+        self, records: Sequence[Record], present: list[int], outcome: WriteOutcome
+    ) -> Rejection | None:
+        """Send the buffer; None when QuestDB confirmed it (a failed flush empties it too)."""
+        started = time.perf_counter()
+        try:
+            self._sender.flush()
+        except QuestDBError as exc:
+            rejection = rejection_of(exc)
+            if rejection is None:
+                raise QuestDBUnavailableError(str(exc)) from None
+            return rejection
+        elapsed = time.perf_counter() - started
+        outcome.flushes += 1
+        self._observe([records[i] for i in present], elapsed)
+        return None
+
+    def _observe(self, written: list[Record], elapsed_s: float) -> None:
+        """Per-flush latency; per-record freshness: the flush's end minus the exchange time.
+
+        The rows are queryable once QuestDB's WAL apply has run, a few milliseconds later,
+        so this slightly flatters "exchange time to queryable".
+        """
+        metrics = self.metrics
+        metrics.write_latency.observe(elapsed_s)
+        now_ns = time.time_ns()
+        metrics.last_write.set(now_ns / 1e9)
+        per_table: dict[str, int] = {}
+        for record in written:
+            table = SPEC_BY_CLASS[type(record)].table
+            per_table[table] = per_table.get(table, 0) + 1
+            metrics.freshness.labels(table=table).observe((now_ns - record.ts) / 1e9)
+            recv_ts = getattr(record, "recv_ts", None)
+            if recv_ts is not None:
+                metrics.receive_freshness.labels(table=table).observe((now_ns - recv_ts) / 1e9)
+        for table, count in per_table.items():
+            metrics.records.labels(table=table).inc(count)
+
+
+def _split(present: list[int], line: int | None) -> list[list[int]]:
+    """The rejected part in pieces: before the named line, the line alone, after it; else
+    two halves. Rows before the first bad line parsed, so that piece usually goes through."""
+    if line is not None and 1 <= line <= len(present):
+        at = line - 1
+        pieces = [present[:at], present[at : at + 1], present[at + 1 :]]
+    else:
+        middle = len(present) // 2
+        pieces = [present[:middle], present[middle:]]
+    return [piece for piece in pieces if piece]
+
+
+@dataclass(frozen=True, slots=True)
+class WalState:
+    """A table's WAL: transactions committed but not yet applied (not yet queryable), and
+    whether applying is suspended (then nothing new becomes queryable until it is resumed)."""
+
+    unapplied: int
+    suspended: bool
+
+
+def wal_states(http: QuestDBHttp) -> dict[str, WalState]:
+    """The WAL state of every record table that exists (QuestDB's `wal_tables()`)."""
+    answer = http.exec("SELECT name, suspended, writerTxn, sequencerTxn FROM wal_tables()")
+    tables = {spec.table for spec in SPECS}
+    return {
+        str(name): WalState(unapplied=int(sequencer) - int(writer), suspended=bool(suspended))
+        for name, suspended, writer, sequencer in answer["dataset"]
+        if name in tables
+    }
+
+
+def wal_applied(http: QuestDBHttp) -> bool:
+    """True when every committed write to the record tables is queryable."""
+    return all(state.unapplied == 0 for state in wal_states(http).values())
