@@ -50,6 +50,11 @@ test: deps lint typecheck
 run: deps
 	$(BIN)/marketstream run
 
+# The hot path offline: the recordings in ../shared/fixtures/recordings (or RECORDINGS=DIR)
+# through replay-server, ingest and the hot writer; prints a JSON summary.
+demo: deps
+	$(BIN)/marketstream demo $(if $(RECORDINGS),--recordings $(RECORDINGS))
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 

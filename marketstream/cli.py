@@ -51,9 +51,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = commands.add_parser("run", help="start the local services and the pipeline")
+    run = commands.add_parser(
+        "run", help="start the local services, ingest and the hot writer (Ctrl-C stops)"
+    )
     _add_state_dir(run)
     run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="replay recordings through ingest and the hot writer; print a JSON summary"
+    )
+    demo.add_argument(
+        "--recordings",
+        type=Path,
+        metavar="DIR",
+        help="recordings to replay (default: $MARKETSTREAM_RECORDINGS or "
+        "../shared/fixtures/recordings)",
+    )
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".marketstream-demo"),
+        metavar="DIR",
+        help="the demo's own services, emptied first (default: .marketstream-demo)",
+    )
+    demo.add_argument(
+        "--speed", type=float, metavar="X", help="replay at recorded speed times X (default: max)"
+    )
+    demo.add_argument(
+        "--keep-services", action="store_true", help="leave the services running afterwards"
+    )
+    demo.set_defaults(handler=_cmd_demo)
 
     config = commands.add_parser("config", help="check the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="ACTION")
@@ -77,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
     _add_ingest_commands(commands)  # ingest, normalize
+    _add_hot_writer_command(commands)  # write-hot
     _add_recording_commands(commands)  # replay-server, record: see the block at the end
+    _add_query_commands(commands)  # query latest|trades|candles: see the block at the end
     return parser
 
 
@@ -138,6 +167,53 @@ def _cmd_normalize(args: argparse.Namespace) -> int:
     sys.stdout.buffer.flush()
     for line in summary.lines(args.exchange):
         print(line, file=sys.stderr)
+    return 0
+
+
+# --- write-hot: Redis Streams -> QuestDB ------------------------------------------------------
+
+
+def _add_hot_writer_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    write_hot = commands.add_parser(
+        "write-hot", help="write the Redis streams into QuestDB (consumer group hot-writer)"
+    )
+    write_hot.add_argument(
+        "--consumer",
+        metavar="NAME",
+        help="consumer name in the group (default: host-pid); a restart under the same name "
+        "resumes its own pending entries first",
+    )
+    write_hot.add_argument(
+        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+    )
+    _add_state_dir(write_hot)
+    write_hot.set_defaults(handler=_cmd_write_hot)
+
+
+def _cmd_write_hot(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
+    import signal  # noqa: PLC0415
+
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers.hot_writer import HotWriter  # noqa: PLC0415
+
+    config = _config(args)
+    writer = HotWriter(
+        config,
+        require_endpoint(config, args.state_dir, "redis"),
+        require_endpoint(config, args.state_dir, "questdb_http"),
+        consumer=args.consumer,
+    )
+    _setup_logging()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await writer.run(stop, metrics_port=args.metrics_port)
+
+    asyncio.run(run())
     return 0
 
 
@@ -204,15 +280,67 @@ def _cmd_services_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from marketstream.services.manager import start_services  # noqa: PLC0415 - heavy, load on use
+    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
+    import signal  # noqa: PLC0415
 
-    status = start_services(_config(args), args.state_dir)
+    from marketstream.ingest.service import plan_connections  # noqa: PLC0415
+    from marketstream.pipeline import Pipeline, PipelineEndpoints  # noqa: PLC0415
+    from marketstream.services.manager import start_services  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+
+    config = _config(args)
+    plans = plan_connections(config)  # configuration errors before anything starts
+    status = start_services(config, args.state_dir)
     _print_status(status, as_json=False)
-    print(
-        "services are running. The pipeline (ingest and the hot writer) is not built yet; "
-        "stop the services with `marketstream services stop`."
+    if not status.all_answering:
+        return 1
+    endpoints = PipelineEndpoints(
+        redis=require_endpoint(config, args.state_dir, "redis"),
+        questdb_http=require_endpoint(config, args.state_dir, "questdb_http"),
     )
-    return 0 if status.all_answering else 1
+    pipeline = Pipeline(config, endpoints, plans=plans)
+    _setup_logging()
+    print("pipeline running: ingest -> Redis Streams -> QuestDB; Ctrl-C stops it", flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await pipeline.run(stop)
+
+    asyncio.run(run())
+    print("pipeline stopped; services still run: `marketstream services stop` ends them")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from marketstream.demo import prepare_state, run_demo  # noqa: PLC0415
+    from marketstream.services.manager import stop_services  # noqa: PLC0415
+
+    config = _config(args)
+    recordings = args.recordings or _default_recordings()
+    _setup_logging()
+    prepare_state(config, args.state_dir)
+    try:
+        summary = asyncio.run(run_demo(config, recordings, args.state_dir, speed=args.speed))
+    finally:
+        if not args.keep_services:
+            stop_services(config, args.state_dir)
+    sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if args.keep_services:
+        print(
+            f"services kept running in {args.state_dir}: try "
+            f"`marketstream query latest --state-dir {args.state_dir}`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _default_recordings() -> Path:
+    return Path(os.environ.get("MARKETSTREAM_RECORDINGS") or "../shared/fixtures/recordings")
 
 
 def _print_status(status: ServicesStatus, *, as_json: bool) -> None:
@@ -308,3 +436,156 @@ def _cmd_record(args: argparse.Namespace) -> int:
         f"to {args.out}"
     )
     return 0
+
+
+# --- query: the hot tier (QuestDB over PG wire) --------------------------------------------
+
+
+def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    query = commands.add_parser(
+        "query", help="latest prices, trades and candles from the hot tier (QuestDB)"
+    )
+    what = query.add_subparsers(title="query commands", metavar="WHAT")
+    latest = what.add_parser("latest", help="the latest price of each instrument")
+    latest.add_argument("--exchange", metavar="EX", help="only this exchange")
+    latest.add_argument("--symbol", metavar="S", help="only this symbol, e.g. BTC-USDT")
+    latest.set_defaults(handler=_cmd_query_latest)
+
+    trades = what.add_parser("trades", help="trades with start <= ts < end, in time order")
+    candles = what.add_parser(
+        "candles", help="OHLCV candles built from trades, for the bars opening in [start, end)"
+    )
+    for sub in (trades, candles):
+        sub.add_argument("--exchange", required=True, metavar="EX")
+        sub.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT")
+        sub.add_argument("--start", required=True, metavar="T", help=_QUERY_TIME_HELP)
+        sub.add_argument("--end", required=True, metavar="T", help="exclusive; as --start")
+    trades.add_argument(
+        "--limit", default="10000", metavar="N", help="at most N trades, the earliest"
+    )
+    trades.set_defaults(handler=_cmd_query_trades)
+    candles.add_argument(
+        "--interval", required=True, metavar="I", help="1s, 1m, 5m, 1h or 1d (UTC calendar)"
+    )
+    candles.set_defaults(handler=_cmd_query_candles)
+    for sub in (latest, trades, candles):
+        sub.add_argument(
+            "--format",
+            default="json",
+            metavar="F",
+            help="json (one object per line, as `normalize` prints) or table (aligned columns)",
+        )
+        _add_state_dir(sub)
+
+
+_QUERY_TIME_HELP = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoch nanoseconds"
+_QUERY_FORMATS = ("json", "table")
+_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts"})
+
+
+def _query_format(text: str) -> str:
+    from marketstream.tiers.hot_queries import QueryInputError  # noqa: PLC0415
+
+    if text not in _QUERY_FORMATS:
+        raise QueryInputError(f"--format {text!r} is not known: expected json or table")
+    return text
+
+
+def _questdb_pg(args: argparse.Namespace) -> str:
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+
+    return require_endpoint(_config(args), args.state_dir, "questdb_pg")
+
+
+def _cmd_query_latest(args: argparse.Namespace) -> int:
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+
+    output = _query_format(args.format)  # every input is checked before QuestDB is asked
+    exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
+    symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
+    with hq.HotQueries.connect(_questdb_pg(args)) as hot:
+        prices = hot.latest_prices(exchange, symbol)
+    _print_query_rows(prices, output)
+    return 0
+
+
+def _cmd_query_trades(args: argparse.Namespace) -> int:
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+
+    output = _query_format(args.format)
+    exchange, symbol = hq.check_exchange(args.exchange), hq.check_symbol(args.symbol)
+    start, end = hq.check_range(
+        hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
+    )
+    limit = hq.parse_limit(args.limit)
+    with hq.HotQueries.connect(_questdb_pg(args)) as hot:
+        trades = hot.trades(exchange, symbol, start, end, limit=limit)
+    _print_query_rows(trades, output)
+    if len(trades) == limit:
+        print(
+            f"marketstream: note: the first {limit} trades only (--limit); "
+            "narrow the range or raise --limit for more",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_query_candles(args: argparse.Namespace) -> int:
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+
+    output = _query_format(args.format)
+    exchange, symbol = hq.check_exchange(args.exchange), hq.check_symbol(args.symbol)
+    hq.check_interval(args.interval)
+    start, end = hq.check_range(
+        hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
+    )
+    with hq.HotQueries.connect(_questdb_pg(args)) as hot:
+        candles = hot.ohlcv(exchange, symbol, args.interval, start, end)
+    _print_query_rows(candles, output)
+    return 0
+
+
+def _print_query_rows(rows: Sequence[object], output: str) -> None:
+    """JSON lines (records as `normalize` prints them), or a table with ISO-8601 timestamps."""
+    import dataclasses  # noqa: PLC0415
+
+    if output == "json":
+        sys.stdout.buffer.write(b"".join(_query_json(row) + b"\n" for row in rows))
+        sys.stdout.buffer.flush()
+        return
+    if not rows or not dataclasses.is_dataclass(rows[0]):
+        return
+    header = [field.name for field in dataclasses.fields(rows[0])]
+    cells = [[_query_cell(name, getattr(row, name)) for name in header] for row in rows]
+    numeric = [
+        name not in _TIMESTAMP_FIELDS
+        and all(isinstance(getattr(row, name), int | float | None) for row in rows)
+        for name in header
+    ]
+    widths = [max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(header)]
+    for line in (header, *cells):
+        print(
+            "  ".join(
+                text.rjust(width) if right else text.ljust(width)
+                for text, width, right in zip(line, widths, numeric, strict=True)
+            ).rstrip()
+        )
+
+
+def _query_json(row: object) -> bytes:
+    from marketstream.schemas.codec import encode_record  # noqa: PLC0415
+    from marketstream.schemas.records import RECORD_CLASSES  # noqa: PLC0415
+
+    return encode_record(row) if isinstance(row, RECORD_CLASSES) else orjson.dumps(row)
+
+
+def _query_cell(name: str, value: object) -> str:
+    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if name in _TIMESTAMP_FIELDS and isinstance(value, int):
+        return format_ns(value)
+    return str(value)
