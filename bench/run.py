@@ -11,10 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, schemas
+from bench import hot, ingest, schemas
 
 RESULTS = Path(__file__).with_name("results.json")
-SUITES: dict[str, Callable[[], dict[str, Any]]] = {"schemas": schemas.run, "ingest": ingest.run}
+SUITES: dict[str, Callable[[], dict[str, Any]]] = {
+    "schemas": schemas.run,
+    "ingest": ingest.run,
+    "hot": hot.run,
+}
 
 
 def machine() -> dict[str, Any]:

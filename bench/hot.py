@@ -1,0 +1,172 @@
+"""The hot path end to end: replay -> ingest -> Redis -> hot writer -> QuestDB, then queries.
+
+- throughput: `replay-server --max` (its own process) through ingest and the hot writer (one
+  event loop) into real Redis and QuestDB; records/s from the first frame until QuestDB has
+  applied everything (queryable);
+- freshness: the same at twice the recorded pace, so that it measures the pipeline and not a
+  backlog; p50/p99 from local receive to written (the recording's exchange times are 2021);
+- queries: p50 of `latest_trade`, `trades` (up to 1,000 rows) and 1m candles over the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.ingest import _big_recording
+from marketstream.config import PipelineConfig, load_config
+from marketstream.demo import histogram_quantile
+from marketstream.pipeline import Pipeline, PipelineEndpoints
+from marketstream.schemas.instruments import EXCHANGES
+from marketstream.services.manager import start_services, stop_services
+from marketstream.services.state import require_endpoint
+from marketstream.tiers.hot_queries import HotQueries
+from tests.conftest import recordings_path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "pipeline.yaml"
+SYMBOLS = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
+QUERY_REPEATS = 100
+
+
+def _config(ws_url: str, http_url: str) -> PipelineConfig:
+    environ = {
+        f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
+        for name in EXCHANGES
+        if name != "binance-usdm"
+    }
+    environ |= {
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": SYMBOLS,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS": "[trades, quotes, candles, books]",
+    }
+    return load_config(CONFIG, environ=environ)
+
+
+async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, Any]:
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "marketstream", "replay-server", "--recording", str(recording),
+         "--port", "0", *pace],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert replay.stdout is not None
+        ws_url, http_url = replay.stdout.readline().split()[:2]
+        config = _config(ws_url, http_url)
+        endpoints = PipelineEndpoints(
+            redis=require_endpoint(config, state, "redis"),
+            questdb_http=require_endpoint(config, state, "questdb_http"),
+        )
+        pipeline = Pipeline(config, endpoints)
+        stop = asyncio.Event()
+        task = asyncio.create_task(pipeline.run(stop, ingest_metrics_port=0, writer_metrics_port=0))
+        start: float | None = None
+        while replay.poll() is None:
+            if start is None and pipeline.ingest.publisher.published > 0:
+                start = time.perf_counter()
+            if start is not None and await _replay_done(http_url):
+                break
+            await asyncio.sleep(0.02)
+        await pipeline.ingest.publisher.wait_flushed()
+        await pipeline.writer.wait_drained(queryable=True)
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+        written = pipeline.writer.written
+        stop.set()
+        await task
+    finally:
+        replay.terminate()
+        replay.wait(timeout=30)
+    registry = pipeline.writer.metrics.registry
+    name = "marketstream_hot_receive_freshness_seconds"
+    p50, p99 = (histogram_quantile(registry, name, q) for q in (0.5, 0.99))
+    flush_p99 = histogram_quantile(registry, "marketstream_hot_write_seconds", 0.99)
+    return {
+        "records_written": written,
+        "records_per_s": round(written / elapsed) if elapsed else None,
+        "freshness_ms_p50": None if p50 is None else round(p50 * 1000, 1),
+        "freshness_ms_p99": None if p99 is None else round(p99 * 1000, 1),
+        "flush_ms_p99": None if flush_p99 is None else round(flush_p99 * 1000, 1),
+    }
+
+
+async def _replay_done(http_url: str) -> bool:
+    import urllib.request  # noqa: PLC0415
+
+    def status() -> bool:
+        with urllib.request.urlopen(f"{http_url}/_control/status", timeout=5) as response:  # noqa: S310
+            return bool(__import__("json").loads(response.read())["finished"])
+
+    return await asyncio.to_thread(status)
+
+
+def _p50_ms(call: Any, repeats: int = QUERY_REPEATS) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return round(statistics.median(samples) * 1000, 2)
+
+
+def _queries(config: PipelineConfig, state: Path) -> dict[str, Any]:
+    with HotQueries.connect(require_endpoint(config, state, "questdb_pg")) as hot:
+        last = hot.latest_trade("binance-usdm", "SUSHI-USDT-PERP")
+        assert last is not None
+        end = last.ts + 1
+        start = end - 3_600 * 10**9
+        return {
+            "latest_trade_ms_p50": _p50_ms(
+                lambda: hot.latest_trade("binance-usdm", "SUSHI-USDT-PERP")
+            ),
+            "trades_1000_ms_p50": _p50_ms(
+                lambda: hot.trades("binance-usdm", "SUSHI-USDT-PERP", start, end, limit=1000)
+            ),
+            "ohlcv_1m_ms_p50": _p50_ms(
+                lambda: hot.ohlcv("binance-usdm", "SUSHI-USDT-PERP", "1m", start, end)
+            ),
+        }
+
+
+def run() -> dict[str, Any]:
+    recordings = recordings_path()
+    if not recordings.is_dir():
+        print(f"  skipped: no recordings at {recordings}")
+        return {"skipped": f"no recordings at {recordings}"}
+    config = load_config(CONFIG, environ={})
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        state = root / "state"
+        start_services(config, state)
+        try:
+            big = root / "binance-usdm.jsonl"
+            frames = _big_recording(recordings / "binance-usdm.jsonl", big, 20)
+            fast = asyncio.run(_through(big, state, ["--max"]))
+            print(
+                f"  replay -> Redis -> QuestDB (queryable): {fast['records_per_s']:,} records/s "
+                f"({fast['records_written']:,} records from {frames:,} frames), "
+                f"flush p99 {fast['flush_ms_p99']} ms"
+            )
+            paced = asyncio.run(
+                _through(recordings / "binance-usdm.jsonl", state, ["--speed", "2"])
+            )
+            print(
+                f"  freshness at 2x recorded pace, receive -> written: "
+                f"p50 {paced['freshness_ms_p50']} ms, p99 {paced['freshness_ms_p99']} ms"
+            )
+            queries = _queries(config, state)
+            print(
+                f"  queries p50: latest {queries['latest_trade_ms_p50']} ms, "
+                f"trades(1000) {queries['trades_1000_ms_p50']} ms, "
+                f"1m candles {queries['ohlcv_1m_ms_p50']} ms"
+            )
+        finally:
+            stop_services(config, state)
+    return {"max_speed": fast, "paced_2x": paced, "queries": queries}
