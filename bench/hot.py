@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import _big_recording
+from bench.ingest import _big_recording, usdm_replay_config
 from marketstream.config import PipelineConfig, load_config
 from marketstream.demo import histogram_quantile
 from marketstream.pipeline import Pipeline, PipelineEndpoints
-from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import require_endpoint
 from marketstream.tiers.hot_queries import HotQueries
@@ -31,23 +30,7 @@ from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline.yaml"
-SYMBOLS = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
 QUERY_REPEATS = 100
-
-
-def _config(ws_url: str, http_url: str) -> PipelineConfig:
-    environ = {
-        f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
-        for name in EXCHANGES
-        if name != "binance-usdm"
-    }
-    environ |= {
-        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
-        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
-        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": SYMBOLS,
-        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS": "[trades, quotes, candles, books]",
-    }
-    return load_config(CONFIG, environ=environ)
 
 
 async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, Any]:
@@ -60,7 +43,7 @@ async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, A
     try:
         assert replay.stdout is not None
         ws_url, http_url = replay.stdout.readline().split()[:2]
-        config = _config(ws_url, http_url)
+        config = usdm_replay_config(ws_url, http_url)
         endpoints = PipelineEndpoints(
             redis=require_endpoint(config, state, "redis"),
             questdb_http=require_endpoint(config, state, "questdb_http"),

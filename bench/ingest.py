@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.timing import per_second
-from marketstream.config import load_config
+from marketstream.config import PipelineConfig, load_config
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.metrics import IngestMetrics
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline.yaml"
 E2E_RECORDING = "binance-usdm.jsonl"
 E2E_REPEATS = 40  # the 1535-frame recording, 40 times over: ~61k frames
+USDM_SYMBOLS = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
 GENERATED_STEPS = 2000  # per generated session: ~8k frames of book, quote, trade, candle
 PRICE_READS = 20_000
 
@@ -121,19 +122,7 @@ async def _ingest_into_redis(recording: Path, frames: int, redis_url: str) -> di
     try:
         assert replay.stdout is not None
         ws_url, http_url = replay.stdout.readline().split()[:2]
-        symbols = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
-        environ = {
-            f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
-            for name in EXCHANGES
-            if name != "binance-usdm"
-        }
-        environ |= {
-            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
-            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
-            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": symbols,
-            "MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS": "[trades, quotes, candles, books]",
-        }
-        service = IngestService(load_config(CONFIG, environ=environ), redis_url)
+        service = IngestService(usdm_replay_config(ws_url, http_url), redis_url)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop, metrics_port=0))
         start: float | None = None
@@ -181,6 +170,22 @@ async def _publish_from_memory(recording: Path, redis_url: str) -> dict[str, Any
         "frames_per_s": round(len(frames) / elapsed),
         "records_per_s": round(records / elapsed),
     }
+
+
+def usdm_replay_config(ws_url: str, http_url: str) -> PipelineConfig:
+    """The configuration with only Binance USD-M, pointed at a replay of its recording."""
+    environ = {
+        f"MARKETSTREAM_EXCHANGES__{name.upper().replace('-', '_')}__ENABLED": "false"
+        for name in EXCHANGES
+        if name != "binance-usdm"
+    }
+    environ |= {
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__URL": ws_url,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__REST_URL": http_url,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS": USDM_SYMBOLS,
+        "MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS": "[trades, quotes, candles, books]",
+    }
+    return load_config(CONFIG, environ=environ)
 
 
 def _frames_received(service: IngestService) -> float:
