@@ -102,6 +102,7 @@ class HotConfig(_Model):
     retry_initial_s: float = Field(default=0.1, gt=0)  # QuestDB or Redis down: retry after this...
     retry_max_s: float = Field(default=5.0, gt=0)  # ...doubling up to this
     flush_timeout_s: float = Field(default=10.0, gt=0)  # one ILP/HTTP request at most
+    flush_max_bytes: int = Field(default=1_048_576, gt=0)  # a larger batch takes several flushes
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
 

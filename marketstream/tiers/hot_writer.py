@@ -54,7 +54,7 @@ from marketstream.tiers.hot_writer_redis import (
 )
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
-from marketstream.tiers.redis_bus import connect_async
+from marketstream.tiers.redis_bus import HOT_WRITER_GROUP, connect_async
 
 log = logging.getLogger(__name__)
 
@@ -234,32 +234,40 @@ class HotWriter:
             self.questdb.exec(sql)
 
     async def _serve(self, stop: asyncio.Event, metrics_port: int | None) -> None:
-        sink = self._sink = RowSink(
-            self.questdb.sender_conf(),
-            flush_timeout_s=self.settings.flush_timeout_s,
-            metrics=self.metrics,
-        )
+        host = self.settings.metrics_host
         port = self.settings.metrics_port if metrics_port is None else metrics_port
-        server = await serve_metrics(
-            self.metrics.registry, self.health, self.settings.metrics_host, port
-        )
-        self.metrics_port = bound_port(server)
-        log.info(
-            "hot writer %s: metrics on http://%s:%d/metrics",
-            self.consumer,
-            self.settings.metrics_host,
-            self.metrics_port,
-        )
-        watcher = asyncio.create_task(self._watch(stop))
         try:
-            await self._consume(stop)
+            server = await serve_metrics(self.metrics.registry, self.health, host, port)
+        except OSError as exc:  # e.g. a second writer on this host with the same port
+            raise ServiceError(
+                f"hot writer metrics cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                "set hot.metrics_port or pass --metrics-port (0 picks a free port)"
+            ) from None
+        self.metrics_port = bound_port(server)
+        try:
+            sink = self._sink = RowSink(
+                self.questdb.sender_conf(),
+                flush_timeout_s=self.settings.flush_timeout_s,
+                flush_max_bytes=self.settings.flush_max_bytes,
+                metrics=self.metrics,
+            )
+            log.info(
+                "hot writer %s: metrics on http://%s:%d/metrics",
+                self.consumer,
+                host,
+                self.metrics_port,
+            )
+            watcher = asyncio.create_task(self._watch(stop))
+            try:
+                await self._consume(stop)
+            finally:
+                watcher.cancel()
+                # gather, not suppress(CancelledError): a cancel of run() itself must go on.
+                await asyncio.gather(watcher, return_exceptions=True)
+                await self._in_thread(sink.close)
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
             server.close()
             await server.wait_closed()
-            await self._in_thread(sink.close)
             log.info(
                 "hot writer %s stopped: %d entries written, %d dead letters",
                 self.consumer,
@@ -269,8 +277,9 @@ class HotWriter:
 
     # --- the loop ---------------------------------------------------------------------------
     async def _consume(self, stop: asyncio.Event) -> None:
-        """One batch at a time: fill it (own pending first, then claims, then new entries)
-        until it is full or its oldest entry waited `batch_wait_ms`, write it, repeat."""
+        """One batch at a time: fill it (idle entries claimed, this name's own pending ones,
+        then new ones) until it is full or its oldest entry waited `batch_wait_ms`; write it;
+        repeat. Redis errors keep the batch and retry with backoff."""
         settings = self.settings
         wait_s = settings.batch_wait_ms / 1000
         claim_every_s = settings.claim_idle_ms / 2000
@@ -317,7 +326,7 @@ class HotWriter:
         found = await discover_streams(self.client)
         for key in sorted(found - self.streams):
             if await ensure_group(self.client, key):
-                log.info("hot writer: consumer group %s created on %s", "hot-writer", key)
+                log.info("hot writer: consumer group %s created on %s", HOT_WRITER_GROUP, key)
             self._own_pending[key] = b"0"
         for key in self.streams - found:
             self._own_pending.pop(key, None)

@@ -84,8 +84,16 @@ class WriteOutcome:
 class RowSink:
     """One ILP/HTTP sender. Not thread-safe: the writer calls it from one thread at a time."""
 
-    def __init__(self, sender_conf: str, *, flush_timeout_s: float, metrics: HotWriterMetrics):
+    def __init__(
+        self,
+        sender_conf: str,
+        *,
+        flush_timeout_s: float,
+        flush_max_bytes: int,
+        metrics: HotWriterMetrics,
+    ):
         self.metrics = metrics
+        self.flush_max_bytes = flush_max_bytes
         # Batches are flushed by hand and retried by the writer with its own backoff, so the
         # client neither flushes on its own nor retries internally (which would block a stop).
         self._sender = Sender.from_conf(
@@ -103,12 +111,16 @@ class RowSink:
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         """Write every record QuestDB accepts; report the others. Raises QuestDBUnavailableError.
 
-        Parts are kept on a stack in batch order; a rejected part is replaced by its pieces.
+        Parts are kept on a stack in batch order. A part goes out in flushes of at most about
+        flush_max_bytes, since a flush takes time in proportion to its bytes (a 25-level book
+        row is ~1 KB); a rejected flush is replaced by its pieces.
         """
         outcome = WriteOutcome()
         parts: list[list[int]] = [list(range(len(records)))]
         while parts:
-            present = self._fill(records, parts.pop(), outcome)
+            present, rest = self._fill(records, parts.pop(), outcome)
+            if rest:
+                parts.append(rest)  # after this flush, and after its pieces if it is rejected
             if not present:
                 continue
             rejection = self._flush(records, present, outcome)
@@ -121,11 +133,16 @@ class RowSink:
             parts.extend(reversed(_split(present, rejection.line)))
         return outcome
 
-    def _fill(self, records: Sequence[Record], part: list[int], outcome: WriteOutcome) -> list[int]:
-        """Buffer the part's rows, one at a time so that a row that cannot be encoded is
-        set aside alone (Sender.row adds nothing when it raises); their positions, in order."""
+    def _fill(
+        self, records: Sequence[Record], part: list[int], outcome: WriteOutcome
+    ) -> tuple[list[int], list[int]]:
+        """Buffer the part's rows until flush_max_bytes: the positions buffered, in order, and
+        those left for the next flush. One row at a time, so that a row that cannot be
+        encoded is set aside alone (Sender.row adds nothing when it raises)."""
         present: list[int] = []
-        for index in part:
+        for at, index in enumerate(part):
+            if present and len(self._sender) >= self.flush_max_bytes:
+                return present, part[at:]
             try:
                 write_rows(self._sender, (records[index],))
             except (ValueError, TypeError, OverflowError) as exc:
@@ -137,7 +154,7 @@ class RowSink:
                 outcome.rejected[index] = ("unencodable", f"not writable as an ILP row: {exc}")
                 continue
             present.append(index)
-        return present
+        return present, []
 
     def _flush(
         self, records: Sequence[Record], present: list[int], outcome: WriteOutcome

@@ -13,9 +13,11 @@ import contextlib
 import inspect
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -105,24 +107,34 @@ async def publish(client: redis.asyncio.Redis, records: Sequence[Record]) -> Non
 
 
 class Feeder:
-    """Publishes trades in small chunks until stopped, like an exchange that keeps trading."""
+    """Publishes trades in small chunks from a task of its own, like an exchange that keeps
+    trading, from `async with` until finish() (or the block's end, also on failure)."""
 
-    def __init__(self, client: redis.asyncio.Redis, exchange: str, *, limit: int | None = None):
+    def __init__(self, client: redis.asyncio.Redis, exchange: str, *, pause_s: float = 0.005):
         self.client = client
         self.exchange = exchange
-        self.limit = limit
+        self.pause_s = pause_s
         self.published = 0
         self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def run(self, chunk: int = 20, pause_s: float = 0.005) -> None:
-        while not self._stop.is_set() and (self.limit is None or self.published < self.limit):
-            n = chunk if self.limit is None else min(chunk, self.limit - self.published)
-            await publish(self.client, trades(self.exchange, n, start=self.published))
-            self.published += n
-            await asyncio.sleep(pause_s)
+    async def __aenter__(self) -> Feeder:
+        self._task = asyncio.create_task(self._run())
+        return self
 
-    def stop(self) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.finish()
+
+    async def finish(self) -> None:
         self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, WAIT_S)
+
+    async def _run(self, chunk: int = 20) -> None:
+        while not self._stop.is_set():
+            await publish(self.client, trades(self.exchange, chunk, start=self.published))
+            self.published += chunk
+            await asyncio.sleep(self.pause_s)
 
 
 # --- waiting, reading back -----------------------------------------------------------------
@@ -306,11 +318,19 @@ async def test_every_record_lands_exactly_once(
     ]  # fmt: skip
     after = [*trades(a, 2000, start=3000), *trades(late, 700), *books(b, 100)]
     await publish(client, before)
-    writer = HotWriter(hot_config(pipeline_config), redis_url, questdb.http_url, consumer="once")
+    # Small flushes: a batch of 500 goes out in several, acknowledged after the last.
+    config = hot_config(pipeline_config, flush_max_bytes=16_384)
+    writer = HotWriter(config, redis_url, questdb.http_url, consumer="once")
     async with running(writer) as task:
         await until(lambda: bool(writer.streams), "the writer found the streams")
         await publish(client, after)  # into running streams and one that did not exist at start
         await drained(writer, task)
+        metrics = await asyncio.to_thread(_get, writer, "/metrics")
+        health = await asyncio.to_thread(_get, writer, "/healthz")
+    assert b"marketstream_hot_write_seconds_bucket" in metrics
+    assert b'marketstream_hot_records_total{table="books"} 300.0' in metrics
+    assert b'"status":"ok"' in health
+    assert b'"consumer":"once"' in health
 
     published = before + after
     assert_exactly_once(questdb.http, published, (a, b, late))
@@ -325,6 +345,15 @@ async def test_every_record_lands_exactly_once(
     await assert_fully_acknowledged(client, sorted({key_of(r) for r in published}))
     assert await client.xlen(DLQ_STREAM) == 0
     assert sample(writer, "marketstream_hot_freshness_seconds_count", table="trades") == len(sent)
+    flushes = sample(writer, "marketstream_hot_write_seconds_count")
+    assert flushes > sample(writer, "marketstream_hot_batch_entries_count")
+
+
+def _get(writer: HotWriter, path: str) -> bytes:
+    url = f"http://{writer.settings.metrics_host}:{writer.metrics_port}{path}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+    return body
 
 
 async def test_replayed_entries_write_nothing_twice(
@@ -399,35 +428,30 @@ async def test_a_killed_writer_loses_nothing_and_doubles_nothing(  # noqa: PLR09
     exchange = f"hw-kill-{takeover.partition('-')[0]}"
     key = stream_key("trades", exchange)
     env = _writer_env(redis_url, questdb.http_url, batch_size="100", batch_wait_ms="50")
-    feeder = Feeder(client, exchange)
-    feeding = asyncio.create_task(feeder.run())
-    victim = _spawn_writer(env, "victim", tmp_path)
-    try:
-        await until(lambda: feeder.published > 0, "the first records are published")
-        await until(
-            lambda: _entries_read(client, key, at_least=500), "the victim writes", timeout_s=WAIT_S
-        )
-        in_hand = await _stop_holding_entries(client, victim, key, "victim")
-        victim.kill()  # SIGKILL: no shutdown, no flush, no ack
-        victim.wait(timeout=WAIT_S)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait(timeout=WAIT_S)
-    assert victim.returncode == -signal.SIGKILL
-    assert in_hand > 0
-
     restart = takeover == "restart-same-name"
     config = hot_config(pipeline_config, claim_idle_ms=600_000 if restart else 300)
     writer = HotWriter(
         config, redis_url, questdb.http_url, consumer="victim" if restart else "rescuer"
     )
-    async with running(writer) as task:
-        written = "marketstream_hot_records_total"
-        await until(lambda: sample(writer, written, table="trades") > 0, "the writer writes")
-        feeder.stop()  # records kept arriving across the kill and the takeover
-        await asyncio.wait_for(feeding, WAIT_S)
-        await drained(writer, task)
+    async with Feeder(client, exchange) as feeder:  # records arrive across kill and takeover
+        victim = _spawn_writer(env, "victim", tmp_path)
+        try:
+            await until(lambda: _entries_read(client, key, at_least=500), "the victim writes")
+            in_hand = await _stop_holding_entries(client, victim, key, "victim")
+            victim.kill()  # SIGKILL: no shutdown, no flush, no ack
+            victim.wait(timeout=WAIT_S)
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+                victim.wait(timeout=WAIT_S)
+        assert victim.returncode == -signal.SIGKILL
+        assert in_hand > 0
+
+        async with running(writer) as task:
+            written = "marketstream_hot_records_total"
+            await until(lambda: sample(writer, written, table="trades") > 0, "the writer writes")
+            await feeder.finish()
+            await drained(writer, task)
 
     sent = trades(exchange, feeder.published)
     assert_exactly_once(questdb.http, sent, (exchange,))
@@ -460,14 +484,14 @@ async def test_questdb_down_for_a_while_loses_nothing(
     key = stream_key("trades", exchange)
     config = hot_config(pipeline_config, batch_size=300)
     writer = HotWriter(config, redis_url, own_questdb.http_url, consumer="outage")
-    feeder = Feeder(client, exchange)
-    async with running(writer) as task:
-        feeding = asyncio.create_task(feeder.run(pause_s=0.01))
+    async with Feeder(client, exchange, pause_s=0.01) as feeder, running(writer) as task:
         await until(lambda: sample(writer, "marketstream_hot_records_total", table="trades") > 0,
                     "the first records are written")  # fmt: skip
         await asyncio.to_thread(own_questdb.stop)  # SIGTERM; records keep arriving
         await until(lambda: sample(writer, "marketstream_hot_retries_total", cause="questdb") > 0,
                     "the writer notices QuestDB is gone")  # fmt: skip
+        lag = "marketstream_hot_stream_lag"
+        await until(lambda: sample(writer, lag, stream=key) > 0, "the lag gauge shows the backlog")
         read_when_down = (await group_of(client, key))["entries-read"]
         published_when_down = feeder.published
         await asyncio.sleep(10)  # the outage; not a timing assertion
@@ -480,8 +504,7 @@ async def test_questdb_down_for_a_while_loses_nothing(
         assert detail["failing_for_s"] > 0
         assert detail["last_error"].startswith("questdb")
         await asyncio.to_thread(own_questdb.start)  # same ports, same data directory
-        feeder.stop()
-        await asyncio.wait_for(feeding, WAIT_S)
+        await feeder.finish()
         await drained(writer, task)
 
     assert_exactly_once(own_questdb.http, trades(exchange, feeder.published), (exchange,))
@@ -529,8 +552,11 @@ async def test_rejected_and_undecodable_entries_go_to_the_dlq_after_which_they_a
     dead = len(too_late) + len(too_many) + len(garbage)
     keys = sorted({stream for stream, _ in garbage})
 
-    # One batch holds every entry; waiting long for it to fill keeps it one.
-    config = hot_config(pipeline_config, batch_size=entries, batch_wait_ms=60_000)
+    # One batch holds every entry (waiting long for it to fill keeps it one), written in
+    # several small flushes, so that rejected rows are isolated inside and across them.
+    config = hot_config(
+        pipeline_config, batch_size=entries, batch_wait_ms=60_000, flush_max_bytes=8_192
+    )
     writer = HotWriter(config, redis_url, own_questdb.http_url)
     async with running(writer) as task:
         await until(lambda: sample(writer, "marketstream_hot_retries_total", cause="redis") > 0,
@@ -579,20 +605,17 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(
 ) -> None:
     exchange = "hw-sigterm"
     key = stream_key("trades", exchange)
-    feeder = Feeder(client, exchange)
-    feeding = asyncio.create_task(feeder.run())
     env = _writer_env(redis_url, questdb.http_url, batch_size="50", batch_wait_ms="20")
-    writer = _spawn_writer(env, "polite", tmp_path)
-    try:
-        await until(lambda: _entries_read(client, key, at_least=300), "the writer is writing")
-        writer.send_signal(signal.SIGTERM)  # while records keep arriving
-        returncode = await asyncio.to_thread(writer.wait, WAIT_S)
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait(timeout=WAIT_S)
-        feeder.stop()
-        await asyncio.wait_for(feeding, WAIT_S)
+    async with Feeder(client, exchange) as feeder:
+        writer = _spawn_writer(env, "polite", tmp_path)
+        try:
+            await until(lambda: _entries_read(client, key, at_least=300), "the writer writes")
+            writer.send_signal(signal.SIGTERM)  # while records keep arriving
+            returncode = await asyncio.to_thread(writer.wait, WAIT_S)
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait(timeout=WAIT_S)
     log = (tmp_path / "polite.log").read_text()
     assert returncode == 0, log
     assert "hot writer polite stopped" in log
@@ -605,7 +628,7 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(
     assert_exactly_once(questdb.http, trades(exchange, read), (exchange,))
 
 
-def test_unreachable_stores_at_start_are_one_line_and_exit_2(
+def test_a_start_that_cannot_work_is_one_line_and_exit_2(
     redis_url: str,
     questdb: QuestDBEndpoints,
     tmp_path: Path,
@@ -613,16 +636,21 @@ def test_unreachable_stores_at_start_are_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     closed = f"{process.LOOPBACK}:{process.free_port()}"
-    cases = [
-        (f"redis://{closed}/0", questdb.http_url, "Redis at"),
-        (redis_url, f"http://{closed}", "QuestDB at"),
-    ]
-    for redis_endpoint, questdb_endpoint, names in cases:
-        monkeypatch.setenv("MARKETSTREAM_CONFIG", str(CONFIG_FILE))
-        monkeypatch.setenv("MARKETSTREAM_ENDPOINTS__REDIS", redis_endpoint)
-        monkeypatch.setenv("MARKETSTREAM_ENDPOINTS__QUESTDB_HTTP", questdb_endpoint)
-        assert main(["write-hot", "--state-dir", str(tmp_path), "--metrics-port", "0"]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1
-        assert err[0].startswith(f"marketstream: error: {names}")
-        assert "unreachable" in err[0]
+    with socket.socket() as taken:
+        taken.bind((process.LOOPBACK, 0))
+        taken.listen()
+        busy_port = str(taken.getsockname()[1])
+        cases = [  # Redis down, QuestDB down, the metrics port held by another process
+            (f"redis://{closed}/0", questdb.http_url, "0", "Redis at", "unreachable"),
+            (redis_url, f"http://{closed}", "0", "QuestDB at", "unreachable"),
+            (redis_url, questdb.http_url, busy_port, "hot writer metrics", "--metrics-port"),
+        ]
+        for redis_endpoint, questdb_endpoint, port, starts, says in cases:
+            monkeypatch.setenv("MARKETSTREAM_CONFIG", str(CONFIG_FILE))
+            monkeypatch.setenv("MARKETSTREAM_ENDPOINTS__REDIS", redis_endpoint)
+            monkeypatch.setenv("MARKETSTREAM_ENDPOINTS__QUESTDB_HTTP", questdb_endpoint)
+            assert main(["write-hot", "--state-dir", str(tmp_path), "--metrics-port", port]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1, err
+            assert err[0].startswith(f"marketstream: error: {starts}")
+            assert says in err[0]
