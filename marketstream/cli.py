@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,9 +140,6 @@ def _add_ingest_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
-    import signal  # noqa: PLC0415
-
     from marketstream.ingest.service import IngestService, plan_connections  # noqa: PLC0415
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
 
@@ -149,14 +148,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     service = IngestService(config, require_endpoint(config, args.state_dir, "redis"), plans=plans)
     _setup_logging()
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await service.run(stop, metrics_port=args.metrics_port)
-
-    asyncio.run(run())
+    _run_until_signal(lambda stop: service.run(stop, metrics_port=args.metrics_port))
     return 0
 
 
@@ -191,9 +183,6 @@ def _add_hot_writer_command(commands: argparse._SubParsersAction[argparse.Argume
 
 
 def _cmd_write_hot(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
-    import signal  # noqa: PLC0415
-
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
     from marketstream.tiers.hot_writer import HotWriter  # noqa: PLC0415
 
@@ -206,15 +195,21 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
     )
     _setup_logging()
 
+    _run_until_signal(lambda stop: writer.run(stop, metrics_port=args.metrics_port))
+    return 0
+
+
+def _run_until_signal(job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a long-lived job on a fresh event loop until SIGINT or SIGTERM sets its stop event."""
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await writer.run(stop, metrics_port=args.metrics_port)
+        await job(stop)
 
     asyncio.run(run())
-    return 0
 
 
 def _setup_logging() -> None:
@@ -280,9 +275,6 @@ def _cmd_services_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415 - only the long-running commands need the event loop
-    import signal  # noqa: PLC0415
-
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
     from marketstream.pipeline import Pipeline, PipelineEndpoints  # noqa: PLC0415
     from marketstream.services.manager import start_services  # noqa: PLC0415
@@ -302,14 +294,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _setup_logging()
     print("pipeline running: ingest -> Redis Streams -> QuestDB; Ctrl-C stops it", flush=True)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await pipeline.run(stop)
-
-    asyncio.run(run())
+    _run_until_signal(pipeline.run)
     print("pipeline stopped; services still run: `marketstream services stop` ends them")
     return 0
 
