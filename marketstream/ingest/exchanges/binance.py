@@ -137,32 +137,26 @@ def _event_time(data: JsonObject, what: str) -> int:
     return millis(data, "T" if "T" in data else "E", what)
 
 
-def _agg_trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
-    what = "aggTrade"
-    return Trade(
-        m.market.name,
-        m.symbol(data, what),
-        millis(data, "T", what),
-        recv_ts,
-        str(field(data, "a", what)),
-        number(data, "p", what),
-        number(data, "q", what),
-        "sell" if flag(data, "m", what) else "buy",  # buyer is the maker: the taker sold
-    )
+def _trade_of(what: str, id_key: str) -> Handler:
+    """`aggTrade` and `trade` differ only in the key of their id (`a` and `t`)."""
+
+    def trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
+        return Trade(
+            m.market.name,
+            m.symbol(data, what),
+            millis(data, "T", what),
+            recv_ts,
+            str(field(data, id_key, what)),
+            number(data, "p", what),
+            number(data, "q", what),
+            "sell" if flag(data, "m", what) else "buy",  # buyer is the maker: the taker sold
+        )
+
+    return trade
 
 
-def _trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
-    what = "trade"
-    return Trade(
-        m.market.name,
-        m.symbol(data, what),
-        millis(data, "T", what),
-        recv_ts,
-        str(field(data, "t", what)),
-        number(data, "p", what),
-        number(data, "q", what),
-        "sell" if flag(data, "m", what) else "buy",
-    )
+_agg_trade = _trade_of("aggTrade", "a")
+_trade = _trade_of("trade", "t")
 
 
 def _book_ticker(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Quote:
