@@ -5,6 +5,9 @@
   applied everything (queryable);
 - freshness: the same at twice the recorded pace, so that it measures the pipeline and not a
   backlog; p50/p99 from local receive to written (the recording's exchange times are 2021);
+- writer alone: a backlog of real records (the recording's, shifted in time so that every
+  copy is a new row) published to Redis first, then one writer drains it: its records/s and
+  flush p99 without replay and ingest competing for the two cores;
 - queries: p50 of `latest_trade`, `trades` (up to 1,000 rows) and 1m candles over the data.
 """
 
@@ -16,21 +19,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import _big_recording, usdm_replay_config
+from bench.ingest import _big_recording, _processor, usdm_replay_config
 from marketstream.config import PipelineConfig, load_config
 from marketstream.demo import histogram_quantile
+from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.ingest.recording import read_recording
 from marketstream.pipeline import Pipeline, PipelineEndpoints
+from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import require_endpoint
 from marketstream.tiers.hot_queries import HotQueries
+from marketstream.tiers.hot_writer import HotWriter
+from marketstream.tiers.redis_bus import connect_async
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline.yaml"
 QUERY_REPEATS = 100
+BACKLOG_RECORDS = 100_000
 
 
 async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, Any]:
@@ -76,6 +87,57 @@ async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, A
         "records_per_s": round(written / elapsed) if elapsed else None,
         "freshness_ms_p50": None if p50 is None else round(p50 * 1000, 1),
         "freshness_ms_p99": None if p99 is None else round(p99 * 1000, 1),
+        "flush_ms_p99": None if flush_p99 is None else round(flush_p99 * 1000, 1),
+    }
+
+
+def _backlog_records(recording: Path, count: int) -> list[Record]:
+    """The recording's records, copied with shifted times (and trade ids) until `count`."""
+    frames = [f for f in read_recording(recording) if not f.is_rest]
+    processor = _processor(frames[0].exchange, frames[0].url)
+    base = [r for f in frames for r in processor.process(f.frame, f.recv_ns).records]
+    span = max(r.ts for r in base) - min(r.ts for r in base) + 1
+    records: list[Record] = []
+    copy = 0
+    while len(records) < count:
+        shift = copy * span
+        for r in base:
+            changes: dict[str, Any] = {"ts": r.ts + shift}
+            if hasattr(r, "trade_id"):
+                changes["trade_id"] = f"{r.trade_id}-{copy}"
+            records.append(replace(r, **changes))
+        copy += 1
+    return records[:count]
+
+
+async def _writer_backlog(
+    config: PipelineConfig, state: Path, records: list[Record]
+) -> dict[str, Any]:
+    redis_url = require_endpoint(config, state, "redis")
+    client = connect_async(redis_url)
+    await client.flushdb()
+    publisher = Publisher(client, PublisherSettings(), IngestMetrics())
+    flusher = asyncio.create_task(publisher.run())
+    for i, record in enumerate(records):
+        publisher.add(record)
+        if i % 1000 == 0:
+            await publisher.wait_for_room()
+            await asyncio.sleep(0)
+    await publisher.close()
+    await flusher
+    await client.aclose()
+    writer = HotWriter(config, redis_url, require_endpoint(config, state, "questdb_http"))
+    stop = asyncio.Event()
+    start = time.perf_counter()
+    task = asyncio.create_task(writer.run(stop, metrics_port=0))
+    await writer.wait_drained(queryable=True)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await task
+    flush_p99 = histogram_quantile(writer.metrics.registry, "marketstream_hot_write_seconds", 0.99)
+    return {
+        "records_written": writer.written,
+        "records_per_s": round(writer.written / elapsed),
         "flush_ms_p99": None if flush_p99 is None else round(flush_p99 * 1000, 1),
     }
 
@@ -144,6 +206,17 @@ def run() -> dict[str, Any]:
                 f"  freshness at 2x recorded pace, receive -> written: "
                 f"p50 {paced['freshness_ms_p50']} ms, p99 {paced['freshness_ms_p99']} ms"
             )
+            backlog = asyncio.run(
+                _writer_backlog(
+                    config,
+                    state,
+                    _backlog_records(recordings / "binance-usdm.jsonl", BACKLOG_RECORDS),
+                )
+            )
+            print(
+                f"  one writer on a backlog of {backlog['records_written']:,} records: "
+                f"{backlog['records_per_s']:,} records/s, flush p99 {backlog['flush_ms_p99']} ms"
+            )
             queries = _queries(config, state)
             print(
                 f"  queries p50: latest {queries['latest_trade_ms_p50']} ms, "
@@ -152,4 +225,4 @@ def run() -> dict[str, Any]:
             )
         finally:
             stop_services(config, state)
-    return {"max_speed": fast, "paced_2x": paced, "queries": queries}
+    return {"max_speed": fast, "paced_2x": paced, "writer_backlog": backlog, "queries": queries}
