@@ -1,8 +1,9 @@
 """Start, stop and report the local services of one state directory (the `services` commands).
 
-Only endpoints the configuration leaves unset are served locally: Redis and QuestDB as
-background processes, ClickHouse as the in-process engine's directory, cold storage as a
-directory. Starting is idempotent: a recorded process that is still ours is reused.
+Only endpoints the configuration leaves unset are served locally: Redis, QuestDB and the warm
+gateway (the one process that opens the ClickHouse engine directory, serving it over HTTP) as
+background processes, cold storage as a directory. Starting is idempotent: a recorded process
+that is still ours is reused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from marketstream.config import PipelineConfig
 from marketstream.services import process
-from marketstream.services.checks import endpoint_checks
+from marketstream.services.checks import clickhouse_error, endpoint_checks
 from marketstream.services.questdb_server import (
     QuestDBPorts,
     install_questdb,
@@ -35,6 +36,7 @@ from marketstream.services.state import (
     state_lock,
     state_root,
 )
+from marketstream.services.warm_server import spawn_warm_server, wait_warm_server
 
 Wait = Callable[[], None]
 QUESTDB_ENDPOINTS = ("questdb_http", "questdb_pg", "questdb_ilp")
@@ -54,6 +56,8 @@ def start_services(config: PipelineConfig, state_dir: Path | None = None) -> Ser
                 waits.append(_ensure_redis(layout, record, endpoints, timeout_s))
             if not any(getattr(config.endpoints, name) for name in QUESTDB_ENDPOINTS):
                 waits.append(_ensure_questdb(config, layout, record, endpoints))
+            if config.endpoints.clickhouse is None:
+                waits.append(_ensure_warm_server(layout, record, endpoints, timeout_s))
         finally:
             # Saved before waiting: `stop`, and the next `start`, must find whatever was spawned.
             record.endpoints = {**record.endpoints, **endpoints}
@@ -125,12 +129,33 @@ def _ensure_questdb(
     return lambda: wait_questdb(server, timeout_s)
 
 
+def _ensure_warm_server(
+    layout: StateLayout, record: ServicesRecord, endpoints: dict[str, str], timeout_s: float
+) -> Wait:
+    """The warm gateway on the engine directory, recorded as `clickhouse: http://...`."""
+    previous = record.processes.get("clickhouse")
+    url = record.endpoints.get("clickhouse")
+    if previous is not None and url is not None and process.is_ours(previous.pid, previous.marker):
+        endpoints["clickhouse"] = url
+        running = _as_process("warm gateway", previous)
+        return lambda: process.wait_until_answering(
+            running, lambda: clickhouse_error(url), timeout_s
+        )
+    port = _port_of(url)  # None for a chdb:// DSN recorded before the gateway existed
+    server = spawn_warm_server(
+        layout.clickhouse_dir,
+        port=port if port is not None and process.port_is_free(port) else process.free_port(),
+        log_path=layout.log_path("clickhouse"),
+        pid_path=layout.pid_path("clickhouse"),
+    )
+    record.processes["clickhouse"] = _as_record(server.process)
+    endpoints["clickhouse"] = server.url
+    return lambda: wait_warm_server(server, timeout_s)
+
+
 def _local_stores(config: PipelineConfig, layout: StateLayout) -> dict[str, str]:
-    """The directories behind the chdb engine and cold storage, created when served locally."""
+    """The cold storage directory, created when served locally."""
     stores: dict[str, str] = {}
-    if config.endpoints.clickhouse is None:
-        layout.clickhouse_dir.mkdir(parents=True, exist_ok=True)
-        stores["clickhouse"] = f"chdb://{layout.clickhouse_dir}"
     cold = config.endpoints.cold
     if cold is None:
         layout.cold_dir.mkdir(parents=True, exist_ok=True)

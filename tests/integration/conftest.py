@@ -156,3 +156,28 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     await connection.flushdb()
     yield connection
     await connection.aclose()
+
+
+@pytest.fixture(scope="session")
+def warm_gateway(
+    services_config: ServicesConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The warm gateway (`marketstream warm-server`) on its own engine directory: its DSN.
+
+    Another directory than the `clickhouse` fixture's: that engine is open in this process.
+    """
+    from marketstream.services.warm_server import start_warm_server  # noqa: PLC0415
+
+    layout = StateLayout(tmp_path_factory.mktemp("warm-gateway"))
+    server = _start_or_fail(
+        "warm gateway",
+        lambda: start_warm_server(
+            layout.clickhouse_dir,
+            port=process.free_port(),
+            log_path=layout.log_path("clickhouse"),
+            pid_path=layout.pid_path("clickhouse"),
+            timeout_s=services_config.start_timeout_s,
+        ),
+    )
+    yield server.url
+    process.stop(server.process.pid, server.process.marker)

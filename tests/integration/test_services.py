@@ -192,7 +192,7 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
         questdb_url = report["services"]["questdb_http"]["url"]
         assert QuestDBHttp(questdb_url).exec("SELECT 1")["dataset"] == [[1]]
         pids = _recorded_pids(state)
-        assert sorted(pids) == ["questdb", "redis"]
+        assert sorted(pids) == ["clickhouse", "questdb", "redis"]
         assert all(_alive(pid) for pid in pids.values())
     finally:
         stopped = _marketstream("services", "stop", "--state-dir", str(state))
