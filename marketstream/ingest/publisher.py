@@ -240,7 +240,7 @@ class Publisher:
             try:
                 removed = await trim_stream(self.client, key, maxlen)
             except (RedisError, OSError) as exc:
-                log.warning("trimming %s failed: %s", key, exc)
+                log.warning("trimming %s failed: %s", key, exc, extra={"stream": key})
                 return
             if removed:
                 self.metrics.trimmed.labels(stream=key).inc(removed)

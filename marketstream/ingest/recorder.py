@@ -13,8 +13,8 @@ line's url is its connection's, which is how replay and normalize tell the parts
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -30,6 +30,7 @@ from marketstream.errors import MarketStreamError
 from marketstream.ingest.exchange import Exchange, Subscription
 from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.recording import RecordedFrame, RecordingWriter
+from marketstream.logs import context_logger
 from marketstream.schemas.instruments import CHANNELS, Channel, parse_symbol
 
 MAX_FRAME_BYTES: Final = 64 << 20  # a Coinbase level2 snapshot of a busy product is MBs
@@ -41,9 +42,13 @@ FLUSH_CHECK_S: Final = 0.25
 
 Warn = Callable[[str], None]
 
+log = logging.getLogger(__name__)
 
-def _stderr(message: str) -> None:
-    print(f"marketstream record: {message}", file=sys.stderr, flush=True)
+
+def _log_warnings(exchange: str) -> Warn:
+    """Warnings as log records that carry the exchange."""
+    logger = context_logger(log, exchange=exchange)
+    return logger.warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +154,16 @@ async def record(
     max_frames: int | None = None,
     stop: asyncio.Event | None = None,
     snapshot_interval_s: float = 0.5,
-    warn: Warn = _stderr,
+    warn: Warn | None = None,
 ) -> RecordStats:
     """Record until `duration_s`, `max_frames` or `stop`; flush and return the counts.
 
     Ending by duration or frame count waits for REST snapshots still in flight (so the
-    capture has them); `stop` (a signal) ends at once.
+    capture has them); `stop` (a signal) ends at once. Warnings go to `warn`, by default
+    to the log.
     """
+    if warn is None:
+        warn = _log_warnings(target.exchange.name)
     with RecordingWriter(out, flush_interval_s=FLUSH_AFTER_S) as writer:
         recorder = _Recorder(target, writer, max_frames, snapshot_interval_s, warn)
         flusher = asyncio.create_task(_flush_periodically(writer))

@@ -25,6 +25,7 @@ from marketstream.ingest.exchange import Exchange, SnapshotRequest, Subscription
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
+from marketstream.logs import context_logger
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Connection:
         self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
         self._checksums_verified = metrics.checksums_verified.labels(exchange=exchange.name)
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
+        self.log = context_logger(log, exchange=exchange.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
@@ -86,12 +88,14 @@ class Connection:
                 received = await self._session(stop)
             except (OSError, TimeoutError, InvalidURI, InvalidHandshake, WebSocketException) as exc:
                 received = False
-                log.warning("%s: connection to %s failed: %s", self.exchange.name, self.url, exc)
+                self.log.warning(
+                    "%s: connection to %s failed: %s", self.exchange.name, self.url, exc
+                )
             if stop.is_set():
                 break
             attempt = 0 if received else attempt + 1
             delay = backoff_delay(attempt, self.settings, self.rng)
-            log.info("%s: reconnecting in %.2fs", self.exchange.name, delay)
+            self.log.info("%s: reconnecting in %.2fs", self.exchange.name, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
@@ -146,7 +150,8 @@ class Connection:
             if stop.is_set():
                 break
         if not stop.is_set():
-            log.warning("%s: connection closed: %s", self.exchange.name, ws.close_reason or "-")
+            reason = ws.close_reason or "-"
+            self.log.warning("%s: connection closed: %s", self.exchange.name, reason)
         return received
 
     def _handle(self, processed: Processed, frame: str | bytes, recv_ts: int) -> None:
@@ -162,12 +167,22 @@ class Connection:
             )
         for symbol in processed.gaps:
             self.metrics.gaps.labels(exchange=self.exchange.name, symbol=symbol).inc()
-            log.warning("%s %s: book sequence gap, resyncing", self.exchange.name, symbol)
+            self.log.warning(
+                "%s %s: book sequence gap, resyncing",
+                self.exchange.name,
+                symbol,
+                extra={"symbol": symbol},
+            )
         if processed.checksums_verified:
             self._checksums_verified.inc(processed.checksums_verified)
         for symbol in processed.checksum_failures:
             self.metrics.checksum_failures.labels(exchange=self.exchange.name, symbol=symbol).inc()
-            log.warning("%s %s: book checksum mismatch, resyncing", self.exchange.name, symbol)
+            self.log.warning(
+                "%s %s: book checksum mismatch, resyncing",
+                self.exchange.name,
+                symbol,
+                extra={"symbol": symbol},
+            )
         for symbol in processed.resynced:
             self.metrics.resyncs.labels(exchange=self.exchange.name, symbol=symbol).inc()
         for symbol in processed.snapshots_needed:
@@ -183,7 +198,7 @@ class Connection:
                 return
             quiet = time.monotonic() - self.last_frame
             if quiet > self.settings.stale_after_s:
-                log.warning("%s: no frame for %.0fs, reconnecting", self.exchange.name, quiet)
+                self.log.warning("%s: no frame for %.0fs, reconnecting", self.exchange.name, quiet)
                 await ws.close(4000, "stale feed")
                 return
 
@@ -255,7 +270,12 @@ class Connection:
             symbol = await self._snapshots.get()
             resubscribe = self.exchange.resubscribe_book
             if resubscribe is None:
-                log.warning("%s: reconnecting to resync the %s book", self.exchange.name, symbol)
+                self.log.warning(
+                    "%s: reconnecting to resync the %s book",
+                    self.exchange.name,
+                    symbol,
+                    extra={"symbol": symbol},
+                )
                 await ws.close(4001, "book resync")
                 return
             for message in resubscribe(symbol):
@@ -266,7 +286,13 @@ class Connection:
         try:
             return await asyncio.to_thread(_http_get, request.url, self.settings.rest_timeout_s)
         except (OSError, urllib.error.URLError) as exc:
-            log.warning("%s: snapshot %s failed: %s", self.exchange.name, request.url, exc)
+            self.log.warning(
+                "%s: snapshot %s failed: %s",
+                self.exchange.name,
+                request.url,
+                exc,
+                extra={"symbol": request.symbol},
+            )
             return None
 
 

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
+from marketstream.logs import context_logger
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.schemas.codec import DecodeError, decode_entry
 from marketstream.schemas.records import Record
@@ -149,6 +150,7 @@ class HotWriter:
         self.settings = config.hot
         self.redis_url = redis_url
         self.consumer = consumer or default_consumer()
+        self.log = context_logger(log, consumer=self.consumer)
         self.metrics = HotWriterMetrics()
         self.client = connect_async(redis_url)
         self.questdb = QuestDBHttp(questdb_http_url)
@@ -251,7 +253,7 @@ class HotWriter:
                 flush_max_bytes=self.settings.flush_max_bytes,
                 metrics=self.metrics,
             )
-            log.info(
+            self.log.info(
                 "hot writer %s: metrics on http://%s:%d/metrics",
                 self.consumer,
                 host,
@@ -268,7 +270,7 @@ class HotWriter:
         finally:
             server.close()
             await server.wait_closed()
-            log.info(
+            self.log.info(
                 "hot writer %s stopped: %d entries written, %d dead letters",
                 self.consumer,
                 self.written,
@@ -326,7 +328,12 @@ class HotWriter:
         found = await discover_streams(self.client)
         for key in sorted(found - self.streams):
             if await ensure_group(self.client, key):
-                log.info("hot writer: consumer group %s created on %s", HOT_WRITER_GROUP, key)
+                self.log.info(
+                    "hot writer: consumer group %s created on %s",
+                    HOT_WRITER_GROUP,
+                    key,
+                    extra={"stream": key},
+                )
             self._own_pending[key] = b"0"
         for key in self.streams - found:
             self._own_pending.pop(key, None)
@@ -368,7 +375,9 @@ class HotWriter:
             room -= added
             if added:
                 self.metrics.recovered.labels(how="claimed").inc(added)
-                log.info("hot writer: claimed %d idle entries of %s", added, key)
+                self.log.info(
+                    "hot writer: claimed %d idle entries of %s", added, key, extra={"stream": key}
+                )
 
     async def _read_new(self, batch: _Batch, room: int, block_ms: int, stop: asyncio.Event) -> None:
         if not self._new_cursors:
@@ -402,7 +411,7 @@ class HotWriter:
             if dead:
                 await self._dead_letter(dead, stop)
         except _StoppingError:
-            log.warning(
+            self.log.warning(
                 "hot writer %s stopping with a batch of %d entries not fully written or "
                 "acknowledged: left pending for this consumer name or another writer",
                 self.consumer,
@@ -425,12 +434,13 @@ class HotWriter:
             self.metrics.dlq.labels(cause=letter.cause).inc()
         self.dead_lettered += len(dead)
         first = dead[0]
-        log.warning(
+        self.log.warning(
             "hot writer: %d entries to md:dlq, e.g. %s %s: %s",
             len(dead),
             first.entry.stream,
             first.entry.id.decode(),
             first.reason,
+            extra={"stream": first.entry.stream},
         )
 
     async def _retry(
@@ -457,7 +467,7 @@ class HotWriter:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
         self._last_error = f"{cause}: {exc}"
-        log.warning("hot writer: %s failed, retrying: %s", cause, exc)
+        self.log.warning("hot writer: %s failed, retrying: %s", cause, exc)
 
     def _succeeded(self) -> None:
         self._failing_since = None
@@ -480,11 +490,11 @@ class HotWriter:
                         self.metrics.lag.labels(stream=key).set(state.lag)
                         self.metrics.pending.labels(stream=key).set(state.pending)
             except (RedisError, OSError) as exc:
-                log.debug("hot writer: lag gauges not refreshed: %s", exc)
+                self.log.debug("hot writer: lag gauges not refreshed: %s", exc)
             try:
                 wal = await asyncio.to_thread(wal_states, wal_http)
             except ServiceError as exc:
-                log.debug("hot writer: WAL gauges not refreshed: %s", exc)
+                self.log.debug("hot writer: WAL gauges not refreshed: %s", exc)
             else:
                 for table, table_wal in wal.items():
                     self.metrics.wal_unapplied.labels(table=table).set(table_wal.unapplied)
