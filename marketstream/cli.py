@@ -14,11 +14,17 @@ from typing import TYPE_CHECKING
 import orjson
 
 from marketstream import __version__
+from marketstream.cli_archive import add_archive_commands
 from marketstream.config import PipelineConfig, config_path, load_config
 from marketstream.errors import MarketStreamError
+from marketstream.logs import setup_logging
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager as ContextManager
+
     from marketstream.services.state import ServicesStatus
+    from marketstream.tiers.all_tiers import TieredQueries
+    from marketstream.tiers.hot_queries import HotQueries
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -105,10 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
+    warm = commands.add_parser(
+        "warm-server", help="serve a ClickHouse engine directory over HTTP: the warm gateway"
+    )
+    warm.add_argument("--path", type=Path, required=True, metavar="DIR", help="engine directory")
+    warm.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default: 127.0.0.1; no auth)"
+    )
+    warm.add_argument("--port", type=int, default=8123, metavar="N", help="(default: 8123)")
+    warm.set_defaults(handler=_cmd_warm_server)
     _add_ingest_commands(commands)  # ingest, normalize
     _add_hot_writer_command(commands)  # write-hot
     _add_recording_commands(commands)  # replay-server, record: see the block at the end
     _add_query_commands(commands)  # query latest|trades|candles: see the block at the end
+    add_archive_commands(commands, _add_state_dir)  # archive [status]: cli_archive.py
+    _add_generate_command(commands)  # generate: see the block at the end
     return parser
 
 
@@ -146,7 +163,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     config = _config(args)
     plans = plan_connections(config, args.exchange, args.group)  # config errors come first
     service = IngestService(config, require_endpoint(config, args.state_dir, "redis"), plans=plans)
-    _setup_logging()
+    setup_logging()
 
     _run_until_signal(lambda stop: service.run(stop, metrics_port=args.metrics_port))
     return 0
@@ -193,7 +210,7 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
         require_endpoint(config, args.state_dir, "questdb_http"),
         consumer=args.consumer,
     )
-    _setup_logging()
+    setup_logging()
 
     _run_until_signal(lambda stop: writer.run(stop, metrics_port=args.metrics_port))
     return 0
@@ -210,14 +227,6 @@ def _run_until_signal(job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await job(stop)
 
     asyncio.run(run())
-
-
-def _setup_logging() -> None:
-    import logging  # noqa: PLC0415
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def _add_state_dir(parser: argparse.ArgumentParser) -> None:
@@ -274,6 +283,14 @@ def _cmd_services_status(args: argparse.Namespace) -> int:
     return 0 if status.all_answering else 1
 
 
+def _cmd_warm_server(args: argparse.Namespace) -> int:
+    from marketstream.tiers.warm_gateway import serve  # noqa: PLC0415 - loads the engine
+
+    setup_logging()
+    serve(args.path, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
     from marketstream.pipeline import Pipeline, PipelineEndpoints  # noqa: PLC0415
@@ -291,7 +308,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         questdb_http=require_endpoint(config, args.state_dir, "questdb_http"),
     )
     pipeline = Pipeline(config, endpoints, plans=plans)
-    _setup_logging()
+    setup_logging()
     print("pipeline running: ingest -> Redis Streams -> QuestDB; Ctrl-C stops it", flush=True)
 
     _run_until_signal(pipeline.run)
@@ -307,7 +324,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     recordings = args.recordings or _default_recordings()
-    _setup_logging()
+    setup_logging()
     prepare_state(config, args.state_dir)
     try:
         summary = asyncio.run(run_demo(config, recordings, args.state_dir, speed=args.speed))
@@ -398,6 +415,7 @@ def _cmd_replay_server(args: argparse.Namespace) -> int:
         max_speed=args.max,
         drop_every=args.drop_every,
     )
+    setup_logging()
     asyncio.run(serve_until_signal(server, lambda line: print(line, flush=True)))
     return 0
 
@@ -413,6 +431,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         channels=args.channels,
         load_config=lambda: _config(args),
     )
+    setup_logging()
     stats = record_until_signal(
         target, args.out, duration_s=args.duration, max_frames=args.max_frames
     )
@@ -449,6 +468,14 @@ def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--limit", default="10000", metavar="N", help="at most N trades, the earliest"
     )
     trades.set_defaults(handler=_cmd_query_trades)
+    for sub in (trades, candles):
+        sub.add_argument(
+            "--tier",
+            default="auto",
+            metavar="T",
+            help="all (QuestDB, ClickHouse and Parquet, stitched by day), hot (QuestDB), or "
+            "auto (the default: all where ClickHouse and cold storage are known, else hot)",
+        )
     candles.add_argument(
         "--interval", required=True, metavar="I", help="1s, 1m, 5m, 1h or 1d (UTC calendar)"
     )
@@ -482,6 +509,29 @@ def _questdb_pg(args: argparse.Namespace) -> str:
     return require_endpoint(_config(args), args.state_dir, "questdb_pg")
 
 
+def _reader(args: argparse.Namespace) -> ContextManager[HotQueries | TieredQueries]:
+    """QuestDB, ClickHouse and Parquet stitched by day (`all`), or QuestDB alone (`hot`);
+    `auto` is `all` where the warm and cold tiers are known, else `hot` with a note."""
+    from marketstream.errors import ServiceError  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+    from marketstream.tiers.all_tiers import open_tiered  # noqa: PLC0415
+
+    if args.tier not in ("auto", "all", "hot"):
+        raise hq.QueryInputError(f"--tier {args.tier!r} is not known: expected auto, all or hot")
+    config = _config(args)
+    if args.tier == "auto":
+        try:
+            for name in ("clickhouse", "cold"):
+                require_endpoint(config, args.state_dir, name)
+        except ServiceError as exc:
+            print(f"marketstream: note: the hot tier only ({exc})", file=sys.stderr)
+            args.tier = "hot"
+    if args.tier == "hot":
+        return hq.HotQueries.connect(_questdb_pg(args))
+    return open_tiered(config, args.state_dir)
+
+
 def _cmd_query_latest(args: argparse.Namespace) -> int:
     from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
@@ -503,8 +553,8 @@ def _cmd_query_trades(args: argparse.Namespace) -> int:
         hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
     )
     limit = hq.parse_limit(args.limit)
-    with hq.HotQueries.connect(_questdb_pg(args)) as hot:
-        trades = hot.trades(exchange, symbol, start, end, limit=limit)
+    with _reader(args) as reader:
+        trades = reader.trades(exchange, symbol, start, end, limit=limit)
     _print_query_rows(trades, output)
     if len(trades) == limit:
         print(
@@ -524,8 +574,8 @@ def _cmd_query_candles(args: argparse.Namespace) -> int:
     start, end = hq.check_range(
         hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
     )
-    with hq.HotQueries.connect(_questdb_pg(args)) as hot:
-        candles = hot.ohlcv(exchange, symbol, args.interval, start, end)
+    with _reader(args) as reader:
+        candles = reader.ohlcv(exchange, symbol, args.interval, start, end)
     _print_query_rows(candles, output)
     return 0
 
@@ -574,3 +624,64 @@ def _query_cell(name: str, value: object) -> str:
     if name in _TIMESTAMP_FIELDS and isinstance(value, int):
         return format_ns(value)
     return str(value)
+
+
+# --- generate: synthetic history into the hot tier -----------------------------------------
+
+
+def _add_generate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    generate = commands.add_parser(
+        "generate", help="write synthetic trades, quotes and 1m candles for past days to QuestDB"
+    )
+    generate.add_argument("--days", required=True, metavar="N", help="how many days, 1 or more")
+    generate.add_argument(
+        "--symbols", default="BTC-USDT,ETH-USDT", metavar="S,S", help="(default: %(default)s)"
+    )
+    generate.add_argument(
+        "--exchanges", default="binance", metavar="EX,EX", help="(default: %(default)s)"
+    )
+    generate.add_argument(
+        "--end", metavar="YYYY-MM-DD", help="the newest day generated (default: yesterday, UTC)"
+    )
+    generate.add_argument(
+        "--trades-per-day", default="2000", metavar="N", help="per exchange and symbol, on average"
+    )
+    generate.add_argument("--seed", default="0", metavar="S", help="same seed, same rows")
+    generate.add_argument("--gaps", action="store_true", help="leave out minutes (feed outages)")
+    generate.add_argument("--spikes", action="store_true", help="add sudden moves of 3-12%%")
+    generate.add_argument(
+        "--json", action="store_true", help="print the truth: rows and key checksum per day"
+    )
+    _add_state_dir(generate)
+    generate.set_defaults(handler=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from marketstream.generate import history as gh  # noqa: PLC0415 - numpy: load on use
+    from marketstream.generate.hot_load import load_history  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+
+    config = gh.HistoryConfig(  # every input is checked before QuestDB is asked
+        exchanges=gh.parse_names(args.exchanges, "--exchanges"),
+        symbols=gh.parse_names(args.symbols, "--symbols"),
+        trades_per_day=gh.parse_count(
+            args.trades_per_day, "--trades-per-day", maximum=gh.MAX_TRADES_PER_DAY
+        ),
+        seed=gh.parse_count(args.seed, "--seed", minimum=0),
+        gaps=args.gaps,
+        spikes=args.spikes,
+    )
+    end = None if args.end is None else gh.parse_day(args.end, "--end")
+    days = gh.parse_count(args.days, "--days", maximum=gh.HORIZON_DAYS)
+    start, end = gh.day_range(days, end, datetime.now(UTC).date())
+    http = QuestDBHttp(require_endpoint(_config(args), args.state_dir, "questdb_http"))
+    summary = load_history(http, gh.generate(config, start, end))
+    for line in summary.lines():
+        print(line, file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    return 0

@@ -122,6 +122,14 @@ class Horizons(_Model):
         return self
 
 
+class ArchiveConfig(_Model):
+    """The archiver: partitions past a horizon move down a tier once a night."""
+
+    schedule_utc: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
+
+
 class Endpoints(_Model):
     """Service addresses; None means the ones `marketstream services start` recorded."""
 
@@ -159,6 +167,7 @@ class PipelineConfig(_Model):
     streams: StreamsConfig = StreamsConfig()
     hot: HotConfig = HotConfig()
     horizons: Horizons = Horizons()
+    archive: ArchiveConfig = ArchiveConfig()
     endpoints: Endpoints = Endpoints()
     s3: S3Config = S3Config()
     services: ServicesConfig

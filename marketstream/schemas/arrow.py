@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from marketstream.errors import MarketStreamError
 from marketstream.schemas.columns import Column, TableSpec, levels_to_rows, rows_to_levels
 from marketstream.schemas.records import Kind, Record
 
@@ -61,3 +62,30 @@ def from_arrow(spec: TableSpec, table: pa.Table) -> list[Record]:
             values = [rows_to_levels(v) for v in values]
         columns.append(values)
     return [spec.cls(*row) for row in zip(*columns, strict=True)]
+
+
+class StoredDataError(MarketStreamError, ValueError):
+    """Rows read back from a store do not fit their schema."""
+
+
+def conform(spec: TableSpec, table: pa.Table) -> pa.Table:
+    """A table read from any tier, as the spec's schema: its columns in order, each cast.
+
+    Stores hand back their own spelling of the same data (dictionary strings, non-null list
+    elements, extra metadata); moving and comparing tiers needs one exact layout.
+    A null in a column that cannot hold one raises StoredDataError: a store that loses
+    values (QuestDB 9.3.4 exports VARCHAR columns to Parquet as nulls) must stop a move.
+    """
+    schema = arrow_schema(spec)
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if not field.nullable and column.null_count:
+            raise StoredDataError(
+                f"{spec.table}.{field.name}: {column.null_count} of {len(column)} values are "
+                "null, expected none (the store lost them)"
+            )
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -32,11 +32,12 @@ def column_sql(column: Column) -> str:
     return f"{column.name} {clickhouse_type(column)} {codec}".rstrip()
 
 
-def create_table_sql(spec: TableSpec, database: str = "default") -> str:
-    """MergeTree ordered for per-instrument time scans, one partition per UTC day."""
+def create_table_sql(spec: TableSpec, database: str = "default", name: str | None = None) -> str:
+    """MergeTree ordered for per-instrument time scans, one partition per UTC day; `name`
+    gives the same layout another name (the archiver's staging tables)."""
     columns = ", ".join(column_sql(c) for c in spec.columns)
     return (
-        f"CREATE TABLE IF NOT EXISTS {database}.{spec.table} ({columns}) "
+        f"CREATE TABLE IF NOT EXISTS {database}.{name or spec.table} ({columns}) "
         f"ENGINE = MergeTree PARTITION BY toDate({spec.timestamp}) "
         f"ORDER BY (exchange, symbol, {spec.timestamp})"
     )

@@ -31,6 +31,12 @@ class QuestDBHttp:
         """The `questdb.Sender.from_conf` string for ILP over HTTP on this server."""
         return f"{self._scheme}::addr={self._netloc};"
 
+    def export(self, sql: str, *, fmt: str = "parquet", timeout_s: float = 300.0) -> bytes:
+        """The rows of a query as one file (`/exp`): Parquet keeps nanosecond timestamps and
+        array columns exactly and reads straight into Arrow, unlike CSV or paged JSON."""
+        query = urllib.parse.urlencode({"query": sql, "fmt": fmt})
+        return self._get(f"{self.base_url}/exp?{query}", sql, timeout_s)
+
     def exec(self, sql: str) -> dict[str, Any]:
         """Run one statement; the decoded JSON answer (`columns`, `dataset`, `count`, or `ddl`).
 
@@ -38,18 +44,7 @@ class QuestDBHttp:
         ServiceError naming the URL and the statement.
         """
         url = f"{self.base_url}/exec?{urllib.parse.urlencode({'query': sql})}"
-        try:
-            # The scheme is checked in __init__: only http and https reach urlopen.
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:  # noqa: S310
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = _error_text(exc.read()) or f"HTTP {exc.code} {exc.reason}"
-            raise ServiceError(
-                f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {detail}"
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceError(f"QuestDB at {self.base_url} unreachable: {reason}") from None
+        body = self._get(url, sql, self.timeout_s)
         try:
             answer = json.loads(body)
         except ValueError:
@@ -63,6 +58,20 @@ class QuestDBHttp:
                 f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {answer['error']}"
             )
         return answer
+
+    def _get(self, url: str, sql: str, timeout_s: float) -> bytes:
+        try:
+            # The scheme is checked in __init__: only http and https reach urlopen.
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = _error_text(exc.read()) or f"HTTP {exc.code} {exc.reason}"
+            raise ServiceError(
+                f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceError(f"QuestDB at {self.base_url} unreachable: {reason}") from None
 
 
 def _error_text(body: bytes) -> str | None:

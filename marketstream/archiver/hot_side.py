@@ -1,0 +1,91 @@
+"""The archiver's QuestDB side: list a table's day partitions, export one, drop one.
+
+A day is exported as Parquet through `/exp`, which keeps nanosecond timestamps and the book
+arrays exactly. Dropping a partition of `trades` invalidates the 1m materialized view, so the
+archiver rebuilds views once a run has dropped partitions.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from marketstream.errors import ServiceError
+from marketstream.schemas.arrow import arrow_schema, conform
+from marketstream.schemas.columns import Column, TableSpec
+from marketstream.schemas.records import Kind
+from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_tables import OHLCV_1M_VIEW
+
+
+def _exported(column: Column) -> str:
+    """The select-list item for a column: QuestDB 9.3.4's Parquet export writes VARCHAR
+    columns as all nulls (SELECT shows the values), but exports them intact as STRING."""
+    if column.kind is Kind.TEXT:
+        return f"cast({column.name} AS STRING) {column.name}"
+    return column.name
+
+
+class HotTier:
+    """QuestDB at `http`; table and view names come from our specs, never from input."""
+
+    name = "hot"
+
+    def __init__(self, http: QuestDBHttp) -> None:
+        self.http = http
+
+    def tables(self) -> set[str]:
+        answer = self.http.exec("SELECT table_name FROM tables()")
+        return {str(row[0]) for row in answer["dataset"]}
+
+    def partitions(self, spec: TableSpec) -> dict[date, int]:
+        """Rows per day partition; empty when the table does not exist yet."""
+        if spec.table not in self.tables():
+            return {}
+        answer = self.http.exec(
+            f"SELECT name, numRows FROM table_partitions('{spec.table}')"  # noqa: S608 - spec name
+        )
+        return {date.fromisoformat(str(name)[:10]): int(rows) for name, rows in answer["dataset"]}
+
+    def read_day(self, spec: TableSpec, day: date) -> pa.Table:
+        return self.read_days(spec, day, day)
+
+    def read_days(self, spec: TableSpec, first: date, last: date) -> pa.Table:
+        """Every row of the days first..last (inclusive), in one export."""
+        columns = ", ".join(_exported(column) for column in spec.columns)
+        low, high = first.isoformat(), (last + timedelta(days=1)).isoformat()
+        data = self.http.export(
+            f"SELECT {columns} FROM {spec.table} "  # noqa: S608 - names from our specs
+            f"WHERE {spec.timestamp} >= '{low}' AND {spec.timestamp} < '{high}'"
+        )
+        if not data:
+            return arrow_schema(spec).empty_table()
+        return conform(spec, pq.read_table(pa.BufferReader(data)))
+
+    def drop_days(self, spec: TableSpec, days: list[date]) -> None:
+        """Queue the partitions' drop (one WAL transaction, applied asynchronously)."""
+        if days:
+            listed = ", ".join(f"'{day.isoformat()}'" for day in days)
+            self.http.exec(f"ALTER TABLE {spec.table} DROP PARTITION LIST {listed}")
+
+    def wait_dropped(self, spec: TableSpec, days: set[date], timeout_s: float = 60.0) -> None:
+        """Until none of `days` is listed any more: the WAL has applied the drops."""
+        deadline = time.monotonic() + timeout_s
+        while days & set(self.partitions(spec)):
+            if time.monotonic() > deadline:
+                left = sorted(days & set(self.partitions(spec)))
+                raise ServiceError(
+                    f"QuestDB at {self.http.base_url}: {spec.table} still has partitions "
+                    f"{', '.join(d.isoformat() for d in left[:5])} {timeout_s:.0f} s after "
+                    "their drop (is WAL apply suspended? see wal_tables())"
+                )
+            time.sleep(0.05)
+
+    def rebuild_views(self) -> None:
+        """Recompute the 1m view from what `trades` still holds (a drop invalidated it)."""
+        answer = self.http.exec("SELECT view_name FROM materialized_views()")
+        if any(row[0] == OHLCV_1M_VIEW for row in answer["dataset"]):
+            self.http.exec(f"REFRESH MATERIALIZED VIEW {OHLCV_1M_VIEW} FULL")

@@ -1,0 +1,267 @@
+"""The archiver's runs: plan the due moves, make them, report; once or every night.
+
+Hot → warm runs first, so a day past both horizons (generated history, or an archiver that
+was off for a year) goes all the way to cold in one run. A failed move is reported and
+counted, its source kept; the other moves go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Final
+
+from marketstream.archiver.days import due, horizon_day
+from marketstream.archiver.hot_side import HotTier
+from marketstream.archiver.manifest import Manifest, ManifestEntry
+from marketstream.archiver.metrics import ArchiveMetrics
+from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD, Mover, MoveResult
+from marketstream.archiver.warm_side import WarmTier
+from marketstream.config import PipelineConfig
+from marketstream.errors import MarketStreamError
+from marketstream.schemas.columns import SPECS, TRADES, TableSpec
+from marketstream.tiers.clickhouse_views import create_all_views_sql
+from marketstream.tiers.cold_store import ColdStore
+
+log = logging.getLogger(__name__)
+
+BATCH_DAYS: Final = 31  # days per hot -> warm batch at most...
+BATCH_ROWS: Final = 2_000_000  # ...and about this many rows (a day larger than this goes alone)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMove:
+    hop: str
+    table: str
+    day: date
+    rows: int  # in the source when planned
+
+
+@dataclass(slots=True)
+class RunReport:
+    planned: list[PlannedMove] = field(default_factory=list)
+    moved: list[MoveResult] = field(default_factory=list)
+    failed: list[tuple[PlannedMove, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def rows_per_s(self, hop: str) -> float:
+        moved = [m for m in self.moved if m.hop == hop]
+        seconds = sum(m.seconds for m in moved)
+        return sum(m.rows for m in moved) / seconds if seconds else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TierTable:
+    """One table in one tier: its days, and rows (hot, warm) or bytes (cold, from a listing:
+    counting rows would read every file's footer)."""
+
+    tier: str
+    table: str
+    days: int
+    first: date | None
+    last: date | None
+    rows: int | None
+    bytes: int | None = None
+
+
+class Archiver:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        hot: HotTier,
+        warm: WarmTier,
+        cold: ColdStore,
+        *,
+        metrics: ArchiveMetrics | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = config
+        self.hot, self.warm, self.cold = hot, warm, cold
+        self.manifest = Manifest(warm.client, warm.database)
+        self.metrics = metrics if metrics is not None else ArchiveMetrics()
+        self.now_ns = now_ns
+
+    def prepare(self) -> None:
+        """Create the warm tables, their staging twins, the manifest and the `*_all` views
+        (warm table UNION ALL the cold files, for SQL users), if missing."""
+        self.warm.ensure_tables()
+        self.manifest.ensure_table()
+        for sql in create_all_views_sql(self.cold, self.warm.database):
+            self.warm.client.command(sql)
+
+    def plan(self) -> list[PlannedMove]:
+        """The moves a run would make now; a day due for both hops is listed for both."""
+        hot_horizon, warm_horizon = self._horizons()
+        moves: list[PlannedMove] = []
+        for spec in SPECS:
+            hot_days = self.hot.partitions(spec)
+            warm_days = dict(self.warm.partitions(spec))
+            for day in due(hot_days, hot_horizon):
+                moves.append(PlannedMove(HOT_TO_WARM, spec.table, day, hot_days[day]))
+                warm_days[day] = warm_days.get(day, 0) + hot_days[day]
+            for day in due(warm_days, warm_horizon):
+                moves.append(PlannedMove(WARM_TO_COLD, spec.table, day, warm_days[day]))
+        return moves
+
+    def run_once(self, *, dry_run: bool = False, run_id: str | None = None) -> RunReport:
+        started = time.perf_counter()
+        report = RunReport(planned=self.plan())
+        if dry_run:
+            return report
+        mover = Mover(self.hot, self.warm, self.cold, self.manifest, run_id=run_id)
+        hot_horizon, warm_horizon = self._horizons()
+        try:
+            for spec in SPECS:
+                self._hot_to_warm(report, mover, spec, hot_horizon)
+            for spec in SPECS:
+                for day in due(self.warm.partitions(spec), warm_horizon):
+                    planned = PlannedMove(WARM_TO_COLD, spec.table, day, 0)
+                    self._attempt(report, [planned], partial(mover.warm_to_cold, spec, day))
+                    self.manifest.flush()
+        finally:
+            self.manifest.flush()
+        report.seconds = time.perf_counter() - started
+        if not report.failed:
+            self.metrics.last_success.set(time.time())
+        self.refresh_tier_rows()
+        return report
+
+    def _hot_to_warm(self, report: RunReport, mover: Mover, spec: TableSpec, horizon: date) -> None:
+        """Due days in batches of up to BATCH_DAYS days and about BATCH_ROWS rows."""
+        hot_days = self.hot.partitions(spec)
+        warm_days = set(self.warm.partitions(spec))
+        dropped: list[date] = []
+        for batch in _batches(due(hot_days, horizon), hot_days):
+            planned = [PlannedMove(HOT_TO_WARM, spec.table, day, hot_days[day]) for day in batch]
+            results = self._attempt(
+                report, planned, partial(mover.hot_to_warm, spec, batch, warm_days)
+            )
+            dropped += [r.day for r in results if r.dropped]
+            self.manifest.flush()
+        if dropped:
+            self.hot.wait_dropped(spec, set(dropped))
+            if spec is TRADES:
+                self.hot.rebuild_views()
+
+    def _attempt(
+        self,
+        report: RunReport,
+        planned: list[PlannedMove],
+        move: Callable[[], list[MoveResult] | MoveResult],
+    ) -> list[MoveResult]:
+        try:
+            done = move()
+        except MarketStreamError as exc:
+            for one in planned:
+                log.error(
+                    "archive %s %s %s failed: %s",
+                    one.hop,
+                    one.table,
+                    one.day,
+                    exc,
+                    extra={"hop": one.hop, "table": one.table, "day": one.day},
+                )
+                self.metrics.failures.labels(hop=one.hop).inc()
+                report.failed.append((one, str(exc)))
+            return []
+        results = done if isinstance(done, list) else [done]
+        for result in results:
+            report.moved.append(result)
+            self.metrics.moves.labels(hop=result.hop, table=result.table).inc()
+            self.metrics.rows.labels(hop=result.hop, table=result.table).inc(result.rows)
+            self.metrics.move_seconds.labels(hop=result.hop).observe(result.seconds)
+        return results
+
+    def tiers(self) -> list[TierTable]:
+        """What each tier holds, per table."""
+        found: list[TierTable] = []
+        for spec in SPECS:
+            found.append(_tier_table("hot", spec, self.hot.partitions(spec)))
+            found.append(_tier_table("warm", spec, self.warm.partitions(spec)))
+            parts = self.cold.partitions(spec.table)
+            days = sorted({p.day for p in parts})
+            found.append(
+                TierTable(
+                    "cold",
+                    spec.table,
+                    len(days),
+                    days[0] if days else None,
+                    days[-1] if days else None,
+                    None,
+                    sum(p.size_bytes for p in parts),
+                )
+            )
+        return found
+
+    def recent_moves(self, limit: int = 20) -> list[ManifestEntry]:
+        return self.manifest.recent(limit)
+
+    def refresh_tier_rows(self) -> None:
+        for tier in self.tiers():
+            if tier.rows is not None:
+                self.metrics.tier_rows.labels(tier=tier.tier, table=tier.table).set(tier.rows)
+
+    async def run_nightly(self, stop: asyncio.Event) -> None:
+        """Run at archive.schedule_utc every day until `stop` is set."""
+        while not stop.is_set():
+            wait_s = seconds_until(self.config.archive.schedule_utc, datetime.now(UTC))
+            log.info("next archive run in %.0f s", wait_s)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait_s)
+                return
+            except TimeoutError:
+                pass
+            report = await asyncio.to_thread(self.run_once)
+            log.info(
+                "archive run: %d moved, %d failed in %.1f s",
+                len(report.moved),
+                len(report.failed),
+                report.seconds,
+            )
+
+    def _horizons(self) -> tuple[date, date]:
+        now = self.now_ns()
+        horizons = self.config.horizons
+        return horizon_day(now, horizons.hot_days), horizon_day(now, horizons.warm_days)
+
+
+def _batches(days: list[date], rows: dict[date, int]) -> list[list[date]]:
+    """Consecutive due days grouped so that one batch stays within memory bounds."""
+    batches: list[list[date]] = []
+    current: list[date] = []
+    total = 0
+    for day in days:
+        if current and (len(current) >= BATCH_DAYS or total + rows.get(day, 0) > BATCH_ROWS):
+            batches.append(current)
+            current, total = [], 0
+        current.append(day)
+        total += rows.get(day, 0)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def seconds_until(hh_mm: str, now: datetime) -> float:
+    """Seconds from `now` to the next HH:MM UTC (tomorrow's if today's has passed)."""
+    hour, minute = (int(part) for part in hh_mm.split(":"))
+    target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    return (target - now).total_seconds()
+
+
+def _tier_table(tier: str, spec: TableSpec, days: dict[date, int]) -> TierTable:
+    ordered = sorted(days)
+    return TierTable(
+        tier,
+        spec.table,
+        len(ordered),
+        ordered[0] if ordered else None,
+        ordered[-1] if ordered else None,
+        sum(days.values()),
+    )

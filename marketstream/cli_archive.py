@@ -1,0 +1,200 @@
+"""`marketstream archive`: the archiver's commands (parsing and printing; the work is in
+`marketstream.archiver`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from marketstream.config import PipelineConfig, load_config
+
+if TYPE_CHECKING:
+    from marketstream.archiver.runner import Archiver, RunReport
+
+
+def add_archive_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_state_dir: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    archive = commands.add_parser(
+        "archive",
+        help="move day partitions past a horizon down a tier: QuestDB -> ClickHouse -> Parquet",
+        description="Without --once: run every night at archive.schedule_utc until stopped.",
+    )
+    archive.add_argument("--once", action="store_true", help="one run now, then exit")
+    archive.add_argument(
+        "--dry-run", action="store_true", help="list the moves a run would make; change nothing"
+    )
+    archive.add_argument("--json", action="store_true", help="print the report as JSON")
+    archive.add_argument(
+        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+    )
+    add_state_dir(archive)
+    archive.set_defaults(handler=_cmd_archive)
+    sub = archive.add_subparsers(title="archive commands", metavar="WHAT")
+    status = sub.add_parser("status", help="partitions per tier and the last moves")
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.add_argument("--moves", type=int, default=10, metavar="N", help="last N move steps")
+    add_state_dir(status)
+    status.set_defaults(handler=_cmd_archive_status)
+
+
+def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
+    """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store."""
+    from marketstream.archiver.hot_side import HotTier  # noqa: PLC0415 - heavy imports on use
+    from marketstream.archiver.runner import Archiver  # noqa: PLC0415
+    from marketstream.archiver.warm_side import WarmTier  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers import clickhouse  # noqa: PLC0415
+    from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
+    from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+
+    hot = HotTier(QuestDBHttp(require_endpoint(config, state_dir, "questdb_http")))
+    warm = WarmTier(clickhouse.connect(require_endpoint(config, state_dir, "clickhouse")))
+    cold = ColdStore.from_location(require_endpoint(config, state_dir, "cold"), config.s3)
+    return Archiver(config, hot, warm, cold)
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    archiver = build_archiver(config, args.state_dir)
+    archiver.prepare()
+    if args.once or args.dry_run:
+        report = archiver.run_once(dry_run=args.dry_run)
+        _print_report(report, dry_run=args.dry_run, as_json=args.json)
+        return 1 if report.failed else 0
+    _run_nightly(archiver, config, args.metrics_port)
+    return 0
+
+
+def _run_nightly(archiver: Archiver, config: PipelineConfig, metrics_port: int | None) -> None:
+    from marketstream.cli import _run_until_signal  # noqa: PLC0415
+    from marketstream.logs import setup_logging  # noqa: PLC0415
+    from marketstream.metrics_server import serve_metrics  # noqa: PLC0415
+
+    setup_logging()
+    settings = config.archive
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        return True, {"schedule_utc": settings.schedule_utc}
+
+    async def job(stop: asyncio.Event) -> None:
+        port = settings.metrics_port if metrics_port is None else metrics_port
+        server = await serve_metrics(archiver.metrics.registry, health, settings.metrics_host, port)
+        try:
+            await archiver.run_nightly(stop)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    _run_until_signal(job)
+
+
+def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        body: dict[str, Any] = {
+            "planned": [
+                {"hop": m.hop, "table": m.table, "day": m.day.isoformat(), "rows": m.rows}
+                for m in report.planned
+            ],
+            "dry_run": dry_run,
+        }
+        if not dry_run:
+            body |= {
+                "moved": [
+                    {
+                        "hop": m.hop,
+                        "table": m.table,
+                        "day": m.day.isoformat(),
+                        "rows": m.rows,
+                        "checksum": f"{m.checksum:016x}",
+                        "seconds": round(m.seconds, 3),
+                        "dropped": m.dropped,
+                        "note": m.note,
+                    }
+                    for m in report.moved
+                ],
+                "failed": [
+                    {"hop": p.hop, "table": p.table, "day": p.day.isoformat(), "error": error}
+                    for p, error in report.failed
+                ],
+                "seconds": round(report.seconds, 3),
+            }
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if dry_run:
+        for move in report.planned:
+            print(f"would move  {move.hop:<10}  {move.table:<8}  {move.day}  {move.rows:>10,} rows")
+        print(f"{len(report.planned)} moves due (dry run: nothing changed)")
+        return
+    for result in report.moved:
+        kept = "" if result.dropped else f"  (source kept: {result.note})"
+        print(
+            f"moved  {result.hop:<10}  {result.table:<8}  {result.day}  {result.rows:>10,} rows  "
+            f"{result.seconds * 1000:8.1f} ms{kept}"
+        )
+    for planned, error in report.failed:
+        print(
+            f"FAILED {planned.hop:<10}  {planned.table:<8}  {planned.day}  {error}", file=sys.stderr
+        )
+    print(f"{len(report.moved)} moved, {len(report.failed)} failed in {report.seconds:.1f} s")
+
+
+def _cmd_archive_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    archiver = build_archiver(config, args.state_dir)
+    archiver.prepare()
+    tiers = archiver.tiers()
+    moves = archiver.recent_moves(args.moves)
+    if args.json:
+        body = {
+            "tiers": [
+                {
+                    "tier": t.tier,
+                    "table": t.table,
+                    "days": t.days,
+                    "first": t.first.isoformat() if t.first else None,
+                    "last": t.last.isoformat() if t.last else None,
+                    "rows": t.rows,
+                    "bytes": t.bytes,
+                }
+                for t in tiers
+            ],
+            "moves": [
+                {
+                    "at": m.at.isoformat(),
+                    "run": m.run_id,
+                    "hop": m.hop,
+                    "table": m.table,
+                    "day": m.day.isoformat(),
+                    "step": m.step,
+                    "rows": m.rows,
+                    "checksum": f"{m.checksum:016x}",
+                }
+                for m in moves
+            ],
+        }
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(
+        f"{'tier':<5} {'table':<8} {'days':>5}  {'first':<10}  {'last':<10}  {'rows / bytes':>14}"
+    )
+    for t in tiers:
+        amount = f"{t.rows:,} rows" if t.rows is not None else f"{t.bytes or 0:,} B"
+        first = t.first.isoformat() if t.first else "-"
+        last = t.last.isoformat() if t.last else "-"
+        print(f"{t.tier:<5} {t.table:<8} {t.days:>5}  {first:<10}  {last:<10}  {amount:>14}")
+    if moves:
+        print("\nlast moves:")
+    for m in moves:
+        print(
+            f"  {m.at:%Y-%m-%d %H:%M:%S}  {m.hop:<10}  {m.table:<8}  {m.day}  {m.step:<8}  "
+            f"{m.rows:,} rows"
+        )
+    return 0
