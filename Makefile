@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PIP_CACHE_DIR := $(abspath $(CACHE))/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: deps python-deps redis questdb-jar test lint typecheck unit run demo bench clean
+.PHONY: deps python-deps redis questdb-jar test lint typecheck unit run demo bench bench-deps clean
 
 deps: python-deps redis questdb-jar
 
@@ -58,5 +58,19 @@ demo: deps
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-bench: deps
+# Bench-only packages (cryptofeed, run side by side with our normalization), pinned apart from
+# requirements.lock and installed only here: `make test` never needs them. cryptofeed builds
+# from source; PIP_CONSTRAINT pins its build tools. A failed install does not stop the bench:
+# the cryptofeed suite then reports why (pip's output is kept in $(VENV)/bench-deps.log).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): requirements-bench.txt requirements-bench-build.txt requirements.lock $(STAMP)
+	@if PIP_CONSTRAINT=$(abspath requirements-bench-build.txt) \
+	  $(PY) -m pip install -q -r requirements-bench.txt >$(VENV)/bench-deps.log 2>&1; \
+	then touch $@; \
+	else echo "bench-deps: pip install -r requirements-bench.txt failed:"; tail -n 5 $(VENV)/bench-deps.log; fi
+
+bench-deps: $(BENCH_STAMP)
+
+bench: deps bench-deps
 	$(PY) -m bench.run

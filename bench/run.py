@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import hot, ingest, schemas
+from bench import archive, cryptofeed_compare, hot, ingest, schemas
 
 RESULTS = Path(__file__).with_name("results.json")
 SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "schemas": schemas.run,
     "ingest": ingest.run,
+    "cryptofeed": cryptofeed_compare.run,  # optional: {"skipped": why} without cryptofeed
     "hot": hot.run,
+    "archive": archive.run,
 }
 
 
