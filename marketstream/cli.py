@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-services", action="store_true", help="leave the services running afterwards"
     )
+    demo.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="once drained, keep /metrics served for S seconds (URLs on stderr)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     config = commands.add_parser("config", help="check the configuration")
@@ -327,7 +334,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     setup_logging()
     prepare_state(config, args.state_dir)
     try:
-        summary = asyncio.run(run_demo(config, recordings, args.state_dir, speed=args.speed))
+        summary = asyncio.run(
+            run_demo(config, recordings, args.state_dir, speed=args.speed, linger_s=args.linger)
+        )
     finally:
         if not args.keep_services:
             stop_services(config, args.state_dir)

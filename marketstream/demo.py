@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import io
 import shutil
-from collections.abc import Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,20 @@ def histogram_quantile(registry: CollectorRegistry, name: str, q: float) -> floa
     return lower
 
 
+MetricsHook = Callable[[dict[str, str]], Awaitable[None]]
+
+
 async def run_demo(
-    config: PipelineConfig, recordings: Path, state_dir: Path, *, speed: float | None
+    config: PipelineConfig,
+    recordings: Path,
+    state_dir: Path,
+    *,
+    speed: float | None,
+    linger_s: float = 0.0,
+    on_drained: MetricsHook | None = None,
 ) -> dict[str, Any]:
+    """Replay, drain, summarize. Once drained, the processes' /metrics stay served for
+    `linger_s` seconds (their URLs on stderr) and `on_drained` gets the URLs."""
     feeds = find_feeds(recordings, config)
     async with contextlib.AsyncExitStack() as stack:
         servers = {
@@ -152,10 +164,29 @@ async def run_demo(
                     await _finished(server, task)
                 await pipeline.ingest.publisher.wait_flushed()
                 await pipeline.writer.wait_drained(queryable=True)
+            urls = metrics_urls(demo, pipeline)
+            if linger_s > 0:
+                print(
+                    f"metrics for {linger_s:g} s: {urls['ingest']} (ingest), "
+                    f"{urls['writer']} (hot writer)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if on_drained is not None:
+                await on_drained(urls)
+            await asyncio.sleep(linger_s)
         finally:
             stop.set()
             await task
     return await _summary(pipeline, endpoints, feeds)
+
+
+def metrics_urls(config: PipelineConfig, pipeline: Pipeline) -> dict[str, str]:
+    """Where the demo's ingest and hot writer serve /metrics (their ports are picked free)."""
+    return {
+        "ingest": f"http://{config.ingest.metrics_host}:{pipeline.ingest.metrics_port}/metrics",
+        "writer": f"http://{config.hot.metrics_host}:{pipeline.writer.metrics_port}/metrics",
+    }
 
 
 async def _finished(server: ReplayServer, task: asyncio.Task[None]) -> None:
