@@ -7,12 +7,12 @@ snapshot, and the caller (the connection runner, or `normalize`) acts on it.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from marketstream.ingest.books import BookKeeper
+from marketstream.ingest.books import BookKeeper, invalid_level
 from marketstream.ingest.events import BookUpdate, FrameError, Mapper
 from marketstream.schemas.records import Record
-from marketstream.schemas.validation import InvalidRecordError, Limits, validate
+from marketstream.schemas.validation import InvalidRecordError, Limits, passes, validate
 
 
 @dataclass(slots=True)
@@ -21,15 +21,36 @@ class Rejected:
     record: Record | None = None  # None: the frame itself could not be mapped
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Processed:
-    records: list[Record] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    gaps: list[str] = field(default_factory=list)  # symbols whose book lost its sequence
-    checksum_failures: list[str] = field(default_factory=list)  # books the exchange disowned
-    checksums_verified: int = 0  # updates whose exchange checksum our book matched
-    resynced: list[str] = field(default_factory=list)  # symbols re-synced from a snapshot
-    snapshots_needed: list[str] = field(default_factory=list)
+    records: list[Record]
+    rejected: list[Rejected]
+    gaps: list[str]  # symbols whose book lost its sequence
+    checksum_failures: list[str]  # books the exchange disowned
+    checksums_verified: int  # updates whose exchange checksum our book matched
+    resynced: list[str]  # symbols re-synced from a snapshot
+    snapshots_needed: list[str]
+
+    # Written out: one is made per frame, and list literals cost less than the
+    # `default_factory` calls a generated __init__ makes.
+    def __init__(
+        self,
+        records: list[Record] | None = None,
+        *,
+        rejected: list[Rejected] | None = None,
+        gaps: list[str] | None = None,
+        checksum_failures: list[str] | None = None,
+        checksums_verified: int = 0,
+        resynced: list[str] | None = None,
+        snapshots_needed: list[str] | None = None,
+    ) -> None:
+        self.records = [] if records is None else records
+        self.rejected = [] if rejected is None else rejected
+        self.gaps = [] if gaps is None else gaps
+        self.checksum_failures = [] if checksum_failures is None else checksum_failures
+        self.checksums_verified = checksums_verified
+        self.resynced = [] if resynced is None else resynced
+        self.snapshots_needed = [] if snapshots_needed is None else snapshots_needed
 
 
 class FrameProcessor:
@@ -55,46 +76,61 @@ class FrameProcessor:
         except FrameError as exc:
             out.rejected.append(Rejected(str(exc)))
             return out
-        limits = Limits(recv_ts, self.max_future_skew_ns, self.known_symbols)
+        latest_ts = recv_ts + self.max_future_skew_ns
+        known_symbols = self.known_symbols
+        records = out.records
         for item in items:
             if isinstance(item, BookUpdate):
-                self._book(item, limits, out)
+                self._book(item, recv_ts, out)
+            elif passes(item, latest_ts, known_symbols):
+                records.append(item)
             else:
-                self._check(item, limits, out)
+                self._check(item, recv_ts, out)
         return out
 
     def process_update(self, update: BookUpdate) -> Processed:
         """A book update that did not come in a frame (a REST snapshot)."""
         out = Processed()
-        self._book(update, Limits(update.recv_ts, self.max_future_skew_ns, self.known_symbols), out)
+        self._book(update, update.recv_ts, out)
         return out
 
-    def _book(self, update: BookUpdate, limits: Limits, out: Processed) -> None:
+    def _book(self, update: BookUpdate, recv_ts: int, out: Processed) -> None:
         if self.known_symbols is not None and update.symbol not in self.known_symbols:
             out.rejected.append(
                 Rejected(f"symbol {update.symbol!r} is not configured for {update.exchange}")
             )
             return
+        bad = invalid_level(update)
+        if bad is not None:
+            out.rejected.append(
+                Rejected(
+                    f"{update.exchange} book update for {update.symbol}: level "
+                    f"[{bad[0]!r}, {bad[1]!r}] is not a positive finite price with a finite "
+                    "size >= 0"
+                )
+            )
+            return
         book = self.books.book(update.symbol)
-        resyncs_before = book.stats.resyncs
-        verified_before = book.stats.checksums_verified
+        stats = book.stats
+        resyncs_before = stats.resyncs
+        verified_before = stats.checksums_verified
         outcome = book.apply(update)
-        out.checksums_verified += book.stats.checksums_verified - verified_before
+        out.checksums_verified += stats.checksums_verified - verified_before
         if outcome.gap:
             out.gaps.append(update.symbol)
         if outcome.checksum_failed:
             out.checksum_failures.append(update.symbol)
         if outcome.needs_snapshot:
             out.snapshots_needed.append(update.symbol)
-        if book.stats.resyncs > resyncs_before:
+        if stats.resyncs > resyncs_before:
             out.resynced.append(update.symbol)
         for record in outcome.books:
-            self._check(record, limits, out)
+            self._check(record, recv_ts, out)
 
-    @staticmethod
-    def _check(record: Record, limits: Limits, out: Processed) -> None:
+    def _check(self, record: Record, recv_ts: int, out: Processed) -> None:
+        """The full validation, with its reason when the record fails."""
         try:
-            validate(record, limits)
+            validate(record, Limits(recv_ts, self.max_future_skew_ns, self.known_symbols))
         except InvalidRecordError as exc:
             out.rejected.append(Rejected(str(exc), record))
             return

@@ -13,6 +13,7 @@ from marketstream.errors import MarketStreamError
 from marketstream.ingest.events import FrameError
 from marketstream.ingest.exchanges import EXCHANGES, get_exchange
 from marketstream.ingest.exchanges.parsing import (
+    _parse_iso_ns,
     flag,
     integer,
     iso_time,
@@ -64,6 +65,31 @@ def test_iso_to_ns_agrees_with_datetime_arithmetic(moment: datetime) -> None:
 def test_iso_to_ns_refuses_times_without_offset_or_digits(bad: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         iso_to_ns(bad)
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "2021-04-17T16:43:30.24407٣Z",  # a non-ASCII digit
+        "2021-04-17T16:43:30.+44075Z",
+        "2021-04-17T16:43:60.244075Z",  # no 60th second
+        "2021-13-17T16:43:30.244075Z",
+        "2021-04-17 16:43:30.244075Z",  # a space for the T: the general parse takes it
+        "20210417T164330.1.244075Z",
+        "2021-04-17T16:43:30.244075+",
+    ],
+)
+def test_iso_to_ns_short_cut_never_differs_from_the_general_parse(lookalike: str) -> None:
+    """The Coinbase-form short cut yields to the general parse on anything else."""
+    try:
+        expected: int | type[Exception] = _parse_iso_ns(lookalike)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: int | type[Exception] = iso_to_ns(lookalike)
+    except ValueError:
+        got = ValueError
+    assert got == expected
 
 
 def test_iso_time_names_field_and_value() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +51,7 @@ _QUOTES_BY_LENGTH: Final = tuple(
     (length, frozenset(q for q in QUOTE_ASSETS if len(q) == length))
     for length in sorted({len(q) for q in QUOTE_ASSETS}, reverse=True)
 )
+SYMBOL_CACHE_SIZE: Final = 4096  # native symbols whose split is remembered, per market
 SUBSCRIBE_CHUNK: Final = 100  # streams per SUBSCRIBE message
 SNAPSHOT_LIMIT: Final = 1000  # levels per side in a REST snapshot
 
@@ -80,6 +82,11 @@ def normalized_symbol(native: str, perp: bool) -> str:
     raise FrameError(f"symbol {native!r} does not end in a known quote asset")
 
 
+# The split of a native symbol never changes: remember it rather than redo it every frame
+# (a bounded memo of a pure function; a symbol that fails to split is not remembered).
+_spot_symbol: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(normalized_symbol, perp=False))
+_perp_symbol: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(normalized_symbol, perp=True))
+
 Handler = Callable[["BinanceMapper", JsonObject, int], Item]
 
 
@@ -92,22 +99,19 @@ class BinanceMapper:
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         try:
-            return self._map(frame, recv_ts)
+            message = load_object(frame)
+            stream = message.get("stream")
+            data = message if stream is None else mapping(message, "data", "combined stream")
+            event = data.get("e")
+            if event is None:
+                return self._untyped(data, stream, recv_ts)
+            try:
+                handler = self.market.handlers[event]
+            except (KeyError, TypeError):  # TypeError: an event type that is not even a string
+                raise FrameError(f"unknown event type {show(event)}") from None
+            return [handler(self, data, recv_ts)]
         except FrameError as exc:
             raise FrameError(f"{self.market.name}: {exc}") from None
-
-    def _map(self, frame: str | bytes, recv_ts: int) -> list[Item]:
-        message = load_object(frame)
-        stream = message.get("stream")
-        data = message if stream is None else mapping(message, "data", "combined stream")
-        event = data.get("e")
-        if event is None:
-            return self._untyped(data, stream, recv_ts)
-        try:
-            handler = self.market.handlers[event]
-        except (KeyError, TypeError):  # TypeError: an event type that is not even a string
-            raise FrameError(f"unknown event type {show(event)}") from None
-        return [handler(self, data, recv_ts)]
 
     def _untyped(self, data: JsonObject, stream: object, recv_ts: int) -> list[Item]:
         """Replies to requests, errors, and the spot bookTicker, which has no event type."""
@@ -129,7 +133,7 @@ class BinanceMapper:
     def symbol(self, data: JsonObject, what: str) -> str:
         native = text(data, "s", what)
         symbol = self.symbols.get(native)
-        return symbol if symbol is not None else normalized_symbol(native, self.market.perp)
+        return symbol if symbol is not None else self.market.normalize(native)
 
 
 def _event_time(data: JsonObject, what: str) -> int:
@@ -245,6 +249,7 @@ class _Market:
     channels: frozenset[Channel]
     handlers: Mapping[str, Handler]
     depth_path: str  # REST order book snapshot
+    normalize: Callable[[str], str]  # an unconfigured native symbol -> normalized (cached)
 
     def native(self, symbol: str) -> str:
         """The native name of a configured symbol, refusing the other market's symbols."""
@@ -354,6 +359,7 @@ BINANCE: Final = _Market(
     channels=_SPOT_CHANNELS,
     handlers=_SPOT_HANDLERS,
     depth_path="/api/v3/depth",
+    normalize=_spot_symbol,
 ).exchange(Sequencing.FIRST_LAST, max_messages_per_s=5, max_streams=1024)
 
 BINANCE_USDM: Final = _Market(
@@ -362,4 +368,5 @@ BINANCE_USDM: Final = _Market(
     channels=_SPOT_CHANNELS | {"funding"},
     handlers=_USDM_HANDLERS,
     depth_path="/fapi/v1/depth",
+    normalize=_perp_symbol,
 ).exchange(Sequencing.PREV_LAST, max_messages_per_s=10, max_streams=200)

@@ -8,7 +8,9 @@ the frame being read (e.g. "aggTrade"); the mapper prefixes the exchange once.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -22,6 +24,9 @@ JsonObject = dict[str, Any]
 NS_PER_MS: Final = 1_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DIGITS: Final = "0123456789"
+_ZULU_MICROS_LENGTH: Final = len("2021-04-17T16:43:30.244075Z")
+_SECOND_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_SECONDS_CACHED: Final = 4096  # distinct whole seconds remembered (about an hour of feed)
 _SHOWN_CHARS: Final = 80  # enough of a bad value to recognise it, never a whole frame
 
 
@@ -55,7 +60,32 @@ def iso_to_ns(text: str) -> int:
 
     `datetime` parses in C but keeps microseconds only, so fraction digits 7-9 are added
     from the text; digits beyond nanoseconds are cut. No UTC offset: ValueError.
+
+    The form Coinbase sends on every message (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) takes a short
+    cut: its whole seconds are parsed once per second and remembered, the microseconds read
+    as an integer; every other form goes the general way.
     """
+    if len(text) == _ZULU_MICROS_LENGTH and text[26] == "Z" and text[19] == ".":
+        micros = text[20:26]
+        if micros.isascii() and micros.isdigit():
+            second_ns = _utc_second_ns(text[:19])
+            if second_ns is not None:
+                return second_ns + int(micros) * 1_000
+    return _parse_iso_ns(text)
+
+
+@lru_cache(maxsize=_SECONDS_CACHED)
+def _utc_second_ns(prefix: str) -> int | None:
+    """`YYYY-MM-DDTHH:MM:SS` read as UTC, in ns; None if it is not exactly a valid such time."""
+    if _SECOND_RE.fullmatch(prefix) is None:
+        return None
+    try:
+        return _parse_iso_ns(prefix + "Z")
+    except ValueError:
+        return None
+
+
+def _parse_iso_ns(text: str) -> int:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"no UTC offset in {text!r}")
@@ -77,15 +107,25 @@ def field(obj: JsonObject, key: str, what: str) -> Any:
         raise _missing(key, what) from None
 
 
+# The helpers below read `obj[key]` themselves rather than through `field`: they run for
+# every field of every frame, and a call less each is measurable.
+
+
 def mapping(obj: JsonObject, key: str, what: str) -> JsonObject:
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     if type(value) is not dict:
         raise FrameError(f"{what}: {key} {show(value)} is not a JSON object")
     return value
 
 
 def text(obj: JsonObject, key: str, what: str) -> str:
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     if type(value) is not str:
         raise FrameError(f"{what}: {key} {show(value)} is not a string")
     return value
@@ -108,7 +148,10 @@ def optional_number(obj: JsonObject, key: str, what: str) -> float | None:
 
 
 def integer(obj: JsonObject, key: str, what: str) -> int:
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     if type(value) is not int:
         raise FrameError(f"{what}: {key} {show(value)} is not an integer")
     return value
@@ -116,7 +159,10 @@ def integer(obj: JsonObject, key: str, what: str) -> int:
 
 def millis(obj: JsonObject, key: str, what: str) -> int:
     """An integer time in milliseconds, returned in nanoseconds."""
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     if type(value) is not int:
         raise FrameError(f"{what}: {key} {show(value)} is not an integer time in milliseconds")
     return value * NS_PER_MS
@@ -124,7 +170,10 @@ def millis(obj: JsonObject, key: str, what: str) -> int:
 
 def iso_time(obj: JsonObject, key: str, what: str) -> int:
     """An ISO-8601 UTC time string, returned in nanoseconds."""
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     try:
         return iso_to_ns(value)
     except (AttributeError, TypeError, ValueError):
@@ -132,7 +181,10 @@ def iso_time(obj: JsonObject, key: str, what: str) -> int:
 
 
 def flag(obj: JsonObject, key: str, what: str) -> bool:
-    value = field(obj, key, what)
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
     if type(value) is not bool:
         raise FrameError(f"{what}: {key} {show(value)} is not true or false")
     return value
