@@ -13,7 +13,7 @@ from marketstream.errors import ConfigError
 from marketstream.ingest.events import BookUpdate, FrameError, Item
 from marketstream.ingest.exchange import Sequencing, Subscription
 from marketstream.ingest.exchanges.coinbase import COINBASE, native_symbol
-from marketstream.schemas.records import Quote, Side, Trade
+from marketstream.schemas.records import Book, Quote, Side, Trade
 from tests.ingest_unit.conftest import ReadRecording, Recorded, assert_valid
 
 RECV = 1_700_000_000_123_456_789
@@ -348,3 +348,44 @@ def test_rules() -> None:
     assert COINBASE.snapshot_requests is None
     assert COINBASE.map_snapshot is None
     assert COINBASE.ping_message is None
+
+
+def test_a_nan_price_is_rejected_and_the_book_carries_on() -> None:
+    """`float("nan")` parses; a NaN level must be refused before it reaches the book."""
+    from marketstream.ingest.books import BookKeeper  # noqa: PLC0415
+    from marketstream.ingest.processor import FrameProcessor  # noqa: PLC0415
+
+    books = BookKeeper(COINBASE.name, COINBASE.book_rules, depth=5, interval_ns=1)
+    processor = FrameProcessor(
+        COINBASE.make_mapper(()), books, max_future_skew_ns=10**18, known_symbols=None
+    )
+    snapshot = {
+        "type": "snapshot",
+        "product_id": "BTC-USD",
+        "bids": [["100.0", "1"]],
+        "asks": [["101.0", "1"]],
+        "time": TIME,
+    }
+    processor.process(_frame(snapshot), RECV)
+
+    def update(price: str, at: str) -> str:
+        return _frame(
+            {
+                "type": "l2update",
+                "product_id": "BTC-USD",
+                "changes": [["buy", price, "2"]],
+                "time": at,
+            }
+        )
+
+    bad = processor.process(update("nan", "2023-11-14T22:13:20.000000Z"), RECV)
+    assert [r.reason for r in bad.rejected] == [
+        "coinbase book update for BTC-USD: level [nan, 2.0] is not a positive finite price "
+        "with a finite size >= 0"
+    ]
+    good = processor.process(update("100.5", "2023-11-14T22:13:21.000000Z"), RECV)
+    assert not good.rejected
+    assert [book.bids for book in good.records if isinstance(book, Book)] == [
+        [(100.5, 2.0), (100.0, 1.0)]
+    ]
+    assert len(good.records) == 1
