@@ -1,8 +1,10 @@
 """ClickHouse, the warm tier: one clickhouse-connect client for both ways of running it.
 
-`chdb:///abs/path` runs the ClickHouse engine inside this process (local and tests);
-`http(s)://host:port` reaches a ClickHouse server (production). The engine locks its
-directory, so only one process can open a given path, and one process only one path.
+`http(s)://host:port` reaches a ClickHouse server (production) or, locally, the warm
+gateway (`marketstream warm-server`), which owns the engine's directory and speaks the same
+HTTP interface. `chdb:///abs/path` runs the engine inside this process (tests, tools). The
+engine locks its directory, so only one process can open a given path, and one process only
+one path: hence the gateway.
 """
 
 from __future__ import annotations
