@@ -15,6 +15,7 @@ import orjson
 
 from marketstream import __version__
 from marketstream.cli_archive import add_archive_commands
+from marketstream.cli_quality import add_quality_commands
 from marketstream.config import PipelineConfig, config_path, load_config
 from marketstream.errors import MarketStreamError
 from marketstream.logs import setup_logging
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recording_commands(commands)  # replay-server, record: see the block at the end
     _add_query_commands(commands)  # query latest|trades|candles: see the block at the end
     add_archive_commands(commands, _add_state_dir)  # archive [status]: cli_archive.py
+    add_quality_commands(commands, _add_state_dir)  # quality report, backfill: cli_quality.py
     _add_generate_command(commands)  # generate: see the block at the end
     return parser
 

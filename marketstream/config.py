@@ -130,6 +130,16 @@ class ArchiveConfig(_Model):
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
 
 
+class QualityConfig(_Model):
+    """`marketstream quality report` and `marketstream backfill`."""
+
+    min_completeness: float = Field(default=0.99, ge=0, le=1)  # share of minutes with a trade
+    backfill_weight_share: float = Field(default=0.25, gt=0, le=1)  # of the REST weight limit
+    backfill_max_retries: int = Field(default=5, ge=0)  # per request: 429/418, 5xx, network
+    backfill_max_wait_s: float = Field(default=120.0, gt=0)  # a longer Retry-After stops it
+    rest_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class Endpoints(_Model):
     """Service addresses; None means the ones `marketstream services start` recorded."""
 
@@ -168,6 +178,7 @@ class PipelineConfig(_Model):
     hot: HotConfig = HotConfig()
     horizons: Horizons = Horizons()
     archive: ArchiveConfig = ArchiveConfig()
+    quality: QualityConfig = QualityConfig()
     endpoints: Endpoints = Endpoints()
     s3: S3Config = S3Config()
     services: ServicesConfig

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, Self, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -350,7 +350,7 @@ class HotQueries:
         environ: Mapping[str, str] | None = None,
         connect_timeout_s: int = 5,
         clock: Callable[[], int] = time.time_ns,
-    ) -> HotQueries:
+    ) -> Self:
         """Connect to the `questdb_pg` endpoint; ServiceError naming it when it does not answer."""
         target = pg_target(url, environ)
         try:
@@ -372,7 +372,7 @@ class HotQueries:
     def close(self) -> None:
         self._connection.close()
 
-    def __enter__(self) -> HotQueries:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -1,0 +1,403 @@
+"""`marketstream quality report` and `marketstream backfill`: parsing and printing; the work
+is in `marketstream.quality`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from marketstream.config import PipelineConfig, load_config
+
+if TYPE_CHECKING:
+    from marketstream.quality.backfill import BackfillResult, FetchTask
+    from marketstream.quality.dead_letters import DeadLetterCounts
+    from marketstream.quality.report import InstrumentQuality, QualityQueries
+
+_TIME_HELP = "a duration back from now (30m, 24h, 7d), ISO-8601 (no offset: UTC) or epoch ns"
+_FORMATS = ("table", "json")
+
+
+def add_quality_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_state_dir: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    quality = commands.add_parser("quality", help="data quality of the hot tier")
+    what = quality.add_subparsers(title="quality commands", metavar="WHAT")
+    report = what.add_parser(
+        "report",
+        help="per exchange and symbol: minutes without trades, missing trade ids, book "
+        "resyncs, dead letters, worst freshness; exit 1 below --min-completeness",
+    )
+    _add_range(report)
+    report.add_argument("--exchange", metavar="EX", help="only this exchange")
+    report.add_argument("--symbol", metavar="S", help="only this symbol, e.g. BTC-USDT")
+    report.add_argument(
+        "--min-completeness",
+        metavar="X",
+        help="share of minutes with a trade each instrument needs, 0.99 or 99%% "
+        "(default: quality.min_completeness)",
+    )
+    report.add_argument(
+        "--ingest-metrics",
+        action="append",
+        metavar="HOST:PORT",
+        help="an ingest process's /metrics, for book gaps and resyncs (repeatable; default: "
+        "ingest.metrics_host:ingest.metrics_port)",
+    )
+    _add_format(report)
+    add_state_dir(report)
+    report.set_defaults(handler=_cmd_quality_report)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="refill missing trades of one instrument from the exchange's REST API "
+        "(binance, binance-usdm), at most a day per run",
+    )
+    backfill.add_argument("--exchange", required=True, metavar="EX")
+    backfill.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT")
+    _add_range(backfill)
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="print what would be fetched; fetch nothing"
+    )
+    _add_format(backfill)
+    add_state_dir(backfill)
+    backfill.set_defaults(handler=_cmd_backfill)
+
+
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default="24h", metavar="T", help=f"{_TIME_HELP} (default: 24h)")
+    parser.add_argument("--until", metavar="T", help="exclusive; as --since (default: now)")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", default="table", metavar="F", help="table (default) or json (one document)"
+    )
+
+
+def _check_format(text: str) -> str:
+    from marketstream.tiers.hot_queries import QueryInputError  # noqa: PLC0415
+
+    if text not in _FORMATS:
+        raise QueryInputError(f"--format {text!r} is not known: expected table or json")
+    return text
+
+
+def _print_json(body: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# --- quality report ---------------------------------------------------------------------------
+
+
+def _cmd_quality_report(args: argparse.Namespace) -> int:
+    from marketstream.quality import book_counters, render  # noqa: PLC0415
+    from marketstream.quality.report import QualityQueries, check_min_completeness, collect  # noqa: PLC0415
+    from marketstream.quality.window import parse_window  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+
+    output = _check_format(args.format)  # every input is checked before a store is asked
+    now = time.time_ns()
+    since, until = parse_window(args.since, args.until, now)
+    exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
+    symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
+    urls = [book_counters.metrics_url(u) for u in args.ingest_metrics or ()]
+    config = load_config(args.config)
+    threshold = check_min_completeness(
+        config.quality.min_completeness if args.min_completeness is None else args.min_completeness
+    )
+    notes = _horizon_notes(config, since, now)
+    dead_letters = _dead_letters(
+        config, args, since=since, until=until, exchange=exchange, notes=notes
+    )
+    books = book_counters.read_book_counters(
+        urls or book_counters.default_metrics_urls(config.ingest)
+    )
+    with QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg")) as hot:
+        report = collect(
+            hot,
+            since,
+            until,
+            exchange=exchange,
+            symbol=symbol,
+            expected=_configured_instruments(config),
+            dead_letters=dead_letters,
+            books=books,
+            min_completeness=threshold,
+            notes=notes,
+        )
+    if output == "json":
+        _print_json(render.report_dict(report))
+    else:
+        for line in render.report_lines(report):
+            print(line)
+    return 0 if report.passed else 1
+
+
+def _configured_instruments(config: PipelineConfig) -> list[tuple[str, str]]:
+    """Every enabled instrument whose trades are ingested: each is expected to trade."""
+    return [
+        (name, symbol)
+        for name, exchange in config.enabled_exchanges().items()
+        if "trades" in exchange.channels
+        for symbol in exchange.symbols
+    ]
+
+
+def _horizon_notes(config: PipelineConfig, since: int, now: int) -> list[str]:
+    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+
+    horizon = now - config.horizons.hot_days * 86_400 * 10**9
+    if since >= horizon:
+        return []
+    return [
+        f"the range starts before the hot horizon ({format_ns(horizon)}, horizons.hot_days = "
+        f"{config.horizons.hot_days}): the report reads QuestDB only, so days the archiver "
+        "moved on show as missing"
+    ]
+
+
+def _dead_letters(
+    config: PipelineConfig,
+    args: argparse.Namespace,
+    *,
+    since: int,
+    until: int,
+    exchange: str | None,
+    notes: list[str],
+) -> DeadLetterCounts | None:
+    """md:dlq counted in the range; None with a note when Redis is not to be had."""
+    from marketstream.errors import ServiceError  # noqa: PLC0415
+    from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers.redis_bus import connect  # noqa: PLC0415
+
+    try:
+        client = connect(require_endpoint(config, args.state_dir, "redis"))
+        try:
+            return count_dead_letters(read_dead_letters(client, since, until), exchange)
+        finally:
+            client.close()
+    except ServiceError as exc:
+        notes.append(f"dead letters n/a: {exc}")
+        return None
+
+
+# --- backfill ---------------------------------------------------------------------------------
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from marketstream.quality import backfill as bf  # noqa: PLC0415
+    from marketstream.quality.gaps import SEQUENTIAL_ID_EXCHANGES  # noqa: PLC0415
+    from marketstream.quality.window import parse_window  # noqa: PLC0415
+    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+
+    output = _check_format(args.format)
+    exchange = bf.check_backfill_exchange(hq.check_exchange(args.exchange))
+    symbol = hq.check_symbol(args.symbol)
+    now = time.time_ns()
+    since, until = parse_window(args.since, args.until, now)
+    config = load_config(args.config)
+    rest_url = _rest_url(config, exchange)
+    bf.check_backfill_range(since, until, now, config.horizons.hot_days)
+    with _hot(config, args) as hot:
+        before = _instrument(hot, exchange, symbol, since, until)
+        tasks = bf.plan_backfill(
+            before, since, until, sequential_ids=exchange in SEQUENTIAL_ID_EXCHANGES
+        )
+        if args.dry_run:
+            _print_backfill(
+                bf.BackfillResult(tasks),
+                None,
+                exchange=exchange,
+                symbol=symbol,
+                since=since,
+                until=until,
+                output=output,
+            )
+            return 0
+        result = _fetch_and_write(
+            config, args, exchange=exchange, symbol=symbol, rest_url=rest_url, tasks=tasks
+        )
+        after = _instrument(hot, exchange, symbol, since, until)
+    _print_backfill(
+        result,
+        after,
+        exchange=exchange,
+        symbol=symbol,
+        since=since,
+        until=until,
+        output=output,
+    )
+    return 0
+
+
+def _hot(config: PipelineConfig, args: argparse.Namespace) -> QualityQueries:
+    from marketstream.quality.report import QualityQueries  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+
+    return QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg"))
+
+
+def _rest_url(config: PipelineConfig, exchange: str) -> str:
+    from marketstream.errors import ConfigError  # noqa: PLC0415
+
+    settings = {str(name): value for name, value in config.exchanges.items()}.get(exchange)
+    url = None if settings is None else settings.rest_url
+    if url is None:
+        raise ConfigError(
+            f"exchanges.{exchange}.rest_url is not set: backfill needs the exchange's REST "
+            "base, e.g. https://api.binance.com"
+        )
+    return str(url)
+
+
+def _instrument(
+    hot: QualityQueries, exchange: str, symbol: str, since: int, until: int
+) -> InstrumentQuality:
+    from marketstream.quality.report import collect  # noqa: PLC0415
+
+    report = collect(
+        hot,
+        since,
+        until,
+        exchange=exchange,
+        symbol=symbol,
+        expected=[(exchange, symbol)],
+        min_completeness=0.0,
+    )
+    return report.instruments[0]
+
+
+def _fetch_and_write(
+    config: PipelineConfig,
+    args: argparse.Namespace,
+    *,
+    exchange: str,
+    symbol: str,
+    rest_url: str,
+    tasks: list[FetchTask],
+) -> BackfillResult:
+    from marketstream.quality import backfill as bf  # noqa: PLC0415
+    from marketstream.quality.binance_trades import (  # noqa: PLC0415
+        MARKETS,
+        USED_WEIGHT_HEADER,
+        BinanceTrades,
+    )
+    from marketstream.quality.ratelimit import TokenBucket  # noqa: PLC0415
+    from marketstream.quality.rest import RestClient, RestPolicy  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+
+    settings = config.quality
+    market = MARKETS[exchange]
+    bucket = TokenBucket.per_minute(market.weight_limit_per_minute * settings.backfill_weight_share)
+    client = RestClient(
+        exchange,
+        bucket,
+        RestPolicy(
+            max_retries=settings.backfill_max_retries,
+            max_wait_s=settings.backfill_max_wait_s,
+            timeout_s=settings.rest_timeout_s,
+            weight_limit_per_minute=market.weight_limit_per_minute,
+            used_weight_header=USED_WEIGHT_HEADER,
+        ),
+    )
+    source = BinanceTrades(market, symbol, rest_url, client, time.time_ns)
+    sink = bf.QuestDBTradeSink(
+        QuestDBHttp(require_endpoint(config, args.state_dir, "questdb_http"))
+    )
+    try:
+        result = bf.run_backfill(
+            tasks, source, sink, max_future_skew_ns=config.ingest.max_future_skew_ms * 1_000_000
+        )
+        applied = sink.wait_applied()
+    finally:
+        sink.close()
+    result.usage = {
+        "requests": client.requests,
+        "weight": client.weight,
+        "retries": client.retries,
+        "waited_s": round(bucket.waited_s, 3),
+    }
+    if not applied:
+        print("marketstream: note: QuestDB has not applied the writes yet", file=sys.stderr)
+    return result
+
+
+def _print_backfill(
+    result: BackfillResult,
+    after: InstrumentQuality | None,
+    *,
+    exchange: str,
+    symbol: str,
+    since: int,
+    until: int,
+    output: str,
+) -> None:
+    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+
+    dry_run = after is None
+    if output == "json":
+        body: dict[str, Any] = {
+            "exchange": exchange,
+            "symbol": symbol,
+            "since": format_ns(since),
+            "until": format_ns(until),
+            "dry_run": dry_run,
+            "tasks": [
+                {"kind": t.kind, "from": t.low, "to": t.high, "why": t.why} for t in result.tasks
+            ],
+        }
+        if after is not None:
+            body |= {
+                "fetched": result.fetched,
+                "already_stored": result.stored,
+                "written": result.written,
+                "rejected": result.rejected,
+                "rejections": result.rejections,
+                **result.usage,
+                "after": _after_dict(after),
+            }
+        _print_json(body)
+        return
+    print(
+        f"{exchange} {symbol} {format_ns(since)} to {format_ns(until)}: "
+        f"{len(result.tasks)} to fetch{' (dry run: nothing fetched)' if dry_run else ''}"
+    )
+    for task in result.tasks:
+        print(f"  {task.describe()}")
+    if after is None:
+        return
+    usage = result.usage
+    print(
+        f"fetched {result.fetched} trades in {usage['requests']:.0f} requests (weight "
+        f"{usage['weight']:.0f}, {usage['retries']:.0f} retries, waited "
+        f"{usage['waited_s']:.1f} s); wrote {result.written}, left out {result.stored} "
+        f"already stored, rejected {result.rejected}"
+    )
+    for reason in result.rejections:
+        print(f"rejected: {reason}", file=sys.stderr)
+    summary = _after_dict(after)
+    completeness = summary["completeness"]
+    shown = "-" if completeness is None else f"{completeness:.2%}"
+    ids = summary["ids_missing"]
+    print(
+        f"now: completeness {shown} ({after.minutes.with_trades} of {after.minutes.expected} "
+        f"minutes)" + ("" if ids is None else f", {ids} trade ids missing")
+    )
+
+
+def _after_dict(after: InstrumentQuality) -> dict[str, Any]:
+    gaps = None if after.ids is None else after.ids.gaps
+    return {
+        "completeness": after.completeness,
+        "minutes_missing": after.minutes.missing_minutes,
+        "ids_missing": None if after.ids is None else (0 if gaps is None else gaps.missing_ids),
+    }

@@ -1,0 +1,156 @@
+"""GET JSON from an exchange's REST API within its rate limits.
+
+Every request first takes its weight from a `TokenBucket`. HTTP 429 (too many requests) and
+418 (Binance: the address is banned for a while) hold the bucket for `Retry-After` and try
+again; 5xx answers and network errors are retried with exponential backoff. A pause longer
+than `max_wait_s` stops the run with an error instead: a ban of hours is for a person to see.
+Where the exchange reports the weight used this minute (Binance `X-MBX-USED-WEIGHT-1M`), the
+bucket pauses until the next minute once 90% of the limit is used, whoever used it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from marketstream import __version__
+from marketstream.errors import MarketStreamError, ServiceError
+from marketstream.quality.ratelimit import TokenBucket, retry_after_s, seconds_to_next_minute
+
+BACK_OFF_STATUSES: Final = frozenset((418, 429))
+USED_WEIGHT_SHARE_LIMIT: Final = 0.9
+_SHOWN_BODY: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+
+
+Transport = Callable[[str, float], HttpAnswer]
+
+
+def urllib_transport(url: str, timeout_s: float) -> HttpAnswer:
+    """One GET; an HTTP error status is an answer too. OSError when nothing came back."""
+    if not url.startswith(("http://", "https://")):
+        raise OSError(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url, headers={"User-Agent": f"marketstream/{__version__}", "Accept": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return HttpAnswer(response.status, headers, bytes(response.read()))
+    except urllib.error.HTTPError as exc:
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        return HttpAnswer(exc.code, headers, bytes(exc.read() or b""))
+    except http.client.HTTPException as exc:  # not HTTP at all, or cut off mid-answer
+        raise OSError(f"{type(exc).__name__}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RestPolicy:
+    max_retries: int = 5
+    max_wait_s: float = 120.0
+    timeout_s: float = 10.0
+    weight_limit_per_minute: int | None = None  # the exchange's own limit, for the header
+    used_weight_header: str | None = None  # e.g. x-mbx-used-weight-1m
+
+
+class RestClient:
+    """GET JSON with a weight per request; counts requests, weight and retries."""
+
+    def __init__(
+        self,
+        exchange: str,
+        bucket: TokenBucket,
+        policy: RestPolicy,
+        *,
+        transport: Transport = urllib_transport,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exchange = exchange
+        self.bucket = bucket
+        self.policy = policy
+        self._transport = transport
+        self._wall_clock = wall_clock
+        self.requests = 0
+        self.weight = 0
+        self.retries = 0
+
+    def get_json(self, url: str, weight: int) -> Any:
+        failures = 0
+        while True:
+            self.bucket.acquire(weight)
+            self.requests += 1
+            self.weight += weight
+            try:
+                answer = self._transport(url, self.policy.timeout_s)
+            except OSError as exc:
+                reason = getattr(exc, "reason", exc)
+                failures = self._back_off(failures, None, f"{_where(url)} unreachable: {reason}")
+                continue
+            self._observe_used_weight(answer)
+            if answer.status == 200:
+                return self._decode(url, answer)
+            problem = f"{_where(url)} answered HTTP {answer.status}: {_body_text(answer)}"
+            if answer.status in BACK_OFF_STATUSES:
+                pause = retry_after_s(answer.headers.get("retry-after"), self._wall_clock())
+                failures = self._back_off(failures, pause, problem)
+            elif answer.status >= 500:
+                failures = self._back_off(failures, None, problem)
+            else:
+                raise MarketStreamError(f"{self.exchange}: {problem}")
+
+    def _back_off(self, failures: int, pause: float | None, problem: str) -> int:
+        """Hold the bucket for `pause` (or 1, 2, 4... s); an error past the retry budget."""
+        failures += 1
+        if failures > self.policy.max_retries:
+            raise ServiceError(
+                f"{self.exchange}: {problem} (gave up after {self.policy.max_retries} retries)"
+            )
+        wait = pause if pause is not None else min(2.0 ** (failures - 1), self.policy.max_wait_s)
+        if wait > self.policy.max_wait_s:
+            raise ServiceError(
+                f"{self.exchange}: {problem}; Retry-After {wait:.0f} s is longer than "
+                f"quality.backfill_max_wait_s ({self.policy.max_wait_s:g} s): try again later"
+            )
+        self.retries += 1
+        self.bucket.hold(wait)
+        return failures
+
+    def _observe_used_weight(self, answer: HttpAnswer) -> None:
+        header, limit = self.policy.used_weight_header, self.policy.weight_limit_per_minute
+        if header is None or limit is None:
+            return
+        used = answer.headers.get(header, "")
+        if used.isdigit() and int(used) >= USED_WEIGHT_SHARE_LIMIT * limit:
+            self.bucket.hold(seconds_to_next_minute(self._wall_clock()))
+
+    def _decode(self, url: str, answer: HttpAnswer) -> Any:
+        try:
+            return orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            raise MarketStreamError(
+                f"{self.exchange}: {_where(url)} answered with non-JSON: {_body_text(answer)}"
+            ) from None
+
+
+def _where(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _body_text(answer: HttpAnswer) -> str:
+    text = " ".join(answer.body.decode("utf-8", errors="replace").split())
+    return text[:_SHOWN_BODY] or "(empty body)"
