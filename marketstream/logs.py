@@ -137,6 +137,9 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(resolved)
+    # websockets logs every HTTP request and connection at INFO (the replay server's control
+    # polls among them): only its warnings, unless DEBUG was asked for
+    logging.getLogger("websockets").setLevel(max(resolved, logging.WARNING))
     return handler
 
 
