@@ -126,6 +126,8 @@ class ArchiveConfig(_Model):
     """The archiver: partitions past a horizon move down a tier once a night."""
 
     schedule_utc: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM
+    batch_days: int = Field(default=31, gt=0)  # days per QuestDB -> ClickHouse batch at most...
+    batch_rows: int = Field(default=2_000_000, gt=0)  # ...and about this many rows (memory)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Final
 
 from marketstream.archiver.days import due, horizon_day
 from marketstream.archiver.hot_side import HotTier
@@ -29,9 +28,6 @@ from marketstream.tiers.clickhouse_views import create_all_views_sql
 from marketstream.tiers.cold_store import ColdStore
 
 log = logging.getLogger(__name__)
-
-BATCH_DAYS: Final = 31  # days per hot -> warm batch at most...
-BATCH_ROWS: Final = 2_000_000  # ...and about this many rows (a day larger than this goes alone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +128,14 @@ class Archiver:
         return report
 
     def _hot_to_warm(self, report: RunReport, mover: Mover, spec: TableSpec, horizon: date) -> None:
-        """Due days in batches of up to BATCH_DAYS days and about BATCH_ROWS rows."""
+        """Due days in batches of up to archive.batch_days days and about archive.batch_rows
+        rows: one export, insert and verification read per batch instead of per day."""
         hot_days = self.hot.partitions(spec)
         warm_days = set(self.warm.partitions(spec))
         dropped: list[date] = []
-        for batch in _batches(due(hot_days, horizon), hot_days):
+        settings = self.config.archive
+        days = due(hot_days, horizon)
+        for batch in _batches(days, hot_days, settings.batch_days, settings.batch_rows):
             planned = [PlannedMove(HOT_TO_WARM, spec.table, day, hot_days[day]) for day in batch]
             results = self._attempt(
                 report, planned, partial(mover.hot_to_warm, spec, batch, warm_days)
@@ -230,13 +229,15 @@ class Archiver:
         return horizon_day(now, horizons.hot_days), horizon_day(now, horizons.warm_days)
 
 
-def _batches(days: list[date], rows: dict[date, int]) -> list[list[date]]:
+def _batches(
+    days: list[date], rows: dict[date, int], max_days: int, max_rows: int
+) -> list[list[date]]:
     """Consecutive due days grouped so that one batch stays within memory bounds."""
     batches: list[list[date]] = []
     current: list[date] = []
     total = 0
     for day in days:
-        if current and (len(current) >= BATCH_DAYS or total + rows.get(day, 0) > BATCH_ROWS):
+        if current and (len(current) >= max_days or total + rows.get(day, 0) > max_rows):
             batches.append(current)
             current, total = [], 0
         current.append(day)

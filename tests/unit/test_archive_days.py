@@ -96,3 +96,18 @@ def test_conform_refuses_nulls_a_store_lost() -> None:
     lost = table.set_column(4, "trade_id", pa.array([None], pa.string()))
     with pytest.raises(StoredDataError, match=r"trades\.trade_id: 1 of 1 values are null"):
         conform(TRADES, lost)
+
+
+def test_days_are_batched_by_count_and_rows_and_a_big_day_goes_alone() -> None:
+    from marketstream.archiver.runner import _batches  # noqa: PLC0415
+
+    days = [date(2026, 1, n) for n in range(1, 8)]
+    rows = dict.fromkeys(days, 10) | {date(2026, 1, 4): 1_000}
+    assert _batches(days, rows, 2, 100) == [
+        [date(2026, 1, 1), date(2026, 1, 2)],
+        [date(2026, 1, 3)],
+        [date(2026, 1, 4)],
+        [date(2026, 1, 5), date(2026, 1, 6)],
+        [date(2026, 1, 7)],
+    ]
+    assert _batches([], {}, 2, 100) == []
