@@ -131,6 +131,16 @@ class ArchiveConfig(_Model):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
 
+    @field_validator("schedule_utc", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted 02:30 (say, from the environment) as the base-60
+        number 150: take it back as the time it was written as."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            hours, minutes = divmod(value, 60)
+            return f"{hours:02d}:{minutes:02d}"
+        return value
+
 
 class QualityConfig(_Model):
     """`marketstream quality report` and `marketstream backfill`."""

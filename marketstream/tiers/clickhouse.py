@@ -10,7 +10,9 @@ one path: hence the gateway.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from marketstream.errors import ServiceError
+
+# The HTTP driver logs a warning for a failed request and then raises; the exception becomes
+# our one-line ServiceError, so its warning would only say the same thing twice.
+logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
 
 ENGINE_IN_USE = "engine in use by another process (in-process chdb allows one process per path)"
 
@@ -98,5 +104,8 @@ def _open(dsn: str, *, connect_timeout_s: float | None) -> Client:
         return clickhouse_connect.get_client(dsn=dsn, connect_timeout=connect_timeout_s)
     except (ClickHouseError, OSError) as exc:
         text = str(exc).strip()
+        refused = re.search(r"\[Errno \d+\] ([^\]\)\"']+)", text)
+        if refused:
+            raise ServiceError(f"ClickHouse at {dsn} unreachable: {refused.group(1)}") from None
         first_line = text.splitlines()[0] if text else type(exc).__name__
         raise ServiceError(f"ClickHouse at {dsn}: {first_line}") from None

@@ -69,6 +69,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ),
         ({"MARKETSTREAM_EXCHANGES__FTX__ENABLED": "true"}, "exchanges.ftx"),
         (
+            {"MARKETSTREAM_ARCHIVE__SCHEDULE_UTC": "25:00"},
+            "archive.schedule_utc: value '25:00': expected String should match pattern",
+        ),
+        (
             {"MARKETSTREAM_EXCHANGES__COINBASE__CHANNELS": "[funding]"},
             "coinbase: the funding channel needs at least one -PERP symbol",
         ),
@@ -78,6 +82,12 @@ def test_wrong_values_name_key_value_and_expectation(environ: dict[str, str], me
     with pytest.raises(ConfigError, match=message) as caught:
         load_config(SHIPPED, environ=environ)
     assert "\n" not in str(caught.value)
+
+
+def test_an_unquoted_time_from_the_environment_is_the_time_written() -> None:
+    """YAML 1.1 reads 02:30 as the base-60 number 150; the schedule takes it back as 02:30."""
+    config = load_config(SHIPPED, environ={"MARKETSTREAM_ARCHIVE__SCHEDULE_UTC": "02:30"})
+    assert config.archive.schedule_utc == "02:30"
 
 
 def test_errors_in_the_file_name_the_file(tmp_path: Path) -> None:
