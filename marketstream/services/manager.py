@@ -80,10 +80,9 @@ def _ensure_redis(
         endpoints["redis"] = url
         running = _as_process("redis-server", previous)
         return lambda: process.wait_until_answering(running, lambda: redis_error(url), timeout_s)
-    port = _port_of(url)
     server = spawn_redis(
         layout.redis_dir,
-        port=port if port is not None and process.port_is_free(port) else process.free_port(),
+        port=_same_port_if_free(url),
         log_path=layout.log_path("redis"),
         pid_path=layout.pid_path("redis"),
     )
@@ -141,10 +140,9 @@ def _ensure_warm_server(
         return lambda: process.wait_until_answering(
             running, lambda: clickhouse_error(url), timeout_s
         )
-    port = _port_of(url)  # None for a chdb:// DSN recorded before the gateway existed
     server = spawn_warm_server(
         layout.clickhouse_dir,
-        port=port if port is not None and process.port_is_free(port) else process.free_port(),
+        port=_same_port_if_free(url),  # a chdb:// DSN recorded before the gateway has none
         log_path=layout.log_path("clickhouse"),
         pid_path=layout.pid_path("clickhouse"),
     )
@@ -209,6 +207,12 @@ def services_status(config: PipelineConfig, state_dir: Path | None = None) -> Se
             error = f"services stopped ({error})"
         services[name] = EndpointStatus(url=url, answering=error is None, error=error)
     return ServicesStatus(state_dir=root, services=services)
+
+
+def _same_port_if_free(url: str | None) -> int:
+    """The port a service had before (stable URLs across restarts) if still free, else any."""
+    port = _port_of(url)
+    return port if port is not None and process.port_is_free(port) else process.free_port()
 
 
 def _port_of(url: str | None) -> int | None:
