@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
-DEFAULT_RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "recordings"
+from marketstream.ingest.recording import RECORDINGS_ENV, default_recordings
 
 
 def recordings_path() -> Path:
-    """`$MARKETSTREAM_RECORDINGS`, else `../shared/fixtures/recordings` beside the repository."""
-    return Path(os.environ.get(RECORDINGS_ENV) or DEFAULT_RECORDINGS)
+    """`$MARKETSTREAM_RECORDINGS`, else the recordings shipped in `tests/data/recordings`."""
+    return default_recordings()
 
 
 @pytest.fixture(scope="session")
 def recordings() -> Path:
-    """The real exchange recordings (test data kept outside the repository); skip if absent."""
+    """The real exchange recordings; a missing directory is an error, not a skip."""
     path = recordings_path()
     if not path.is_dir():
-        pytest.skip(f"recordings not found at {path} (set {RECORDINGS_ENV})")
+        pytest.fail(f"recordings not found at {path} (unset or fix {RECORDINGS_ENV})")
     return path

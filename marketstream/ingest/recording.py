@@ -8,8 +8,9 @@ that replays differently from what was received would make every test built on i
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,10 @@ import orjson
 
 from marketstream.errors import MarketStreamError
 
+RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
+# The real captures shipped in the repository (tests/data/recordings, beside the package in a
+# checkout or an editable install).
+SHIPPED_RECORDINGS = Path(__file__).resolve().parents[2] / "tests" / "data" / "recordings"
 EXPECTED_LINE = "expected a JSON object with recv_ns, exchange, url, frame"
 REST_SCHEMES = ("http://", "https://")
 _JSON_KINDS: dict[type, str] = {
@@ -183,3 +188,9 @@ class RecordingWriter:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def default_recordings(environ: Mapping[str, str] | None = None) -> Path:
+    """`$MARKETSTREAM_RECORDINGS`, else the recordings shipped in the repository."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(RECORDINGS_ENV) or SHIPPED_RECORDINGS)

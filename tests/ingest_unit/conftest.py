@@ -1,7 +1,7 @@
-"""Fixtures for the pure ingest tests: the real exchange recordings, skipped when absent.
+"""Fixtures for the pure ingest tests: the real exchange recordings.
 
-The recordings are test data kept outside the repository (see /shared/fixtures/README.md):
-`$MARKETSTREAM_RECORDINGS`, else `<repo>/../shared/fixtures/recordings`.
+The recordings ship in `tests/data/recordings` (see its README); `$MARKETSTREAM_RECORDINGS`
+points the tests at another directory of the same format.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ ReadRecording = Callable[[str], list[Recorded]]
 
 @pytest.fixture(scope="session")
 def read_recording(recordings: Path) -> ReadRecording:
-    """`read_recording("coinbase.jsonl")` -> its frames in order; skips when the file is absent."""
+    """`read_recording("coinbase.jsonl")` -> its frames in order; fails when the file is absent."""
 
     def read(name: str) -> list[Recorded]:
         file = recordings / name
         if not file.is_file():
-            pytest.skip(f"recording {file} not found")
+            pytest.fail(f"recording {file} not found")
         return list(read_recording_file(file))
 
     return read

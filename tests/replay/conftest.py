@@ -1,4 +1,4 @@
-"""The replay tests serve the real recordings (`recordings` fixture, skipped when absent)."""
+"""The replay tests serve the real recordings shipped in the repository (`recordings` fixture)."""
 
 from __future__ import annotations
 
