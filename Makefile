@@ -50,8 +50,8 @@ test: deps lint typecheck
 run: deps
 	$(BIN)/marketstream run
 
-# The hot path offline: the recordings in ../shared/fixtures/recordings (or RECORDINGS=DIR)
-# through replay-server, ingest and the hot writer; prints a JSON summary.
+# The hot path offline: the recordings shipped in tests/data/recordings (or RECORDINGS=DIR), with
+# generated sessions for Kraken, OKX and Bybit, through replay-server, ingest and the hot writer.
 demo: deps
 	$(BIN)/marketstream demo $(if $(RECORDINGS),--recordings $(RECORDINGS))
 

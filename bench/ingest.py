@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.timing import per_second
 from marketstream.config import PipelineConfig, load_config
+from marketstream.generate.sessions import SESSIONS, write_session
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.metrics import IngestMetrics
@@ -34,7 +35,6 @@ from marketstream.services import process
 from marketstream.services.redis_server import start_redis
 from marketstream.tiers.redis_bus import connect, connect_async
 from tests.conftest import recordings_path
-from tests.feeds import SESSIONS, write_session
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline.yaml"

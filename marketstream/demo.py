@@ -1,6 +1,8 @@
 """`marketstream demo`: the hot path offline, on recordings, ending in a JSON summary.
 
-Each recording found is served by an in-process replay server; ingest, configured for exactly
+Each recording found is served by an in-process replay server; an exchange with no recording
+(Kraken, OKX and Bybit ship none) replays a session generated in its documented protocol, and
+the summary says which sessions were real and which generated; ingest, configured for exactly
 the recorded exchanges and symbols, publishes into Redis and the hot writer drains the
 streams into QuestDB. When every replay has finished and QuestDB has applied what was
 written, the summary reports what was published, what QuestDB holds (`SELECT count()`), the
@@ -28,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
+from marketstream.generate.sessions import SESSIONS, write_session
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.recording import read_recording
 from marketstream.ingest.replay import ReplayServer
@@ -50,33 +53,57 @@ TABLE_CHANNELS: Mapping[str, str] = {
 }
 
 
+GENERATED_STEPS = 600  # 60 s of exchange time per generated session (100 ms steps)
+# Longer than any exchange's subscription pacing (Kraken: one channel a second), so that every
+# channel is subscribed before a replay at maximum speed starts.
+SUBSCRIBE_SETTLE_S = 1.5
+
+
 @dataclass(frozen=True, slots=True)
 class DemoFeed:
     exchange: str
     recording: Path
     symbols: tuple[str, ...]
     channels: tuple[str, ...]
+    generated: bool = False
 
 
-def find_feeds(directory: Path, config: PipelineConfig) -> list[DemoFeed]:
-    """One feed per recording of a known exchange; symbols and channels read from the file."""
+def find_feeds(
+    directory: Path, config: PipelineConfig, generated_dir: Path | None = None
+) -> list[DemoFeed]:
+    """One feed per recording of a known exchange; symbols and channels read from the file.
+
+    With `generated_dir`, each exchange that has a session generator and no recording in
+    `directory` gets a generated session written there and replayed like a recording.
+    """
     if not directory.is_dir():
         raise MarketStreamError(
             f"recordings directory {directory} not found: pass --recordings DIR"
         )
-    feeds = []
+    found: list[tuple[Path, str, bool]] = []
     for path in sorted(directory.glob("*.jsonl")):
         first = next(iter(read_recording(path)), None)
-        if first is None or first.exchange not in EXCHANGES:
-            continue
+        if first is not None and first.exchange in EXCHANGES:
+            found.append((path, first.exchange, False))
+    if generated_dir is not None:
+        recorded = {exchange for _, exchange, _ in found}
+        generated_dir.mkdir(parents=True, exist_ok=True)
+        for exchange, session in SESSIONS.items():
+            if exchange not in recorded:
+                path = generated_dir / f"{exchange}.jsonl"
+                write_session(str(path), session(GENERATED_STEPS))
+                path = path.resolve()
+                found.append((path, exchange, True))
+    feeds = []
+    for path, exchange, generated in found:
         out = io.BytesIO()
-        normalize_recording(path, first.exchange, out, config.ingest)
+        normalize_recording(path, exchange, out, config.ingest)
         records = [decode_record(line) for line in out.getvalue().splitlines()]
         tables = {spec_of(r).table for r in records} | {"books"}  # books may need snapshots
         channels = tuple(TABLE_CHANNELS[t] for t in TABLE_CHANNELS if t in tables)
         symbols = tuple(sorted({r.symbol for r in records}))
         if symbols:
-            feeds.append(DemoFeed(first.exchange, path, symbols, channels))
+            feeds.append(DemoFeed(exchange, path, symbols, channels, generated))
     if not feeds:
         raise MarketStreamError(f"no recording of a known exchange in {directory}")
     return feeds
@@ -139,14 +166,22 @@ async def run_demo(
     speed: float | None,
     linger_s: float = 0.0,
     on_drained: MetricsHook | None = None,
+    generate_missing: bool = True,
 ) -> dict[str, Any]:
     """Replay, drain, summarize. Once drained, the processes' /metrics stay served for
-    `linger_s` seconds (their URLs on stderr) and `on_drained` gets the URLs."""
-    feeds = find_feeds(recordings, config)
+    `linger_s` seconds (their URLs on stderr) and `on_drained` gets the URLs. With
+    `generate_missing`, exchanges without a recording replay a generated session."""
+    generated_dir = state_dir / "generated-sessions" if generate_missing else None
+    feeds = find_feeds(recordings, config, generated_dir)
     async with contextlib.AsyncExitStack() as stack:
         servers = {
             feed.exchange: await stack.enter_async_context(
-                ReplayServer(feed.recording, speed=speed or 1.0, max_speed=speed is None)
+                ReplayServer(
+                    feed.recording,
+                    speed=speed or 1.0,
+                    max_speed=speed is None,
+                    settle_s=SUBSCRIBE_SETTLE_S,
+                )
             )
             for feed in feeds
         }
@@ -200,17 +235,25 @@ async def _finished(server: ReplayServer, task: asyncio.Task[None]) -> None:
 async def _summary(
     pipeline: Pipeline, endpoints: PipelineEndpoints, feeds: list[DemoFeed]
 ) -> dict[str, Any]:
+    by_exchange: dict[str, dict[str, dict[str, int]]] = {
+        feed.exchange: {"published": {}, "hot_rows": {}} for feed in feeds
+    }
     published: dict[str, int] = {spec.record_type: 0 for spec in SPECS}
     for family in pipeline.ingest.metrics.registry.collect():
         for sample in family.samples:
             if sample.name == "marketstream_ingest_records_total":
-                published[sample.labels["type"]] += int(sample.value)
-    hot_rows = {
-        spec.table: int(
-            pipeline.writer.questdb.exec(f"SELECT count() FROM {spec.table}")["dataset"][0][0]  # noqa: S608 - our tables
-        )
-        for spec in SPECS
-    }
+                record_type, exchange = sample.labels["type"], sample.labels["exchange"]
+                published[record_type] += int(sample.value)
+                counts = by_exchange[exchange]["published"]
+                counts[record_type] = counts.get(record_type, 0) + int(sample.value)
+    hot_rows: dict[str, int] = {}
+    for spec in SPECS:
+        rows = pipeline.writer.questdb.exec(
+            f"SELECT exchange, count() FROM {spec.table} ORDER BY exchange"  # noqa: S608 - our tables
+        )["dataset"]
+        hot_rows[spec.table] = sum(int(count) for _, count in rows)
+        for exchange, count in rows:
+            by_exchange[exchange]["hot_rows"][spec.table] = int(count)
     client = connect_async(endpoints.redis)
     try:
         latest: dict[str, Any] = {}
@@ -226,9 +269,16 @@ async def _summary(
     name = "marketstream_hot_receive_freshness_seconds"
     p50, p99 = (histogram_quantile(registry, name, q) for q in (0.5, 0.99))
     return {
-        "recordings": {feed.exchange: str(feed.recording) for feed in feeds},
+        "sessions": {
+            feed.exchange: {
+                "source": "generated" if feed.generated else "real",
+                "file": str(feed.recording),
+            }
+            for feed in feeds
+        },
         "published": published,
         "hot_rows": hot_rows,
+        "by_exchange": by_exchange,
         "dlq": dlq,
         "latest": latest,
         "freshness_ms": {

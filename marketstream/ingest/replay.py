@@ -64,7 +64,11 @@ class ReplayServer:
         speed: float = 1.0,
         max_speed: bool = False,
         drop_every: int | None = None,
+        settle_s: float = 0.0,
     ) -> None:
+        """`settle_s`: hold the first frame until no client has sent a message for that long,
+        so a client that paces its subscriptions (Kraken: one channel a second) has them all
+        in place before a replay at maximum speed runs through the recording."""
         if not speed > 0:
             raise ValueError(f"speed must be positive, got {speed}")
         if drop_every is not None and drop_every < 1:
@@ -74,6 +78,8 @@ class ReplayServer:
         self._port = port
         self._pacer = Pacer(None if max_speed else speed)
         self._drop_every = drop_every
+        self._settle_s = settle_s
+        self._last_message = 0.0  # loop time of the last message from any client
         self.finished = asyncio.Event()
         self.sent = 0
         self.skipped = 0
@@ -174,6 +180,8 @@ class ReplayServer:
         frames = source.frames()
         try:
             frame = next(frames, None)
+            if frame is not None and self._settle_s > 0:
+                await self._settle()
             while frame is not None:
                 if not self._subscribed.is_set():
                     await self._subscribed.wait()
@@ -194,6 +202,13 @@ class ReplayServer:
             frames.close()
         self.finished.set()
         log.info("replay of %s finished: %d frames sent", source.path, self.sent)
+
+    async def _settle(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self._subscribed.wait()
+        while (quiet := loop.time() - self._last_message) < self._settle_s:
+            await asyncio.sleep(self._settle_s - quiet)
+        self._pacer.restart()
 
     async def _deliver(self, frame: ReplayFrame) -> bool | None:
         """True if sent to some connection, False if none wants it, None if all sends failed."""
@@ -227,6 +242,7 @@ class ReplayServer:
         self._update_subscribed()
         try:
             async for message in ws:
+                self._last_message = asyncio.get_running_loop().time()
                 text = message if isinstance(message, str) else message.decode(errors="replace")
                 async with conn.lock:
                     for answer in conn.session.on_message(text):

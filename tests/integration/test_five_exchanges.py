@@ -1,8 +1,8 @@
 """All five exchanges in one ingest process: replay-server -> ingest -> a real Redis.
 
 Binance (spot and USD-M) and Coinbase replay the real 2021 recordings; Kraken, OKX and Bybit
-replay sessions in their documented wire formats (`tests/feeds.py`), each with one book
-update removed. The test checks that every non-book record arrives as the offline path
+replay sessions in their documented wire formats (`marketstream/generate/sessions.py`), each
+with one book update removed. The test checks that every non-book record arrives as the offline path
 produces it, that Kraken and OKX checksums were verified, and that each removed update was
 noticed (a gap or a checksum failure) and the book resynced, all visible in /metrics.
 """
@@ -18,12 +18,12 @@ import pytest
 import redis.asyncio
 
 from marketstream.config import load_config
+from marketstream.generate.sessions import SESSIONS, write_session
 from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Book
 from marketstream.tiers.redis_bus import DLQ_STREAM, price_key
-from tests.feeds import SESSIONS, write_session
 from tests.integration.endpoints import CONFIG_FILE
 from tests.integration.test_ingest_replay import _url, clock_free, offline_truth, published
 

@@ -1,12 +1,12 @@
 """Deterministic exchange sessions in the documented wire formats of Kraken v2, OKX v5, Bybit v5.
 
-`../shared/fixtures` holds real captures of Binance and Coinbase only, and this machine
-cannot reach exchanges to capture more. These sessions stand in for Kraken, OKX and Bybit in
-the end-to-end tests and benchmarks: a random-walk order book whose levels keep their exact
-text (checksums are computed over it with each exchange's own function), trades, quotes,
-candles and funding, stamped like the exchange stamps them. `gap_at` removes one book delta
-and sends a fresh snapshot `resnapshot_after` steps later, as the exchange would after a
-resubscribe.
+The repository ships real captures of Binance and Coinbase only (`tests/data/recordings`), and
+exchanges cannot be reached offline to capture more. These sessions stand in for Kraken, OKX and
+Bybit in `marketstream demo`, the end-to-end tests and the benchmarks: a random-walk order book
+whose levels keep their exact text (checksums are computed over it with each exchange's own
+function), trades, quotes, candles and funding, stamped like the exchange stamps them. `gap_at`
+removes one book delta and sends a fresh snapshot `resnapshot_after` steps later, as the
+exchange would after a resubscribe.
 """
 
 from __future__ import annotations
