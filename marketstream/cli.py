@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
+import yaml
 
 from marketstream import __version__
 from marketstream.cli_archive import add_archive_commands
 from marketstream.cli_quality import add_quality_commands
-from marketstream.config import PipelineConfig, config_path, load_config
+from marketstream.config import (
+    PipelineConfig,
+    config_path,
+    load_config,
+    load_config_source,
+    shown_config,
+)
 from marketstream.errors import MarketStreamError
 from marketstream.logs import setup_logging
 
@@ -56,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="pipeline configuration (default: $MARKETSTREAM_CONFIG or configs/pipeline.yaml)",
+        help="pipeline configuration (default: $MARKETSTREAM_CONFIG, else ./configs/pipeline.yaml, "
+        "else the defaults installed with marketstream)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -73,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--recordings",
         type=Path,
         metavar="DIR",
-        help="recordings to replay (default: $MARKETSTREAM_RECORDINGS or "
-        "../shared/fixtures/recordings)",
+        help="recordings to replay (default: $MARKETSTREAM_RECORDINGS, else the real "
+        "recordings shipped in tests/data/recordings)",
+    )
+    demo.add_argument(
+        "--only-recorded",
+        action="store_true",
+        help="replay only the recordings; by default each exchange with no recording "
+        "(Kraken, OKX, Bybit) replays a session generated in its protocol",
     )
     demo.add_argument(
         "--state-dir",
@@ -98,11 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
 
-    config = commands.add_parser("config", help="check the configuration")
+    config = commands.add_parser("config", help="check or show the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="ACTION")
     check = config_commands.add_parser("check", help="validate a configuration file")
     check.add_argument("file", nargs="?", help="file to check (default: the --config file)")
     check.set_defaults(handler=_cmd_config_check)
+    show = config_commands.add_parser(
+        "show", help="which file and environment overrides are in effect, and the result"
+    )
+    show.set_defaults(handler=_cmd_config_show)
 
     services = commands.add_parser(
         "services", help="local Redis, QuestDB, ClickHouse engine and cold storage (no Docker)"
@@ -260,6 +278,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    config, source = load_config_source(args.config)
+    print(f"# file: {source.file.absolute()} (chosen by {source.chosen_by})")
+    if source.overrides:
+        print("# environment overrides:")
+        for key, variable in sorted(source.overrides.items()):
+            print(f"#   {key} <- {variable}")
+    else:
+        print("# environment overrides: none")
+    sys.stdout.write(yaml.safe_dump(shown_config(config), sort_keys=False))
+    return 0
+
+
 def _cmd_services_install(args: argparse.Namespace) -> int:
     from marketstream.services.questdb_server import install_questdb  # noqa: PLC0415 - heavy, load on use
 
@@ -329,15 +360,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
     from marketstream.demo import prepare_state, run_demo  # noqa: PLC0415
+    from marketstream.ingest.recording import default_recordings  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
 
     config = _config(args)
-    recordings = args.recordings or _default_recordings()
+    recordings = args.recordings or default_recordings()
     setup_logging()
     prepare_state(config, args.state_dir)
     try:
         summary = asyncio.run(
-            run_demo(config, recordings, args.state_dir, speed=args.speed, linger_s=args.linger)
+            run_demo(
+                config,
+                recordings,
+                args.state_dir,
+                speed=args.speed,
+                linger_s=args.linger,
+                generate_missing=not args.only_recorded,
+            )
         )
     finally:
         if not args.keep_services:
@@ -350,10 +389,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _default_recordings() -> Path:
-    return Path(os.environ.get("MARKETSTREAM_RECORDINGS") or "../shared/fixtures/recordings")
 
 
 def _print_status(status: ServicesStatus, *, as_json: bool) -> None:

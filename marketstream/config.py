@@ -1,13 +1,18 @@
 """Pipeline configuration: `configs/pipeline.yaml` overlaid with `MARKETSTREAM_*` variables.
 
 The file is data, validated once at start so that a wrong value stops the process with one
-line naming the key, the value, where it came from and what was expected.
+line naming the key, the value, where it came from and what was expected. It is found from
+any folder: `--config`, else `$MARKETSTREAM_CONFIG`, else `./configs/pipeline.yaml`, else the
+same file installed with the package (`marketstream/defaults/pipeline.yaml`), so an installed
+`marketstream` runs anywhere.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +32,8 @@ from marketstream.errors import ConfigError
 from marketstream.schemas.instruments import Channel, Exchange, parse_symbol
 
 DEFAULT_CONFIG = Path("configs/pipeline.yaml")
+# configs/pipeline.yaml itself, installed as package data (a link to it in a checkout).
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "defaults" / "pipeline.yaml"
 ENV_PREFIX = "MARKETSTREAM_"
 ENV_SEPARATOR = "__"
 CONFIG_PATH_ENV = "MARKETSTREAM_CONFIG"
@@ -215,19 +222,43 @@ class PipelineConfig(_Model):
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Which file a configuration came from, why that one, and the variables laid over it."""
+
+    file: Path
+    chosen_by: str  # "--config", "$MARKETSTREAM_CONFIG", "./configs", "package defaults"
+    overrides: Mapping[str, str]  # dotted key -> environment variable
+
+
 def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path:
-    """The file to read: the argument, else $MARKETSTREAM_CONFIG, else configs/pipeline.yaml."""
+    """The file to read (see the module docstring for the order)."""
+    return _choose_file(explicit, environ)[0]
+
+
+def _choose_file(explicit: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, str]:
     if explicit is not None:
-        return Path(explicit)
-    return Path(environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG)
+        return Path(explicit), "--config"
+    if environ.get(CONFIG_PATH_ENV):
+        return Path(environ[CONFIG_PATH_ENV]), f"${CONFIG_PATH_ENV}"
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG, "./configs"
+    return PACKAGED_CONFIG, "package defaults"
 
 
 def load_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> PipelineConfig:
     """Read, overlay and validate the configuration; raise ConfigError with one clear line."""
+    return load_config_source(path, environ)[0]
+
+
+def load_config_source(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[PipelineConfig, ConfigSource]:
+    """`load_config`, and where the values came from (for `marketstream config show`)."""
     env = os.environ if environ is None else environ
-    file = config_path(path, env)
+    file, chosen_by = _choose_file(path, env)
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -246,9 +277,10 @@ def load_config(
         raise ConfigError(f"config file {file}: expected a mapping of sections at the top level")
     sources = _apply_env_overrides(raw, env)
     try:
-        return PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file, sources)) from None
+    return config, ConfigSource(file, chosen_by, sources)
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
@@ -316,3 +348,18 @@ def _describe(exc: ValidationError, file: Path, sources: Mapping[str, str]) -> s
         what = f"value {first['input']!r}: expected {first['msg'].removeprefix('Input should be ')}"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"config error in {origin}: {key}: {what}{more}"
+
+
+def redact_url(url: str) -> str:
+    """A URL with its user and password replaced by `***`, for logs, errors and views."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def shown_config(config: PipelineConfig) -> dict[str, Any]:
+    """The configuration as data, with the credentials in endpoint URLs redacted."""
+    data = config.model_dump(mode="json")
+    data["endpoints"] = {
+        key: redact_url(value) if isinstance(value, str) else value
+        for key, value in data["endpoints"].items()
+    }
+    return data

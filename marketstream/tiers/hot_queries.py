@@ -29,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg.types.numeric import Int8
 
+from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.schemas.columns import QUOTES, TRADES, TableSpec
 from marketstream.schemas.instruments import EXCHANGES, parse_symbol
@@ -235,13 +236,13 @@ def pg_target(url: str, environ: Mapping[str, str] | None = None) -> PgTarget:
         params = conninfo_to_dict(url)
     except psycopg.Error:
         raise ConfigError(
-            f"questdb_pg endpoint {_show(_redact(url))} is not valid: "
+            f"questdb_pg endpoint {_show(redact_url(url))} is not valid: "
             "expected postgresql://host:port/qdb"
         ) from None
     host, port, dbname = params.get("host"), params.get("port"), params.get("dbname") or "qdb"
     if not host or not port:
         raise ConfigError(
-            f"questdb_pg endpoint {_show(_redact(url))} has no host or port: "
+            f"questdb_pg endpoint {_show(redact_url(url))} has no host or port: "
             "expected postgresql://host:port/qdb"
         )
     params["user"] = params.get("user") or env.get(PG_USER_ENV) or DEFAULT_PG_USER
@@ -249,10 +250,6 @@ def pg_target(url: str, environ: Mapping[str, str] | None = None) -> PgTarget:
     params["dbname"] = dbname
     conninfo = make_conninfo("", **{k: str(v) for k, v in params.items()})
     return PgTarget(conninfo=conninfo, endpoint=f"postgresql://{host}:{port}/{dbname}")
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 def _one_line(exc: psycopg.Error) -> str:

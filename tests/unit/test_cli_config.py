@@ -1,4 +1,4 @@
-"""`marketstream config check` as a user runs it: one line, an exit code, never a traceback."""
+"""`marketstream config check|show` as a user runs them, from the checkout and from elsewhere."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETSTREAM_")}
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "marketstream", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=environ,
         capture_output=True,
         text=True,
@@ -48,3 +50,40 @@ def test_check_reports_a_wrong_environment_value() -> None:
     assert result.returncode != 0
     assert "MARKETSTREAM_SERVICES__START_TIMEOUT_S: services.start_timeout_s" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_outside_the_checkout_the_packaged_defaults_are_used(tmp_path: Path) -> None:
+    result = _run("config", "show", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.endswith("marketstream/defaults/pipeline.yaml (chosen by package defaults)")
+    status = _run("services", "status", "--json", cwd=tmp_path)
+    assert "not found" not in status.stderr
+    assert '"redis"' in status.stdout  # it answered: nothing runs in an empty folder
+
+
+def test_show_names_the_file_the_overrides_and_hides_credentials(tmp_path: Path) -> None:
+    env = {
+        "MARKETSTREAM_STREAMS__MAXLEN": "50",
+        "MARKETSTREAM_ENDPOINTS__CLICKHOUSE": "http://reader:s3cret@127.0.0.1:8123",
+    }
+    result = _run("config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"# file: {ROOT / 'configs/pipeline.yaml'} (chosen by ./configs)"
+    assert "#   streams.maxlen <- MARKETSTREAM_STREAMS__MAXLEN" in lines
+    assert "#   endpoints.clickhouse <- MARKETSTREAM_ENDPOINTS__CLICKHOUSE" in lines
+    assert "  maxlen: 50" in lines
+    assert "  clickhouse: http://***@127.0.0.1:8123" in lines
+    assert "s3cret" not in result.stdout
+
+
+def test_the_environment_names_a_config_file_from_anywhere(tmp_path: Path) -> None:
+    file = tmp_path / "mine.yaml"
+    file.write_text(
+        (ROOT / "configs/pipeline.yaml").read_text().replace("hot_days: 7", "hot_days: 2")
+    )
+    result = _run("config", "show", env={"MARKETSTREAM_CONFIG": str(file)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"# file: {file} (chosen by $MARKETSTREAM_CONFIG)"
+    assert "  hot_days: 2" in result.stdout.splitlines()
