@@ -257,9 +257,20 @@ class Run:
             for i, kind in enumerate(kinds)
         ]
 
+    def wait_first_rows(self, timeout_s: float = 120.0) -> None:
+        """Faults start once rows reach QuestDB: a fault during start-up tests start-up."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            samples = self.progress.samples
+            if samples and samples[-1][1] > 0:
+                return
+            time.sleep(0.5)
+        self.harness_notes.append(f"no row reached QuestDB within {timeout_s:.0f} s")
+
     def inject_all(self) -> None:
+        origin = time.monotonic()
         for at, kind in self.schedule():
-            wait = at - (time.monotonic() - self.t0)
+            wait = at - (time.monotonic() - origin)
             if wait > 0:
                 time.sleep(wait)
             started = self.now()
@@ -511,7 +522,7 @@ def summarize(run: Run, profile: Profile, extra: dict[str, Any]) -> dict[str, An
         lost == 0
         and duplicated == 0
         and altered == 0
-        and all(summary["faults"][k] >= 1 for k in profile.kinds)
+        and all(summary["faults"][k] >= profile.repeats for k in profile.kinds)
         and stall_after is not None
         and stall_after <= 10
         and lost_at_ingest <= bound
@@ -524,6 +535,7 @@ def run_chaos(profile: Profile, state_dir: Path = DEFAULT_STATE) -> dict[str, An
     run = Run(profile, state_dir)
     try:
         run.setup()
+        run.wait_first_rows()
         run.note(f"running {profile.minutes:g} min, faults: {len(run.schedule())}")
         run.inject_all()
         last_fault_end = run.now()

@@ -25,12 +25,13 @@ def test_short_chaos_run_loses_doubles_and_alters_nothing(tmp_path: Path) -> Non
         drain_timeout_s=90.0,
     )
     summary = run_chaos(profile, tmp_path / "chaos")
-    keys = ("faults", "lost", "duplicated", "altered", "stall_s", "hot_path", "processes")
+    keys = ("faults", "lost", "duplicated", "altered", "stall_s", "lost_at_ingest", "hot_path")
     shown = orjson.dumps({k: summary[k] for k in keys}, option=orjson.OPT_INDENT_2).decode()
-    assert all(summary["faults"][kind] == 1 for kind in KINDS), shown
-    assert summary["hot_path"]["total"]["expected"] > 1000, shown  # the replay got through
-    assert summary["archive"]["days"] >= 2, shown
     assert (summary["lost"], summary["duplicated"], summary["altered"]) == (0, 0, 0), shown
+    assert all(summary["faults"][kind] == 1 for kind in KINDS), shown
     assert summary["stall_s"]["after_last_fault"] is not None, shown  # it drained
-    unexpected = {role: p["unexpected_exits"] for role, p in summary["processes"].items()}
-    assert not any(unexpected.values()), shown
+    assert summary["stall_s"]["after_last_fault"] <= 10, shown
+    at_ingest = summary["lost_at_ingest"]
+    assert at_ingest["records"] <= at_ingest["allowed"], shown  # only what kills explain
+    assert summary["archive"]["days"] >= 2, shown
+    assert summary["ok"], shown
