@@ -74,3 +74,10 @@ bench-deps: $(BENCH_STAMP)
 
 bench: deps bench-deps
 	$(PY) -m bench.run
+
+# The chaos and soak suite (chaos/): the whole local pipeline as processes, killed and
+# restarted at seeded random moments, then compared row by row; one JSON summary, also in
+# chaos/results.json. MINUTES=N soaks longer (default 10, about 15 minutes in all).
+.PHONY: chaos
+chaos: deps
+	$(PY) -m chaos $(if $(MINUTES),--minutes $(MINUTES)) $(if $(SEED),--seed $(SEED))
