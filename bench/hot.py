@@ -30,8 +30,8 @@ from marketstream.config import PipelineConfig, load_config
 from marketstream.demo import histogram_quantile
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
-from marketstream.ingest.recording import read_recording
 from marketstream.pipeline import Pipeline, PipelineEndpoints
+from marketstream.replay.recording import read_recording
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import require_endpoint

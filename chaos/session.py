@@ -20,11 +20,11 @@ import yaml
 
 from marketstream.config import PipelineConfig
 from marketstream.demo import find_feeds
-from marketstream.generate.sessions import SESSIONS, STEP_MS, T0_MS, write_session
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.replay_dialects import DIALECTS
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.records import Record
+from marketstream.venues.base.sessions import STEP_MS, T0_MS, write_session
+from marketstream.venues.registry import DIALECTS, SESSIONS
 
 EXCHANGES = ("kraken", "okx", "bybit")
 HISTORY_EXCHANGE = "binance"  # generated history: an exchange the replay never uses

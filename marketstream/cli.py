@@ -26,6 +26,7 @@ from marketstream.config import (
 )
 from marketstream.errors import MarketStreamError
 from marketstream.logs import setup_logging
+from marketstream.schemas.instruments import EXCHANGES
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager as ContextManager
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only-recorded",
         action="store_true",
         help="replay only the recordings; by default each exchange with no recording "
-        "(Kraken, OKX, Bybit) replays a session generated in its protocol",
+        "replays a session generated in its protocol, where its venue generates one",
     )
     demo.add_argument(
         "--state-dir",
@@ -360,7 +361,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
     from marketstream.demo import prepare_state, run_demo  # noqa: PLC0415
-    from marketstream.ingest.recording import default_recordings  # noqa: PLC0415
+    from marketstream.replay.recording import default_recordings  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
 
     config = _config(args)
@@ -451,10 +452,12 @@ def _positive_int(text: str) -> int:
 def _cmd_replay_server(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - load on use
 
-    from marketstream.ingest.replay import ReplayServer, serve_until_signal  # noqa: PLC0415
+    from marketstream.replay.server import ReplayServer, serve_until_signal  # noqa: PLC0415
+    from marketstream.venues.registry import DIALECTS  # noqa: PLC0415
 
     server = ReplayServer(
         args.recording,
+        DIALECTS,
         host=args.host,
         port=args.port,
         speed=args.speed,
@@ -684,7 +687,7 @@ def _add_generate_command(commands: argparse._SubParsersAction[argparse.Argument
         "--symbols", default="BTC-USDT,ETH-USDT", metavar="S,S", help="(default: %(default)s)"
     )
     generate.add_argument(
-        "--exchanges", default="binance", metavar="EX,EX", help="(default: %(default)s)"
+        "--exchanges", default=EXCHANGES[0], metavar="EX,EX", help="(default: %(default)s)"
     )
     generate.add_argument(
         "--end", metavar="YYYY-MM-DD", help="the newest day generated (default: yesterday, UTC)"

@@ -18,12 +18,13 @@ import pytest
 import redis.asyncio
 
 from marketstream.config import load_config
-from marketstream.generate.sessions import SESSIONS, write_session
-from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Book
 from marketstream.tiers.redis_bus import DLQ_STREAM, price_key
+from marketstream.venues.base.sessions import write_session
+from marketstream.venues.registry import DIALECTS, SESSIONS
 from tests.integration.endpoints import CONFIG_FILE
 from tests.integration.test_ingest_replay import _url, clock_free, offline_truth, published
 
@@ -85,7 +86,7 @@ async def test_five_exchanges_in_one_process(
         for exchange, path in paths.items():
             real = exchange in REAL  # real recordings as fast as read; sessions at their pace
             servers[exchange] = await stack.enter_async_context(
-                ReplayServer(path, max_speed=real, speed=1.0)
+                ReplayServer(path, DIALECTS, max_speed=real, speed=1.0)
             )
         environ = {f"MARKETSTREAM_EXCHANGES__{env_name(e)}__ENABLED": "false" for e in EXCHANGES}
         for exchange, server in servers.items():
