@@ -7,7 +7,7 @@ emits top-N `Book` records at a cadence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from marketstream.schemas.records import Level, Record
@@ -63,3 +63,18 @@ Item = Record | BookUpdate
 
 # A mapper: (raw text frame, local receive time in ns) -> items. Raises FrameError.
 Mapper = Callable[[str | bytes, int], list[Item]]
+
+
+def frame_only(
+    mapper: Mapper, native_symbol: Callable[[str], str]
+) -> Callable[[Sequence[str]], Mapper]:
+    """`make_mapper` for a venue whose frames name their normalized symbol themselves: the
+    configured symbols are only checked (`native_symbol` raises ConfigError for one the
+    venue does not list), and the one pure mapper serves every subscription."""
+
+    def make_mapper(symbols: Sequence[str]) -> Mapper:
+        for symbol in symbols:
+            native_symbol(symbol)
+        return mapper
+
+    return make_mapper

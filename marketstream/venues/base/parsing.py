@@ -9,6 +9,7 @@ the frame being read (e.g. "aggTrade"); the mapper prefixes the exchange once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -16,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from marketstream.schemas.records import Level
-from marketstream.venues.base.mapper import FrameError
+from marketstream.venues.base.mapper import FrameError, LevelText
 
 JsonObject = dict[str, Any]
 
@@ -199,3 +200,24 @@ def levels(obj: JsonObject, key: str, what: str) -> list[Level]:
         raise FrameError(
             f"{what}: {key} {show(obj[key])} is not a list of [price, size] decimal pairs"
         ) from None
+
+
+def text_levels(
+    obj: JsonObject, key: str, what: str, pick: Callable[[Any], tuple[Any, Any]], form: str
+) -> tuple[list[Level], list[LevelText]]:
+    """Levels whose price and size arrive as text, as floats and as that exact text (for
+    checksums over it). `pick` takes (price, size) out of one entry (an `itemgetter`); `form`
+    says what a level looks like, for the error."""
+    entries = field(obj, key, what)
+    levels: list[Level] = []
+    texts: list[LevelText] = []
+    try:
+        for entry in entries:
+            price, size = pick(entry)
+            if type(price) is not str or type(size) is not str:
+                raise TypeError
+            levels.append((float(price), float(size)))
+            texts.append((price, size))
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise FrameError(f"{what}: {key} {show(entries)} is not a list of {form}") from None
+    return levels, texts

@@ -7,12 +7,18 @@ The book comes from the `level2_batch` channel: a `snapshot` after subscribing, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
 from marketstream.schemas.records import Level, Quote, Side, Trade
-from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
+from marketstream.venues.base.mapper import (
+    BookUpdate,
+    FrameError,
+    Item,
+    frame_only,
+    in_venue,
+)
 from marketstream.venues.base.parsing import (
     JsonObject,
     field,
@@ -149,8 +155,5 @@ def map_frame(frame: str | bytes, recv_ts: int) -> list[Item]:
         raise in_venue(NAME, exc) from None
 
 
-def make_mapper(symbols: Sequence[str]) -> Mapper:
-    """Check the configured symbols; the mapper itself reads product ids as they come."""
-    for symbol in symbols:
-        native_symbol(symbol)
-    return map_frame
+# The mapper needs nothing but the frame: it reads product ids as they come.
+make_mapper: Final = frame_only(map_frame, native_symbol)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -31,7 +32,7 @@ from marketstream.venues.base.mapper import (
     FrameError,
     Item,
     LevelText,
-    Mapper,
+    frame_only,
     in_venue,
 )
 from marketstream.venues.base.parsing import (
@@ -43,6 +44,7 @@ from marketstream.venues.base.parsing import (
     optional_number,
     show,
     text,
+    text_levels,
 )
 from marketstream.venues.kraken.feed import BOOK_DEPTH
 from marketstream.venues.kraken.symbols import NAME, native_symbol, normalized_symbol
@@ -190,23 +192,12 @@ def _v2_ohlc(message: JsonObject, recv_ts: int) -> list[Item]:
     return candles
 
 
+_PRICE_QTY: Final = itemgetter("price", "qty")
+
+
 def _v2_levels(item: JsonObject, key: str, what: str) -> tuple[list[Level], list[LevelText]]:
     """`[{"price": 45283.5, "qty": 0.1}]` decoded with number text kept -> floats and text."""
-    entries = field(item, key, what)
-    levels: list[Level] = []
-    texts: list[LevelText] = []
-    try:
-        for entry in entries:
-            price, size = entry["price"], entry["qty"]
-            if type(price) is not str or type(size) is not str:
-                raise TypeError
-            levels.append((float(price), float(size)))
-            texts.append((price, size))
-    except (KeyError, TypeError, ValueError):
-        raise FrameError(
-            f"{what}: {key} {show(entries)} is not a list of {{price, qty}} decimal numbers"
-        ) from None
-    return levels, texts
+    return text_levels(item, key, what, _PRICE_QTY, "{price, qty} decimal numbers")
 
 
 def _v2_checksum(item: JsonObject, what: str) -> int | None:
@@ -530,8 +521,5 @@ def map_frame(frame: str | bytes, recv_ts: int) -> list[Item]:
         raise in_venue(NAME, exc) from None
 
 
-def make_mapper(symbols: Sequence[str]) -> Mapper:
-    """Check the configured symbols; the mapper itself reads pairs as they come."""
-    for symbol in symbols:
-        native_symbol(symbol)
-    return map_frame
+# The mapper needs nothing but the frame: it reads pairs as they come.
+make_mapper: Final = frame_only(map_frame, native_symbol)

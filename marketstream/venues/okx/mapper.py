@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Final
 
@@ -25,6 +26,7 @@ from marketstream.venues.base.parsing import (
     number,
     show,
     text,
+    text_levels,
 )
 from marketstream.venues.okx.symbols import NAME, native_symbol, normalized_symbol
 
@@ -76,23 +78,12 @@ def objects(message: JsonObject, what: str) -> list[JsonObject]:
     return objects
 
 
+_PRICE_SIZE: Final = itemgetter(0, 1)
+
+
 def book_side(item: JsonObject, key: str, what: str) -> tuple[list[Level], list[LevelText]]:
     """`[[price, size, liquidated orders, orders], ...]` -> float levels and their exact text."""
-    raw = field(item, key, what)
-    levels: list[Level] = []
-    texts: list[LevelText] = []
-    try:
-        for level in raw:
-            price, size = level[0], level[1]
-            if type(price) is not str or type(size) is not str:
-                raise TypeError
-            levels.append((float(price), float(size)))
-            texts.append((price, size))
-    except (TypeError, ValueError, IndexError, KeyError):
-        raise FrameError(
-            f"{what}: {key} {show(raw)} is not a list of [price, size, ...] decimal strings"
-        ) from None
-    return levels, texts
+    return text_levels(item, key, what, _PRICE_SIZE, "[price, size, ...] decimal strings")
 
 
 # --- the mapper ----------------------------------------------------------------------------
