@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -20,6 +20,7 @@ from marketstream.schemas.records import Level
 from marketstream.venues.base.mapper import FrameError, LevelText
 
 JsonObject = dict[str, Any]
+T = TypeVar("T")
 
 NS_PER_MS: Final = 1_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -111,24 +112,25 @@ def field(obj: JsonObject, key: str, what: str) -> Any:
 # every field of every frame, and a call less each is measurable.
 
 
-def mapping(obj: JsonObject, key: str, what: str) -> JsonObject:
-    try:
-        value = obj[key]
-    except KeyError:
-        raise _missing(key, what) from None
-    if type(value) is not dict:
-        raise FrameError(f"{what}: {key} {show(value)} is not a JSON object")
-    return value
+def _typed(kind: type[T], noun: str) -> Callable[[JsonObject, str, str], T]:
+    """The accessor of a field that must be exactly of `kind` (`noun` names it in errors)."""
+
+    def get(obj: JsonObject, key: str, what: str) -> T:
+        try:
+            value = obj[key]
+        except KeyError:
+            raise _missing(key, what) from None
+        if type(value) is not kind:
+            raise FrameError(f"{what}: {key} {show(value)} is not {noun}")
+        return value
+
+    return get
 
 
-def text(obj: JsonObject, key: str, what: str) -> str:
-    try:
-        value = obj[key]
-    except KeyError:
-        raise _missing(key, what) from None
-    if type(value) is not str:
-        raise FrameError(f"{what}: {key} {show(value)} is not a string")
-    return value
+mapping: Final[Callable[[JsonObject, str, str], JsonObject]] = _typed(dict, "a JSON object")
+text: Final = _typed(str, "a string")
+integer: Final = _typed(int, "an integer")
+flag: Final = _typed(bool, "true or false")
 
 
 def number(obj: JsonObject, key: str, what: str) -> float:
@@ -145,16 +147,6 @@ def optional_number(obj: JsonObject, key: str, what: str) -> float | None:
     """None when the feed leaves the field out (or null): never a made-up value."""
     value = obj.get(key)
     return None if value is None else number(obj, key, what)
-
-
-def integer(obj: JsonObject, key: str, what: str) -> int:
-    try:
-        value = obj[key]
-    except KeyError:
-        raise _missing(key, what) from None
-    if type(value) is not int:
-        raise FrameError(f"{what}: {key} {show(value)} is not an integer")
-    return value
 
 
 def millis(obj: JsonObject, key: str, what: str) -> int:
@@ -178,16 +170,6 @@ def iso_time(obj: JsonObject, key: str, what: str) -> int:
         return iso_to_ns(value)
     except (AttributeError, TypeError, ValueError):
         raise FrameError(f"{what}: {key} {show(value)} is not an ISO-8601 UTC time") from None
-
-
-def flag(obj: JsonObject, key: str, what: str) -> bool:
-    try:
-        value = obj[key]
-    except KeyError:
-        raise _missing(key, what) from None
-    if type(value) is not bool:
-        raise FrameError(f"{what}: {key} {show(value)} is not true or false")
-    return value
 
 
 def levels(obj: JsonObject, key: str, what: str) -> list[Level]:
