@@ -1,7 +1,7 @@
 """The chaos run's input: long exchange sessions, their offline normalization, the config.
 
 The sessions are the deterministic Kraken v2, OKX v5 and Bybit v5 sessions of
-`marketstream/generate/sessions.py`, made as long as the run (100 ms steps at recorded pace):
+`marketstream/venues/<name>/sessions.py`, made as long as the run (100 ms steps at recorded pace):
 unique trade ids, checksummed books, candles and funding, all in the exchanges' documented
 formats. Their
 exchange times lie on 2025-11-13, so the run's horizons are set from the clock to keep that

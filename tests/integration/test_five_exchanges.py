@@ -1,7 +1,7 @@
 """All five exchanges in one ingest process: replay-server -> ingest -> a real Redis.
 
 Binance (spot and USD-M) and Coinbase replay the real 2021 recordings; Kraken, OKX and Bybit
-replay sessions in their documented wire formats (`marketstream/generate/sessions.py`), each
+replay sessions in their documented wire formats (`marketstream/venues/<name>/sessions.py`), each
 with one book update removed. The test checks that every non-book record arrives as the offline path
 produces it, that Kraken and OKX checksums were verified, and that each removed update was
 noticed (a gap or a checksum failure) and the book resynced, all visible in /metrics.
