@@ -176,11 +176,20 @@ class QuestDBService(_Model):
     java_opts: tuple[str, ...] = ()
 
 
+class WarmGatewayConfig(_Model):
+    """Bounds of the local warm gateway (`marketstream warm-server`), as a server has them."""
+
+    max_body_bytes: int = Field(default=256 << 20, gt=0)  # larger request bodies get 413
+    max_sessions: int = Field(default=256, gt=0)  # open sessions (and concurrent requests)
+    max_session_timeout_s: float = Field(default=3600, gt=0)  # longest session_timeout asked
+
+
 class ServicesConfig(_Model):
     state_dir: Path = Path(".marketstream")
     cache_dir: Path = Path(".cache")
     start_timeout_s: float = Field(default=90, gt=0)
     questdb: QuestDBService
+    warm_gateway: WarmGatewayConfig = WarmGatewayConfig()
 
 
 class PipelineConfig(_Model):

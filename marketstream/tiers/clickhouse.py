@@ -33,6 +33,20 @@ class EngineInUseError(ServiceError):
     """The chdb directory is locked by another process's engine."""
 
 
+def redact(dsn: str) -> str:
+    """dsn with its password replaced by ***: what messages and logs may show."""
+    try:
+        parts = urllib.parse.urlsplit(dsn)
+        password = parts.password
+    except ValueError:
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", dsn)
+    if password is None:
+        return dsn
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def chdb_path(dsn: str) -> Path:
     """The absolute engine directory of a `chdb:///abs/path` DSN."""
     parts = urllib.parse.urlsplit(dsn)
@@ -93,7 +107,8 @@ def connect(dsn: str, *, connect_timeout_s: float = 5.0) -> Client:
     if dsn.startswith(("http://", "https://")):
         return _open(dsn, connect_timeout_s=connect_timeout_s)
     raise ServiceError(
-        f"ClickHouse DSN {dsn!r} is not valid: expected chdb:///absolute/path or http(s)://host:port"
+        f"ClickHouse DSN {redact(dsn)!r} is not valid: expected chdb:///absolute/path or "
+        "http(s)://host:port"
     )
 
 
@@ -106,6 +121,19 @@ def _open(dsn: str, *, connect_timeout_s: float | None) -> Client:
         text = str(exc).strip()
         refused = re.search(r"\[Errno \d+\] ([^\]\)\"']+)", text)
         if refused:
-            raise ServiceError(f"ClickHouse at {dsn} unreachable: {refused.group(1)}") from None
+            raise ServiceError(
+                f"ClickHouse at {redact(dsn)} unreachable: {refused.group(1)}"
+            ) from None
         first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise ServiceError(f"ClickHouse at {dsn}: {first_line}") from None
+        password = _password(dsn)
+        if password:  # the driver may quote its URL
+            first_line = first_line.replace(password, "***")
+        raise ServiceError(f"ClickHouse at {redact(dsn)}: {first_line}") from None
+
+
+def _password(dsn: str) -> str | None:
+    try:
+        password = urllib.parse.urlsplit(dsn).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(password) if password else None
