@@ -799,7 +799,8 @@ def parse_request(
         chunks = body.chunks()
     query = params.get("query", "")
     try:
-        timeout_s = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
+        default = min(DEFAULT_SESSION_TIMEOUT_S, max_session_timeout_s)
+        timeout_s = float(params.get("session_timeout") or default)
     except ValueError:
         raise QueryError.of(
             BAD_ARGUMENTS,

@@ -56,6 +56,10 @@ SYNTAX_ERROR: Final = (62, "SYNTAX_ERROR")
 INTO_OUTFILE_NOT_ALLOWED: Final = (642, "INTO_OUTFILE_NOT_ALLOWED")
 SETTING_CONSTRAINT_VIOLATION: Final = (452, "SETTING_CONSTRAINT_VIOLATION")
 
+_TWO_WORD_KINDS: Final = (
+    "Storage definition", "Columns definition", "Dictionary definition", "Dictionary layout",
+    "Dictionary lifetime", "Dictionary range", "Dictionary settings",
+)  # fmt: skip
 _CHILDREN: Final = re.compile(r"\s*\(children \d+\)\s*\Z")
 _ALIAS: Final = re.compile(r"\s*\(alias [^)]*\)")
 _STRING: Final = re.compile(r"'((?:[^'\\]|\\.)*)'", re.DOTALL)
@@ -96,10 +100,8 @@ def parse_ast(dump: str) -> Node:
             continue
         depth = len(line) - len(line.lstrip(" "))
         body = _ALIAS.sub("", _CHILDREN.sub("", line.strip()))
-        kind, _, text = body.partition(" ")
-        if kind in ("Storage", "Columns", "Dictionary") and " " in text:  # two-word kinds
-            second, _, text = text.partition(" ")
-            kind = f"{kind} {second}"
+        kind = next((k for k in _TWO_WORD_KINDS if body.startswith(k)), body.split(" ", 1)[0])
+        text = body[len(kind) :]
         node = Node(kind, text.strip())
         while stack[-1][0] >= depth:
             stack.pop()
