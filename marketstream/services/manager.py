@@ -37,6 +37,7 @@ from marketstream.services.state import (
     state_root,
 )
 from marketstream.services.warm_server import GatewaySetup, spawn_warm_server, wait_warm_server
+from marketstream.tiers.clickhouse import redact
 
 Wait = Callable[[], None]
 QUESTDB_ENDPOINTS = ("questdb_http", "questdb_pg", "questdb_ilp")
@@ -215,7 +216,8 @@ def services_status(config: PipelineConfig, state_dir: Path | None = None) -> Se
         recorded_and_stopped = record is not None and record.state == "stopped"
         if error is not None and recorded_and_stopped and configured.get(name) is None:
             error = f"services stopped ({error})"
-        services[name] = EndpointStatus(url=url, answering=error is None, error=error)
+        # Printed by `services status`: a DSN's password is shown as ***.
+        services[name] = EndpointStatus(url=redact(url), answering=error is None, error=error)
     return ServicesStatus(state_dir=root, services=services)
 
 
