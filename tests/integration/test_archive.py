@@ -24,7 +24,7 @@ from marketstream.archiver.days import day_start_ns, horizon_day
 from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.moves import FAILPOINT_ENV
 from marketstream.archiver.warm_side import WarmTier
-from marketstream.config import PipelineConfig, ServicesConfig, load_config
+from marketstream.config import PipelineConfig, S3Config, ServicesConfig, load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
 from marketstream.schemas.arrow import conform, to_arrow
@@ -32,7 +32,7 @@ from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TRADES, TableSpec
 from marketstream.services import process
 from marketstream.services.questdb_server import QuestDBPorts, start_questdb
-from marketstream.services.warm_server import start_warm_server
+from marketstream.services.warm_server import GatewaySetup, start_warm_server
 from marketstream.tiers import clickhouse
 from marketstream.tiers.all_tiers import TieredQueries, ohlcv_from_trades
 from marketstream.tiers.cold_parquet import decode
@@ -69,12 +69,17 @@ def tiers(
         log_path=root / "questdb.log",
         pid_path=root / "questdb.pid",
     )
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     gateway = start_warm_server(
         root / "clickhouse",
         port=process.free_port(),
         log_path=root / "gateway.log",
         pid_path=root / "gateway.pid",
         timeout_s=services_config.start_timeout_s,
+        setup=GatewaySetup(  # s3() may read the cold bucket, with the engine's own keys
+            cold=f"s3://{BUCKET}/cold", s3=S3Config(endpoint_url=s3.endpoint_url)
+        ),
+        env={**os.environ, **keys},
     )
     s3.client.create_bucket(Bucket=BUCKET)
     environ = {
