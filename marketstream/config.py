@@ -136,6 +136,9 @@ class ArchiveConfig(_Model):
     schedule_utc: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM
     batch_days: int = Field(default=31, gt=0)  # days per QuestDB -> ClickHouse batch at most...
     batch_rows: int = Field(default=2_000_000, gt=0)  # ...and about this many rows (memory)
+    # How long a move waits for QuestDB to apply what was committed to a table's WAL (and
+    # to apply the drop): a table that does not catch up fails its days, kept for next run.
+    wal_apply_timeout_s: float = Field(default=300.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
 
