@@ -13,18 +13,21 @@ from typing import TYPE_CHECKING
 
 import orjson
 import yaml
+from pydantic import ValidationError
 
 from marketstream import __version__
 from marketstream.cli_archive import add_archive_commands
 from marketstream.cli_quality import add_quality_commands
 from marketstream.config import (
     PipelineConfig,
+    S3Config,
+    WarmGatewayConfig,
     config_path,
     load_config,
     load_config_source,
     shown_config,
 )
-from marketstream.errors import MarketStreamError
+from marketstream.errors import ConfigError, MarketStreamError
 from marketstream.logs import setup_logging
 from marketstream.schemas.instruments import EXCHANGES
 
@@ -146,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="listen address (default: 127.0.0.1; no auth)"
     )
     warm.add_argument("--port", type=int, default=8123, metavar="N", help="(default: 8123)")
+    limits = WarmGatewayConfig()
+    warm.add_argument(
+        "--cold", metavar="LOCATION", help="cold directory or s3://bucket/prefix that file() "
+        "and s3() may read (default: none; `services start` passes endpoints.cold)",
+    )  # fmt: skip
+    warm.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint of an s3:// --cold")
+    warm.add_argument("--s3-region", default=S3Config().region, metavar="NAME")
+    warm.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes, metavar="N")
+    warm.add_argument("--max-sessions", type=int, default=limits.max_sessions, metavar="N")
+    warm.add_argument(
+        "--max-session-timeout", type=float, default=limits.max_session_timeout_s, metavar="S"
+    )
     warm.set_defaults(handler=_cmd_warm_server)
     _add_ingest_commands(commands)  # ingest, normalize
     _add_hot_writer_command(commands)  # write-hot
@@ -325,10 +340,30 @@ def _cmd_services_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm_server(args: argparse.Namespace) -> int:
-    from marketstream.tiers.warm_gateway import serve  # noqa: PLC0415 - loads the engine
+    from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
+    from marketstream.tiers.warm_gateway import GatewayOptions, serve  # noqa: PLC0415 - engine
+    from marketstream.tiers.warm_gateway_policy import SourcePolicy  # noqa: PLC0415
 
     setup_logging()
-    serve(args.path, host=args.host, port=args.port)
+    try:  # validated as the configuration is
+        limits = WarmGatewayConfig(
+            max_body_bytes=args.max_body_bytes,
+            max_sessions=args.max_sessions,
+            max_session_timeout_s=args.max_session_timeout,
+        )
+        s3 = S3Config(endpoint_url=args.s3_endpoint, region=args.s3_region)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"warm-server: {where}: {first['msg']}") from None
+    store = ColdStore.from_location(args.cold, s3) if args.cold else None
+    options = GatewayOptions(
+        max_body_bytes=limits.max_body_bytes,
+        max_sessions=limits.max_sessions,
+        max_session_timeout_s=limits.max_session_timeout_s,
+        policy=SourcePolicy.for_store(store),
+    )
+    serve(args.path, host=args.host, port=args.port, options=options)
     return 0
 
 

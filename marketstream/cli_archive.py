@@ -46,11 +46,13 @@ def add_archive_commands(
 
 
 def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
-    """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store."""
+    """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store;
+    its last run is saved in the state directory (for `archive status`)."""
+    from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth  # noqa: PLC0415
     from marketstream.archiver.hot_side import HotTier  # noqa: PLC0415 - heavy imports on use
     from marketstream.archiver.runner import Archiver  # noqa: PLC0415
     from marketstream.archiver.warm_side import WarmTier  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.services.state import require_endpoint, state_root  # noqa: PLC0415
     from marketstream.tiers import clickhouse  # noqa: PLC0415
     from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
     from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
@@ -58,42 +60,63 @@ def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
     hot = HotTier(QuestDBHttp(require_endpoint(config, state_dir, "questdb_http")))
     warm = WarmTier(clickhouse.connect(require_endpoint(config, state_dir, "clickhouse")))
     cold = ColdStore.from_location(require_endpoint(config, state_dir, "cold"), config.s3)
-    return Archiver(config, hot, warm, cold)
+    health = ArchiverHealth(path=state_root(config, state_dir) / LAST_RUN_FILE)
+    return Archiver(config, hot, warm, cold, health=health)
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
+    from marketstream.archiver.lock import archiver_lock  # noqa: PLC0415
+    from marketstream.services.state import state_root  # noqa: PLC0415
+
     config = load_config(args.config)
-    archiver = build_archiver(config, args.state_dir)
-    archiver.prepare()
-    if args.once or args.dry_run:
-        report = archiver.run_once(dry_run=args.dry_run)
-        _print_report(report, dry_run=args.dry_run, as_json=args.json)
-        return 1 if report.failed else 0
-    _run_nightly(archiver, config, args.metrics_port)
-    return 0
+    if args.dry_run:  # changes nothing: no lock needed
+        archiver = build_archiver(config, args.state_dir)
+        archiver.prepare()
+        _print_report(archiver.run_once(dry_run=True), dry_run=True, as_json=args.json)
+        return 0
+    # The lock comes first: the second archiver touches no store (prepare creates tables).
+    with archiver_lock(state_root(config, args.state_dir)):
+        archiver = build_archiver(config, args.state_dir)
+        archiver.prepare()
+        if args.once:
+            report = archiver.run_once()
+            _print_report(report, dry_run=False, as_json=args.json)
+            return 1 if report.failed else 0
+        return _run_nightly(archiver, config, args.metrics_port)
 
 
-def _run_nightly(archiver: Archiver, config: PipelineConfig, metrics_port: int | None) -> None:
+def _run_nightly(archiver: Archiver, config: PipelineConfig, metrics_port: int | None) -> int:
+    """Serve /metrics and /healthz and run every night until SIGINT/SIGTERM: 0. If the loop
+    dies (it outlives failed runs, so only a bug ends it), the cause is logged and 1."""
+    import logging  # noqa: PLC0415
+
     from marketstream.cli import _run_until_signal  # noqa: PLC0415
     from marketstream.logs import setup_logging  # noqa: PLC0415
     from marketstream.metrics_server import serve_metrics  # noqa: PLC0415
 
     setup_logging()
+    log = logging.getLogger("marketstream.archiver")
     settings = config.archive
+    died: list[BaseException] = []
 
     def health() -> tuple[bool, dict[str, Any]]:
-        return True, {"schedule_utc": settings.schedule_utc}
+        ok, detail = archiver.health.snapshot()
+        return ok, {"schedule_utc": settings.schedule_utc, **detail}
 
     async def job(stop: asyncio.Event) -> None:
         port = settings.metrics_port if metrics_port is None else metrics_port
         server = await serve_metrics(archiver.metrics.registry, health, settings.metrics_host, port)
         try:
             await archiver.run_nightly(stop)
+        except Exception as exc:
+            log.critical("the archiver's nightly loop died: %s", exc, exc_info=True)
+            died.append(exc)
         finally:
             server.close()
             await server.wait_closed()
 
     _run_until_signal(job)
+    return 1 if died else 0
 
 
 def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
@@ -121,8 +144,8 @@ def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
                     for m in report.moved
                 ],
                 "failed": [
-                    {"hop": p.hop, "table": p.table, "day": p.day.isoformat(), "error": error}
-                    for p, error in report.failed
+                    {"hop": f.hop, "table": f.table, "day": f.day, "error": f.error}
+                    for f in report.failed
                 ],
                 "seconds": round(report.seconds, 3),
             }
@@ -139,21 +162,28 @@ def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
             f"moved  {result.hop:<10}  {result.table:<8}  {result.day}  {result.rows:>10,} rows  "
             f"{result.seconds * 1000:8.1f} ms{kept}"
         )
-    for planned, error in report.failed:
+    for failure in report.failed:
         print(
-            f"FAILED {planned.hop:<10}  {planned.table:<8}  {planned.day}  {error}", file=sys.stderr
+            f"FAILED {failure.hop:<10}  {failure.table:<8}  {failure.day or '-':<10}  "
+            f"{failure.error}",
+            file=sys.stderr,
         )
     print(f"{len(report.moved)} moved, {len(report.failed)} failed in {report.seconds:.1f} s")
 
 
 def _cmd_archive_status(args: argparse.Namespace) -> int:
+    from marketstream.archiver.health import MAX_LISTED, load_last_run  # noqa: PLC0415
+
     config = load_config(args.config)
     archiver = build_archiver(config, args.state_dir)
     archiver.prepare()
     tiers = archiver.tiers()
     moves = archiver.recent_moves(args.moves)
+    path = archiver.health.path
+    last_run = load_last_run(path) if path is not None else None
     if args.json:
         body = {
+            "last_run": last_run.as_dict() if last_run is not None else None,
             "tiers": [
                 {
                     "tier": t.tier,
@@ -190,6 +220,20 @@ def _cmd_archive_status(args: argparse.Namespace) -> int:
         first = t.first.isoformat() if t.first else "-"
         last = t.last.isoformat() if t.last else "-"
         print(f"{t.tier:<5} {t.table:<8} {t.days:>5}  {first:<10}  {last:<10}  {amount:>14}")
+    if last_run is None:
+        print("\nlast run: none recorded")
+    else:
+        outcome = "ok" if last_run.ok else "FAILED"
+        print(
+            f"\nlast run: {last_run.run_id} started {last_run.started_at}, "
+            f"finished {last_run.finished_at or '-'}: {last_run.moved} moved, "
+            f"{len(last_run.failures)} failed, {outcome} (failed days are retried next run)"
+        )
+        if last_run.error:
+            print(f"  run error: {last_run.error}")
+        for failure in last_run.failures[:MAX_LISTED]:
+            print(f"  FAILED {failure.hop:<10}  {failure.table:<8}  {failure.day or '-':<10}  "
+                  f"{failure.error}")  # fmt: skip
     if moves:
         print("\nlast moves:")
     for m in moves:

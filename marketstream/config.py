@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,9 @@ class ArchiveConfig(_Model):
     schedule_utc: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # HH:MM
     batch_days: int = Field(default=31, gt=0)  # days per QuestDB -> ClickHouse batch at most...
     batch_rows: int = Field(default=2_000_000, gt=0)  # ...and about this many rows (memory)
+    # How long a move waits for QuestDB to apply what was committed to a table's WAL (and
+    # to apply the drop): a table that does not catch up fails its days, kept for next run.
+    wal_apply_timeout_s: float = Field(default=300.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0: pick a free port
 
@@ -183,11 +187,20 @@ class QuestDBService(_Model):
     java_opts: tuple[str, ...] = ()
 
 
+class WarmGatewayConfig(_Model):
+    """Bounds of the local warm gateway (`marketstream warm-server`), as a server has them."""
+
+    max_body_bytes: int = Field(default=256 << 20, gt=0)  # larger request bodies get 413
+    max_sessions: int = Field(default=256, gt=0)  # open sessions (and concurrent requests)
+    max_session_timeout_s: float = Field(default=3600, gt=0)  # longest session_timeout asked
+
+
 class ServicesConfig(_Model):
     state_dir: Path = Path(".marketstream")
     cache_dir: Path = Path(".cache")
     start_timeout_s: float = Field(default=90, gt=0)
     questdb: QuestDBService
+    warm_gateway: WarmGatewayConfig = WarmGatewayConfig()
 
 
 class PipelineConfig(_Model):
@@ -350,9 +363,18 @@ def _describe(exc: ValidationError, file: Path, sources: Mapping[str, str]) -> s
     return f"config error in {origin}: {key}: {what}{more}"
 
 
-def redact_url(url: str) -> str:
-    """A URL with its user and password replaced by `***`, for logs, errors and views."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
+def redact_url(dsn: str) -> str:
+    """A URL with its password replaced by ***: what messages, logs and views may show."""
+    try:
+        parts = urllib.parse.urlsplit(dsn)
+        password = parts.password
+    except ValueError:
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", dsn)
+    if password is None:
+        return dsn
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def shown_config(config: PipelineConfig) -> dict[str, Any]:

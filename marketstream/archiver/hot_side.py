@@ -1,4 +1,11 @@
-"""The archiver's QuestDB side: list a table's day partitions, export one, drop one.
+"""The archiver's QuestDB side: list a table's day partitions, wait for its WAL, export, drop.
+
+Writes reach a QuestDB WAL table in two steps: committed to the WAL (the sequencer's txn),
+then applied to the table (the writer's txn), asynchronously. Only applied rows are counted
+or exported, so a move first waits until everything committed to the table is applied: a row
+committed but not applied would otherwise be in neither the export nor the count, and go with
+the partition. A suspended table (applying stopped on an error) never catches up: its moves
+fail until an operator resumes it.
 
 A day is exported as Parquet through `/exp`, which keeps nanosecond timestamps and the book
 arrays exactly. Dropping a partition of `trades` invalidates the 1m materialized view, so the
@@ -8,12 +15,13 @@ archiver rebuilds views once a run has dropped partitions.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketstream.errors import ServiceError
+from marketstream.errors import MarketStreamError, ServiceError
 from marketstream.schemas.arrow import arrow_schema, conform
 from marketstream.schemas.columns import Column, TableSpec
 from marketstream.schemas.records import Kind
@@ -27,6 +35,20 @@ def _exported(column: Column) -> str:
     if column.kind is Kind.TEXT:
         return f"cast({column.name} AS STRING) {column.name}"
     return column.name
+
+
+class WalNotAppliedError(MarketStreamError):
+    """QuestDB has not applied what was committed to a table (suspended, or too slow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalState:
+    """A table's row of `wal_tables()`."""
+
+    writer_txn: int  # the last transaction applied to the table
+    sequencer_txn: int  # the last transaction committed to its WAL
+    suspended: bool
+    error: str  # why applying is suspended, when QuestDB says
 
 
 class HotTier:
@@ -49,6 +71,49 @@ class HotTier:
             f"SELECT name, numRows FROM table_partitions('{spec.table}')"  # noqa: S608 - spec name
         )
         return {date.fromisoformat(str(name)[:10]): int(rows) for name, rows in answer["dataset"]}
+
+    def wal(self, spec: TableSpec) -> WalState | None:
+        """The table's WAL state; None for a table that does not exist (or is not WAL)."""
+        answer = self.http.exec(
+            "SELECT writerTxn, sequencerTxn, suspended, errorTag, errorMessage "  # noqa: S608 - spec name
+            f"FROM wal_tables() WHERE name = '{spec.table}'"
+        )
+        for writer, sequencer, suspended, tag, message in answer["dataset"]:
+            error = ": ".join(str(part) for part in (tag, message) if part)
+            return WalState(int(writer), int(sequencer), bool(suspended), error)
+        return None
+
+    def wait_applied(self, spec: TableSpec, timeout_s: float, poll_s: float = 0.05) -> int:
+        """Wait until QuestDB has applied every transaction committed to the table when this
+        was called; return that transaction number (-1 for no table).
+
+        The target is fixed at the call, so writers that keep committing (today's rows) do
+        not make the wait endless. Raises WalNotAppliedError at once for a suspended table, and
+        after `timeout_s` for one that does not catch up."""
+        state = self.wal(spec)
+        if state is None:
+            return -1
+        target = state.sequencer_txn
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if state.suspended:
+                why = f" ({state.error})" if state.error else ""
+                raise WalNotAppliedError(
+                    f"QuestDB at {self.http.base_url}: WAL apply of {spec.table} is suspended"
+                    f"{why} with {state.sequencer_txn - state.writer_txn} transaction(s) not "
+                    f"applied; resume it (ALTER TABLE {spec.table} RESUME WAL) and the next run "
+                    "moves its days"
+                )
+            if state.writer_txn >= target:
+                return target
+            if time.monotonic() >= deadline:
+                raise WalNotAppliedError(
+                    f"QuestDB at {self.http.base_url}: {spec.table} applied its WAL up to "
+                    f"transaction {state.writer_txn}, expected {target} within {timeout_s:g} s "
+                    "(archive.wal_apply_timeout_s); its days are kept for the next run"
+                )
+            time.sleep(poll_s)
+            state = self.wal(spec) or state
 
     def read_day(self, spec: TableSpec, day: date) -> pa.Table:
         return self.read_days(spec, day, day)

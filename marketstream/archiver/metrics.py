@@ -42,6 +42,11 @@ class ArchiveMetrics:
             ["tier", "table"],
             registry=r,
         )
+        self.last_run_failures = Gauge(
+            "marketstream_archive_last_run_failures",
+            "Moves and steps the last run failed (kept at their source for the next run)",
+            registry=r,
+        )
         self.last_success = Gauge(
             "marketstream_archive_last_success_timestamp_seconds",
             "When the last run finished without a failure",

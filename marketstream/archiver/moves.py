@@ -1,9 +1,16 @@
 """One day of one table, one tier down: copy, verify in the destination, record, drop.
 
-The source is dropped only after the destination was read back and matched the expected
-rows and key checksum, and only if the source still holds exactly the rows that were
-copied (rows that arrived meanwhile stay, and move with the next run). Every step can be
-repeated: the destination's day is replaced by the union of what it held and the source.
+The source is dropped only after the destination was read back and matched the expected rows
+by a checksum over every column of every row (`row_checksum`), and only if the source still
+holds exactly the rows that were copied: rows that arrived meanwhile, or a candle updated in
+place (same count, new values), stay and move with the next run. Every step can be repeated:
+the destination's day is replaced by the union of what it held and the source.
+
+QuestDB first applies its WAL (see `hot_side`): the export and the drop gate then see every
+row committed before the move began. If the table took no transaction between the export and
+the drop, its days are as exported; otherwise the days are read again and compared, column by
+column. A write that lands between that last check and the drop itself would still go with
+the partition; only a backfill writes days that old, and it should not run with the archiver.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from marketstream.archiver.merge import union_by_key
 from marketstream.archiver.warm_side import WarmTier
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.arrow import arrow_schema, conform
-from marketstream.schemas.checksum import key_checksum
+from marketstream.schemas.checksum import row_checksum
 from marketstream.schemas.columns import TableSpec
 from marketstream.tiers.cold_parquet import decode, encode_partition
 from marketstream.tiers.cold_store import ColdStore
@@ -68,8 +75,10 @@ class Mover:
         run_id: str | None = None,
         failpoint: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wal_timeout_s: float = 300.0,
     ) -> None:
         self.hot, self.warm, self.cold, self.manifest = hot, warm, cold, manifest
+        self.wal_timeout_s = wal_timeout_s
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.failpoint = failpoint if failpoint is not None else os.environ.get(FAILPOINT_ENV)
         self.clock = clock
@@ -80,8 +89,10 @@ class Mover:
         """Move a run of days (oldest first) in one export, one insert and one verification
         read; each day is still replaced, checked and dropped on its own."""
         started = time.perf_counter()
+        applied = self.hot.wait_applied(spec, self.wal_timeout_s)
         source = self.hot.read_days(spec, days[0], days[-1])
         source_by_day = split_days(spec, source)
+        copied = {day: row_checksum(spec, source_by_day.get(day, _empty(spec))) for day in days}
         existing_days = [day for day in days if day in warm_days]
         existing = (
             split_days(spec, self.warm.read_days(spec, existing_days)) if existing_days else {}
@@ -92,12 +103,12 @@ class Mover:
             )
             for day in days
         }
-        expected = {day: key_checksum(spec, rows) for day, rows in rows_by_day.items()}
+        expected = {day: row_checksum(spec, rows) for day, rows in rows_by_day.items()}
         self.warm.stage_days(spec, pa.concat_tables(rows_by_day.values()))
         self._steps(HOT_TO_WARM, spec, expected, "copied")
         staged = split_days(spec, self.warm.read_days(spec, days, stage=True))
         for day in days:
-            found = key_checksum(spec, staged.get(day, _empty(spec)))
+            found = row_checksum(spec, staged.get(day, _empty(spec)))
             _check(f"{HOT_TO_WARM} {spec.table} {day}: the staged day", found, expected[day])
         self.warm.commit_days(spec, days)
         counts = self.warm.day_counts(spec, days)
@@ -105,30 +116,48 @@ class Mover:
             found = (counts.get(day, 0), expected[day][1])
             _check(f"{HOT_TO_WARM} {spec.table} {day}: the warm day", found, expected[day])
         self._steps(HOT_TO_WARM, spec, expected, "verified")
-        still = self.hot.partitions(spec)
-        droppable = [
-            d for d in days if still.get(d, 0) == source_by_day.get(d, _empty(spec)).num_rows
-        ]
+        changed = self._changed_in_hot(spec, days, applied, copied)
+        droppable = [day for day in days if day not in changed]
         self.hot.drop_days(spec, droppable)
         self._steps(HOT_TO_WARM, spec, {d: expected[d] for d in droppable}, "dropped")
         share = (time.perf_counter() - started) / len(days)
         results = []
         for day in days:
             rows, checksum = expected[day]
-            note = (
-                ""
-                if day in droppable
-                else (
-                    f"QuestDB now holds {still.get(day, 0)} rows for the day, "
-                    f"{source_by_day.get(day, _empty(spec)).num_rows} were copied: kept"
-                )
-            )
             results.append(
                 MoveResult(
-                    HOT_TO_WARM, spec.table, day, rows, checksum, share, day in droppable, note
+                    HOT_TO_WARM,
+                    spec.table,
+                    day,
+                    rows,
+                    checksum,
+                    share,
+                    day in droppable,
+                    changed.get(day, ""),
                 )
             )
         return results
+
+    def _changed_in_hot(
+        self, spec: TableSpec, days: list[date], applied: int, copied: dict[date, tuple[int, int]]
+    ) -> dict[date, str]:
+        """The days whose rows in QuestDB are no longer those copied, with why: none if the
+        table took no transaction since the export, else each day read again and compared
+        over every column (same count with new values, a candle's update, counts too)."""
+        now = self.hot.wait_applied(spec, self.wal_timeout_s)
+        if now == applied:
+            return {}
+        again = split_days(spec, self.hot.read_days(spec, days[0], days[-1]))
+        changed: dict[date, str] = {}
+        for day in days:
+            found = row_checksum(spec, again.get(day, _empty(spec)))
+            if found != copied[day]:
+                changed[day] = (
+                    f"QuestDB's day changed during the move ({found[0]} rows now, "
+                    f"{copied[day][0]} copied, checksum {found[1]:#x} against "
+                    f"{copied[day][1]:#x}): kept, it moves with the next run"
+                )
+        return changed
 
     def warm_to_cold(self, spec: TableSpec, day: date) -> MoveResult:
         started = time.perf_counter()
@@ -140,7 +169,7 @@ class Mover:
             existing = self.cold.read_partition(spec.table, exchange, day)
             older = conform(spec, decode(existing)) if existing else _empty(spec)
             rows = union_by_key(spec, part, older)
-            expected = key_checksum(spec, rows)
+            expected = row_checksum(spec, rows)
             data = encode_partition(spec, rows, checksum=f"{expected[1]:016x}")
             self.cold.write_partition(spec.table, exchange, day, data)
             expected_by_exchange[exchange] = expected
@@ -148,9 +177,10 @@ class Mover:
         self._step(WARM_TO_COLD, spec, day, "copied", total)
         for exchange, expected in expected_by_exchange.items():
             stored = self.cold.read_partition(spec.table, exchange, day)
-            found = key_checksum(spec, conform(spec, decode(stored))) if stored else (0, 0)
+            found = row_checksum(spec, conform(spec, decode(stored))) if stored else (0, 0)
             _check(f"{WARM_TO_COLD} {spec.table} {day}: cold exchange={exchange}", found, expected)
         self._step(WARM_TO_COLD, spec, day, "verified", total)
+        # Only the archiver writes the warm tables, under its lock: a count is enough here.
         still = self.warm.partitions(spec).get(day, 0)
         if still != source.num_rows:
             note = f"ClickHouse now holds {still} rows for the day, {source.num_rows} copied: kept"

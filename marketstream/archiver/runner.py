@@ -1,8 +1,10 @@
 """The archiver's runs: plan the due moves, make them, report; once or every night.
 
 Hot → warm runs first, so a day past both horizons (generated history, or an archiver that
-was off for a year) goes all the way to cold in one run. A failed move is reported and
-counted, its source kept; the other moves go on.
+was off for a year) goes all the way to cold in one run. A failed move, whatever it raised,
+is logged, counted and reported (the run's report, `/healthz`, `archive status`), its source
+kept for the next run; the other moves go on. The nightly loop outlives a run that raises:
+it logs it and waits for the next schedule.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from marketstream.archiver.days import due, horizon_day
+from marketstream.archiver.health import ArchiverHealth, Failure
 from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.manifest import Manifest, ManifestEntry
 from marketstream.archiver.metrics import ArchiveMetrics
@@ -42,7 +46,7 @@ class PlannedMove:
 class RunReport:
     planned: list[PlannedMove] = field(default_factory=list)
     moved: list[MoveResult] = field(default_factory=list)
-    failed: list[tuple[PlannedMove, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)  # kept at their source
     seconds: float = 0.0
 
     def rows_per_s(self, hop: str) -> float:
@@ -74,12 +78,14 @@ class Archiver:
         cold: ColdStore,
         *,
         metrics: ArchiveMetrics | None = None,
+        health: ArchiverHealth | None = None,
         now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
         self.hot, self.warm, self.cold = hot, warm, cold
         self.manifest = Manifest(warm.client, warm.database)
         self.metrics = metrics if metrics is not None else ArchiveMetrics()
+        self.health = health if health is not None else ArchiverHealth()
         self.now_ns = now_ns
 
     def prepare(self) -> None:
@@ -105,27 +111,68 @@ class Archiver:
         return moves
 
     def run_once(self, *, dry_run: bool = False, run_id: str | None = None) -> RunReport:
-        started = time.perf_counter()
-        report = RunReport(planned=self.plan())
+        """Make every due move (or list them: dry_run). A run that raises (a store down
+        while planning) is recorded in `health` before the exception goes on."""
         if dry_run:
-            return report
-        mover = Mover(self.hot, self.warm, self.cold, self.manifest, run_id=run_id)
+            return RunReport(planned=self.plan())
+        run_id = run_id or uuid.uuid4().hex[:12]
+        self.health.run_started(run_id)
+        report = RunReport()
+        try:
+            self._run(report, run_id)
+        except Exception as exc:
+            self.health.run_finished(len(report.moved), report.failed, _describe(exc))
+            raise
+        self.health.run_finished(len(report.moved), report.failed, None)
+        self.metrics.last_run_failures.set(len(report.failed))
+        if not report.failed:
+            self.metrics.last_success.set(time.time())
+        return report
+
+    def _run(self, report: RunReport, run_id: str) -> None:
+        started = time.perf_counter()
+        report.planned = self.plan()
+        mover = Mover(
+            self.hot,
+            self.warm,
+            self.cold,
+            self.manifest,
+            run_id=run_id,
+            wal_timeout_s=self.config.archive.wal_apply_timeout_s,
+        )
         hot_horizon, warm_horizon = self._horizons()
         try:
             for spec in SPECS:
-                self._hot_to_warm(report, mover, spec, hot_horizon)
+                self._guarded(
+                    report,
+                    HOT_TO_WARM,
+                    spec,
+                    partial(self._hot_to_warm, report, mover, spec, hot_horizon),
+                )
             for spec in SPECS:
-                for day in due(self.warm.partitions(spec), warm_horizon):
-                    planned = PlannedMove(WARM_TO_COLD, spec.table, day, 0)
-                    self._attempt(report, [planned], partial(mover.warm_to_cold, spec, day))
-                    self.manifest.flush()
+                self._guarded(
+                    report,
+                    WARM_TO_COLD,
+                    spec,
+                    partial(self._warm_to_cold, report, mover, spec, warm_horizon),
+                )
         finally:
-            self.manifest.flush()
+            self._guarded(report, "manifest", None, self.manifest.flush)
         report.seconds = time.perf_counter() - started
-        if not report.failed:
-            self.metrics.last_success.set(time.time())
-        self.refresh_tier_rows()
-        return report
+        self._guarded(report, "status", None, self.refresh_tier_rows)
+
+    def _guarded(
+        self, report: RunReport, hop: str, spec: TableSpec | None, step: Callable[[], None]
+    ) -> None:
+        """Run a step that is not one move (a table's listing, a wait for drops, the manifest):
+        what it raises is a failure of the run, not its end."""
+        try:
+            step()
+        except Exception as exc:
+            table = spec.table if spec is not None else ""
+            _log_failure(hop, table, None, exc)
+            self.metrics.failures.labels(hop=hop).inc()
+            report.failed.append(Failure(hop, table, None, _describe(exc)))
 
     def _hot_to_warm(self, report: RunReport, mover: Mover, spec: TableSpec, horizon: date) -> None:
         """Due days in batches of up to archive.batch_days days and about archive.batch_rows
@@ -143,9 +190,17 @@ class Archiver:
             dropped += [r.day for r in results if r.dropped]
             self.manifest.flush()
         if dropped:
-            self.hot.wait_dropped(spec, set(dropped))
+            self.hot.wait_dropped(spec, set(dropped), settings.wal_apply_timeout_s)
             if spec is TRADES:
                 self.hot.rebuild_views()
+
+    def _warm_to_cold(
+        self, report: RunReport, mover: Mover, spec: TableSpec, horizon: date
+    ) -> None:
+        for day in due(self.warm.partitions(spec), horizon):
+            planned = PlannedMove(WARM_TO_COLD, spec.table, day, 0)
+            self._attempt(report, [planned], partial(mover.warm_to_cold, spec, day))
+            self.manifest.flush()
 
     def _attempt(
         self,
@@ -155,18 +210,13 @@ class Archiver:
     ) -> list[MoveResult]:
         try:
             done = move()
-        except MarketStreamError as exc:
+        except Exception as exc:
             for one in planned:
-                log.error(
-                    "archive %s %s %s failed: %s",
-                    one.hop,
-                    one.table,
-                    one.day,
-                    exc,
-                    extra={"hop": one.hop, "table": one.table, "day": one.day},
-                )
+                _log_failure(one.hop, one.table, one.day, exc)
                 self.metrics.failures.labels(hop=one.hop).inc()
-                report.failed.append((one, str(exc)))
+                report.failed.append(
+                    Failure(one.hop, one.table, one.day.isoformat(), _describe(exc))
+                )
             return []
         results = done if isinstance(done, list) else [done]
         for result in results:
@@ -206,27 +256,67 @@ class Archiver:
                 self.metrics.tier_rows.labels(tier=tier.tier, table=tier.table).set(tier.rows)
 
     async def run_nightly(self, stop: asyncio.Event) -> None:
-        """Run at archive.schedule_utc every day until `stop` is set."""
-        while not stop.is_set():
-            wait_s = seconds_until(self.config.archive.schedule_utc, datetime.now(UTC))
-            log.info("next archive run in %.0f s", wait_s)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait_s)
-                return
-            except TimeoutError:
-                pass
-            report = await asyncio.to_thread(self.run_once)
-            log.info(
-                "archive run: %d moved, %d failed in %.1f s",
-                len(report.moved),
-                len(report.failed),
-                report.seconds,
-            )
+        """Run at archive.schedule_utc every day until `stop` is set. A run that raises is
+        logged and recorded, and the loop waits for the next schedule; if the loop itself
+        fails, `health` says it is dead before the exception goes on."""
+        try:
+            while not stop.is_set():
+                now = datetime.now(UTC)
+                wait_s = seconds_until(self.config.archive.schedule_utc, now)
+                self.health.loop = "waiting"
+                self.health.next_run_at = (now + timedelta(seconds=wait_s)).isoformat(
+                    timespec="seconds"
+                )
+                log.info("next archive run in %.0f s", wait_s)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+                    break
+                except TimeoutError:
+                    pass
+                self.health.loop = "running"
+                try:
+                    report = await asyncio.to_thread(self.run_once)
+                except Exception as exc:
+                    log.error(
+                        "archive run failed, the next run is at the next schedule: %s",
+                        _describe(exc),
+                        exc_info=not isinstance(exc, MarketStreamError),
+                    )
+                    continue
+                log.info(
+                    "archive run: %d moved, %d failed in %.1f s",
+                    len(report.moved),
+                    len(report.failed),
+                    report.seconds,
+                )
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.health.loop_died(_describe(exc))
+            raise
+        self.health.loop = "stopped"
 
     def _horizons(self) -> tuple[date, date]:
         now = self.now_ns()
         horizons = self.config.horizons
         return horizon_day(now, horizons.hot_days), horizon_day(now, horizons.warm_days)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure: our errors say what they mean; others name their type."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, MarketStreamError) else f"{type(exc).__name__}: {text}"
+
+
+def _log_failure(hop: str, table: str, day: date | None, exc: Exception) -> None:
+    """Our errors are one line; anything else is a bug or a store surprise: its traceback."""
+    where = " ".join(part for part in (hop, table, day.isoformat() if day else "") if part)
+    log.error(
+        "archive %s failed, kept for the next run: %s",
+        where,
+        _describe(exc),
+        exc_info=not isinstance(exc, MarketStreamError),
+        extra={"hop": hop, "table": table, "day": day},
+    )
 
 
 def _batches(

@@ -69,7 +69,8 @@ class WarmTier:
         return conform(spec, arrow)
 
     def day_checksum(self, spec: TableSpec, day: date, *, stage: bool = False) -> tuple[int, int]:
-        """(rows, key checksum) of a day as stored: the verification reads the destination."""
+        """(rows, key checksum) of a day as stored, to compare with the generator's truth
+        (the archiver's own verification uses `row_checksum`, every column)."""
         return key_checksum(spec, self.read_day(spec, day, stage=stage))
 
     def stage_days(self, spec: TableSpec, rows: pa.Table) -> None:

@@ -12,7 +12,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from marketstream.config import PipelineConfig
+from marketstream.config import PipelineConfig, redact_url
 from marketstream.services import process
 from marketstream.services.checks import clickhouse_error, endpoint_checks
 from marketstream.services.questdb_server import (
@@ -36,7 +36,7 @@ from marketstream.services.state import (
     state_lock,
     state_root,
 )
-from marketstream.services.warm_server import spawn_warm_server, wait_warm_server
+from marketstream.services.warm_server import GatewaySetup, spawn_warm_server, wait_warm_server
 
 Wait = Callable[[], None]
 QUESTDB_ENDPOINTS = ("questdb_http", "questdb_pg", "questdb_ilp")
@@ -57,7 +57,12 @@ def start_services(config: PipelineConfig, state_dir: Path | None = None) -> Ser
             if not any(getattr(config.endpoints, name) for name in QUESTDB_ENDPOINTS):
                 waits.append(_ensure_questdb(config, layout, record, endpoints))
             if config.endpoints.clickhouse is None:
-                waits.append(_ensure_warm_server(layout, record, endpoints, timeout_s))
+                setup = GatewaySetup(
+                    cold=_local_stores(config, layout).get("cold", config.endpoints.cold),
+                    s3=config.s3,
+                    limits=config.services.warm_gateway,
+                )
+                waits.append(_ensure_warm_server(layout, record, endpoints, timeout_s, setup))
         finally:
             # Saved before waiting: `stop`, and the next `start`, must find whatever was spawned.
             record.endpoints = {**record.endpoints, **endpoints}
@@ -129,7 +134,11 @@ def _ensure_questdb(
 
 
 def _ensure_warm_server(
-    layout: StateLayout, record: ServicesRecord, endpoints: dict[str, str], timeout_s: float
+    layout: StateLayout,
+    record: ServicesRecord,
+    endpoints: dict[str, str],
+    timeout_s: float,
+    setup: GatewaySetup,
 ) -> Wait:
     """The warm gateway on the engine directory, recorded as `clickhouse: http://...`."""
     previous = record.processes.get("clickhouse")
@@ -145,6 +154,7 @@ def _ensure_warm_server(
         port=_same_port_if_free(url),  # a chdb:// DSN recorded before the gateway has none
         log_path=layout.log_path("clickhouse"),
         pid_path=layout.pid_path("clickhouse"),
+        setup=setup,  # the cold directory exists by now: the gateway checks it at start
     )
     record.processes["clickhouse"] = _as_record(server.process)
     endpoints["clickhouse"] = server.url
@@ -205,7 +215,8 @@ def services_status(config: PipelineConfig, state_dir: Path | None = None) -> Se
         recorded_and_stopped = record is not None and record.state == "stopped"
         if error is not None and recorded_and_stopped and configured.get(name) is None:
             error = f"services stopped ({error})"
-        services[name] = EndpointStatus(url=url, answering=error is None, error=error)
+        # Printed by `services status`: a DSN's password is shown as ***.
+        services[name] = EndpointStatus(url=redact_url(url), answering=error is None, error=error)
     return ServicesStatus(state_dir=root, services=services)
 
 

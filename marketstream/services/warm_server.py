@@ -9,9 +9,11 @@ ClickHouse server in production.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from marketstream.config import S3Config, WarmGatewayConfig
 from marketstream.errors import ServiceError
 from marketstream.services.checks import clickhouse_error
 from marketstream.services.process import (
@@ -33,28 +35,59 @@ class WarmServer:
         return f"http://{LOOPBACK}:{self.port}"
 
 
-def warm_server_argv(data_dir: Path, port: int) -> list[str]:
+@dataclass(frozen=True)
+class GatewaySetup:
+    """What the gateway serves besides its engine: the cold tier, and its bounds."""
+
+    cold: str | None = None  # a directory or s3://bucket/prefix: what file()/s3() may read
+    s3: S3Config = field(default_factory=S3Config)
+    limits: WarmGatewayConfig = field(default_factory=WarmGatewayConfig)
+
+
+def warm_server_argv(data_dir: Path, port: int, setup: GatewaySetup | None = None) -> list[str]:
     """This Python running `marketstream warm-server`; the data directory is stop()'s marker."""
-    return [
+    setup = setup or GatewaySetup()
+    argv = [
         sys.executable, "-m", "marketstream", "warm-server",
         "--path", str(data_dir),
         "--host", LOOPBACK,
         "--port", str(port),
+        "--max-body-bytes", str(setup.limits.max_body_bytes),
+        "--max-sessions", str(setup.limits.max_sessions),
+        "--max-session-timeout", f"{setup.limits.max_session_timeout_s:g}",
+        "--s3-region", setup.s3.region,
     ]  # fmt: skip
+    if setup.cold is not None:
+        argv += ["--cold", setup.cold]
+    if setup.s3.endpoint_url is not None:
+        argv += ["--s3-endpoint", setup.s3.endpoint_url]
+    return argv
 
 
-def spawn_warm_server(data_dir: Path, *, port: int, log_path: Path, pid_path: Path) -> WarmServer:
-    """Start the gateway in the background; wait_warm_server() tells when it answers."""
+def spawn_warm_server(
+    data_dir: Path,
+    *,
+    port: int,
+    log_path: Path,
+    pid_path: Path,
+    setup: GatewaySetup | None = None,
+    env: Mapping[str, str] | None = None,
+) -> WarmServer:
+    """Start the gateway in the background; wait_warm_server() tells when it answers.
+
+    env (default: this process's) is where the engine finds S3 credentials for s3().
+    """
     if not port_is_free(port):
         raise ServiceError(f"warm gateway: port {LOOPBACK}:{port} is in use")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     process = spawn(
         "warm gateway",
-        warm_server_argv(data_dir, port),
+        warm_server_argv(data_dir, port, setup),
         marker=str(data_dir),
         log_path=log_path,
         pid_path=pid_path,
+        env=env,
     )
     return WarmServer(process=process, port=port)
 
@@ -65,9 +98,18 @@ def wait_warm_server(server: WarmServer, timeout_s: float) -> None:
 
 
 def start_warm_server(
-    data_dir: Path, *, port: int, log_path: Path, pid_path: Path, timeout_s: float
+    data_dir: Path,
+    *,
+    port: int,
+    log_path: Path,
+    pid_path: Path,
+    timeout_s: float,
+    setup: GatewaySetup | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WarmServer:
     """Start the gateway and return once it answers (ServiceError with its log if not)."""
-    server = spawn_warm_server(data_dir, port=port, log_path=log_path, pid_path=pid_path)
+    server = spawn_warm_server(
+        data_dir, port=port, log_path=log_path, pid_path=pid_path, setup=setup, env=env
+    )
     wait_warm_server(server, timeout_s)
     return server

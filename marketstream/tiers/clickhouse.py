@@ -20,6 +20,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from marketstream.config import redact_url
 from marketstream.errors import ServiceError
 
 # The HTTP driver logs a warning for a failed request and then raises; the exception becomes
@@ -93,7 +94,8 @@ def connect(dsn: str, *, connect_timeout_s: float = 5.0) -> Client:
     if dsn.startswith(("http://", "https://")):
         return _open(dsn, connect_timeout_s=connect_timeout_s)
     raise ServiceError(
-        f"ClickHouse DSN {dsn!r} is not valid: expected chdb:///absolute/path or http(s)://host:port"
+        f"ClickHouse DSN {redact_url(dsn)!r} is not valid: expected chdb:///absolute/path or "
+        "http(s)://host:port"
     )
 
 
@@ -106,6 +108,19 @@ def _open(dsn: str, *, connect_timeout_s: float | None) -> Client:
         text = str(exc).strip()
         refused = re.search(r"\[Errno \d+\] ([^\]\)\"']+)", text)
         if refused:
-            raise ServiceError(f"ClickHouse at {dsn} unreachable: {refused.group(1)}") from None
+            raise ServiceError(
+                f"ClickHouse at {redact_url(dsn)} unreachable: {refused.group(1)}"
+            ) from None
         first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise ServiceError(f"ClickHouse at {dsn}: {first_line}") from None
+        password = _password(dsn)
+        if password:  # the driver may quote its URL
+            first_line = first_line.replace(password, "***")
+        raise ServiceError(f"ClickHouse at {redact_url(dsn)}: {first_line}") from None
+
+
+def _password(dsn: str) -> str | None:
+    try:
+        password = urllib.parse.urlsplit(dsn).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(password) if password else None

@@ -9,7 +9,8 @@ one tier.
 
 Run after `clickhouse_tables.create_all_sql`: ClickHouse checks a view's tables when it is
 created. The statements replace existing views, so running them again after the cold
-location or credentials change is safe.
+location changes is safe. No credentials are in them: the engine reading s3() uses its own
+(see `S3ColdStore._table_function`).
 """
 
 from __future__ import annotations

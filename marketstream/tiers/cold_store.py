@@ -548,18 +548,21 @@ class S3ColdStore(ColdStore):
             )
         return self._arrow_fs, [f"{self.bucket}/{self._object_key(key)}" for key in keys]
 
-    def _table_function(self, glob_key: str, structure: str) -> str:
+    def _bucket_url(self) -> str:
         if self.s3.endpoint_url:  # MinIO, moto: path-style addressing
             base = f"{self.s3.endpoint_url.rstrip('/')}/{self.bucket}"
         else:
             base = f"https://{self.bucket}.s3.{self.s3.region}.amazonaws.com"
         _glob_free(self.location, base)
-        arguments = [sql_string(f"{base}/{self._object_key(glob_key)}")]
-        creds = self.credentials
-        if creds.access_key is not None and creds.secret_key is not None:
-            arguments += [sql_string(creds.access_key), sql_string(creds.secret_key)]
-            if creds.session_token is not None:
-                arguments.append(sql_string(creds.session_token))
-        # Without keys ClickHouse uses its own credentials (environment, instance role).
-        arguments += ["'Parquet'", sql_string(structure)]
-        return f"s3({', '.join(arguments)})"
+        return base
+
+    def clickhouse_url(self) -> str:
+        """The URL every s3() of this store starts with: the bucket and prefix, '/' ended."""
+        return f"{self._bucket_url()}/{self._object_key('')}"
+
+    def _table_function(self, glob_key: str, structure: str) -> str:
+        # No keys in the SQL: a view would store them in its definition for anyone to read.
+        # ClickHouse (the server, or the engine in the warm gateway) uses its own credentials:
+        # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment, or an instance role.
+        url = f"{self._bucket_url()}/{self._object_key(glob_key)}"
+        return f"s3({sql_string(url)}, 'Parquet', {sql_string(structure)})"

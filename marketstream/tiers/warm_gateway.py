@@ -27,6 +27,14 @@ sent), `client_protocol_version` (answered in protocol 0; the client falls back 
 progress headers, `enable_http_compression`, `buffer_size`, credentials. Refused: `compress=1`
 or `decompress=1` (ClickHouse's internal block compression) and external data (multipart files).
 
+What a ClickHouse server would refuse, the gateway refuses too (see warm_gateway_policy):
+`GET` is read-only (the statement runs on a `readonly=2` connection: code 164 READONLY for a
+write); `file()` reads the cold directory only, `s3()` the cold bucket only, other table
+functions and engines that reach files, hosts or programs are refused; one statement per
+request. When bound to loopback, a `Host` header naming another host is refused (403): a web
+page cannot reach the gateway through DNS rebinding. Bodies larger than `max_body_bytes` are
+refused (413) before they are read, sessions are limited in number and idle time.
+
 No authentication: the gateway binds 127.0.0.1 unless told otherwise, and is for one machine.
 Sessions run concurrently, each on its own engine connection (the engine is multi-threaded);
 within a session one statement runs at a time, as in ClickHouse.
@@ -58,13 +66,21 @@ import chdb
 
 from marketstream.errors import ServiceError
 from marketstream.tiers.clickhouse import ENGINE_IN_USE, engine_holder
+from marketstream.tiers.warm_gateway_policy import (
+    PINNED_SETTINGS,
+    SETTING_CONSTRAINT_VIOLATION,
+    Refused,
+    SourcePolicy,
+    check_statement,
+    pinned_setting,
+)
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: there is no authentication
 DEFAULT_PORT = 8123  # ClickHouse's HTTP port
 READ_CHUNK = 1 << 20
 INSERT_HEAD_LIMIT = 256 * 1024  # an INSERT ... FORMAT header longer than this is not one
 DEFAULT_SESSION_TIMEOUT_S = 60.0  # ClickHouse's default
-MAX_SESSION_TIMEOUT_S = 3600.0  # ClickHouse's max_session_timeout
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 REAP_INTERVAL_S = 1.0  # how often idle sessions are looked for
 IDLE_CONNECTION_TIMEOUT_S = 60.0  # an idle keep-alive connection is closed after this
 CLOSE_WAIT_S = 10.0  # at shutdown, how long a running statement may take (stop() waits 15 s)
@@ -77,6 +93,7 @@ CANNOT_READ_ALL_DATA = (33, "CANNOT_READ_ALL_DATA")
 ABORTED = (236, "ABORTED")
 SESSION_NOT_FOUND = (372, "SESSION_NOT_FOUND")
 SESSION_IS_LOCKED = (373, "SESSION_IS_LOCKED")
+TOO_MANY_SIMULTANEOUS_QUERIES = (202, "TOO_MANY_SIMULTANEOUS_QUERIES")
 STD_EXCEPTION = (1001, "STD_EXCEPTION")
 
 # Parameters of the HTTP interface itself; every other parameter is a setting.
@@ -118,14 +135,28 @@ log = logging.getLogger(__name__)
 Headers = Mapping[str, str]  # request headers, names in lower case
 
 
+@dataclass(frozen=True)
+class GatewayOptions:
+    """Limits and sources of one gateway (`services.warm_gateway` and the cold endpoint)."""
+
+    max_body_bytes: int = 256 << 20
+    max_sessions: int = 256
+    max_session_timeout_s: float = 3600.0  # ClickHouse's max_session_timeout
+    policy: SourcePolicy = field(default_factory=SourcePolicy)
+
+
 class Reader(Protocol):
     def read(self, size: int, /) -> bytes: ...
     def readline(self, size: int, /) -> bytes: ...
 
 
-def _connect(path: Path) -> Any:
-    """A new connection to the engine in path (the engine starts with the first one)."""
-    return chdb.connect(str(path))  # type: ignore[no-untyped-call]
+def _connect(path: Path, *, readonly: bool = False) -> Any:
+    """A new connection to the engine in path (the engine starts with the first one).
+
+    Its settings are the connection's own: the pinned ones, and readonly=2 for GET requests.
+    """
+    settings = {**PINNED_SETTINGS, **({"readonly": "2"} if readonly else {})}
+    return chdb.connect(f"{path}?{urllib.parse.urlencode(settings)}")  # type: ignore[no-untyped-call]
 
 
 class QueryError(Exception):
@@ -162,15 +193,37 @@ def engine_error(exc: BaseException) -> QueryError:
 # --- the request body: length or chunks, then Content-Encoding ----------------------------
 
 
+def content_length(headers: Headers) -> int:
+    try:
+        return int(headers.get("content-length") or 0)
+    except ValueError:
+        raise BodyError.of(BAD_ARGUMENTS, "Content-Length is not a number", status=400) from None
+
+
+def too_large(limit: int) -> BodyError:
+    return BodyError.of(
+        BAD_ARGUMENTS,
+        f"the request body is larger than {limit} bytes (services.warm_gateway.max_body_bytes)",
+        status=413,
+    )
+
+
+def _bounded(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """chunks, until more than limit bytes went through: then BodyError (413)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        yield chunk
+
+
 def _raw_body(rfile: Reader, headers: Headers) -> Iterator[bytes]:
     """The body as sent: Content-Length bytes, or the chunks of a chunked body."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
         yield from _chunked_body(rfile)
         return
-    try:
-        remaining = int(headers.get("content-length") or 0)
-    except ValueError:
-        raise BodyError.of(BAD_ARGUMENTS, "Content-Length is not a number", status=400) from None
+    remaining = content_length(headers)
     while remaining > 0:
         piece = _read(rfile, min(remaining, READ_CHUNK))
         remaining -= len(piece)
@@ -280,13 +333,15 @@ def _new_decompressor(new: Callable[[], Any], encoding: str) -> Any:
 class RequestBody:
     """The body of one request, read at most once; drain() reads what is left over."""
 
-    def __init__(self, rfile: Reader, headers: Headers) -> None:
-        self._raw = _raw_body(rfile, headers)
+    def __init__(self, rfile: Reader, headers: Headers, limit: int = 1 << 62) -> None:
+        """limit bounds the body both as sent and decompressed (a small zstd body can expand)."""
+        self._raw = _bounded(_raw_body(rfile, headers), limit)
+        self.limit = limit
         self.encoding = headers.get("content-encoding", "")
         self.content_type = headers.get("content-type", "")
 
     def chunks(self) -> Iterator[bytes]:
-        return _decoded(self._raw, self.encoding)
+        return _bounded(_decoded(self._raw, self.encoding), self.limit)
 
     def read_all(self) -> bytes:
         return b"".join(self.chunks())
@@ -381,8 +436,11 @@ class Session:
     database: str | None = "default"  # None: unknown after a USE statement
     settings: dict[str, str] = field(default_factory=dict)  # SET from request parameters
     saved: dict[str, str | None] = field(default_factory=dict)  # what they were before
+    reader: Session | None = None  # the read-only connection that runs the session's GETs
 
     def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
         with contextlib.suppress(Exception):
             self.connection.close()
 
@@ -412,7 +470,8 @@ class WarmEngine:
     connection and stops with the last, and per-session connections come and go.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: GatewayOptions | None = None) -> None:
+        self.options = options or GatewayOptions()
         self.path = path.resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         holder = engine_holder(self.path)
@@ -435,17 +494,20 @@ class WarmEngine:
         self._lock = threading.Lock()
         self._closed = False
 
-    def _connect(self, timeout_s: float) -> Session:
+    def _connect(self, timeout_s: float, *, readonly: bool = False) -> Session:
         try:
-            return Session(connection=_connect(self.path), timeout_s=timeout_s)
+            return Session(connection=_connect(self.path, readonly=readonly), timeout_s=timeout_s)
         except Exception as exc:
             raise engine_error(exc) from None
 
     @contextlib.contextmanager
-    def session(self, session_id: str, *, timeout_s: float, check: bool) -> Iterator[Session]:
+    def session(
+        self, session_id: str, *, timeout_s: float, check: bool, readonly: bool = False
+    ) -> Iterator[Session]:
         """The session's connection, held for one statement; a fresh one without session_id.
 
         As in ClickHouse, a session busy with another request is an error, not a wait.
+        readonly (a GET) gives the session's read-only connection, in the same database.
         """
         key = session_id or f"\0{uuid.uuid4()}"  # no session: a connection for this request
         with self._lock:
@@ -455,14 +517,23 @@ class WarmEngine:
             if session is None:
                 if check and session_id:
                     raise QueryError.of(SESSION_NOT_FOUND, f"Session {session_id} not found")
-                session = self._sessions[key] = self._connect(timeout_s)
+                if len(self._sessions) >= self.options.max_sessions:
+                    raise QueryError.of(
+                        TOO_MANY_SIMULTANEOUS_QUERIES,
+                        f"too many sessions: {self.options.max_sessions} are open "
+                        "(services.warm_gateway.max_sessions); close one or wait for it to "
+                        "expire",
+                        status=503,
+                    )
+                fresh = readonly and not session_id  # a GET without a session: read-only alone
+                session = self._sessions[key] = self._connect(timeout_s, readonly=fresh)
             if not session.lock.acquire(blocking=False):
                 raise QueryError.of(
                     SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client"
                 )
         try:
             session.timeout_s = timeout_s
-            yield session
+            yield self._reader(session) if readonly and session_id else session
         finally:
             session.last_used = time.monotonic()
             if not session_id:
@@ -470,6 +541,16 @@ class WarmEngine:
                     self._sessions.pop(key, None)
                 session.close()
             session.lock.release()
+
+    def _reader(self, session: Session) -> Session:
+        """The session's read-only twin, created on its first GET, in the session's database."""
+        if session.database is None:  # after USE: ask the session where it is
+            name = _run(session, "SELECT currentDatabase()", "TabSeparatedRaw").bytes()
+            session.database = name.decode().rstrip("\n")
+        if session.reader is None:
+            session.reader = self._connect(session.timeout_s, readonly=True)
+        self._use_database(session.reader, session.database)
+        return session.reader
 
     def expire_sessions(self) -> int:
         """Close the sessions idle for longer than their timeout; how many were closed."""
@@ -508,9 +589,25 @@ class WarmEngine:
         _apply_settings(session, request.params)
         started = time.monotonic()
         statement = split_statement(request.prefix, request.chunks)
+        params = {k[6:]: v for k, v in request.params.items() if k.startswith("param_")}
         if isinstance(statement, DataInsert):
+            head = f"{statement.statement} FORMAT {statement.format}".encode()
+            self._check(session, head, params)
             return _insert(session, statement, started)
+        self._check(session, statement, params)
         return self._query(session, statement, request, started)
+
+    def _check(self, session: Session, sql: bytes, params: Mapping[str, str]) -> None:
+        """Refuse, as ClickHouse words it, what reaches outside the engine and the cold tier."""
+
+        def query(text: bytes, query_params: Mapping[str, str]) -> bytes:
+            raw: bytes = _run(session, text, "TabSeparatedRaw", query_params).bytes()
+            return raw.removesuffix(b"\n")
+
+        try:
+            check_statement(query, sql, params, self.options.policy)
+        except Refused as refused:
+            raise QueryError.of(refused.error, refused.message) from None
 
     def _use_database(self, session: Session, database: str | None) -> None:
         if database and database != session.database:
@@ -574,6 +671,10 @@ def _apply_settings(session: Session, params: Mapping[str, str]) -> None:
         if not _SETTING_NAME.match(name):
             raise QueryError.of(
                 BAD_ARGUMENTS, f"setting name {name!r} is not an identifier", status=400
+            )
+        if pinned_setting(name):
+            raise QueryError.of(
+                SETTING_CONSTRAINT_VIOLATION, f"Setting {name} should not be changed"
             )
     new = [name for name in wanted if name not in session.settings]
     if new:
@@ -676,7 +777,10 @@ def _content_type(fmt: str | None) -> str:
 
 
 def parse_request(
-    params: dict[str, str], headers: Headers, body: RequestBody
+    params: dict[str, str],
+    headers: Headers,
+    body: RequestBody,
+    max_session_timeout_s: float = GatewayOptions.max_session_timeout_s,
 ) -> tuple[Request, str, float, bool]:
     """The request's statement and settings, with its session id, timeout and check flag."""
     for name in ("compress", "decompress"):
@@ -695,18 +799,19 @@ def parse_request(
         chunks = body.chunks()
     query = params.get("query", "")
     try:
-        timeout_s = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
+        default = min(DEFAULT_SESSION_TIMEOUT_S, max_session_timeout_s)
+        timeout_s = float(params.get("session_timeout") or default)
     except ValueError:
         raise QueryError.of(
             BAD_ARGUMENTS,
             f"session_timeout {params['session_timeout']!r} is not a number of seconds",
             status=400,
         ) from None
-    if not 0 < timeout_s <= MAX_SESSION_TIMEOUT_S:
+    if not 0 < timeout_s <= max_session_timeout_s:
         raise QueryError.of(
             BAD_ARGUMENTS,
             f"session_timeout {timeout_s:g} is out of range: expected 0 < seconds <= "
-            f"{MAX_SESSION_TIMEOUT_S:g}",
+            f"{max_session_timeout_s:g} (services.warm_gateway.max_session_timeout_s)",
             status=400,
         )
     request = Request(
@@ -752,6 +857,7 @@ class GatewayServer(http.server.ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], engine: WarmEngine) -> None:
         self.engine = engine
         self.display_name = socket.gethostname()
+        self.loopback_only = is_loopback(address[0])
         super().__init__(address, GatewayHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -766,18 +872,48 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
     server: GatewayServer
 
     def do_GET(self) -> None:
-        self._serve()
+        self._serve(readonly=True)  # as ClickHouse: GET runs with readonly=2
 
     def do_POST(self) -> None:
-        self._serve()
+        self._serve(readonly=False)
+
+    def handle_expect_100(self) -> bool:
+        """Refuse a body too large before the client sends it."""
+        if self._refused_before_body():
+            return False
+        return super().handle_expect_100()
+
+    def _refused_before_body(self) -> bool:
+        """Answer 403 for a foreign Host, 413 for a Content-Length over the limit: True if so."""
+        if self.server.loopback_only and not loopback_host(self.headers.get("Host")):
+            self.close_connection = True
+            text = (
+                f"Host {self.headers.get('Host')!r} is not allowed: a gateway bound to loopback "
+                "answers localhost, 127.0.0.1 and [::1] only\n"
+            )
+            self._send(403, text.encode(), {"Content-Type": "text/plain; charset=UTF-8"})
+            return True
+        limit = self.server.engine.options.max_body_bytes
+        try:
+            length = content_length({"content-length": self.headers.get("Content-Length", "")})
+        except QueryError as exc:
+            self._fail(exc, None, str(uuid.uuid4()), self.server.engine.timezone)
+            return True
+        if length > limit:
+            self._fail(too_large(limit), None, str(uuid.uuid4()), self.server.engine.timezone)
+            return True
+        return False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are not logged one by one; failures are, in _fail()."""
 
-    def _serve(self) -> None:
+    def _serve(self, *, readonly: bool) -> None:
+        if self._refused_before_body():
+            return
         url = urllib.parse.urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        body = RequestBody(self.rfile, headers)
+        engine = self.server.engine
+        body = RequestBody(self.rfile, headers, engine.options.max_body_bytes)
         query_id = str(uuid.uuid4())
         if url.path in ("/ping", "/ping/"):
             self._drain_and_fail_on_error(body)
@@ -792,9 +928,12 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         query_id = params.get("query_id") or query_id
         timezone = params.get("session_timezone") or self.server.engine.timezone
         try:
-            request, session_id, timeout_s, check = parse_request(params, headers, body)
-            engine = self.server.engine
-            with engine.session(session_id, timeout_s=timeout_s, check=check) as session:
+            request, session_id, timeout_s, check = parse_request(
+                params, headers, body, engine.options.max_session_timeout_s
+            )
+            with engine.session(
+                session_id, timeout_s=timeout_s, check=check, readonly=readonly
+            ) as session:
                 answer = engine.execute(request, session)
         except QueryError as exc:
             self._fail(exc, body, query_id, timezone)
@@ -824,9 +963,14 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         except QueryError:
             self.close_connection = True
 
-    def _fail(self, exc: QueryError, body: RequestBody, query_id: str, timezone: str) -> None:
-        """Answer like ClickHouse; read the rest of the body first, or the client's send fails."""
-        if not isinstance(exc, BodyError):
+    def _fail(
+        self, exc: QueryError, body: RequestBody | None, query_id: str, timezone: str
+    ) -> None:
+        """Answer like ClickHouse; read the rest of the body first, or the client's send fails.
+
+        A body that is not read (none, or one refused for its size) ends the connection.
+        """
+        if body is not None and not isinstance(exc, BodyError):
             self._drain_and_fail_on_error(body)
         else:
             self.close_connection = True
@@ -858,15 +1002,44 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is a loopback one (the Host check applies then)."""
+    return host in LOOPBACK_NAMES or host.startswith("127.")
+
+
+def loopback_host(header: str | None) -> bool:
+    """Whether a Host header names this machine: localhost, 127.0.0.1 or [::1], any port.
+
+    A missing header (HTTP/1.0) is accepted: a browser always sends one.
+    """
+    if header is None:
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):
+        name = host[: host.find("]") + 1] if "]" in host else host
+        port = host[len(name) :]
+    else:
+        name, _, rest = host.partition(":")
+        port = f":{rest}" if rest else ""
+    port_ok = not port or (port.startswith(":") and port[1:].isdigit())
+    return port_ok and name in LOOPBACK_NAMES
+
+
 # --- the process ------------------------------------------------------------------------
 
 
-def serve(path: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(
+    path: Path,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    options: GatewayOptions | None = None,
+) -> None:
     """Serve the engine directory at path until SIGTERM or SIGINT, then close it cleanly.
 
     Raises ServiceError when the directory is held by another process or the port is taken.
     """
-    engine = WarmEngine(path)
+    engine = WarmEngine(path, options)
     try:
         server = GatewayServer((host, port), engine)
     except OSError as exc:

@@ -13,9 +13,10 @@ import lz4.frame  # type: ignore[import-untyped]
 import pytest
 from backports import zstd
 
+from marketstream.config import S3Config, WarmGatewayConfig
 from marketstream.errors import ServiceError
 from marketstream.services.process import LOOPBACK
-from marketstream.services.warm_server import spawn_warm_server, warm_server_argv
+from marketstream.services.warm_server import GatewaySetup, spawn_warm_server, warm_server_argv
 from marketstream.tiers.warm_gateway import (
     BodyError,
     DataInsert,
@@ -23,8 +24,10 @@ from marketstream.tiers.warm_gateway import (
     RequestBody,
     engine_error,
     first_word,
+    loopback_host,
     split_statement,
 )
+from marketstream.tiers.warm_gateway_policy import Refused, SourcePolicy, literal_string, parse_ast
 
 NATIVE_BLOCK = b"\n\x02\x01a\x06UInt64" + bytes(range(40))  # starts with a newline byte (10 cols)
 
@@ -163,3 +166,44 @@ def test_a_busy_port_is_refused_before_spawning(tmp_path: Path) -> None:
             spawn_warm_server(
                 tmp_path / "ch", port=busy, log_path=tmp_path / "l", pid_path=tmp_path / "p"
             )
+
+
+def test_only_loopback_host_headers_pass() -> None:
+    for host in ("localhost", "localhost:8123", "127.0.0.1:1", "[::1]:8123", "[::1]", None):
+        assert loopback_host(host), host
+    for host in ("evil.example", "evil.example:8123", "localhost.evil:80", "127.0.0.1:x", ""):
+        assert not loopback_host(host), host
+
+
+def test_the_syntax_tree_dump_is_read_with_its_two_word_kinds() -> None:
+    root = parse_ast(
+        "CreateQuery t (children 2)\n"
+        " Identifier t\n"
+        " Storage definition (children 2)\n"
+        "  Function URL (children 1)\n"
+        "   ExpressionList (children 1)\n"
+        "    Literal 'http://x/it\\'s'\n"
+        "  Function tuple (alias k)\n"
+    )
+    storage = root.children[0].children[1]
+    assert (storage.kind, [c.name for c in storage.children]) == (
+        "Storage definition",
+        ["url", "tuple"],
+    )
+    literal = storage.children[0].children[0].children[0]
+    assert literal_string(literal) == "http://x/it's"
+    with pytest.raises(Refused, match="engine URL is not allowed"):
+        SourcePolicy().check_tree(root)
+
+
+def test_the_gateway_is_told_its_cold_tier_and_bounds(tmp_path: Path) -> None:
+    setup = GatewaySetup(
+        cold="s3://bucket/cold",
+        s3=S3Config(endpoint_url="http://127.0.0.1:9000"),
+        limits=WarmGatewayConfig(max_body_bytes=1024, max_sessions=3),
+    )
+    argv = warm_server_argv(tmp_path / "clickhouse", 8124, setup)
+    pairs = dict(zip(argv[4::2], argv[5::2], strict=True))
+    assert pairs["--cold"] == "s3://bucket/cold"
+    assert pairs["--s3-endpoint"] == "http://127.0.0.1:9000"
+    assert (pairs["--max-body-bytes"], pairs["--max-sessions"]) == ("1024", "3")

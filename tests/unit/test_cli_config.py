@@ -74,7 +74,7 @@ def test_show_names_the_file_the_overrides_and_hides_credentials(tmp_path: Path)
     assert "#   streams.maxlen <- MARKETSTREAM_STREAMS__MAXLEN" in lines
     assert "#   endpoints.clickhouse <- MARKETSTREAM_ENDPOINTS__CLICKHOUSE" in lines
     assert "  maxlen: 50" in lines
-    assert "  clickhouse: http://***@127.0.0.1:8123" in lines
+    assert "  clickhouse: http://reader:***@127.0.0.1:8123" in lines
     assert "s3cret" not in result.stdout
 
 

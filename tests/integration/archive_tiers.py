@@ -1,0 +1,207 @@
+"""The archiver's test bed: its own QuestDB (dev mode, so tests can suspend a table's WAL),
+the ClickHouse engine behind the warm gateway in its own process, and an S3 API server; and
+helpers that read each tier and run `marketstream archive` in a subprocess.
+
+Each archive test module gets its own services (the fixture is module-scoped): archiving moves
+every old day of every table, and other tests' data (2021 recordings) must not be moved.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from marketstream.archiver.days import horizon_day
+from marketstream.archiver.hot_side import HotTier
+from marketstream.archiver.moves import FAILPOINT_ENV
+from marketstream.archiver.warm_side import WarmTier
+from marketstream.config import PipelineConfig, S3Config, ServicesConfig, load_config
+from marketstream.generate.history import HistoryConfig, generate
+from marketstream.generate.hot_load import load_history
+from marketstream.schemas.arrow import conform
+from marketstream.schemas.checksum import key_checksum
+from marketstream.schemas.columns import SPEC_BY_TABLE, TableSpec
+from marketstream.services import process
+from marketstream.services.questdb_server import QuestDBPorts, start_questdb
+from marketstream.services.warm_server import GatewaySetup, start_warm_server
+from marketstream.tiers import clickhouse
+from marketstream.tiers.cold_parquet import decode
+from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.hot_writer_questdb import wal_applied
+from marketstream.tiers.questdb import QuestDBHttp
+from tests.integration.endpoints import CONFIG_FILE, REPO, S3Endpoint
+
+DAYS = 400
+Truth = dict[str, dict[date, tuple[int, int]]]
+
+
+@dataclass
+class Tiers:
+    config: PipelineConfig
+    environ: dict[str, str]  # for `marketstream archive` in a subprocess
+    state_dir: Path  # the archiver's lock and last run
+    http: QuestDBHttp
+    pg_url: str
+    warm: WarmTier
+    cold: ColdStore
+
+
+def start_tiers(
+    services_config: ServicesConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+    s3: S3Endpoint,
+    bucket: str,
+) -> Iterator[Tiers]:
+    """Start the archive test bed (use it as a module-scoped fixture); stop it after."""
+    root = tmp_path_factory.mktemp("archive")
+    with pytest.MonkeyPatch.context() as patch:  # QuestDB reads QDB_* from its environment
+        patch.setenv("QDB_DEV_MODE_ENABLED", "true")  # ALTER TABLE ... SUSPEND WAL for tests
+        questdb = start_questdb(
+            services_config,
+            root / "questdb",
+            ports=QuestDBPorts.pick(),
+            log_path=root / "questdb.log",
+            pid_path=root / "questdb.pid",
+        )
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    gateway = start_warm_server(
+        root / "clickhouse",
+        port=process.free_port(),
+        log_path=root / "gateway.log",
+        pid_path=root / "gateway.pid",
+        timeout_s=services_config.start_timeout_s,
+        setup=GatewaySetup(  # s3() may read the cold bucket, with the engine's own keys
+            cold=f"s3://{bucket}/cold", s3=S3Config(endpoint_url=s3.endpoint_url)
+        ),
+        env={**os.environ, **keys},
+    )
+    s3.client.create_bucket(Bucket=bucket)
+    environ = {
+        "MARKETSTREAM_ENDPOINTS__QUESTDB_HTTP": questdb.http_url,
+        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": f"postgresql://127.0.0.1:{questdb.ports.pg}/qdb",
+        "MARKETSTREAM_ENDPOINTS__CLICKHOUSE": gateway.url,
+        "MARKETSTREAM_ENDPOINTS__COLD": f"s3://{bucket}/cold",
+        "MARKETSTREAM_S3__ENDPOINT_URL": s3.endpoint_url,
+        **keys,
+    }
+    config = load_config(CONFIG_FILE, environ=environ)
+    client = clickhouse.connect(gateway.url)
+    try:
+        yield Tiers(
+            config=config,
+            environ=environ,
+            state_dir=root / "state",
+            http=QuestDBHttp(questdb.http_url),
+            pg_url=environ["MARKETSTREAM_ENDPOINTS__QUESTDB_PG"],
+            warm=WarmTier(client),
+            cold=ColdStore.from_location(f"s3://{bucket}/cold", config.s3, environ),
+        )
+    finally:
+        client.close()
+        process.stop(gateway.process.pid, gateway.process.marker)
+        process.stop(questdb.process.pid, questdb.process.marker)
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def load(tiers: Tiers, history: HistoryConfig, start: date, end: date) -> Truth:
+    summary = load_history(tiers.http, generate(history, start, end))
+    wait_applied(tiers)
+    return summary.truth
+
+
+def wait_applied(tiers: Tiers) -> None:
+    deadline = time.monotonic() + 60
+    while not wal_applied(tiers.http):
+        assert time.monotonic() < deadline, "QuestDB did not apply the generated rows in 60 s"
+        time.sleep(0.05)
+
+
+def archive_command(
+    tiers: Tiers, *args: str, failpoint: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of `marketstream archive ARGS` on these tiers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETSTREAM_")}
+    env |= tiers.environ
+    if failpoint is not None:
+        env[FAILPOINT_ENV] = failpoint
+    argv = [sys.executable, "-m", "marketstream", "archive", *args]
+    return [*argv, "--state-dir", str(tiers.state_dir)], env
+
+
+def archive(
+    tiers: Tiers, *args: str, failpoint: str | None = None, timeout_s: float = 900
+) -> subprocess.CompletedProcess[str]:
+    argv, env = archive_command(tiers, *args, failpoint=failpoint)
+    return subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def hot_days(tiers: Tiers, spec: TableSpec) -> dict[date, tuple[int, int]]:
+    hot = HotTier(tiers.http)
+    return {day: key_checksum(spec, hot.read_day(spec, day)) for day in hot.partitions(spec)}
+
+
+def warm_days(tiers: Tiers, spec: TableSpec) -> dict[date, tuple[int, int]]:
+    return {day: tiers.warm.day_checksum(spec, day) for day in tiers.warm.partitions(spec)}
+
+
+def cold_days(tiers: Tiers, spec: TableSpec) -> dict[date, tuple[int, int]]:
+    days: dict[date, tuple[int, int]] = {}
+    for part in tiers.cold.partitions(spec.table):
+        data = tiers.cold.read_partition(spec.table, part.exchange, part.day)
+        assert data is not None
+        rows, checksum = key_checksum(spec, conform(spec, decode(data)))
+        old_rows, old_checksum = days.get(part.day, (0, 0))
+        days[part.day] = (old_rows + rows, (old_checksum + checksum) % 2**64)
+    return days
+
+
+def assert_tiered(tiers: Tiers, truth: Truth) -> None:
+    """Every day in exactly the tier its age says, holding exactly the generated rows."""
+    now = datetime.now(UTC).timestamp() * 1e9
+    hot_horizon = horizon_day(int(now), tiers.config.horizons.hot_days)
+    warm_horizon = horizon_day(int(now), tiers.config.horizons.warm_days)
+    for table, days in truth.items():
+        spec = SPEC_BY_TABLE[table]
+        hot, warm, cold = hot_days(tiers, spec), warm_days(tiers, spec), cold_days(tiers, spec)
+        assert not set(hot) & set(warm)
+        assert not set(warm) & set(cold)
+        assert not set(hot) & set(cold)
+        assert all(day >= hot_horizon for day in hot), table
+        assert all(warm_horizon <= day < hot_horizon for day in warm), table
+        assert all(day < warm_horizon for day in cold), table
+        found = hot | warm | cold
+        assert found == {day: value for day, value in days.items() if value[0] > 0}, table
+
+
+def symbol_day(tiers: Tiers, spec: TableSpec, day: date, symbol: str) -> tuple[int, int]:
+    """(rows, checksum) of one symbol's rows of a day, summed over every tier that has any."""
+    tables = [tiers.warm.read_day(spec, day)]
+    hot = HotTier(tiers.http)
+    if day in hot.partitions(spec):
+        tables.append(hot.read_day(spec, day))
+    for part in tiers.cold.partitions(spec.table):
+        if part.day == day:
+            data = tiers.cold.read_partition(spec.table, part.exchange, day)
+            assert data is not None
+            tables.append(conform(spec, decode(data)))
+    rows = checksum = 0
+    for table in tables:
+        mine = table.filter(pc.equal(table.column("symbol"), pa.scalar(symbol)))
+        n, c = key_checksum(spec, mine)
+        rows, checksum = rows + n, (checksum + c) % 2**64
+    return rows, checksum
