@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from marketstream.config import load_config
@@ -21,13 +22,36 @@ OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("recording", ["binance-usdm", "coinbase"])
+FRAMES = 30_000
+
+
+def long_binance_recording(path: Path, frames: int) -> None:
+    """A recording of `frames` Binance aggTrade frames (distinct trade ids), in the format
+    `marketstream record` writes: long enough that trimming runs all along the replay."""
+    url = "wss://stream.binance.com:9443/stream?streams=btcusdt@aggTrade"
+    start_ms = 1_732_180_000_000
+    with path.open("wb") as out:
+        for i in range(frames):
+            ms = start_ms + i
+            data = {
+                "e": "aggTrade", "E": ms, "s": "BTCUSDT", "a": i, "p": f"{100 + i % 7}.5",
+                "q": "0.25", "f": i, "l": i, "T": ms, "m": bool(i % 2), "M": True,
+            }  # fmt: skip
+            frame = orjson.dumps({"stream": "btcusdt@aggTrade", "data": data}).decode()
+            line = {"recv_ns": ms * 1_000_000, "exchange": "binance", "url": url, "frame": frame}
+            out.write(orjson.dumps(line) + b"\n")
+
+
+@pytest.mark.parametrize("recording", ["binance-usdm", "coinbase", "long-binance"])
 def test_the_demo_drains_with_exact_counts_under_a_tiny_maxlen_and_fast_trim(
     recordings: Path, tmp_path: Path, recording: str
 ) -> None:
     chosen = tmp_path / "recordings"
     chosen.mkdir()
-    (chosen / f"{recording}.jsonl").symlink_to(recordings / f"{recording}.jsonl")
+    if recording == "long-binance":
+        long_binance_recording(chosen / "binance.jsonl", FRAMES)
+    else:
+        (chosen / f"{recording}.jsonl").symlink_to(recordings / f"{recording}.jsonl")
     config = load_config(CONFIG_FILE, environ=OVERRIDES)
     assert (config.streams.maxlen, config.streams.trim_interval_s) == (50, 0.01)
     state = tmp_path / "state"
@@ -42,3 +66,5 @@ def test_the_demo_drains_with_exact_counts_under_a_tiny_maxlen_and_fast_trim(
         assert (table, rows[table]) == (table, published[record_type])
     assert 0 <= rows["candles"] <= published["candle"]  # one row per bar, updated in place
     assert summary["dlq"] == 0
+    if recording == "long-binance":
+        assert published["trade"] == FRAMES
