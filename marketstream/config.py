@@ -103,6 +103,8 @@ class StreamsConfig(_Model):
 class HotConfig(_Model):
     """The hot writer: Redis Streams into QuestDB through the consumer group `hot-writer`."""
 
+    # The consumer group the writers share; ingest declares it on every stream it writes.
+    group: str = Field(default="hot-writer", pattern=r"^[A-Za-z0-9_.-]+$")
     batch_size: int = Field(default=5000, gt=0)  # entries per QuestDB flush at most
     batch_wait_ms: float = Field(default=25.0, gt=0)  # the longest an entry waits for its batch
     claim_idle_ms: int = Field(default=30_000, gt=0)  # pending this long: another writer takes it
@@ -111,6 +113,7 @@ class HotConfig(_Model):
     retry_max_s: float = Field(default=5.0, gt=0)  # ...doubling up to this
     flush_timeout_s: float = Field(default=10.0, gt=0)  # one ILP/HTTP request at most
     flush_max_bytes: int = Field(default=1_048_576, gt=0)  # a larger batch takes several flushes
+    max_deliveries: int = Field(default=5, gt=0)  # an entry delivered more often goes to md:dlq
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
 

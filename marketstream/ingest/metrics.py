@@ -71,6 +71,23 @@ class IngestMetrics:
             ["stream"],
             registry=r,
         )
+        self.trim_errors = Counter(
+            "marketstream_ingest_trim_errors",
+            "Stream trims that failed (logged; tried again next interval)",
+            registry=r,
+        )
+        self.mapper_errors = Counter(
+            "marketstream_ingest_mapper_errors",
+            "Frames whose mapper raised something other than FrameError (sent to md:dlq)",
+            ["exchange"],
+            registry=r,
+        )
+        self.session_errors = Counter(
+            "marketstream_ingest_session_errors",
+            "Connections ended by an unexpected error (logged with its traceback; reconnected)",
+            ["exchange"],
+            registry=r,
+        )
         self.connected = Gauge(
             "marketstream_ingest_connected", "Open exchange connections", ["exchange"], registry=r
         )

@@ -19,6 +19,7 @@ from marketstream.venues.base.mapper import BookUpdate, FrameError, Mapper
 class Rejected:
     reason: str
     record: Record | None = None  # None: the frame itself could not be mapped
+    mapper_error: bool = False  # the mapper raised something other than FrameError (a bug)
 
 
 @dataclass(slots=True, init=False)
@@ -75,6 +76,10 @@ class FrameProcessor:
             items = self.mapper(frame, recv_ts)
         except FrameError as exc:
             out.rejected.append(Rejected(str(exc)))
+            return out
+        except Exception as exc:  # a mapper bug must cost one frame, not the feed
+            reason = f"the mapper failed on this frame: {type(exc).__name__}: {exc}"
+            out.rejected.append(Rejected(reason, mapper_error=True))
             return out
         latest_ts = recv_ts + self.max_future_skew_ns
         known_symbols = self.known_symbols

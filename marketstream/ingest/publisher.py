@@ -4,6 +4,10 @@ Records are buffered and written in one pipelined, non-transactional round trip 
 an XADD per record, one SET per instrument whose price changed, and the DLQ entries. A flush
 that fails keeps its batch and retries with backoff, so nothing accepted is lost while Redis
 is away; the buffer is bounded, and producers wait for room instead of growing it.
+
+Before a stream's first entry, the consumer groups of the configuration (the hot writers')
+are declared on it at id 0, so trimming, which keeps what a group has not acknowledged,
+never drops an entry no writer has read, whether or not a writer ever ran.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from marketstream.schemas.columns import spec_of
 from marketstream.schemas.records import Quote, Record, Trade
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
+    HOT_WRITER_GROUP,
     LatestPrice,
     dead_letter_fields,
+    declare_groups,
     price_key,
     stream_key,
     trim_stream,
@@ -43,6 +49,7 @@ class PublisherSettings:
     trim_interval_s: float = 5.0
     retry_initial_s: float = 0.1
     retry_max_s: float = 5.0
+    groups: tuple[str, ...] = (HOT_WRITER_GROUP,)  # declared on every stream before writing
 
 
 @dataclass(slots=True)
@@ -73,6 +80,7 @@ class Publisher:
         self._prices: dict[str, LatestPrice] = {}
         self._traded: set[str] = set()  # price keys whose price comes from a trade by now
         self._streams: set[str] = set()
+        self._declared: set[str] = set()  # streams known to hold the groups
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -124,6 +132,11 @@ class Publisher:
             self._wake.set()
         if size >= self.settings.max_pending:
             self._room.clear()
+
+    @property
+    def buffered(self) -> int:
+        """Records and dead letters accepted and not yet in Redis."""
+        return len(self._batch)
 
     @property
     def has_room(self) -> bool:
@@ -210,6 +223,14 @@ class Publisher:
         self._batch = batch
 
     async def _write(self, batch: _Batch) -> None:
+        undeclared = {key for key, _ in batch.entries} - self._declared
+        if undeclared and self.settings.groups:
+            try:
+                await declare_groups(self.client, sorted(undeclared), self.settings.groups)
+            except BaseException:
+                self._declared.clear()  # Redis may come back empty: declare again then
+                raise
+        self._declared |= undeclared
         pipe = self.client.pipeline(transaction=False)
         for key, data in batch.entries:
             pipe.execute_command("XADD", key, "*", "d", data)
@@ -217,7 +238,11 @@ class Publisher:
             pipe.xadd(DLQ_STREAM, fields)  # type: ignore[arg-type]
         for key, price in batch.prices.items():
             pipe.execute_command("SET", key, price.encode())
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except BaseException:
+            self._declared.clear()  # a Redis restarted without its data lost the groups too
+            raise
         self._streams.update(key for key, _ in batch.entries)
         if batch.dead:
             self._streams.add(DLQ_STREAM)
@@ -235,13 +260,20 @@ class Publisher:
                 delay = min(delay * 2, self.settings.retry_max_s)
 
     async def _trim(self) -> None:
+        """Trim every stream written to; a failure is logged and counted, and the next
+        interval tries again: trimming must never stop publishing."""
         for key in sorted(self._streams):
             maxlen = self.settings.dlq_maxlen if key == DLQ_STREAM else self.settings.maxlen
             try:
                 removed = await trim_stream(self.client, key, maxlen)
             except (RedisError, OSError) as exc:
+                self.metrics.trim_errors.inc()
                 log.warning("trimming %s failed: %s", key, exc, extra={"stream": key})
-                return
+                return  # Redis is away: the flushes notice and retry
+            except Exception:
+                self.metrics.trim_errors.inc()
+                log.exception("trimming %s failed, trying again later", key, extra={"stream": key})
+                continue
             if removed:
                 self.metrics.trimmed.labels(stream=key).inc(removed)
 

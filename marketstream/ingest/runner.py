@@ -3,6 +3,9 @@
 Transport only: frames go to the `FrameProcessor` and what it returns goes to the
 `Publisher`. Every failure (refused connection, handshake error, closed socket, a feed gone
 quiet) ends in a reconnect after an exponential backoff with jitter, and the books resync.
+The backoff starts over after any session that received frames, however it ended: a feed
+that drops now and then reconnects at once, not after the longest wait. An unexpected error
+(a bug) ends the session the same way, logged with its traceback and counted.
 """
 
 from __future__ import annotations
@@ -48,6 +51,20 @@ class RunnerSettings:
     rest_timeout_s: float = 10.0
 
 
+class ReconnectBackoff:
+    """The wait before each reconnect: growing while sessions fail without a frame, and
+    back to the initial delay after a session that received one, whatever ended it."""
+
+    def __init__(self, settings: RunnerSettings, rng: random.Random) -> None:
+        self.settings = settings
+        self.rng = rng
+        self.attempt = 0  # sessions in a row that received nothing
+
+    def after_session(self, *, received_frames: bool) -> float:
+        self.attempt = 0 if received_frames else self.attempt + 1
+        return backoff_delay(self.attempt, self.settings, self.rng)
+
+
 class Connection:
     """One subscription of one exchange over one WebSocket, for as long as `stop` is unset."""
 
@@ -74,6 +91,8 @@ class Connection:
         self.rest_url = rest_url
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.connections = 0
+        self.session_frames = 0  # frames of the current (or last) session
+        self.backoff = ReconnectBackoff(settings, self.rng)
         self.last_frame = time.monotonic()
         self._frames = metrics.frames.labels(exchange=exchange.name)
         self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
@@ -82,25 +101,32 @@ class Connection:
         self.log = context_logger(log, exchange=exchange.name)
 
     async def run(self, stop: asyncio.Event) -> None:
-        attempt = 0
         while not stop.is_set():
+            self.session_frames = 0
             try:
-                received = await self._session(stop)
+                await self._session(stop)
             except (OSError, TimeoutError, InvalidURI, InvalidHandshake, WebSocketException) as exc:
-                received = False
                 self.log.warning(
                     "%s: connection to %s failed: %s", self.exchange.name, self.url, exc
                 )
+            except Exception:  # a bug: logged and counted, and the feed goes on
+                self.metrics.session_errors.labels(exchange=self.exchange.name).inc()
+                self.log.exception(
+                    "%s: connection to %s ended by an unexpected error",
+                    self.exchange.name,
+                    self.url,
+                )
             if stop.is_set():
                 break
-            attempt = 0 if received else attempt + 1
-            delay = backoff_delay(attempt, self.settings, self.rng)
+            delay = self.backoff.after_session(received_frames=self.session_frames > 0)
             self.log.info("%s: reconnecting in %.2fs", self.exchange.name, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
-    async def _session(self, stop: asyncio.Event) -> bool:
-        """One connection's life; True when it delivered at least one frame."""
+    async def _session(self, stop: asyncio.Event) -> None:
+        """One connection's life; `session_frames` counts what it delivered. A helper task
+        (watchdog, pinger, snapshots) that fails closes the connection and its error ends the
+        session: a session never goes on without them."""
         async with connect_feed(
             self.url,
             open_timeout_s=self.settings.open_timeout_s,
@@ -118,25 +144,36 @@ class Connection:
                 asyncio.create_task(keep_alive(ws, self.exchange)),
                 asyncio.create_task(self._snapshot_fetcher(ws)),
             ]
+            failed: list[BaseException] = []
+
+            def on_helper_done(task: asyncio.Task[None]) -> None:
+                if task.cancelled() or task.exception() is None:
+                    return
+                failed.append(task.exception())  # type: ignore[arg-type]
+                helpers.append(asyncio.create_task(ws.close(1011, "internal error")))
+
+            for task in helpers:
+                task.add_done_callback(on_helper_done)
             try:
                 await subscribe(ws, self.exchange, self.subscription)
                 self._request_all_snapshots()
-                return await self._read(ws, stop)
+                await self._read(ws, stop)
+                if failed:
+                    raise failed[0]
             finally:
                 gauge.dec()
                 for task in helpers:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> bool:
-        received = False
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         self.last_frame = time.monotonic()
         async for frame in ws:
             recv_ts = time.time_ns()
             self.last_frame = time.monotonic()
             self._frames.inc()
             self._last_frame_gauge.set(time.time())
-            received = True
+            self.session_frames += 1
             self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
             if not self.publisher.has_room:
                 await self.publisher.wait_for_room()  # backpressure: stop reading
@@ -145,12 +182,16 @@ class Connection:
         if not stop.is_set():
             reason = ws.close_reason or "-"
             self.log.warning("%s: connection closed: %s", self.exchange.name, reason)
-        return received
 
     def _handle(self, processed: Processed, frame: str | bytes, recv_ts: int) -> None:
         for record in processed.records:
             self.publisher.add(record)
         for rejected in processed.rejected:
+            if rejected.mapper_error:
+                self.metrics.mapper_errors.labels(exchange=self.exchange.name).inc()
+                self.log.warning(
+                    "%s: frame sent to md:dlq: %s", self.exchange.name, rejected.reason
+                )
             self.publisher.add_dead_letter(
                 exchange=self.exchange.name,
                 reason=rejected.reason,
@@ -241,7 +282,8 @@ class Connection:
             recv_ts = time.time_ns()
             try:
                 update = map_snapshot(body, request.symbol, recv_ts)
-            except ValueError as exc:  # FrameError: an error answer or a malformed body
+            except Exception as exc:  # FrameError (an error answer, a malformed
+                # body) or a mapper bug: the body goes to md:dlq, the book asks again later
                 self.publisher.add_dead_letter(
                     exchange=self.exchange.name, reason=str(exc), frame=body, recv_ts=recv_ts
                 )

@@ -2,7 +2,10 @@
 
 Everything exchange-specific comes from the venue packages and everything deployment-
 specific from the configuration; this module only wires them together and shuts down in
-order: connections first, then a final flush of every record already accepted.
+order: connections first, then a final flush of every record already accepted. The publisher
+task never ends on its own: if it fails, /healthz says so, the connections stop, what can
+still be flushed is, and `run` raises with the cause logged, so the process exits non-zero
+instead of staying up with nothing published.
 """
 
 from __future__ import annotations
@@ -72,8 +75,11 @@ def plan_connections(
     return plans
 
 
-def publisher_settings(ingest: IngestConfig, streams: StreamsConfig) -> PublisherSettings:
+def publisher_settings(
+    ingest: IngestConfig, streams: StreamsConfig, groups: tuple[str, ...]
+) -> PublisherSettings:
     return PublisherSettings(
+        groups=groups,
         batch=ingest.publish_batch,
         interval_s=ingest.publish_interval_ms / 1000,
         max_pending=ingest.max_pending,
@@ -123,7 +129,9 @@ class IngestService:
         self.metrics = IngestMetrics()
         self.client = connect_async(redis_url)
         self.publisher = Publisher(
-            self.client, publisher_settings(config.ingest, config.streams), self.metrics
+            self.client,
+            publisher_settings(config.ingest, config.streams, (config.hot.group,)),
+            self.metrics,
         )
         settings = runner_settings(config.ingest)
         self.connections = [
@@ -140,6 +148,7 @@ class IngestService:
             for plan in self.plans
         ]
         self.metrics_port: int | None = None
+        self.failure: str | None = None  # why a task of ours failed; the process then ends
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -154,8 +163,9 @@ class IngestService:
             "redis_ok": redis_ok,
             "seconds_since_last_frame": quiet,
             "published": self.publisher.published,
+            "failure": self.failure,
         }
-        return redis_ok and feeds_ok, detail
+        return redis_ok and feeds_ok and self.failure is None, detail
 
     async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
         await self._check_redis()
@@ -170,16 +180,50 @@ class IngestService:
             self.config.ingest.metrics_host,
             self.metrics_port,
         )
-        flusher = asyncio.create_task(self.publisher.run())
+        halt = asyncio.Event()  # stop, or a task of ours failed
+        flusher = asyncio.create_task(self.publisher.run(), name="publisher")
+        connections = asyncio.create_task(self._connections(halt), name="connections")
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await asyncio.gather(*(c.run(stop) for c in self.connections))
+            await asyncio.wait(
+                {flusher, connections, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if flusher.done():  # it runs until close(): it failed
+                self._failed("the publisher", flusher)
+            elif connections.done() and connections.exception() is not None:
+                self._failed("a connection", connections)
         finally:
-            await self.publisher.close()
-            await flusher  # everything accepted reaches Redis before we exit
+            halt.set()
+            stopping.cancel()
+            await asyncio.gather(connections, stopping, return_exceptions=True)
+            if flusher.done():
+                await self._last_flush()
+            else:
+                await self.publisher.close()
+                await flusher  # everything accepted reaches Redis before we exit
             server.close()
             await server.wait_closed()
             await self.client.aclose()
             log.info("ingest stopped after publishing %d records", self.publisher.published)
+        if self.failure is not None:
+            raise ServiceError(f"ingest stopped: {self.failure}")
+
+    async def _connections(self, halt: asyncio.Event) -> None:
+        await asyncio.gather(*(c.run(halt) for c in self.connections))
+
+    def _failed(self, what: str, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        self.failure = f"{what} task failed: {exc!r}" if exc else f"{what} task ended"
+        log.error("ingest: %s; stopping", self.failure, exc_info=exc)
+
+    async def _last_flush(self) -> None:
+        """The publisher task is gone: one direct flush of what it held, if Redis takes it."""
+        try:
+            await self.publisher.flush()
+        except Exception:
+            log.exception(
+                "ingest: %d accepted records could not be flushed", self.publisher.buffered
+            )
 
     async def _check_redis(self) -> None:
         try:

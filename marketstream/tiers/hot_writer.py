@@ -7,7 +7,15 @@ makes the batch be written again later, which the tables' dedup keys absorb. A w
 stops leaves its pending entries to itself (re-read by name when it starts again) or to the
 others (XAUTOCLAIM once idle for `hot.claim_idle_ms`). While QuestDB or Redis is unreachable
 the writer retries the batch in hand with backoff and reads nothing new: memory stays at one
-batch and the streams grow instead (trimming never drops unacknowledged entries).
+batch and the streams grow instead (trimming never drops unacknowledged entries). A writer
+started while QuestDB is down waits for it the same way (its /healthz says so meanwhile).
+
+Poison entries: an entry QuestDB fails on while it answers otherwise (see
+`hot_writer_questdb`) is delivered again (XCLAIM, which Redis counts), and one delivered
+more than `hot.max_deliveries` times, by failed writes or by writers that died holding it,
+goes to md:dlq with the reason, its stream and id, and is acknowledged; the rest of the batch
+goes on. An unexpected error (a bug) stops the writer with the cause logged, and the process
+exits non-zero; whoever restarts it re-reads the batch, which counts as a delivery too.
 """
 
 from __future__ import annotations
@@ -47,15 +55,17 @@ from marketstream.tiers.hot_writer_redis import (
     acknowledge,
     claim_idle,
     dead_letter_entry,
+    delivery_counts,
     discover_streams,
     ensure_group,
     group_states,
     read_group,
+    redeliver,
     send_dead_letters,
 )
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
-from marketstream.tiers.redis_bus import HOT_WRITER_GROUP, connect_async
+from marketstream.tiers.redis_bus import connect_async
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,7 @@ T = TypeVar("T")
 IDLE_BLOCK_MS: Final = 100  # longest XREADGROUP block: how soon a stop or a deadline is seen
 UNHEALTHY_AFTER_S: Final = 10.0  # writes or round trips failing this long: /healthz says 503
 WAL_CHECK_TIMEOUT_S: Final = 2.0  # the WAL gauges must not wait long on a QuestDB that is down
+PROBE_TIMEOUT_S: Final = 2.0  # SELECT 1: does QuestDB answer at all, after a failed write
 
 
 def default_consumer() -> str:
@@ -101,13 +112,20 @@ def decode_batch(entries: Iterable[StreamEntry]) -> DecodedBatch:
 
 @dataclass(slots=True)
 class _Batch:
-    """The entries in hand; an entry met twice (re-read and claimed) is kept once."""
+    """The entries in hand; an entry met twice (re-read and claimed) is kept once. Each has
+    its delivery count (1 for a new entry) and, after a failed write, why it failed."""
 
     entries: list[StreamEntry] = field(default_factory=list)
     seen: set[tuple[str, bytes]] = field(default_factory=set)
+    deliveries: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    errors: dict[tuple[str, bytes], str] = field(default_factory=dict)
     started: float = 0.0
 
-    def add(self, entries: Iterable[StreamEntry]) -> int:
+    def add(
+        self,
+        entries: Iterable[StreamEntry],
+        deliveries: dict[tuple[str, bytes], int] | None = None,
+    ) -> int:
         added = 0
         for entry in entries:
             key = (entry.stream, entry.id)
@@ -117,8 +135,12 @@ class _Batch:
                 self.started = time.monotonic()
             self.seen.add(key)
             self.entries.append(entry)
+            self.deliveries[key] = (deliveries or {}).get(key, 1)
             added += 1
         return added
+
+    def delivered(self, entry: StreamEntry) -> int:
+        return self.deliveries.get((entry.stream, entry.id), 1)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -148,6 +170,7 @@ class HotWriter:
             raise ServiceError("the hot writer's consumer name must not be empty")
         self.config = config
         self.settings = config.hot
+        self.group = config.hot.group
         self.redis_url = redis_url
         self.consumer = consumer or default_consumer()
         self.log = context_logger(log, consumer=self.consumer)
@@ -167,18 +190,27 @@ class HotWriter:
         self._failing_since: float | None = None
         self._last_error: str | None = None
         self._wal_suspended: list[str] = []
+        self._ready = False  # QuestDB answered and the tables exist
+        self.failure: str | None = None  # what stopped the writer, if something did
 
     # --- the public surface -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
         """Write until `stop` is set, then finish the batch in hand: written and acknowledged,
         or (QuestDB or Redis unreachable) left pending for this name or another writer.
 
-        Raises ServiceError at start when Redis or QuestDB does not answer.
+        Raises ServiceError at start when Redis does not answer, or the metrics port is taken;
+        waits (and retries) while QuestDB does not answer. Raises ServiceError, with the cause
+        logged, when an unexpected error stops the writer.
         """
         try:
             await self._check_redis()
-            await self._in_thread(self._create_tables)
             await self._serve(stop, metrics_port)
+        except (ServiceError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            self.failure = f"stopped by an unexpected error: {exc!r}"
+            self.log.exception("hot writer %s %s", self.consumer, self.failure)
+            raise ServiceError(f"hot writer {self.consumer} {self.failure}") from exc
         finally:
             self._executor.shutdown(wait=False)
             await self.client.aclose()
@@ -188,7 +220,7 @@ class HotWriter:
         each record is in QuestDB or in md:dlq. QuestDB applies its WAL a few ms later;
         `wait_drained(queryable=True)` waits for that too."""
         keys = sorted(await discover_streams(self.client))
-        states = await group_states(self.client, keys)
+        states = await group_states(self.client, keys, self.group)
         for key in keys:
             state = states[key]
             if state is None:
@@ -211,9 +243,16 @@ class HotWriter:
         failing_for = 0.0
         if self._failing_since is not None:
             failing_for = time.monotonic() - self._failing_since
-        ok = failing_for < UNHEALTHY_AFTER_S and not self._wal_suspended
+        ok = (
+            self._ready
+            and self.failure is None
+            and failing_for < UNHEALTHY_AFTER_S
+            and not self._wal_suspended
+        )
         detail = {
             "consumer": self.consumer,
+            "questdb_ready": self._ready,
+            "failure": self.failure,
             "streams": len(self.streams),
             "in_hand": len(self._batch),
             "written": self.written,
@@ -235,6 +274,30 @@ class HotWriter:
         for sql in create_all_sql():
             self.questdb.exec(sql)
 
+    async def _wait_for_questdb(self, stop: asyncio.Event) -> bool:
+        """Create the tables, retrying with backoff while QuestDB does not answer; False if
+        stopped first. Compose may start a writer before QuestDB: it waits, it does not exit."""
+        delay = self.settings.retry_initial_s
+        while not stop.is_set():
+            try:
+                await self._in_thread(self._create_tables)
+            except ServiceError as exc:
+                self._failed("questdb", exc)
+                await _sleep(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+                continue
+            self._succeeded()
+            self._ready = True
+            return True
+        return False
+
+    def _questdb_answers(self) -> bool:
+        try:
+            QuestDBHttp(self.questdb.base_url, timeout_s=PROBE_TIMEOUT_S).exec("SELECT 1")
+        except ServiceError:
+            return False
+        return True
+
     async def _serve(self, stop: asyncio.Event, metrics_port: int | None) -> None:
         host = self.settings.metrics_host
         port = self.settings.metrics_port if metrics_port is None else metrics_port
@@ -247,17 +310,20 @@ class HotWriter:
             ) from None
         self.metrics_port = bound_port(server)
         try:
-            sink = self._sink = RowSink(
-                self.questdb.sender_conf(),
-                flush_timeout_s=self.settings.flush_timeout_s,
-                flush_max_bytes=self.settings.flush_max_bytes,
-                metrics=self.metrics,
-            )
             self.log.info(
                 "hot writer %s: metrics on http://%s:%d/metrics",
                 self.consumer,
                 host,
                 self.metrics_port,
+            )
+            if not await self._wait_for_questdb(stop):
+                return
+            sink = self._sink = RowSink(
+                self.questdb.sender_conf(),
+                flush_timeout_s=self.settings.flush_timeout_s,
+                flush_max_bytes=self.settings.flush_max_bytes,
+                metrics=self.metrics,
+                answers=self._questdb_answers,
             )
             watcher = asyncio.create_task(self._watch(stop))
             try:
@@ -295,9 +361,14 @@ class HotWriter:
                     await self._refresh()
                     next_refresh = now + settings.refresh_interval_s
                 if batch and (len(batch) >= settings.batch_size or now - batch.started >= wait_s):
-                    if not await self._write(batch, stop):
+                    again = await self._write(batch, stop)
+                    if again is None:
                         return
-                    self._batch = _Batch()
+                    self._batch = again
+                    if again:  # entries QuestDB failed on: delivered again after a pause
+                        deliveries = max(again.deliveries.values())
+                        pause = settings.retry_initial_s * 2 ** min(deliveries - 2, 30)
+                        await _sleep(stop, min(pause, settings.retry_max_s))
                     continue
                 room = settings.batch_size - len(batch)
                 if now >= next_claim:
@@ -327,10 +398,10 @@ class HotWriter:
         """Find streams that appeared (new exchanges) and give them the group."""
         found = await discover_streams(self.client)
         for key in sorted(found - self.streams):
-            if await ensure_group(self.client, key):
+            if await ensure_group(self.client, key, self.group):
                 self.log.info(
                     "hot writer: consumer group %s created on %s",
-                    HOT_WRITER_GROUP,
+                    self.group,
                     key,
                     extra={"stream": key},
                 )
@@ -348,14 +419,26 @@ class HotWriter:
         """Entries delivered to this name before a restart and never acknowledged."""
         cursors = dict(self._own_pending)
         count = max(1, room // len(cursors))
-        got = await read_group(self.client, self.consumer, cursors, count=count, block_ms=None)
+        got = await read_group(
+            self.client, self.group, self.consumer, cursors, count=count, block_ms=None
+        )
         for key in cursors:
             entries = got.get(key, [])
             if not entries:
                 self._own_pending.pop(key, None)
                 continue
             self._own_pending[key] = entries[-1].id
-            self.metrics.recovered.labels(how="own-pending").inc(batch.add(entries))
+            counts = await self._deliveries(entries, batch)
+            self.metrics.recovered.labels(how="own-pending").inc(batch.add(entries, counts))
+
+    async def _deliveries(
+        self, entries: list[StreamEntry], batch: _Batch
+    ) -> dict[tuple[str, bytes], int]:
+        """Delivery counts of entries delivered before (re-read or claimed): a writer that
+        died holding an entry, again and again, has delivered it that many times."""
+        return await delivery_counts(
+            self.client, self.group, self.consumer, entries, others=len(batch)
+        )
 
     async def _claim(self, batch: _Batch, room: int) -> None:
         """Take over entries idle longer than claim_idle_ms: their writer died or hangs."""
@@ -365,13 +448,14 @@ class HotWriter:
             cursor, entries = await claim_idle(
                 self.client,
                 key,
+                self.group,
                 self.consumer,
                 min_idle_ms=self.settings.claim_idle_ms,
                 start=self._claim_cursors.get(key, b"0-0"),
                 count=room,
             )
             self._claim_cursors[key] = cursor
-            added = batch.add(entries)
+            added = batch.add(entries, await self._deliveries(entries, batch) if entries else None)
             room -= added
             if added:
                 self.metrics.recovered.labels(how="claimed").inc(added)
@@ -387,27 +471,62 @@ class HotWriter:
         # entry per stream more).
         count = max(1, room // len(self._new_cursors))
         got = await read_group(
-            self.client, self.consumer, self._new_cursors, count=count, block_ms=block_ms
+            self.client,
+            self.group,
+            self.consumer,
+            self._new_cursors,
+            count=count,
+            block_ms=block_ms,
         )
         for entries in got.values():
             batch.add(entries)
 
     # --- writing a batch --------------------------------------------------------------------
-    async def _write(self, batch: _Batch, stop: asyncio.Event) -> bool:
+    async def _write(self, batch: _Batch, stop: asyncio.Event) -> _Batch | None:
         """Write, then acknowledge: records QuestDB took at once, dead letters only once they
-        are in md:dlq. False when stopped with part of it still pending."""
+        are in md:dlq. Returns the entries to write again (QuestDB failed on them while it
+        answered, or did not get to them), each delivered once more; None when stopped with
+        part of the batch still pending."""
         self.metrics.batch_size.observe(len(batch))
-        decoded = await self._in_thread(decode_batch, batch.entries)
+        limit = self.settings.max_deliveries
+        worn = [e for e in batch.entries if batch.delivered(e) > limit]
+        fresh = [e for e in batch.entries if batch.delivered(e) <= limit]
+        decoded = await self._in_thread(decode_batch, fresh)
+        again = _Batch()
         try:
             outcome = await self._retry(stop, "questdb", lambda: self._write_records(decoded))
-            written = [e for i, e in enumerate(decoded.entries) if i not in outcome.rejected]
+            failed = outcome.refused.keys() | set(outcome.unattempted)
+            written = [
+                e
+                for i, e in enumerate(decoded.entries)
+                if i not in outcome.rejected and i not in failed
+            ]
             written += decoded.deleted
-            await self._retry(stop, "redis", lambda: acknowledge(self.client, written))
+            await self._retry(stop, "redis", lambda: acknowledge(self.client, self.group, written))
             self.written += len(written)
             dead = decoded.dead + [
                 DeadLetter(decoded.entries[i], cause, reason, decoded.records[i])
                 for i, (cause, reason) in sorted(outcome.rejected.items())
             ]
+            dead += [self._worn_out(entry, batch) for entry in worn]
+            if failed:
+                refused = [decoded.entries[i] for i in sorted(outcome.refused)]
+                for i, reason in outcome.refused.items():
+                    batch.errors[(decoded.entries[i].stream, decoded.entries[i].id)] = reason
+                self.metrics.retries.labels(cause="refused").inc(len(refused))
+                await self._retry(
+                    stop,
+                    "redis",
+                    lambda: redeliver(self.client, self.group, self.consumer, refused),
+                )
+                for i in sorted(failed):
+                    entry = decoded.entries[i]
+                    key = (entry.stream, entry.id)
+                    more = 1 if i in outcome.refused else 0  # XCLAIM counted one more delivery
+                    again.add([entry], {key: batch.delivered(entry) + more})
+                    if key in batch.errors:
+                        again.errors[key] = batch.errors[key]
+                self._refused_warning(outcome.refused, decoded.entries, again)
             if dead:
                 await self._dead_letter(dead, stop)
         except _StoppingError:
@@ -417,8 +536,37 @@ class HotWriter:
                 self.consumer,
                 len(batch),
             )
-            return False
-        return True
+            return None
+        return again
+
+    def _worn_out(self, entry: StreamEntry, batch: _Batch) -> DeadLetter:
+        """An entry delivered more than hot.max_deliveries times, bound for md:dlq."""
+        times = batch.delivered(entry)
+        last = batch.errors.get((entry.stream, entry.id))
+        why = f"last error: {last}" if last else "its writers stopped with it in hand"
+        reason = (
+            f"delivered {times} times (hot.max_deliveries is {self.settings.max_deliveries}) "
+            f"without being written; {why}"
+        )
+        record = None
+        with contextlib.suppress(DecodeError, TypeError, ValueError):
+            record = decode_entry(entry.fields) if entry.fields else None
+        return DeadLetter(entry, "undeliverable", reason, record)
+
+    def _refused_warning(
+        self, refused: dict[int, str], entries: list[StreamEntry], again: _Batch
+    ) -> None:
+        for i, reason in sorted(refused.items())[:3]:
+            entry = entries[i]
+            self.log.warning(
+                "hot writer: QuestDB failed on %s %s (delivery %d of at most %d): %s",
+                entry.stream,
+                entry.id.decode(),
+                again.delivered(entry) - 1,
+                self.settings.max_deliveries,
+                reason,
+                extra={"stream": entry.stream},
+            )
 
     async def _write_records(self, decoded: DecodedBatch) -> WriteOutcome:
         sink = self._sink
@@ -429,7 +577,9 @@ class HotWriter:
         letters = [dead_letter_entry(letter) for letter in dead]
         maxlen = self.config.streams.dlq_maxlen
         await self._retry(stop, "redis", lambda: send_dead_letters(self.client, letters, maxlen))
-        await self._retry(stop, "redis", lambda: acknowledge(self.client, [d.entry for d in dead]))
+        await self._retry(
+            stop, "redis", lambda: acknowledge(self.client, self.group, [d.entry for d in dead])
+        )
         for letter in dead:
             self.metrics.dlq.labels(cause=letter.cause).inc()
         self.dead_lettered += len(dead)
@@ -484,22 +634,29 @@ class HotWriter:
         wal_http = QuestDBHttp(self.questdb.base_url, timeout_s=WAL_CHECK_TIMEOUT_S)
         while not stop.is_set():
             try:
-                keys = sorted(self.streams)
-                for key, state in (await group_states(self.client, keys)).items():
-                    if state is not None:
-                        self.metrics.lag.labels(stream=key).set(state.lag)
-                        self.metrics.pending.labels(stream=key).set(state.pending)
-            except (RedisError, OSError) as exc:
-                self.log.debug("hot writer: lag gauges not refreshed: %s", exc)
-            try:
-                wal = await asyncio.to_thread(wal_states, wal_http)
-            except ServiceError as exc:
-                self.log.debug("hot writer: WAL gauges not refreshed: %s", exc)
-            else:
-                for table, table_wal in wal.items():
-                    self.metrics.wal_unapplied.labels(table=table).set(table_wal.unapplied)
-                self._wal_suspended = sorted(t for t, s in wal.items() if s.suspended)
+                await self._refresh_gauges(wal_http)
+            except Exception:  # a bug here must not stop the gauges for good, nor the writer
+                self.metrics.task_errors.labels(task="watch").inc()
+                self.log.exception("hot writer: gauges not refreshed, trying again")
             await _sleep(stop, self.settings.refresh_interval_s)
+
+    async def _refresh_gauges(self, wal_http: QuestDBHttp) -> None:
+        try:
+            keys = sorted(self.streams)
+            for key, state in (await group_states(self.client, keys, self.group)).items():
+                if state is not None:
+                    self.metrics.lag.labels(stream=key).set(state.lag)
+                    self.metrics.pending.labels(stream=key).set(state.pending)
+        except (RedisError, OSError) as exc:
+            self.log.debug("hot writer: lag gauges not refreshed: %s", exc)
+        try:
+            wal = await asyncio.to_thread(wal_states, wal_http)
+        except ServiceError as exc:
+            self.log.debug("hot writer: WAL gauges not refreshed: %s", exc)
+        else:
+            for table, table_wal in wal.items():
+                self.metrics.wal_unapplied.labels(table=table).set(table_wal.unapplied)
+            self._wal_suspended = sorted(t for t, s in wal.items() if s.suspended)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

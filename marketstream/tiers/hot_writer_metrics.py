@@ -41,7 +41,8 @@ class HotWriterMetrics:
         )
         self.dlq = Counter(
             "marketstream_hot_dlq",
-            "Entries sent to md:dlq: undecodable, unencodable as ILP, or rejected by QuestDB",
+            "Entries sent to md:dlq: undecodable, unencodable as ILP, rejected by QuestDB, or "
+            "undeliverable (delivered more than hot.max_deliveries times)",
             ["cause"],
             registry=r,
         )
@@ -49,6 +50,12 @@ class HotWriterMetrics:
             "marketstream_hot_retries",
             "Failed QuestDB writes or Redis round trips, retried with backoff",
             ["cause"],
+            registry=r,
+        )
+        self.task_errors = Counter(
+            "marketstream_hot_task_errors",
+            "Unexpected errors in the writer's side tasks (logged with a traceback; retried)",
+            ["task"],
             registry=r,
         )
         self.recovered = Counter(

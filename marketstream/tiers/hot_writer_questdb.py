@@ -7,16 +7,23 @@ QuestDB takes an ILP/HTTP request as a whole. When a row is invalid (a type conf
 timestamp out of range) it answers HTTP 400 with JSON (`"code":"invalid"`, the first bad
 `line`) and commits nothing of the request. The bad rows are found by writing the batch again
 in parts, split at the line the server named (else in halves), until each rejected row stands
-alone; parts written twice change nothing, thanks to the tables' dedup keys. Any other
-failure (refused connection, timeout, 5xx) says nothing about the rows: `QuestDBUnavailableError`,
-and the caller retries the whole batch later.
+alone; parts written twice change nothing, thanks to the tables' dedup keys.
+
+Any other failure (refused connection, reset, timeout, 5xx) is judged by asking QuestDB
+`SELECT 1`: if it does not answer, QuestDB is away (`QuestDBUnavailableError`: the caller
+retries the whole batch later, nothing counted against the rows). If it answers, the request
+itself was the trouble (a row larger than QuestDB takes resets the connection, for one): the
+part is split in halves like a rejected one, and a row that fails alone is `refused` (the
+writer counts a delivery against it and dead-letters it past `hot.max_deliveries`). A write
+in which nothing went through stops at the first refused row (the rest `unattempted`): the
+fault may be QuestDB's, so it costs one row's delivery per attempt, not a request per row.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -50,6 +57,7 @@ class Rejection:
 
     message: str
     line: int | None
+    refused: bool = False  # not a rejection: QuestDB answers, but not to this request
 
 
 def rejection_of(exc: QuestDBError) -> Rejection | None:
@@ -78,6 +86,8 @@ class WriteOutcome:
     """What became of a batch: positions not written, with cause and reason; flushes made."""
 
     rejected: dict[int, tuple[str, str]] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)  # failed alone while QuestDB answered
+    unattempted: list[int] = field(default_factory=list)  # left after a refusal, nothing written
     flushes: int = 0
 
 
@@ -91,8 +101,10 @@ class RowSink:
         flush_timeout_s: float,
         flush_max_bytes: int,
         metrics: HotWriterMetrics,
+        answers: Callable[[], bool],
     ):
         self.metrics = metrics
+        self.answers = answers  # does QuestDB answer at all (SELECT 1)?
         self.flush_max_bytes = flush_max_bytes
         # Batches are flushed by hand and retried by the writer with its own backoff, so the
         # client neither flushes on its own nor retries internally (which would block a stop).
@@ -125,6 +137,12 @@ class RowSink:
                 continue
             rejection = self._flush(records, present, outcome)
             if rejection is None:
+                continue
+            if len(present) == 1 and rejection.refused:
+                outcome.refused[present[0]] = f"QuestDB failed on the row: {rejection.message}"
+                if outcome.flushes == 0:
+                    outcome.unattempted = sorted(i for part in parts for i in part)
+                    return outcome
                 continue
             if len(present) == 1:
                 reason = f"QuestDB rejected the row: {rejection.message}"
@@ -165,9 +183,11 @@ class RowSink:
             self._sender.flush()
         except QuestDBError as exc:
             rejection = rejection_of(exc)
-            if rejection is None:
+            if rejection is not None:
+                return rejection
+            if not self.answers():
                 raise QuestDBUnavailableError(str(exc)) from None
-            return rejection
+            return Rejection(" ".join(str(exc).split()), None, refused=True)
         elapsed = time.perf_counter() - started
         outcome.flushes += 1
         self._observe([records[i] for i in present], elapsed)

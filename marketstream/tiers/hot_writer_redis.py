@@ -1,7 +1,8 @@
 """The hot writer's Redis side: stream discovery, the consumer group, reads, claims and acks.
 
-Every command here works on the group `hot-writer`; the writer's loop decides when to call
-them. Replies are typed as Redis sends them (RESP2, as `redis_bus.connect_async` speaks).
+Every command here works on the writers' group (`hot.group`, `hot-writer` by default); the
+writer's loop decides when to call them. Replies are typed as Redis sends them (RESP2, as
+`redis_bus.connect_async` speaks).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from marketstream.schemas.columns import SPEC_BY_TABLE
 from marketstream.schemas.records import Record
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
-    HOT_WRITER_GROUP,
     dead_letter_fields,
     read_range,
 )
@@ -56,7 +56,7 @@ class DeadLetter:
     decoded (QuestDB or the ILP encoder refused it)."""
 
     entry: StreamEntry
-    cause: str  # undecodable | unencodable | rejected
+    cause: str  # undecodable | unencodable | rejected | undeliverable
     reason: str
     record: Record | None = None
 
@@ -77,10 +77,10 @@ async def discover_streams(client: redis.asyncio.Redis) -> set[str]:
     return found
 
 
-async def ensure_group(client: redis.asyncio.Redis, key: str) -> bool:
+async def ensure_group(client: redis.asyncio.Redis, key: str, group: str) -> bool:
     """Create the group at the stream's start (a new group reads everything); True if new."""
     try:
-        await client.xgroup_create(key, HOT_WRITER_GROUP, id="0", mkstream=True)
+        await client.xgroup_create(key, group, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -94,6 +94,7 @@ def _entries(key: str, raw: Iterable[RawEntry]) -> list[StreamEntry]:
 
 async def read_group(
     client: redis.asyncio.Redis,
+    group: str,
     consumer: str,
     cursors: Mapping[str, str | bytes],
     *,
@@ -104,9 +105,7 @@ async def read_group(
     entries after it. COUNT applies per stream. A history read answers every stream asked,
     an empty list meaning "nothing more pending"."""
     streams: dict[KeyT, StreamIdT] = {key: cursor for key, cursor in cursors.items()}
-    reply = await client.xreadgroup(
-        HOT_WRITER_GROUP, consumer, streams, count=count, block=block_ms
-    )
+    reply = await client.xreadgroup(group, consumer, streams, count=count, block=block_ms)
     result: dict[str, list[StreamEntry]] = {}
     for key, raw in cast(list[tuple[bytes, list[RawEntry]]], reply or []):
         name = key.decode()
@@ -117,6 +116,7 @@ async def read_group(
 async def claim_idle(
     client: redis.asyncio.Redis,
     key: str,
+    group: str,
     consumer: str,
     *,
     min_idle_ms: int,
@@ -129,13 +129,15 @@ async def claim_idle(
     ours. Entries deleted from the stream meanwhile are dropped from the group by Redis.
     """
     reply: list[Any] = await client.xautoclaim(
-        key, HOT_WRITER_GROUP, consumer, min_idle_ms, start_id=start, count=count
+        key, group, consumer, min_idle_ms, start_id=start, count=count
     )
     cursor = cast(bytes, reply[0])
     return cursor, _entries(key, cast(list[RawEntry], reply[1]))
 
 
-async def acknowledge(client: redis.asyncio.Redis, entries: Sequence[StreamEntry]) -> None:
+async def acknowledge(
+    client: redis.asyncio.Redis, group: str, entries: Sequence[StreamEntry]
+) -> None:
     """XACK the entries, one command per stream, in one round trip."""
     by_stream: dict[str, list[bytes]] = {}
     for entry in entries:
@@ -144,8 +146,64 @@ async def acknowledge(client: redis.asyncio.Redis, entries: Sequence[StreamEntry
         return
     pipe = client.pipeline(transaction=False)
     for key, ids in by_stream.items():
-        pipe.xack(key, HOT_WRITER_GROUP, *ids)
+        pipe.xack(key, group, *ids)
     await pipe.execute()
+
+
+async def delivery_counts(
+    client: redis.asyncio.Redis,
+    group: str,
+    consumer: str,
+    entries: Sequence[StreamEntry],
+    *,
+    others: int,
+) -> dict[tuple[str, bytes], int]:
+    """How many times each entry (pending for `consumer`) has been delivered (XPENDING).
+
+    One range per stream, from its first to its last entry here; `others` bounds how many
+    other pending entries of the consumer may lie in between (the batch in hand). Entries
+    no longer pending are left out.
+    """
+    by_stream: dict[str, list[bytes]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry.id)
+    if not by_stream:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for key, ids in by_stream.items():
+        pipe.xpending_range(
+            key, group, min(ids, key=_id_order), max(ids, key=_id_order), len(ids) + others,
+            consumername=consumer,
+        )  # fmt: skip
+    counts: dict[tuple[str, bytes], int] = {}
+    for key, reply in zip(by_stream, await pipe.execute(), strict=True):
+        wanted = set(by_stream[key])
+        for item in reply:
+            entry_id = _bytes(item["message_id"])
+            if entry_id in wanted:
+                counts[(key, entry_id)] = int(item["times_delivered"])
+    return counts
+
+
+async def redeliver(
+    client: redis.asyncio.Redis, group: str, consumer: str, entries: Sequence[StreamEntry]
+) -> None:
+    """XCLAIM the entries to the consumer again: Redis counts one more delivery of each (the
+    count survives a crash of the writer) and their idle time starts over."""
+    by_stream: dict[str, list[bytes]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry.id)
+    if not by_stream:
+        return
+    pipe = client.pipeline(transaction=False)
+    for key, ids in by_stream.items():
+        pipe.xclaim(key, group, consumer, 0, ids)  # type: ignore[arg-type]
+    await pipe.execute()
+
+
+def _id_order(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def dead_letter_entry(letter: DeadLetter) -> dict[bytes, bytes]:
@@ -188,9 +246,9 @@ class GroupState:
 
 
 async def group_states(
-    client: redis.asyncio.Redis, keys: Sequence[str]
+    client: redis.asyncio.Redis, keys: Sequence[str], group_name: str
 ) -> dict[str, GroupState | None]:
-    """XINFO GROUPS for each stream; None where the stream has no hot-writer group (yet).
+    """XINFO GROUPS for each stream; None where the stream has not the group (yet).
 
     Redis reports the lag as null when deletions make it unknowable; it is counted then.
     """
@@ -205,7 +263,7 @@ async def group_states(
             continue
         if isinstance(reply, Exception):
             raise reply
-        group = next((g for g in reply if _text(g["name"]) == HOT_WRITER_GROUP), None)
+        group = next((g for g in reply if _text(g["name"]) == group_name), None)
         if group is None:
             states[key] = None
             continue

@@ -9,6 +9,7 @@ Keys (documented in the README, read by users with plain XREAD and GET):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -118,17 +119,53 @@ async def oldest_unacknowledged(client: redis.asyncio.Redis, key: str) -> tuple[
 
     A group needs its pending entries (delivered, not acknowledged) and everything after its
     last delivered id; entries below both have been acknowledged.
+
+    Read in two steps that others may run between: XINFO GROUPS, then XPENDING. Both only
+    move forward (the group's last delivered id grows; a pending entry is acknowledged), so
+    an entry delivered after XINFO is above the last delivered id it reported, and an entry
+    still pending at XPENDING is at or above the minimum XPENDING reports. A group whose
+    pending entries were all acknowledged in between (XPENDING's minimum is then null)
+    needs nothing below its last delivered id.
     """
     groups = await client.xinfo_groups(key)
     oldest: tuple[int, int] | None = None
     for group in groups:
         last = parse_id(group["last-delivered-id"])
-        needed = (last[0], last[1] + 1)
+        needed = (last[0], last[1] + 1)  # a group created at 0 and never read: 0-1, everything
         if group["pending"]:
             summary = await client.xpending(key, group["name"])
-            needed = min(needed, parse_id(summary["min"]))
+            smallest = summary.get("min") if summary else None
+            if smallest is not None:
+                needed = min(needed, parse_id(smallest))
         oldest = needed if oldest is None else min(oldest, needed)
     return oldest
+
+
+async def declare_groups(
+    client: redis.asyncio.Redis, keys: Iterable[str], groups: Iterable[str]
+) -> int:
+    """Create each consumer group on each stream at id 0, the stream too if it is missing
+    (XGROUP CREATE ... 0 MKSTREAM), in one round trip; an existing group is left as it is.
+
+    Done before a stream's first entry is written, so that trimming (which keeps what a
+    group has not acknowledged) never drops an entry no consumer has read. Returns the
+    number of groups created.
+    """
+    pipe = client.pipeline(transaction=False)
+    pairs = [(key, group) for key in keys for group in groups]
+    for key, group in pairs:
+        pipe.xgroup_create(key, group, id="0", mkstream=True)
+    if not pairs:
+        return 0
+    replies = await pipe.execute(raise_on_error=False)
+    created = 0
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if isinstance(reply, redis.ResponseError) and "BUSYGROUP" in str(reply):
+                continue
+            raise reply
+        created += 1
+    return created
 
 
 async def trim_stream(client: redis.asyncio.Redis, key: str, maxlen: int) -> int:
