@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.ingest import _processor
 from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD
-from marketstream.cli_archive import build_archiver
+from marketstream.cli.archive import build_archiver
 from marketstream.config import load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
@@ -31,8 +31,8 @@ from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import require_endpoint
 from marketstream.tiers.cold_parquet import encode_partition, read_metadata
-from marketstream.tiers.hot_writer_questdb import wal_applied
 from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]

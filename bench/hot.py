@@ -27,17 +27,17 @@ from prometheus_client import CollectorRegistry
 
 from bench.ingest import _big_recording, _processor, usdm_replay_config
 from marketstream.config import PipelineConfig, load_config
-from marketstream.demo import histogram_quantile
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.recording import read_recording
-from marketstream.pipeline import Pipeline, PipelineEndpoints
+from marketstream.query.hot_queries import HotQueries
+from marketstream.run.demo import histogram_quantile
+from marketstream.run.pipeline import Pipeline, PipelineEndpoints
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import require_endpoint
-from marketstream.tiers.hot_queries import HotQueries
-from marketstream.tiers.hot_writer import HotWriter
 from marketstream.tiers.redis_bus import connect_async
+from marketstream.writers.hot_writer import HotWriter
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]

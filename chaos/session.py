@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 
 from marketstream.config import PipelineConfig
-from marketstream.demo import find_feeds
 from marketstream.generate.sessions import SESSIONS, STEP_MS, T0_MS, write_session
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.replay_dialects import DIALECTS
+from marketstream.run.demo import find_feeds
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.records import Record
 

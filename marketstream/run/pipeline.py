@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from marketstream.config import PipelineConfig
 from marketstream.ingest.service import IngestService, PlannedConnection
-from marketstream.tiers.hot_writer import HotWriter
 from marketstream.tiers.questdb_tables import create_all_sql, create_views_sql
+from marketstream.writers.hot_writer import HotWriter
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,7 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_format(text: str) -> str:
-    from marketstream.tiers.hot_queries import QueryInputError  # noqa: PLC0415
+    from marketstream.query.hot_queries import QueryInputError  # noqa: PLC0415
 
     if text not in _FORMATS:
         raise QueryInputError(f"--format {text!r} is not known: expected table or json")
@@ -99,8 +99,8 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     from marketstream.quality import book_counters, render  # noqa: PLC0415
     from marketstream.quality.report import QualityQueries, check_min_completeness, collect  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
 
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
@@ -151,7 +151,7 @@ def _configured_instruments(config: PipelineConfig) -> list[tuple[str, str]]:
 
 
 def _horizon_notes(config: PipelineConfig, since: int, now: int) -> list[str]:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     horizon = now - config.horizons.hot_days * 86_400 * 10**9
     if since >= horizon:
@@ -196,7 +196,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from marketstream.quality import backfill as bf  # noqa: PLC0415
     from marketstream.quality.gaps import SEQUENTIAL_ID_EXCHANGES  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415
 
     output = _check_format(args.format)
     exchange = bf.check_backfill_exchange(hq.check_exchange(args.exchange))
@@ -341,7 +341,7 @@ def _print_backfill(
     until: int,
     output: str,
 ) -> None:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     dry_run = after is None
     if output == "json":

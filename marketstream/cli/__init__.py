@@ -16,8 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from marketstream import __version__
-from marketstream.cli_archive import add_archive_commands
-from marketstream.cli_quality import add_quality_commands
+from marketstream.cli.archive import add_archive_commands
+from marketstream.cli.quality import add_quality_commands
 from marketstream.config import (
     PipelineConfig,
     S3Config,
@@ -33,9 +33,9 @@ from marketstream.logs import setup_logging
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager as ContextManager
 
+    from marketstream.query.all_tiers import TieredQueries
+    from marketstream.query.hot_queries import HotQueries
     from marketstream.services.state import ServicesStatus
-    from marketstream.tiers.all_tiers import TieredQueries
-    from marketstream.tiers.hot_queries import HotQueries
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hot_writer_command(commands)  # write-hot
     _add_recording_commands(commands)  # replay-server, record: see the block at the end
     _add_query_commands(commands)  # query latest|trades|candles: see the block at the end
-    add_archive_commands(commands, _add_state_dir)  # archive [status]: cli_archive.py
-    add_quality_commands(commands, _add_state_dir)  # quality report, backfill: cli_quality.py
+    add_archive_commands(commands, _add_state_dir)  # archive [status]: cli/archive.py
+    add_quality_commands(commands, _add_state_dir)  # quality report, backfill: cli/quality.py
     _add_generate_command(commands)  # generate: see the block at the end
     return parser
 
@@ -243,7 +243,7 @@ def _add_hot_writer_command(commands: argparse._SubParsersAction[argparse.Argume
 
 def _cmd_write_hot(args: argparse.Namespace) -> int:
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
-    from marketstream.tiers.hot_writer import HotWriter  # noqa: PLC0415
+    from marketstream.writers.hot_writer import HotWriter  # noqa: PLC0415
 
     config = _config(args)
     writer = HotWriter(
@@ -339,9 +339,9 @@ def _cmd_services_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm_server(args: argparse.Namespace) -> int:
+    from marketstream.gateway.policy import SourcePolicy  # noqa: PLC0415
+    from marketstream.gateway.server import GatewayOptions, serve  # noqa: PLC0415 - engine
     from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
-    from marketstream.tiers.warm_gateway import GatewayOptions, serve  # noqa: PLC0415 - engine
-    from marketstream.tiers.warm_gateway_policy import SourcePolicy  # noqa: PLC0415
 
     setup_logging()
     try:  # validated as the configuration is
@@ -368,7 +368,7 @@ def _cmd_warm_server(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
-    from marketstream.pipeline import Pipeline, PipelineEndpoints  # noqa: PLC0415
+    from marketstream.run.pipeline import Pipeline, PipelineEndpoints  # noqa: PLC0415
     from marketstream.services.manager import start_services  # noqa: PLC0415
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
 
@@ -394,8 +394,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from marketstream.demo import prepare_state, run_demo  # noqa: PLC0415
     from marketstream.ingest.recording import default_recordings  # noqa: PLC0415
+    from marketstream.run.demo import prepare_state, run_demo  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
 
     config = _config(args)
@@ -577,7 +577,7 @@ _TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts"})
 
 
 def _query_format(text: str) -> str:
-    from marketstream.tiers.hot_queries import QueryInputError  # noqa: PLC0415
+    from marketstream.query.hot_queries import QueryInputError  # noqa: PLC0415
 
     if text not in _QUERY_FORMATS:
         raise QueryInputError(f"--format {text!r} is not known: expected json or table")
@@ -594,9 +594,9 @@ def _reader(args: argparse.Namespace) -> ContextManager[HotQueries | TieredQueri
     """QuestDB, ClickHouse and Parquet stitched by day (`all`), or QuestDB alone (`hot`);
     `auto` is `all` where the warm and cold tiers are known, else `hot` with a note."""
     from marketstream.errors import ServiceError  # noqa: PLC0415
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415
+    from marketstream.query.all_tiers import open_tiered  # noqa: PLC0415
     from marketstream.services.state import require_endpoint  # noqa: PLC0415
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
-    from marketstream.tiers.all_tiers import open_tiered  # noqa: PLC0415
 
     if args.tier not in ("auto", "all", "hot"):
         raise hq.QueryInputError(f"--tier {args.tier!r} is not known: expected auto, all or hot")
@@ -614,7 +614,7 @@ def _reader(args: argparse.Namespace) -> ContextManager[HotQueries | TieredQueri
 
 
 def _cmd_query_latest(args: argparse.Namespace) -> int:
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
     output = _query_format(args.format)  # every input is checked before QuestDB is asked
     exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
@@ -626,7 +626,7 @@ def _cmd_query_latest(args: argparse.Namespace) -> int:
 
 
 def _cmd_query_trades(args: argparse.Namespace) -> int:
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
     output = _query_format(args.format)
     exchange, symbol = hq.check_exchange(args.exchange), hq.check_symbol(args.symbol)
@@ -647,7 +647,7 @@ def _cmd_query_trades(args: argparse.Namespace) -> int:
 
 
 def _cmd_query_candles(args: argparse.Namespace) -> int:
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
     output = _query_format(args.format)
     exchange, symbol = hq.check_exchange(args.exchange), hq.check_symbol(args.symbol)
@@ -696,7 +696,7 @@ def _query_json(row: object) -> bytes:
 
 
 def _query_cell(name: str, value: object) -> str:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     if value is None:
         return "-"

@@ -49,13 +49,13 @@ def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
     """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store;
     its last run is saved in the state directory (for `archive status`)."""
     from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth  # noqa: PLC0415
-    from marketstream.archiver.hot_side import HotTier  # noqa: PLC0415 - heavy imports on use
     from marketstream.archiver.runner import Archiver  # noqa: PLC0415
-    from marketstream.archiver.warm_side import WarmTier  # noqa: PLC0415
     from marketstream.services.state import require_endpoint, state_root  # noqa: PLC0415
     from marketstream.tiers import clickhouse  # noqa: PLC0415
+    from marketstream.tiers.clickhouse_partitions import WarmTier  # noqa: PLC0415
     from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
     from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+    from marketstream.tiers.questdb_partitions import HotTier  # noqa: PLC0415 - heavy imports on use
 
     hot = HotTier(QuestDBHttp(require_endpoint(config, state_dir, "questdb_http")))
     warm = WarmTier(clickhouse.connect(require_endpoint(config, state_dir, "clickhouse")))

@@ -35,7 +35,7 @@ from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.recording import read_recording
 from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import plan_connections
-from marketstream.pipeline import Pipeline, PipelineEndpoints
+from marketstream.run.pipeline import Pipeline, PipelineEndpoints
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES

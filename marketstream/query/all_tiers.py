@@ -21,14 +21,8 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from marketstream.archiver.days import day_start_ns, days_between
-from marketstream.archiver.hot_side import HotTier
-from marketstream.archiver.warm_side import WarmTier
 from marketstream.config import PipelineConfig
-from marketstream.schemas.arrow import conform, from_arrow
-from marketstream.schemas.columns import TRADES
-from marketstream.schemas.records import Candle, Trade
-from marketstream.tiers.cold_store import ColdStore
-from marketstream.tiers.hot_queries import (
+from marketstream.query.hot_queries import (
     INTERVALS,
     HotQueries,
     bar_ceil,
@@ -38,7 +32,13 @@ from marketstream.tiers.hot_queries import (
     check_range,
     check_symbol,
 )
+from marketstream.schemas.arrow import conform, from_arrow
+from marketstream.schemas.columns import TRADES
+from marketstream.schemas.records import Candle, Trade
+from marketstream.tiers.clickhouse_partitions import WarmTier
+from marketstream.tiers.cold_store import ColdStore
 from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_partitions import HotTier
 
 NS_PER_DAY: Final = 86_400 * 10**9
 
