@@ -28,7 +28,6 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketstream.archiver.days import NS_PER_DAY, day_of_ns
 from marketstream.archiver.manifest import Manifest, ManifestEntry
 from marketstream.archiver.merge import union_by_key
 from marketstream.errors import MarketStreamError
@@ -38,6 +37,7 @@ from marketstream.schemas.columns import TableSpec
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode, encode_partition
 from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.days import NS_PER_DAY, day_of_ns
 from marketstream.tiers.questdb_partitions import HotTier
 
 HOT_TO_WARM: Final = "hot->warm"

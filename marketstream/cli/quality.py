@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from marketstream.config import PipelineConfig, load_config
+from marketstream.cli.common import Commands, add_state_dir, config_of
+from marketstream.cli.output import print_json
 
 if TYPE_CHECKING:
+    from marketstream.config import PipelineConfig
     from marketstream.quality.backfill import BackfillResult, FetchTask
     from marketstream.quality.dead_letters import DeadLetterCounts
     from marketstream.quality.report import InstrumentQuality, QualityQueries
@@ -22,10 +21,7 @@ _TIME_HELP = "a duration back from now (30m, 24h, 7d), ISO-8601 (no offset: UTC)
 _FORMATS = ("table", "json")
 
 
-def add_quality_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_state_dir: Callable[[argparse.ArgumentParser], None],
-) -> None:
+def add_commands(commands: Commands) -> None:
     quality = commands.add_parser("quality", help="data quality of the hot tier")
     what = quality.add_subparsers(title="quality commands", metavar="WHAT")
     report = what.add_parser(
@@ -88,10 +84,6 @@ def _check_format(text: str) -> str:
     return text
 
 
-def _print_json(body: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 # --- quality report ---------------------------------------------------------------------------
 
 
@@ -100,7 +92,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     from marketstream.quality.report import QualityQueries, check_min_completeness, collect  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
     from marketstream.query import hot_queries as hq  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
@@ -108,7 +100,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
     symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
     urls = [book_counters.metrics_url(u) for u in args.ingest_metrics or ()]
-    config = load_config(args.config)
+    config = config_of(args)
     threshold = check_min_completeness(
         config.quality.min_completeness if args.min_completeness is None else args.min_completeness
     )
@@ -119,7 +111,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     books = book_counters.read_book_counters(
         urls or book_counters.default_metrics_urls(config.ingest)
     )
-    with QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg")) as hot:
+    with QualityQueries.connect(endpoint(config, args.state_dir, "questdb_pg")) as hot:
         report = collect(
             hot,
             since,
@@ -133,7 +125,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
             notes=notes,
         )
     if output == "json":
-        _print_json(render.report_dict(report))
+        print_json(render.report_dict(report))
     else:
         for line in render.report_lines(report):
             print(line)
@@ -175,11 +167,11 @@ def _dead_letters(
     """md:dlq counted in the range; None with a note when Redis is not to be had."""
     from marketstream.errors import ServiceError  # noqa: PLC0415
     from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
     from marketstream.tiers.redis_bus import connect  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     try:
-        client = connect(require_endpoint(config, args.state_dir, "redis"))
+        client = connect(endpoint(config, args.state_dir, "redis"))
         try:
             return count_dead_letters(read_dead_letters(client, since, until), exchange)
         finally:
@@ -203,7 +195,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     symbol = hq.check_symbol(args.symbol)
     now = time.time_ns()
     since, until = parse_window(args.since, args.until, now)
-    config = load_config(args.config)
+    config = config_of(args)
     rest_url = _rest_url(config, exchange)
     bf.check_backfill_range(since, until, now, config.horizons.hot_days)
     with _hot(config, args) as hot:
@@ -240,9 +232,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 def _hot(config: PipelineConfig, args: argparse.Namespace) -> QualityQueries:
     from marketstream.quality.report import QualityQueries  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
-    return QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg"))
+    return QualityQueries.connect(endpoint(config, args.state_dir, "questdb_pg"))
 
 
 def _rest_url(config: PipelineConfig, exchange: str) -> str:
@@ -292,8 +284,8 @@ def _fetch_and_write(
     )
     from marketstream.quality.ratelimit import TokenBucket  # noqa: PLC0415
     from marketstream.quality.rest import RestClient, RestPolicy  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
     from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     settings = config.quality
     market = MARKETS[exchange]
@@ -310,9 +302,7 @@ def _fetch_and_write(
         ),
     )
     source = BinanceTrades(market, symbol, rest_url, client, time.time_ns)
-    sink = bf.QuestDBTradeSink(
-        QuestDBHttp(require_endpoint(config, args.state_dir, "questdb_http"))
-    )
+    sink = bf.QuestDBTradeSink(QuestDBHttp(endpoint(config, args.state_dir, "questdb_http")))
     try:
         result = bf.run_backfill(
             tasks, source, sink, max_future_skew_ns=config.ingest.max_future_skew_ms * 1_000_000
@@ -365,7 +355,7 @@ def _print_backfill(
                 **result.usage,
                 "after": _after_dict(after),
             }
-        _print_json(body)
+        print_json(body)
         return
     print(
         f"{exchange} {symbol} {format_ns(since)} to {format_ns(until)}: "
