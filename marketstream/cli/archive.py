@@ -8,7 +8,13 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from marketstream.cli.common import Commands, add_state_dir, config_of, run_until_signal
+from marketstream.cli.common import (
+    Commands,
+    add_metrics_port,
+    add_state_dir,
+    config_of,
+    run_until_signal,
+)
 from marketstream.cli.output import print_json
 
 if TYPE_CHECKING:
@@ -27,9 +33,7 @@ def add_commands(commands: Commands) -> None:
         "--dry-run", action="store_true", help="list the moves a run would make; change nothing"
     )
     archive.add_argument("--json", action="store_true", help="print the report as JSON")
-    archive.add_argument(
-        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
-    )
+    add_metrics_port(archive)
     add_state_dir(archive)
     archive.set_defaults(handler=_cmd_archive)
     sub = archive.add_subparsers(title="archive commands", metavar="WHAT")

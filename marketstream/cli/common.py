@@ -26,6 +26,13 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_metrics_port(parser: argparse.ArgumentParser) -> None:
+    """For the daemons (ingest, write-hot, archive): where they serve /metrics and /healthz."""
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+    )
+
+
 def config_of(args: argparse.Namespace) -> PipelineConfig:
     """The configuration the top-level `--config` names (or the default one)."""
     return load_config(args.config)

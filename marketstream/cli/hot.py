@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import Commands, add_state_dir, config_of, run_until_signal
+from marketstream.cli.common import (
+    Commands,
+    add_metrics_port,
+    add_state_dir,
+    config_of,
+    run_until_signal,
+)
 from marketstream.logs import setup_logging
 
 
@@ -18,9 +24,7 @@ def add_commands(commands: Commands) -> None:
         help="consumer name in the group (default: host-pid); a restart under the same name "
         "resumes its own pending entries first",
     )
-    write_hot.add_argument(
-        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
-    )
+    add_metrics_port(write_hot)
     add_state_dir(write_hot)
     write_hot.set_defaults(handler=_cmd_write_hot)
 

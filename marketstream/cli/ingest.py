@@ -7,7 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import Commands, add_state_dir, config_of, run_until_signal
+from marketstream.cli.common import (
+    Commands,
+    add_metrics_port,
+    add_state_dir,
+    config_of,
+    run_until_signal,
+)
 from marketstream.logs import setup_logging
 
 
@@ -24,9 +30,7 @@ def add_commands(commands: Commands) -> None:
     ingest.add_argument(
         "--group", metavar="NAME", help="run only the exchanges of this group (exchanges.*.group)"
     )
-    ingest.add_argument(
-        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
-    )
+    add_metrics_port(ingest)
     add_state_dir(ingest)
     ingest.set_defaults(handler=_cmd_ingest)
 
