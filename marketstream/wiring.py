@@ -5,6 +5,10 @@ An endpoint comes from the configuration (file or environment) first, else from 
 (`services.state`). This module is the one place that asks: the CLI, `run`, `demo` and the
 benchmarks get their stores, readers and daemons from here, so no store adapter, daemon or
 reader knows where its endpoints come from.
+
+The stores, readers and the archiver are imported where they are built: `ingest` and
+`write-hot` ask this module for their endpoints and must not pay for pyarrow, boto3 and the
+archiver at every (re)start.
 """
 
 from __future__ import annotations
@@ -13,18 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth
-from marketstream.archiver.runner import Archiver
 from marketstream.config import PipelineConfig
-from marketstream.query.all_tiers import TieredQueries
-from marketstream.query.hot_queries import HotQueries
 from marketstream.services.state import require_endpoint, state_root
-from marketstream.tiers import clickhouse
-from marketstream.tiers.clickhouse_partitions import WarmTier
-from marketstream.tiers.cold_store import ColdStore
-from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.questdb_partitions import HotTier
+
+if TYPE_CHECKING:
+    from marketstream.archiver.runner import Archiver
+    from marketstream.query.all_tiers import TieredQueries
+    from marketstream.query.hot_queries import HotQueries
+    from marketstream.tiers.cold_store import ColdStore
+    from marketstream.tiers.questdb import QuestDBHttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +51,32 @@ def pipeline_endpoints(config: PipelineConfig, state_dir: Path | None) -> Pipeli
 
 
 def questdb_http(config: PipelineConfig, state_dir: Path | None) -> QuestDBHttp:
+    from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+
     return QuestDBHttp(endpoint(config, state_dir, "questdb_http"))
 
 
 def cold_store(config: PipelineConfig, state_dir: Path | None) -> ColdStore:
+    from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415 - pyarrow, boto3
+
     return ColdStore.from_location(endpoint(config, state_dir, "cold"), config.s3)
 
 
 def hot_queries(config: PipelineConfig, state_dir: Path | None) -> HotQueries:
     """QuestDB over PG wire; a context manager that closes the connection."""
+    from marketstream.query.hot_queries import HotQueries  # noqa: PLC0415 - psycopg
+
     return HotQueries.connect(endpoint(config, state_dir, "questdb_pg"))
 
 
 @contextmanager
 def open_tiered(config: PipelineConfig, state_dir: Path | None) -> Iterator[TieredQueries]:
     """TieredQueries on the configured (or locally started) QuestDB, ClickHouse and cold store."""
+    from marketstream.query.all_tiers import TieredQueries  # noqa: PLC0415
+    from marketstream.tiers import clickhouse  # noqa: PLC0415
+    from marketstream.tiers.clickhouse_partitions import WarmTier  # noqa: PLC0415
+    from marketstream.tiers.questdb_partitions import HotTier  # noqa: PLC0415
+
     hot_tier = HotTier(questdb_http(config, state_dir))
     cold = cold_store(config, state_dir)
     client = clickhouse.connect(endpoint(config, state_dir, "clickhouse"))
@@ -76,6 +90,12 @@ def open_tiered(config: PipelineConfig, state_dir: Path | None) -> Iterator[Tier
 def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
     """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store;
     its last run is saved in the state directory (for `archive status`)."""
+    from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth  # noqa: PLC0415
+    from marketstream.archiver.runner import Archiver  # noqa: PLC0415
+    from marketstream.tiers import clickhouse  # noqa: PLC0415
+    from marketstream.tiers.clickhouse_partitions import WarmTier  # noqa: PLC0415
+    from marketstream.tiers.questdb_partitions import HotTier  # noqa: PLC0415
+
     hot = HotTier(questdb_http(config, state_dir))
     warm = WarmTier(clickhouse.connect(endpoint(config, state_dir, "clickhouse")))
     health = ArchiverHealth(path=state_root(config, state_dir) / LAST_RUN_FILE)
