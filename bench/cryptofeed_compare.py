@@ -37,9 +37,9 @@ from typing import Any
 import orjson
 
 from bench.ingest import _processor
-from marketstream.ingest.exchanges.binance import normalized_symbol
 from marketstream.ingest.processor import FrameProcessor
-from marketstream.ingest.recording import RecordedFrame, read_recording
+from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.venues.binance.mapper import normalized_symbol
 from tests.conftest import recordings_path
 
 REPEATS = 5  # timed blocks per side, interleaved ours / cryptofeed; the best of each is kept

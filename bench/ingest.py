@@ -22,18 +22,18 @@ from typing import Any
 
 from bench.timing import per_second
 from marketstream.config import PipelineConfig, load_config
-from marketstream.generate.sessions import SESSIONS, write_session
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.ingest.publisher import Publisher, PublisherSettings
-from marketstream.ingest.recording import RecordedFrame, read_recording
 from marketstream.ingest.service import IngestService
+from marketstream.replay.recording import RecordedFrame, read_recording
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services import process
 from marketstream.services.redis_server import start_redis
 from marketstream.tiers.redis_bus import connect, connect_async
+from marketstream.venues.base.sessions import write_session
+from marketstream.venues.registry import SESSIONS, get_venue
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ PRICE_READS = 20_000
 
 def _processor(exchange: str, url: str) -> FrameProcessor:
     ingest = load_config(CONFIG, environ={}).ingest
-    ex = get_exchange(exchange)
+    ex = get_venue(exchange)
     books = BookKeeper(ex.name, ex.book_rules, depth=ingest.book_depth, interval_ns=10**9)
     mapper = ex.mapper_for_recording(url) if ex.mapper_for_recording else ex.make_mapper(())
     return FrameProcessor(mapper, books, max_future_skew_ns=5 * 10**9, known_symbols=None)

@@ -1,7 +1,7 @@
 """The chaos run's input: long exchange sessions, their offline normalization, the config.
 
 The sessions are the deterministic Kraken v2, OKX v5 and Bybit v5 sessions of
-`marketstream/generate/sessions.py`, made as long as the run (100 ms steps at recorded pace):
+`marketstream/venues/<name>/sessions.py`, made as long as the run (100 ms steps at recorded pace):
 unique trade ids, checksummed books, candles and funding, all in the exchanges' documented
 formats. Their
 exchange times lie on 2025-11-13, so the run's horizons are set from the clock to keep that
@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 
 from marketstream.config import PipelineConfig
-from marketstream.generate.sessions import SESSIONS, STEP_MS, T0_MS, write_session
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.replay_dialects import DIALECTS
 from marketstream.run.demo import find_feeds
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.records import Record
+from marketstream.venues.base.sessions import STEP_MS, T0_MS, write_session
+from marketstream.venues.registry import DIALECTS, SESSIONS
 
 EXCHANGES = ("kraken", "okx", "bybit")
 HISTORY_EXCHANGE = "binance"  # generated history: an exchange the replay never uses

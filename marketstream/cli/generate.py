@@ -11,6 +11,7 @@ from typing import Final
 
 from marketstream.cli.common import Commands, add_state_dir, config_of
 from marketstream.cli.output import print_json
+from marketstream.schemas.instruments import EXCHANGES
 
 MAX_SEED: Final = 2**63 - 1
 
@@ -24,7 +25,7 @@ def add_commands(commands: Commands) -> None:
         "--symbols", default="BTC-USDT,ETH-USDT", metavar="S,S", help="(default: %(default)s)"
     )
     generate.add_argument(
-        "--exchanges", default="binance", metavar="EX,EX", help="(default: %(default)s)"
+        "--exchanges", default=EXCHANGES[0], metavar="EX,EX", help="(default: %(default)s)"
     )
     generate.add_argument(
         "--end", metavar="YYYY-MM-DD", help="the newest day generated (default: yesterday, UTC)"

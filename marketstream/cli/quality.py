@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from marketstream.quality.backfill import BackfillResult, FetchTask
     from marketstream.quality.dead_letters import DeadLetterCounts
     from marketstream.quality.report import InstrumentQuality, QualityQueries
+    from marketstream.venues.base.venue import Venue
 
 _TIME_HELP = "a duration back from now (30m, 24h, 7d), ISO-8601 (no offset: UTC) or epoch ns"
 _FORMATS = ("table", "json")
@@ -52,7 +53,7 @@ def add_commands(commands: Commands) -> None:
     backfill = commands.add_parser(
         "backfill",
         help="refill missing trades of one instrument from the exchange's REST API "
-        "(binance, binance-usdm), at most a day per run",
+        "(where the venue serves past trades), at most a day per run",
     )
     backfill.add_argument("--exchange", required=True, metavar="EX")
     backfill.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT")
@@ -186,12 +187,12 @@ def _dead_letters(
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from marketstream.quality import backfill as bf  # noqa: PLC0415
-    from marketstream.quality.gaps import SEQUENTIAL_ID_EXCHANGES  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
     from marketstream.query import hot_queries as hq  # noqa: PLC0415
 
     output = _check_format(args.format)
-    exchange = bf.check_backfill_exchange(hq.check_exchange(args.exchange))
+    venue = bf.check_backfill_exchange(hq.check_exchange(args.exchange))
+    exchange = venue.name
     symbol = hq.check_symbol(args.symbol)
     now = time.time_ns()
     since, until = parse_window(args.since, args.until, now)
@@ -200,9 +201,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     bf.check_backfill_range(since, until, now, config.horizons.hot_days)
     with _hot(config, args) as hot:
         before = _instrument(hot, exchange, symbol, since, until)
-        tasks = bf.plan_backfill(
-            before, since, until, sequential_ids=exchange in SEQUENTIAL_ID_EXCHANGES
-        )
+        tasks = bf.plan_backfill(before, since, until, sequential_ids=venue.sequential_trade_ids)
         if args.dry_run:
             _print_backfill(
                 bf.BackfillResult(tasks),
@@ -215,7 +214,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             )
             return 0
         result = _fetch_and_write(
-            config, args, exchange=exchange, symbol=symbol, rest_url=rest_url, tasks=tasks
+            config, args, venue=venue, symbol=symbol, rest_url=rest_url, tasks=tasks
         )
         after = _instrument(hot, exchange, symbol, since, until)
     _print_backfill(
@@ -244,8 +243,7 @@ def _rest_url(config: PipelineConfig, exchange: str) -> str:
     url = None if settings is None else settings.rest_url
     if url is None:
         raise ConfigError(
-            f"exchanges.{exchange}.rest_url is not set: backfill needs the exchange's REST "
-            "base, e.g. https://api.binance.com"
+            f"exchanges.{exchange}.rest_url is not set: backfill needs the exchange's REST base URL"
         )
     return str(url)
 
@@ -271,37 +269,35 @@ def _fetch_and_write(
     config: PipelineConfig,
     args: argparse.Namespace,
     *,
-    exchange: str,
+    venue: Venue,
     symbol: str,
     rest_url: str,
     tasks: list[FetchTask],
 ) -> BackfillResult:
     from marketstream.quality import backfill as bf  # noqa: PLC0415
-    from marketstream.quality.binance_trades import (  # noqa: PLC0415
-        MARKETS,
-        USED_WEIGHT_HEADER,
-        BinanceTrades,
-    )
     from marketstream.quality.ratelimit import TokenBucket  # noqa: PLC0415
     from marketstream.quality.rest import RestClient, RestPolicy  # noqa: PLC0415
     from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
     from marketstream.wiring import endpoint  # noqa: PLC0415
 
     settings = config.quality
-    market = MARKETS[exchange]
-    bucket = TokenBucket.per_minute(market.weight_limit_per_minute * settings.backfill_weight_share)
+    history = venue.trade_history
+    assert history is not None  # check_backfill_exchange made sure
+    bucket = TokenBucket.per_minute(
+        history.weight_limit_per_minute * settings.backfill_weight_share
+    )
     client = RestClient(
-        exchange,
+        venue.name,
         bucket,
         RestPolicy(
             max_retries=settings.backfill_max_retries,
             max_wait_s=settings.backfill_max_wait_s,
             timeout_s=settings.rest_timeout_s,
-            weight_limit_per_minute=market.weight_limit_per_minute,
-            used_weight_header=USED_WEIGHT_HEADER,
+            weight_limit_per_minute=history.weight_limit_per_minute,
+            used_weight_header=history.used_weight_header,
         ),
     )
-    source = BinanceTrades(market, symbol, rest_url, client, time.time_ns)
+    source = history.pages(symbol, rest_url, client, time.time_ns)
     sink = bf.QuestDBTradeSink(QuestDBHttp(endpoint(config, args.state_dir, "questdb_http")))
     try:
         result = bf.run_backfill(

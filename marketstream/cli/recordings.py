@@ -58,10 +58,12 @@ def _positive_int(text: str) -> int:
 def _cmd_replay_server(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - load on use
 
-    from marketstream.ingest.replay import ReplayServer, serve_until_signal  # noqa: PLC0415
+    from marketstream.replay.server import ReplayServer, serve_until_signal  # noqa: PLC0415
+    from marketstream.venues.registry import DIALECTS  # noqa: PLC0415
 
     server = ReplayServer(
         args.recording,
+        DIALECTS,
         host=args.host,
         port=args.port,
         speed=args.speed,

@@ -32,7 +32,7 @@ def add_commands(commands: Commands) -> None:
         "--only-recorded",
         action="store_true",
         help="replay only the recordings; by default each exchange with no recording "
-        "(Kraken, OKX, Bybit) replays a session generated in its protocol",
+        "replays a session generated in its protocol, where its venue generates one",
     )
     demo.add_argument(
         "--state-dir",
@@ -81,7 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from marketstream.ingest.recording import default_recordings  # noqa: PLC0415
+    from marketstream.replay.recording import default_recordings  # noqa: PLC0415
     from marketstream.run.demo import prepare_state, run_demo  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
 

@@ -90,7 +90,7 @@ class HistoryInputError(MarketStreamError, ValueError):
 class HistoryConfig:
     """What to generate. Rates are per exchange and symbol; volatility per day (log units)."""
 
-    exchanges: tuple[str, ...] = ("binance",)
+    exchanges: tuple[str, ...] = EXCHANGES[:1]  # the schema's first exchange
     symbols: tuple[str, ...] = ("BTC-USDT", "ETH-USDT")
     trades_per_day: int = 2_000
     seed: int = 0

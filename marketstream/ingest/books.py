@@ -3,11 +3,11 @@
 Each exchange numbers its book updates differently (see `Sequencing`); a delta that does not
 follow the previous one is a gap: the book is cleared, the gap counted, and the keeper asks
 for a new snapshot. Deltas that arrive while waiting are buffered and replayed onto the
-snapshot, as Binance's "how to manage a local order book" procedure requires.
+snapshot, as the exchanges' "how to manage a local order book" procedures require.
 
-Where the exchange sends a checksum of its top levels (Kraken, OKX), the book keeps each
-level's exact text beside the float and verifies the checksum after every update; a
-mismatch is handled like a gap. Feeds that keep a fixed depth (Kraken) are truncated to it.
+Where the exchange sends a checksum of its top levels, the book keeps each level's exact
+text beside the float and verifies the checksum after every update; a mismatch is handled
+like a gap. Feeds that keep a fixed depth are truncated to it.
 
 Books are emitted on exchange time, not the wall clock, so a replay or an offline
 `normalize` of the same frames yields the same book records.
@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from marketstream.ingest.events import BookUpdate, LevelText
-from marketstream.ingest.exchange import BookRules, Sequencing
 from marketstream.schemas.records import Book, Level
+from marketstream.venues.base.mapper import BookUpdate, LevelText
+from marketstream.venues.base.venue import BookRules, Sequencing
 
 MAX_BUFFERED = 10_000  # deltas kept per symbol while waiting for a snapshot
 

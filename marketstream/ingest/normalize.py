@@ -14,13 +14,13 @@ from typing import BinaryIO
 from marketstream.config import IngestConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.events import Mapper
-from marketstream.ingest.exchange import Exchange
-from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.processor import FrameProcessor, Processed, Rejected
-from marketstream.ingest.recording import RecordedFrame, read_recording
+from marketstream.replay.recording import RecordedFrame, read_recording
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import SPECS, spec_of
+from marketstream.venues.base.mapper import Mapper
+from marketstream.venues.base.venue import Venue
+from marketstream.venues.registry import get_venue
 
 SHOWN_REASONS = 5
 
@@ -62,7 +62,7 @@ class NormalizeSummary:
 def normalize_recording(
     path: Path, exchange_name: str, out: BinaryIO, ingest: IngestConfig
 ) -> NormalizeSummary:
-    exchange = get_exchange(exchange_name)
+    exchange = get_venue(exchange_name)
     mappers: dict[str, Mapper] = {}  # by recorded URL, where the URL tells the market
 
     def mapper_for(url: str) -> Mapper:
@@ -115,7 +115,7 @@ def normalize_recording(
 
 
 def _rest_snapshot(
-    exchange: Exchange, processor: FrameProcessor, recorded: RecordedFrame
+    exchange: Venue, processor: FrameProcessor, recorded: RecordedFrame
 ) -> Processed:
     """A recorded REST book snapshot, applied as live ingest would after fetching it."""
     if exchange.map_snapshot is None or exchange.snapshot_symbol is None:

@@ -10,9 +10,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from marketstream.ingest.books import BookKeeper, invalid_level
-from marketstream.ingest.events import BookUpdate, FrameError, Mapper
 from marketstream.schemas.records import Record
 from marketstream.schemas.validation import InvalidRecordError, Limits, passes, validate
+from marketstream.venues.base.mapper import BookUpdate, FrameError, Mapper
 
 
 @dataclass(slots=True)

@@ -1,41 +1,60 @@
 """`marketstream record`: capture an exchange feed, as received, into a recording file.
 
-It subscribes with the exchange's own `Exchange` rules (the ones the ingest runner uses),
-so a capture replays with `marketstream replay-server` exactly as the pipeline would see
-the live feed, including the REST book snapshots a delta-only feed (Binance) needs: those
-are fetched after every (re)subscription and written as lines whose url is the REST URL.
+It connects, subscribes and pings over the ingest runner's transport (`transport.py`) with
+the venue's own rules, so a capture replays with `marketstream replay-server` exactly as the
+pipeline would see the live feed, including the REST book snapshots a delta-only feed needs:
+those are fetched after every (re)subscription and written as lines whose url is the REST URL.
 
-A subscription the exchange splits across endpoints (OKX candles on `/business`, Bybit spot
-and linear) is recorded over one connection per part, concurrently, into the one file; each
-line's url is its connection's, which is how replay and normalize tell the parts apart.
+A subscription the venue splits across endpoints (candles on another endpoint, spot and
+perpetuals on two) is recorded over one connection per part, concurrently, into the one
+file; each line's url is its connection's, which is how replay and normalize tell the parts
+apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
-from marketstream.ingest.exchange import Exchange, Subscription
-from marketstream.ingest.exchanges import get_exchange
-from marketstream.ingest.recording import RecordedFrame, RecordingWriter
+from marketstream.ingest.transport import (
+    backoff_delay,
+    connect_feed,
+    http_get,
+    keep_alive,
+    subscribe,
+)
 from marketstream.logs import context_logger
-from marketstream.schemas.instruments import CHANNELS, Channel, parse_symbol
+from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.schemas.instruments import parse_symbol
+from marketstream.venues.base.feed import check_channels
+from marketstream.venues.base.venue import Subscription, Venue
+from marketstream.venues.registry import get_venue
 
-MAX_FRAME_BYTES: Final = 64 << 20  # a Coinbase level2 snapshot of a busy product is MBs
+MAX_FRAME_BYTES: Final = 64 << 20  # a level2 snapshot of a busy product is MBs
 HTTP_TIMEOUT_S: Final = 10.0
 RECONNECT_ATTEMPTS: Final = 5  # consecutive failed reconnects before giving up
+
+
+@dataclass(frozen=True, slots=True)
+class _Backoff:
+    """Between reconnects: short, since a capture misses what arrives meanwhile."""
+
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+
 # A line waits at most FLUSH_AFTER_S + FLUSH_CHECK_S before it is written: a kill loses <= 1 s.
 FLUSH_AFTER_S: Final = 0.75
 FLUSH_CHECK_S: Final = 0.25
@@ -62,9 +81,9 @@ class RecordPart:
 @dataclass(frozen=True, slots=True)
 class RecordTarget:
     """What to record: the subscription as given, its REST base, and the connections
-    (`parts`) the exchange serves it over: one, unless `Exchange.split` divides it."""
+    (`parts`) the exchange serves it over: one, unless `Venue.split` divides it."""
 
-    exchange: Exchange
+    exchange: Venue
     rest_url: str | None
     subscription: Subscription
     parts: tuple[RecordPart, ...]
@@ -99,7 +118,7 @@ def resolve_target(
     server) must not be mixed with the configured exchange's REST endpoint. Where the
     exchange splits the subscription, each part gets its own connection URL.
     """
-    exchange = get_exchange(name)
+    exchange = get_venue(name)
     if url is None or not symbols or not channels:
         exchanges = load_config().exchanges.items()
         configured = next((config for key, config in exchanges if key == name), None)
@@ -112,7 +131,9 @@ def resolve_target(
             url, rest_url = configured.url, rest_url or configured.rest_url
         symbols = symbols or configured.symbols
         channels = channels or configured.channels
-    subscription = Subscription(tuple(_symbols(symbols)), tuple(_channels(exchange, channels)))
+    checked_symbols = tuple(_symbols(symbols))
+    checked_channels = tuple(check_channels(exchange.name, channels, exchange.channels))
+    subscription = Subscription(checked_symbols, checked_channels)
     split = exchange.split
     subscriptions = split(subscription) if split is not None else [subscription]
     if not subscriptions:
@@ -134,16 +155,6 @@ def _symbols(symbols: Sequence[str]) -> list[str]:
         except ValueError as exc:
             raise MarketStreamError(str(exc)) from None
     return list(symbols)
-
-
-def _channels(exchange: Exchange, channels: Sequence[str]) -> list[Channel]:
-    for channel in channels:
-        if channel not in CHANNELS or channel not in exchange.channels:
-            offered = ", ".join(sorted(exchange.channels))
-            raise MarketStreamError(
-                f"{exchange.name}: channel {channel!r} is not offered: expected one of {offered}"
-            )
-    return [cast(Channel, channel) for channel in channels]
 
 
 async def record(
@@ -255,7 +266,7 @@ class _Recorder:
             if index:
                 await asyncio.sleep(self.snapshot_interval_s)  # REST rate limits
             try:
-                body = await asyncio.to_thread(_http_get, url)
+                body = (await asyncio.to_thread(http_get, url, HTTP_TIMEOUT_S)).decode()
             except (OSError, UnicodeDecodeError) as exc:
                 self.stats.snapshot_failures += 1
                 self.warn(f"snapshot {url} failed: {exc}")
@@ -278,6 +289,7 @@ class _PartRecorder:
         self.recorder = recorder
         self.part = part
         self.connections = 0  # this part's: its first connection failing is fatal
+        self.rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
     async def run(self) -> None:
         """Returns once the recording has max_frames; raises when it cannot go on."""
@@ -285,8 +297,8 @@ class _PartRecorder:
         failures = 0
         while not recorder.enough():
             try:
-                async with connect(
-                    url, max_size=MAX_FRAME_BYTES, open_timeout=HTTP_TIMEOUT_S
+                async with connect_feed(
+                    url, open_timeout_s=HTTP_TIMEOUT_S, max_frame_bytes=MAX_FRAME_BYTES
                 ) as ws:
                     self.connections += 1
                     recorder.stats.connections += 1
@@ -307,19 +319,16 @@ class _PartRecorder:
                         f"{url}: {failures} reconnects failed, last: {exc}"
                     ) from None
                 recorder.warn(f"reconnect to {url} failed ({exc}); retrying")
-            await asyncio.sleep(min(0.5 * 2**failures, 10.0))
+            await asyncio.sleep(backoff_delay(failures, _Backoff(), self.rng))
 
     async def _session(self, ws: ClientConnection) -> bool:
         """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False
         when the exchange closed the connection cleanly."""
         recorder = self.recorder
         exchange = recorder.target.exchange
-        for index, request in enumerate(exchange.subscribe_messages(self.part.subscription)):
-            if index:
-                await asyncio.sleep(1 / exchange.max_messages_per_s)
-            await ws.send(request)
+        await subscribe(ws, exchange, self.part.subscription)
         recorder.start_snapshots(self.part.subscription)
-        pinger = asyncio.create_task(self._ping(ws)) if exchange.ping_message else None
+        pinger = asyncio.create_task(keep_alive(ws, exchange))
         try:
             async for message in ws:
                 if isinstance(message, bytes):
@@ -334,24 +343,7 @@ class _PartRecorder:
                     return True
             return False
         finally:
-            if pinger is not None:
-                pinger.cancel()
-
-    async def _ping(self, ws: ClientConnection) -> None:
-        exchange = self.recorder.target.exchange
-        assert exchange.ping_message is not None
-        while True:
-            await asyncio.sleep(exchange.ping_interval_s)
-            await ws.send(exchange.ping_message)
-
-
-def _http_get(url: str) -> str:
-    """GET `url`; an HTTP error status raises (its body would not be a snapshot)."""
-    if not url.startswith(("http://", "https://")):
-        raise OSError(f"not an http(s) URL: {url}")
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310 - checked above
-        body: bytes = response.read()
-    return body.decode()
+            pinger.cancel()
 
 
 def record_until_signal(

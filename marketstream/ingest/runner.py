@@ -13,19 +13,25 @@ import logging
 import random
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
-from marketstream.ingest.events import BookUpdate
-from marketstream.ingest.exchange import Exchange, SnapshotRequest, Subscription
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
+from marketstream.ingest.transport import (
+    backoff_delay,
+    connect_feed,
+    http_get,
+    keep_alive,
+    subscribe,
+)
 from marketstream.logs import context_logger
+from marketstream.venues.base.mapper import BookUpdate
+from marketstream.venues.base.venue import SnapshotRequest, Subscription, Venue
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +48,12 @@ class RunnerSettings:
     rest_timeout_s: float = 10.0
 
 
-def backoff_delay(attempt: int, settings: RunnerSettings, rng: random.Random) -> float:
-    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
-    ceiling = min(settings.backoff_max_s, settings.backoff_initial_s * 2.0 ** min(attempt, 30))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
 class Connection:
     """One subscription of one exchange over one WebSocket, for as long as `stop` is unset."""
 
     def __init__(
         self,
-        exchange: Exchange,
+        exchange: Venue,
         url: str,
         subscription: Subscription,
         *,
@@ -101,10 +101,10 @@ class Connection:
 
     async def _session(self, stop: asyncio.Event) -> bool:
         """One connection's life; True when it delivered at least one frame."""
-        async with connect(
+        async with connect_feed(
             self.url,
-            open_timeout=self.settings.open_timeout_s,
-            max_size=MAX_FRAME_BYTES,
+            open_timeout_s=self.settings.open_timeout_s,
+            max_frame_bytes=MAX_FRAME_BYTES,
             max_queue=64,
         ) as ws:
             self.connections += 1
@@ -115,11 +115,11 @@ class Connection:
             self.processor.books.reset()  # a new connection means new snapshots
             helpers = [
                 asyncio.create_task(self._watchdog(ws, stop)),
-                asyncio.create_task(self._pinger(ws)),
+                asyncio.create_task(keep_alive(ws, self.exchange)),
                 asyncio.create_task(self._snapshot_fetcher(ws)),
             ]
             try:
-                await self._subscribe(ws)
+                await subscribe(ws, self.exchange, self.subscription)
                 self._request_all_snapshots()
                 return await self._read(ws, stop)
             finally:
@@ -127,13 +127,6 @@ class Connection:
                 for task in helpers:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-
-    async def _subscribe(self, ws: ClientConnection) -> None:
-        pause = 1.0 / self.exchange.max_messages_per_s
-        for i, message in enumerate(self.exchange.subscribe_messages(self.subscription)):
-            if i:
-                await asyncio.sleep(pause)  # exchanges disconnect clients that send faster
-            await ws.send(message)
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> bool:
         received = False
@@ -202,14 +195,6 @@ class Connection:
                 await ws.close(4000, "stale feed")
                 return
 
-    async def _pinger(self, ws: ClientConnection) -> None:
-        message = self.exchange.ping_message
-        if message is None:
-            return  # WebSocket-level pings (websockets' default) keep this feed alive
-        while True:
-            await asyncio.sleep(self.exchange.ping_interval_s)
-            await ws.send(message)
-
     def _request_all_snapshots(self) -> None:
         if self.exchange.snapshot_requests is None or "books" not in self.subscription.channels:
             return
@@ -219,7 +204,7 @@ class Connection:
     async def _snapshot_fetcher(self, ws: ClientConnection) -> None:
         """Get fresh books one symbol at a time, paced for the exchange's rate limits.
 
-        Over REST where the exchange serves snapshots (Binance); else by resubscribing the
+        Over REST where the exchange serves snapshots; else by resubscribing the
         symbol's book (the feed answers with a snapshot); else by reconnecting.
         """
         requests_for = self.exchange.snapshot_requests
@@ -284,7 +269,7 @@ class Connection:
 
     async def _fetch(self, request: SnapshotRequest) -> bytes | None:
         try:
-            return await asyncio.to_thread(_http_get, request.url, self.settings.rest_timeout_s)
+            return await asyncio.to_thread(http_get, request.url, self.settings.rest_timeout_s)
         except (OSError, urllib.error.URLError) as exc:
             self.log.warning(
                 "%s: snapshot %s failed: %s",
@@ -294,15 +279,3 @@ class Connection:
                 extra={"symbol": request.symbol},
             )
             return None
-
-
-def _http_get(url: str, timeout_s: float) -> bytes:
-    if not url.startswith(("http://", "https://")):
-        raise urllib.error.URLError(f"not an http(s) URL: {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
-            body: bytes = response.read()
-            return body
-    except urllib.error.HTTPError as exc:
-        exc.close()  # an HTTPError holds its socket open until collected otherwise
-        raise OSError(f"HTTP {exc.code} {exc.reason}") from None

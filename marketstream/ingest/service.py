@@ -1,6 +1,6 @@
 """`marketstream ingest`: the configured connectors, one publisher, metrics and health.
 
-Everything exchange-specific comes from the exchange modules and everything deployment-
+Everything exchange-specific comes from the venue packages and everything deployment-
 specific from the configuration; this module only wires them together and shuts down in
 order: connections first, then a final flush of every record already accepted.
 """
@@ -19,21 +19,21 @@ from redis.exceptions import RedisError
 from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.errors import ConfigError, ServiceError
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.exchange import Exchange, Subscription
-from marketstream.ingest.exchanges import get_exchange
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.tiers.redis_bus import connect_async
+from marketstream.venues.base.venue import Subscription, Venue
+from marketstream.venues.registry import get_venue
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedConnection:
-    exchange: Exchange
+    exchange: Venue
     config: ExchangeConfig
     subscription: Subscription
 
@@ -49,7 +49,7 @@ def plan_connections(
     names = list(only) if only else list(enabled)
     plans: list[PlannedConnection] = []
     for name in names:
-        exchange = get_exchange(name)
+        exchange = get_venue(name)
         settings = config.exchanges.get(name)  # type: ignore[call-overload]
         if settings is None:
             raise ConfigError(f"exchange {name!r} is not configured: add exchanges.{name}")
@@ -92,9 +92,7 @@ def runner_settings(ingest: IngestConfig) -> RunnerSettings:
     )
 
 
-def make_processor(
-    exchange: Exchange, symbols: Sequence[str], ingest: IngestConfig
-) -> FrameProcessor:
+def make_processor(exchange: Venue, symbols: Sequence[str], ingest: IngestConfig) -> FrameProcessor:
     return FrameProcessor(
         exchange.make_mapper(symbols),
         BookKeeper(

@@ -12,7 +12,7 @@ already there a no-op, so a plan that overlaps stored trades costs requests, nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
@@ -27,9 +27,10 @@ from marketstream.schemas.validation import InvalidRecordError, Limits, validate
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_rows import write_rows
 from marketstream.tiers.questdb_tables import create_all_sql
+from marketstream.venues.base.venue import TradePages, Venue
+from marketstream.venues.registry import backfill_venue
 from marketstream.writers.hot_writer_questdb import ILP_PROTOCOL_VERSION
 
-BACKFILL_EXCHANGES: Final = ("binance", "binance-usdm")
 MAX_RANGE_NS: Final = 86_400 * 1_000_000_000  # one day per run
 SHOWN_REJECTIONS: Final = 5
 WAL_WAIT_S: Final = 60.0
@@ -39,13 +40,9 @@ _WAL_TXN: Final = {
 }
 
 
-def check_backfill_exchange(exchange: str) -> str:
-    if exchange not in BACKFILL_EXCHANGES:
-        raise MarketStreamError(
-            f"backfill is not implemented for {exchange}: expected one of "
-            f"{', '.join(BACKFILL_EXCHANGES)}"
-        )
-    return exchange
+def check_backfill_exchange(exchange: str) -> Venue:
+    """The venue, if it serves past trades (`Venue.trade_history`); else MarketStreamError."""
+    return backfill_venue(exchange)
 
 
 def check_backfill_range(since_ns: int, until_ns: int, now_ns: int, hot_days: int) -> None:
@@ -114,14 +111,6 @@ def plan_backfill(
         else:
             tasks.append(FetchTask("time", last + 1, until_ns, why))
     return tasks
-
-
-class TradePages(Protocol):
-    """An exchange's past trades of one instrument, in pages."""
-
-    def by_ids(self, first: int, last: int) -> Iterator[list[Trade]]: ...
-
-    def by_time(self, start_ns: int, end_ns: int) -> Iterator[list[Trade]]: ...
 
 
 class TradeSink(Protocol):

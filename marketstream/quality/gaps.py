@@ -11,16 +11,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from marketstream.venues.registry import sequential_trade_id_venues
+
 NS_PER_S: Final = 1_000_000_000
 MINUTE_NS: Final = 60 * NS_PER_S
 
-# Exchanges whose trade ids count up by one per instrument, so a skipped id is a missed trade:
-# Binance aggTrade ids (`a`, spot and USD-M), Coinbase `trade_id` per product, Kraken WS v2
-# `trade_id` per pair. OKX's `trades` channel aggregates fills and sends the last id of each
-# aggregate, and Bybit sends UUIDs (linear) or sparse numbers (spot): their ids skip by design.
-SEQUENTIAL_ID_EXCHANGES: Final[tuple[str, ...]] = ("binance", "binance-usdm", "coinbase", "kraken")
-# Only short decimal ids are compared: Kraken's v1 captures carry 16-hex-digit digests, which
-# may happen to be all digits, and no exchange above is near 10**15 trades per instrument.
+# Exchanges whose trade ids count up by one per instrument, so a skipped id is a missed trade
+# (each venue says so: `Venue.sequential_trade_ids`); other venues' ids skip by design.
+SEQUENTIAL_ID_EXCHANGES: Final[tuple[str, ...]] = sequential_trade_id_venues()
+# Only short decimal ids are compared: some captures carry 16-hex-digit digests as ids, which
+# may happen to be all digits, and no exchange is near 10**15 trades per instrument.
 SEQUENTIAL_ID_PATTERN: Final = "^[0-9]{1,15}$"
 
 

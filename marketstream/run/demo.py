@@ -1,12 +1,13 @@
 """`marketstream demo`: the hot path offline, on recordings, ending in a JSON summary.
 
 Each recording found is served by an in-process replay server; an exchange with no recording
-(Kraken, OKX and Bybit ship none) replays a session generated in its documented protocol, and
-the summary says which sessions were real and which generated; ingest, configured for exactly
-the recorded exchanges and symbols, publishes into Redis and the hot writer drains the
-streams into QuestDB. When every replay has finished and QuestDB has applied what was
-written, the summary reports what was published, what QuestDB holds (`SELECT count()`), the
-latest price of every instrument and how fresh the data was when it became queryable.
+and a session generator (`Venue.session`) replays a session generated in its documented
+protocol, and the summary says which sessions were real and which generated; ingest,
+configured for exactly the recorded exchanges and symbols, publishes into Redis and the hot
+writer drains the streams into QuestDB. When every replay has finished and QuestDB has
+applied what was written, the summary reports what was published, what QuestDB holds
+(`SELECT count()`), the latest price of every instrument and how fresh the data was when it
+became queryable.
 
 The demo runs its own services in their own state directory, emptied first, so its counts
 are its own: quotes are keyed by their receive time, and a second run into the same database
@@ -30,17 +31,18 @@ from prometheus_client import CollectorRegistry
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
-from marketstream.generate.sessions import SESSIONS, write_session
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.recording import read_recording
-from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import plan_connections
+from marketstream.replay.recording import read_recording
+from marketstream.replay.server import ReplayServer
 from marketstream.run.pipeline import Pipeline
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services.manager import start_services, stop_services
 from marketstream.tiers.redis_bus import connect_async, price_key
+from marketstream.venues.base.sessions import write_session
+from marketstream.venues.registry import DIALECTS, SESSIONS
 from marketstream.wiring import PipelineEndpoints, pipeline_endpoints
 
 DRAIN_TIMEOUT_S = 300.0
@@ -54,8 +56,8 @@ TABLE_CHANNELS: Mapping[str, str] = {
 
 
 GENERATED_STEPS = 600  # 60 s of exchange time per generated session (100 ms steps)
-# Longer than any exchange's subscription pacing (Kraken: one channel a second), so that every
-# channel is subscribed before a replay at maximum speed starts.
+# Longer than any exchange's subscription pacing (one channel a second at the slowest), so that
+# every channel is subscribed before a replay at maximum speed starts.
 SUBSCRIBE_SETTLE_S = 1.5
 
 
@@ -178,6 +180,7 @@ async def run_demo(
             feed.exchange: await stack.enter_async_context(
                 ReplayServer(
                     feed.recording,
+                    DIALECTS,
                     speed=speed or 1.0,
                     max_speed=speed is None,
                     settle_s=SUBSCRIBE_SETTLE_S,

@@ -29,9 +29,8 @@ def test_short_chaos_run_loses_doubles_and_alters_nothing(tmp_path: Path) -> Non
     shown = orjson.dumps({k: summary[k] for k in keys}, option=orjson.OPT_INDENT_2).decode()
     assert (summary["lost"], summary["duplicated"], summary["altered"]) == (0, 0, 0), shown
     assert all(summary["faults"][kind] == 1 for kind in KINDS), shown
-    assert summary["stall_s"]["after_last_fault"] is not None, shown  # it drained
-    assert summary["stall_s"]["after_last_fault"] <= 10, shown
+    # it drained; how fast (no stall over 10 s) is `make chaos`'s verdict, not a test's timing
+    assert summary["stall_s"]["after_last_fault"] is not None, shown
     at_ingest = summary["lost_at_ingest"]
     assert at_ingest["records"] <= at_ingest["allowed"], shown  # only what kills explain
     assert summary["archive"]["days"] >= 2, shown
-    assert summary["ok"], shown

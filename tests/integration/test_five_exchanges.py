@@ -1,7 +1,7 @@
 """All five exchanges in one ingest process: replay-server -> ingest -> a real Redis.
 
 Binance (spot and USD-M) and Coinbase replay the real 2021 recordings; Kraken, OKX and Bybit
-replay sessions in their documented wire formats (`marketstream/generate/sessions.py`), each
+replay sessions in their documented wire formats (`marketstream/venues/<name>/sessions.py`), each
 with one book update removed. The test checks that every non-book record arrives as the offline path
 produces it, that Kraken and OKX checksums were verified, and that each removed update was
 noticed (a gap or a checksum failure) and the book resynced, all visible in /metrics.
@@ -18,12 +18,13 @@ import pytest
 import redis.asyncio
 
 from marketstream.config import load_config
-from marketstream.generate.sessions import SESSIONS, write_session
-from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Book
 from marketstream.tiers.redis_bus import DLQ_STREAM, price_key
+from marketstream.venues.base.sessions import write_session
+from marketstream.venues.registry import DIALECTS, SESSIONS
 from tests.integration.endpoints import CONFIG_FILE
 from tests.integration.test_ingest_replay import _url, clock_free, offline_truth, published
 
@@ -85,7 +86,7 @@ async def test_five_exchanges_in_one_process(
         for exchange, path in paths.items():
             real = exchange in REAL  # real recordings as fast as read; sessions at their pace
             servers[exchange] = await stack.enter_async_context(
-                ReplayServer(path, max_speed=real, speed=1.0)
+                ReplayServer(path, DIALECTS, max_speed=real, speed=1.0)
             )
         environ = {f"MARKETSTREAM_EXCHANGES__{env_name(e)}__ENABLED": "false" for e in EXCHANGES}
         for exchange, server in servers.items():

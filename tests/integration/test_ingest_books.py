@@ -16,12 +16,13 @@ import orjson
 import pytest
 import redis.asyncio
 
-from marketstream.ingest.recording import RecordedFrame, read_recording
-from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
+from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.codec import decode_entry
 from marketstream.schemas.records import Book
 from marketstream.tiers.redis_bus import DLQ_STREAM, read_range
+from marketstream.venues.registry import DIALECTS
 from tests.integration.test_ingest_replay import _url, config_for
 
 pytestmark = pytest.mark.integration
@@ -92,7 +93,7 @@ async def test_gap_is_counted_and_the_book_resyncs(
         recordings / "binance-usdm.jsonl", tmp_path / "binance-usdm.jsonl"
     )
     symbols = ["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"]
-    async with ReplayServer(recording, speed=10.0) as server:  # ~3 s: gap, then refetch
+    async with ReplayServer(recording, DIALECTS, speed=10.0) as server:  # ~3 s: gap, then refetch
         config = config_for("binance-usdm", server, symbols)
         service = IngestService(config, redis_url=_url(client))
         stop = asyncio.Event()

@@ -20,14 +20,15 @@ import redis.asyncio
 
 from marketstream.config import PipelineConfig, load_config
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.recording import RecordedFrame, read_recording
-from marketstream.ingest.replay import ReplayServer
 from marketstream.ingest.service import IngestService
+from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.codec import decode_entry, decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.schemas.records import Candle, Funding, Record, Trade
 from marketstream.tiers.redis_bus import DLQ_STREAM, read_range, stream_key
+from marketstream.venues.registry import DIALECTS
 from tests.integration.endpoints import CONFIG_FILE
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,7 @@ async def test_replayed_recording_arrives_complete(
 ) -> None:
     recording = recordings / f"{exchange}.jsonl"
     truth = offline_truth(recording, exchange)
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         config = config_for(exchange, server, {r.symbol for r in truth})
         service = IngestService(config, redis_url=_url(client))
         await ingest_until(service, server.finished, len(truth))
@@ -172,7 +173,7 @@ async def test_malformed_frames_go_to_the_dlq_and_the_feed_goes_on(
     recording = write_recording(tmp_path / "binance-usdm.jsonl", injected)
     truth = offline_truth(recording, "binance-usdm")
 
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         config = config_for("binance-usdm", server, {r.symbol for r in truth} | {"SUSHI-USDT-PERP"})
         service = IngestService(config, redis_url=_url(client))
         await ingest_until(service, server.finished, len(truth))
@@ -193,7 +194,7 @@ async def test_a_dropped_connection_reconnects_and_loses_nothing(
 ) -> None:
     recording = recordings / "binance-usdm.jsonl"
     truth = offline_truth(recording, "binance-usdm")
-    async with ReplayServer(recording, max_speed=True, drop_every=400) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True, drop_every=400) as server:
         config = config_for("binance-usdm", server, {r.symbol for r in truth})
         service = IngestService(config, redis_url=_url(client))
         await ingest_until(service, server.finished, len(truth))

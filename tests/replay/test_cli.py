@@ -11,8 +11,9 @@ from pathlib import Path
 
 import orjson
 
-from marketstream.ingest.recording import read_recording
-from marketstream.ingest.replay import ReplayServer
+from marketstream.replay.recording import read_recording
+from marketstream.replay.server import ReplayServer
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import WAIT_S, frames_of, http_get, message_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_record_an_unknown_exchange_is_one_line_and_exit_2(tmp_path: Path) -> No
 
 async def test_record_from_a_replay_server(coinbase: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    async with ReplayServer(coinbase, max_speed=True) as server:
+    async with ReplayServer(coinbase, DIALECTS, max_speed=True) as server:
         process = await asyncio.create_subprocess_exec(
             *COMMAND,
             *("record", "--exchange", "coinbase", "--url", server.ws_url, "--out", str(out)),

@@ -5,12 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from marketstream.ingest.replay_dialects import (
-    EVERYONE,
-    BinanceDialect,
-    CoinbaseDialect,
-    Route,
-)
+from marketstream.replay.dialect import EVERYONE, Route
+from marketstream.venues.binance.replay import BinanceDialect
+from marketstream.venues.coinbase.replay import CoinbaseDialect
 
 BINANCE = BinanceDialect()
 COINBASE = CoinbaseDialect()

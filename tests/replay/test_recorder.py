@@ -14,14 +14,14 @@ import pytest
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
-from marketstream.ingest.exchange import Subscription
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.recorder import RecordTarget, record, resolve_target
-from marketstream.ingest.recording import RecordedFrame, RecordingWriter, read_recording
-from marketstream.ingest.replay import ReplayServer
-from marketstream.ingest.replay_dialects import DIALECTS
-from marketstream.ingest.replay_source import request_target, scan_recording
+from marketstream.replay.recording import RecordedFrame, RecordingWriter, read_recording
+from marketstream.replay.server import ReplayServer
+from marketstream.replay.source import request_target, scan_recording
 from marketstream.schemas.instruments import Exchange as ExchangeName
+from marketstream.venues.base.venue import Subscription
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import WAIT_S, frames_of, message_of, wait_until
 
 USDM_SYMBOLS = ["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"]
@@ -53,7 +53,7 @@ async def test_record_then_replay_round_trip(usdm: Path, tmp_path: Path) -> None
     snapshots = with_snapshots(usdm, tmp_path / "served.jsonl")
     served = [f.frame for f in frames_of(usdm)]
     warnings: list[str] = []
-    async with ReplayServer(tmp_path / "served.jsonl", max_speed=True) as server:
+    async with ReplayServer(tmp_path / "served.jsonl", DIALECTS, max_speed=True) as server:
         target = resolve_target(
             "binance-usdm",
             url=server.ws_url,
@@ -79,7 +79,7 @@ async def test_record_then_replay_round_trip(usdm: Path, tmp_path: Path) -> None
     assert all(f.url.startswith(f"{server.http_url}/fapi/v1/depth?symbol=") for f in rest)
     assert (stats.frames, stats.snapshots, stats.connections) == (len(served) + answers, 4, 1)
     assert warnings == []
-    replayable = scan_recording(out)  # the capture replays: its answers are not resent
+    replayable = scan_recording(out, DIALECTS)  # the capture replays: its answers are not resent
     assert (replayable.total, replayable.ignored, len(replayable.rest)) == (len(served), 1, 4)
 
 
@@ -99,7 +99,7 @@ async def test_the_recorder_reconnects_and_misses_nothing(coinbase: Path, tmp_pa
         frames = [f.frame for f in read_recording(out)] if out.exists() else []
         return [f for f in frames if message_of(f)["type"] != "subscriptions"]
 
-    async with ReplayServer(coinbase, max_speed=True, drop_every=40) as server:
+    async with ReplayServer(coinbase, DIALECTS, max_speed=True, drop_every=40) as server:
         target = resolve_target(
             "coinbase",
             url=server.ws_url,
@@ -348,7 +348,7 @@ async def test_a_split_subscription_is_recorded_over_a_connection_per_part(
     pushes = case.served[1:]  # the lead-in is nobody's
     warnings: list[str] = []
     out = tmp_path / "captured.jsonl"
-    async with ReplayServer(tmp_path / "served.jsonl", speed=1.0) as server:
+    async with ReplayServer(tmp_path / "served.jsonl", DIALECTS, speed=1.0) as server:
         target = resolve_target(
             case.name,
             url=server.ws_url,
@@ -388,7 +388,7 @@ async def test_a_split_subscription_is_recorded_over_a_connection_per_part(
         len(case.snapshots),
     )
     assert warnings == []
-    replayable = scan_recording(out)
+    replayable = scan_recording(out, DIALECTS)
     assert (replayable.total, replayable.ignored, len(replayable.rest)) == (
         len(pushes),
         answers,
@@ -408,7 +408,7 @@ async def test_max_frames_stops_every_part_at_the_limit(tmp_path: Path) -> None:
     the one that reaches it stops the other, and no part writes past it."""
     split_recording(SPLIT_CASES[0], tmp_path / "served.jsonl")
     out = tmp_path / "captured.jsonl"
-    async with ReplayServer(tmp_path / "served.jsonl", max_speed=True) as server:
+    async with ReplayServer(tmp_path / "served.jsonl", DIALECTS, max_speed=True) as server:
         target = resolve_target(
             "okx",
             url=server.ws_url,

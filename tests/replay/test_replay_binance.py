@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 from websockets.asyncio.client import connect
 
-from marketstream.ingest.replay import ReplayServer
+from marketstream.replay.server import ReplayServer
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import (
     frames_of,
     message_of,
@@ -26,7 +27,7 @@ def subscribe(streams: list[str], request_id: int = 1) -> str:
 
 async def test_subscribing_to_every_stream_gets_the_whole_recording_in_order(usdm: Path) -> None:
     expected = [f.frame for f in frames_of(usdm)]
-    async with ReplayServer(usdm, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True) as server, connect(server.ws_url) as ws:
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/stream"
         await ws.send(subscribe(recorded_streams(usdm), request_id=7))
         assert message_of(await receive(ws)) == {"result": None, "id": 7}
@@ -39,7 +40,7 @@ async def test_subscribing_to_every_stream_gets_the_whole_recording_in_order(usd
 async def test_a_subset_gets_only_its_streams(usdm: Path) -> None:
     wanted = ["sushiusdt@aggTrade", "ctkusdt@bookTicker"]
     expected = [f.frame for f in frames_of(usdm) if stream_of(f.frame) in wanted]
-    async with ReplayServer(usdm, max_speed=True) as server:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True) as server:
         url = f"{server.ws_url}?streams={'/'.join(wanted)}"  # subscribed by the URL alone
         async with connect(url) as ws:
             got = await receive_n(ws, len(expected))
@@ -54,7 +55,7 @@ async def test_the_raw_endpoint_sends_payloads_unwrapped(usdm: Path) -> None:
     expected = [
         orjson.loads(f.frame)["data"] for f in frames_of(usdm) if stream_of(f.frame) == stream
     ]
-    server = ReplayServer(usdm, max_speed=True)
+    server = ReplayServer(usdm, DIALECTS, max_speed=True)
     async with server, connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
         await ws.send(subscribe([stream]))
         await receive(ws)
@@ -63,7 +64,7 @@ async def test_the_raw_endpoint_sends_payloads_unwrapped(usdm: Path) -> None:
 
 
 async def test_control_messages_keep_the_connection(usdm: Path) -> None:
-    async with ReplayServer(usdm, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True) as server, connect(server.ws_url) as ws:
         await ws.send("{not json")
         assert message_of(await receive(ws))["error"]["code"] == 3
         await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":2}')
@@ -83,7 +84,7 @@ async def test_control_messages_keep_the_connection(usdm: Path) -> None:
 async def test_paced_replay_delivers_everything(usdm: Path) -> None:
     expected = [f.frame for f in frames_of(usdm)]
     streams = "/".join(recorded_streams(usdm))
-    server = ReplayServer(usdm, speed=1000.0)  # 30 s recorded, ~30 ms replayed
+    server = ReplayServer(usdm, DIALECTS, speed=1000.0)  # 30 s recorded, ~30 ms replayed
     async with server, connect(f"{server.ws_url}?streams={streams}") as ws:
         got = await receive_n(ws, len(expected))
     assert got == expected
@@ -93,7 +94,7 @@ async def test_reconnecting_clients_get_every_frame_exactly_once(usdm: Path) -> 
     expected = [f.frame for f in frames_of(usdm)]
     got: list[str] = []
     connections = 0
-    async with ReplayServer(usdm, max_speed=True, drop_every=500) as server:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True, drop_every=500) as server:
         while len(got) < len(expected):
             connections += 1
             async with connect(server.ws_url) as ws:

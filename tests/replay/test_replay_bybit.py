@@ -15,14 +15,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from marketstream.ingest.events import BookUpdate
-from marketstream.ingest.exchange import Subscription
-from marketstream.ingest.exchanges.bybit import BYBIT
-from marketstream.ingest.recording import RecordedFrame
-from marketstream.ingest.replay import ReplayServer
-from marketstream.ingest.replay_dialects import EVERYONE, Route
-from marketstream.ingest.replay_dialects_bybit import BybitDialect
+from marketstream.replay.dialect import EVERYONE, Route
+from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Candle, Funding, Quote
+from marketstream.venues.base.mapper import BookUpdate
+from marketstream.venues.base.venue import Subscription
+from marketstream.venues.bybit.replay import BybitDialect
+from marketstream.venues.bybit.venue import BYBIT
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import message_of, receive, receive_n, wait_until
 
 SPOT_URL = "wss://stream.bybit.com/v5/public/spot"
@@ -129,7 +130,7 @@ async def test_a_market_connection_subscribes_the_bybit_way_and_gets_its_frames(
     """The exchange module's own URL and requests, answered as Bybit answers them."""
     (request,) = BYBIT.subscribe_messages(part)
     expected = _expected(url, set(orjson.loads(request)["args"]))
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/v5/public"
         market = url.rpartition("/")[2]
         assert BYBIT.connect_url(server.ws_url, part) == f"{server.ws_url}/{market}"
@@ -153,7 +154,7 @@ async def test_a_market_connection_subscribes_the_bybit_way_and_gets_its_frames(
 async def test_ping_limits_and_bad_requests_are_answered_and_the_connection_stays(
     recording: Path,
 ) -> None:
-    server = ReplayServer(recording, max_speed=True)
+    server = ReplayServer(recording, DIALECTS, max_speed=True)
     async with server, connect(f"ws://127.0.0.1:{server.port}/v5/public/spot") as ws:
         await ws.send('{"req_id":"7","op":"ping"}')
         assert message_of(await receive(ws)) == {
@@ -176,7 +177,7 @@ async def test_ping_limits_and_bad_requests_are_answered_and_the_connection_stay
 
 
 async def test_only_market_endpoints_are_feeds(recording: Path) -> None:
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         for path in ("/v5/public", "/v5/public/inverse", "/"):
             with pytest.raises(InvalidStatus, match="404"):
                 async with connect(f"ws://127.0.0.1:{server.port}{path}"):
@@ -185,7 +186,7 @@ async def test_only_market_endpoints_are_feeds(recording: Path) -> None:
 
 async def test_a_topic_on_both_endpoints_reaches_only_its_market(recording: Path) -> None:
     expected = _expected(SPOT_URL, {"publicTrade.BTCUSDT"})
-    server = ReplayServer(recording, max_speed=True)
+    server = ReplayServer(recording, DIALECTS, max_speed=True)
     async with server, connect(f"ws://127.0.0.1:{server.port}/v5/public/spot") as ws:
         await ws.send(_subscribe(["publicTrade.BTCUSDT"]))
         await receive(ws)

@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 from websockets.asyncio.client import connect
 
-from marketstream.ingest.replay import ReplayServer
+from marketstream.replay.server import ReplayServer
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import frames_of, message_of, receive, receive_n, wait_until
 
 
@@ -23,7 +24,10 @@ def recorded(path: Path, types: set[str], products: set[str]) -> list[str]:
 async def test_matches_of_one_product(coinbase: Path) -> None:
     expected = recorded(coinbase, {"match", "last_match"}, {"SKL-USD"})
     assert len(expected) == 53  # 52 match + 1 last_match
-    async with ReplayServer(coinbase, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(coinbase, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         assert server.ws_url == f"ws://127.0.0.1:{server.port}"
         request = {"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["matches"]}
         await ws.send(orjson.dumps(request).decode())
@@ -50,7 +54,10 @@ async def test_channel_objects_and_books(coinbase: Path) -> None:
         "product_ids": ["NU-GBP"],
         "channels": ["level2_batch", {"name": "ticker", "product_ids": ["DASH-BTC"]}],
     }
-    async with ReplayServer(coinbase, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(coinbase, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         await ws.send(orjson.dumps(request).decode())
         assert message_of(await receive(ws))["type"] == "subscriptions"
         got = await receive_n(ws, len(expected))
@@ -61,7 +68,10 @@ async def test_channel_objects_and_books(coinbase: Path) -> None:
 
 async def test_a_bad_subscribe_is_answered_and_the_connection_stays(coinbase: Path) -> None:
     expected = recorded(coinbase, {"ticker"}, {"YFI-BTC"})
-    async with ReplayServer(coinbase, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(coinbase, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         await ws.send('{"type":"subscribe","product_ids":["YFI-BTC"],"channels":["bogus"]}')
         error = message_of(await receive(ws))
         assert error["type"] == "error"

@@ -10,15 +10,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from marketstream.errors import MarketStreamError
-from marketstream.ingest.recording import RecordedFrame, RecordingWriter
-from marketstream.ingest.replay import ReplayServer
+from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.replay.server import ReplayServer
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import frames_of, http_get, receive, receive_until_closed, wait_until
 
 DEPTH = "https://fapi.binance.com/fapi/v1/depth?symbol=SUSHIUSDT&limit=1000"
 
 
 async def test_status_reports_progress(usdm: Path) -> None:
-    async with ReplayServer(usdm, max_speed=True) as server:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True) as server:
         status, content_type, body = await http_get(f"{server.http_url}/_control/status")
         assert (status, content_type) == (200, "application/json")
         assert orjson.loads(body) == {
@@ -34,7 +35,7 @@ async def test_status_reports_progress(usdm: Path) -> None:
 
 
 async def test_drop_closes_live_connections(usdm: Path) -> None:
-    async with ReplayServer(usdm, speed=1.0) as server:  # 30 s of feed: live when dropped
+    async with ReplayServer(usdm, DIALECTS, speed=1.0) as server:  # 30 s of feed: live when dropped
         async with connect(f"{server.ws_url}?streams=sushiusdt@bookTicker") as ws:
             await receive(ws)
             status, _, body = await http_get(f"{server.http_url}/_control/drop")
@@ -65,7 +66,7 @@ async def test_rest_snapshots_are_served_by_path_and_query(usdm: Path, tmp_path:
             RecordedFrame(end, "binance-usdm", DEPTH, later),
         ],
     )
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         assert server.total == 3  # the REST lines are not WebSocket frames
         target = f"{server.http_url}/fapi/v1/depth?limit=1000&symbol=SUSHIUSDT"  # any order
         assert await http_get(target) == (200, "application/json", first.encode())
@@ -82,7 +83,7 @@ async def test_rest_snapshots_are_served_by_path_and_query(usdm: Path, tmp_path:
 
 
 async def test_a_websocket_to_an_unknown_path_is_refused(usdm: Path) -> None:
-    async with ReplayServer(usdm, max_speed=True) as server:
+    async with ReplayServer(usdm, DIALECTS, max_speed=True) as server:
         with pytest.raises(InvalidStatus, match="404"):
             async with connect(f"ws://127.0.0.1:{server.port}/nope"):
                 pass
@@ -107,12 +108,12 @@ async def test_a_recording_it_cannot_serve_fails_at_start(
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
     with pytest.raises(MarketStreamError, match=message):
-        async with ReplayServer(path):
+        async with ReplayServer(path, DIALECTS):
             pass
 
 
 async def test_a_port_in_use_is_one_clear_error(usdm: Path) -> None:
-    async with ReplayServer(usdm) as first:
+    async with ReplayServer(usdm, DIALECTS) as first:
         with pytest.raises(MarketStreamError, match=f"cannot listen on 127.0.0.1:{first.port}"):
-            async with ReplayServer(usdm, port=first.port):
+            async with ReplayServer(usdm, DIALECTS, port=first.port):
                 pass

@@ -15,13 +15,16 @@ import pytest
 from websockets.asyncio.client import connect
 
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.events import BookUpdate, LevelText
-from marketstream.ingest.exchanges.kraken import KRAKEN, checksum, map_frame
-from marketstream.ingest.recording import RecordedFrame
-from marketstream.ingest.replay import ReplayServer
-from marketstream.ingest.replay_dialects import DIALECTS, EVERYONE, Route
-from marketstream.ingest.replay_dialects_kraken import KrakenDialect, canonical_pair
+from marketstream.replay.dialect import EVERYONE, Route
+from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Trade
+from marketstream.venues.base.mapper import BookUpdate, LevelText
+from marketstream.venues.kraken.checksum import checksum
+from marketstream.venues.kraken.mapper import map_frame
+from marketstream.venues.kraken.replay import KrakenDialect, canonical_pair
+from marketstream.venues.kraken.venue import KRAKEN
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import message_of, receive, receive_n, wait_until
 
 DIALECT = KrakenDialect()
@@ -170,7 +173,10 @@ def _v2_subscribe(channel: str, symbols: list[str], **params: object) -> str:
 async def test_a_v2_book_subscription_gets_its_book_and_heartbeats(tmp_path: Path) -> None:
     recording = _record(tmp_path / "kraken-v2.jsonl", V2_URL, V2_RECORDING)
     expected = [V2_HEARTBEAT, V2_SNAPSHOT, V2_UPDATE_1, V2_HEARTBEAT, V2_UPDATE_2]
-    async with ReplayServer(recording, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(recording, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/v2"
         await ws.send('{"method":"ping","req_id":9}')  # no subscription yet: nothing flows
         assert answers([await receive(ws)]) == [{"method": "pong", "req_id": 9}]
@@ -196,7 +202,10 @@ async def test_a_v2_book_subscription_gets_its_book_and_heartbeats(tmp_path: Pat
 async def test_v2_trades_of_two_symbols(tmp_path: Path) -> None:
     recording = _record(tmp_path / "kraken-v2.jsonl", V2_URL, V2_RECORDING)
     expected = [V2_HEARTBEAT, _v2_trade("BTC/USD", 1), _v2_trade("ETH/USD", 2), V2_HEARTBEAT]
-    async with ReplayServer(recording, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(recording, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         await ws.send(_v2_subscribe("trade", ["BTC/USD", "ETH/USD"]))
         replies = answers(await receive_n(ws, 2))
         assert [reply["result"]["symbol"] for reply in replies] == ["BTC/USD", "ETH/USD"]
@@ -212,7 +221,10 @@ async def test_a_v1_recording_serves_a_v2_subscription(tmp_path: Path) -> None:
     """XBT/USD frames reach a BTC/USD subscription: one instrument, two names."""
     recording = _record(tmp_path / "kraken-v1.jsonl", V1_URL, V1_RECORDING)
     expected = [V1_HEARTBEAT, V1_SNAPSHOT, V1_UPDATE, V1_HEARTBEAT]
-    async with ReplayServer(recording, max_speed=True) as server, connect(server.ws_url) as ws:
+    async with (
+        ReplayServer(recording, DIALECTS, max_speed=True) as server,
+        connect(server.ws_url) as ws,
+    ):
         await ws.send(_v2_subscribe("book", ["BTC/USD"], depth=25))
         assert answers([await receive(ws)])[0]["success"] is True
         got = await receive_n(ws, len(expected))
@@ -225,7 +237,7 @@ async def test_a_v1_recording_serves_a_v2_subscription(tmp_path: Path) -> None:
 
 async def test_a_v1_client_on_the_v1_path(tmp_path: Path) -> None:
     recording = _record(tmp_path / "kraken-v1.jsonl", V1_URL, V1_RECORDING)
-    server = ReplayServer(recording, max_speed=True)
+    server = ReplayServer(recording, DIALECTS, max_speed=True)
     async with server, connect(f"ws://127.0.0.1:{server.port}") as ws:
         request = {"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "trade"}}
         await ws.send(_dumps({**request, "reqid": 4}))

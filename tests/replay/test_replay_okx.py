@@ -14,14 +14,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.exchange import Subscription
-from marketstream.ingest.exchanges.okx import OKX
 from marketstream.ingest.processor import FrameProcessor
-from marketstream.ingest.recording import RecordedFrame
-from marketstream.ingest.replay import ReplayServer
-from marketstream.ingest.replay_dialects import DIALECTS, EVERYONE, Route
-from marketstream.ingest.replay_dialects_okx import OkxDialect
+from marketstream.replay.dialect import EVERYONE, Route
+from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
+from marketstream.venues.base.venue import Subscription
+from marketstream.venues.okx.replay import OkxDialect
+from marketstream.venues.okx.venue import OKX
+from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import message_of, receive, receive_n, wait_until
 
 PUBLIC = "wss://ws.okx.com:8443/ws/v5/public"
@@ -132,7 +133,7 @@ def subscribe(op: str, *args: tuple[str, str]) -> str:
 async def test_subscribed_channels_of_one_instrument_in_recorded_order(recording: Path) -> None:
     expected = recorded({"trades", "books"}, {"BTC-USDT"})
     assert len(expected) == 4
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/ws/v5"
         async with connect(f"{server.ws_url}/public") as ws:
             await ws.send(subscribe("subscribe", ("trades", "BTC-USDT"), ("books", "BTC-USDT")))
@@ -152,7 +153,7 @@ async def test_subscribed_channels_of_one_instrument_in_recorded_order(recording
 async def test_wrong_endpoint_and_bad_requests_are_answered_and_the_connection_stays(
     recording: Path,
 ) -> None:
-    async with ReplayServer(recording, max_speed=True) as server:
+    async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
         async with connect(f"{server.ws_url}/public") as ws:
             await ws.send(subscribe("subscribe", ("candle1m", "BTC-USDT")))
             error = message_of(await receive(ws))
@@ -181,7 +182,7 @@ async def test_the_okx_exchange_rules_replay_both_endpoints_into_records(recordi
         max_future_skew_ns=10**19,
         known_symbols=set(configured.symbols),
     )
-    async with ReplayServer(recording, speed=1.0) as server:
+    async with ReplayServer(recording, DIALECTS, speed=1.0) as server:
         public_url = OKX.connect_url(server.ws_url, public)
         business_url = OKX.connect_url(server.ws_url, business)
         assert (public_url, business_url) == (

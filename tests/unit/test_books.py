@@ -5,9 +5,9 @@ from __future__ import annotations
 import zlib
 
 from marketstream.ingest.books import BookKeeper, OrderBook
-from marketstream.ingest.events import BookUpdate, LevelText
-from marketstream.ingest.exchange import BookRules, Sequencing
 from marketstream.schemas.records import Level
+from marketstream.venues.base.mapper import BookUpdate, LevelText
+from marketstream.venues.base.venue import BookRules, Sequencing
 
 MS = 1_000_000
 SECOND = 1000 * MS

@@ -16,7 +16,6 @@ from marketstream import cli
 from marketstream.config import IngestConfig
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.quality import backfill as bf
-from marketstream.quality.binance_trades import MARKETS, BinanceTrades
 from marketstream.quality.book_counters import (
     BookCounters,
     BookCounts,
@@ -46,6 +45,8 @@ from marketstream.quality.rest import HttpAnswer, RestClient, RestPolicy
 from marketstream.quality.window import parse_moment, parse_window
 from marketstream.query.hot_queries import QueryInputError
 from marketstream.schemas.records import Trade
+from marketstream.venues.binance.markets import MARKETS
+from marketstream.venues.binance.rest import BinanceTrades
 
 S = 10**9
 M = MINUTE_NS

@@ -1,0 +1,196 @@
+"""The recording format: one received frame per JSON line, shared by recorder and replay.
+
+A line is `{"recv_ns": int, "exchange": str, "url": str, "frame": str}`. Lines whose `url`
+is an http(s) URL hold a REST response (a book snapshot): `frame` is its body.
+Reading is strict (a bad line stops with its file and line number) because a recording
+that replays differently from what was received would make every test built on it lie.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self
+
+import orjson
+
+from marketstream.errors import MarketStreamError
+
+RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
+# The real captures shipped in the repository (tests/data/recordings, beside the package in a
+# checkout or an editable install).
+SHIPPED_RECORDINGS = Path(__file__).resolve().parents[2] / "tests" / "data" / "recordings"
+EXPECTED_LINE = "expected a JSON object with recv_ns, exchange, url, frame"
+REST_SCHEMES = ("http://", "https://")
+_JSON_KINDS: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFrame:
+    """One received frame (or REST body) and where and when it arrived."""
+
+    recv_ns: int
+    exchange: str
+    url: str
+    frame: str
+
+    @property
+    def is_rest(self) -> bool:
+        """A REST response recorded alongside the feed, not a WebSocket frame."""
+        return self.url.startswith(REST_SCHEMES)
+
+    def to_json_line(self) -> bytes:
+        fields = {
+            "recv_ns": self.recv_ns,
+            "exchange": self.exchange,
+            "url": self.url,
+            "frame": self.frame,
+        }
+        return orjson.dumps(fields) + b"\n"
+
+
+def parse_recorded_line(line: bytes | str, where: str) -> RecordedFrame:
+    """One line -> RecordedFrame; MarketStreamError names `where` (file and line) and why."""
+    try:
+        value: Any = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise MarketStreamError(f"{where}: {EXPECTED_LINE} (not valid JSON)") from None
+    if not isinstance(value, dict):
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise MarketStreamError(f"{where}: {EXPECTED_LINE} (got a JSON {kind})")
+    recv_ns = value.get("recv_ns")
+    if type(recv_ns) is not int:  # bool is an int subclass; a timestamp is never true/false
+        raise MarketStreamError(f"{where}: {EXPECTED_LINE} (recv_ns missing or not an integer)")
+    for key in ("exchange", "url", "frame"):
+        if not isinstance(value.get(key), str):
+            raise MarketStreamError(f"{where}: {EXPECTED_LINE} ({key} missing or not a string)")
+    return RecordedFrame(recv_ns, value["exchange"], value["url"], value["frame"])
+
+
+def read_recording(path: Path | str) -> Iterator[RecordedFrame]:
+    """The frames of a recording in file order; blank lines are ignored.
+
+    Lazy, so that a long capture replays without being held in memory. Errors (unreadable
+    file, bad line) are MarketStreamError with one line naming the file.
+    """
+    for _, frame in read_recording_lines(path):
+        yield frame
+
+
+def read_recording_lines(path: Path | str) -> Iterator[tuple[int, RecordedFrame]]:
+    """Like `read_recording`, with each frame's line number for messages about it."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed by the `with` below; open errors named
+    except OSError as exc:
+        raise MarketStreamError(f"cannot read recording {path}: {_reason(exc)}") from None
+    with file:
+        number = 0
+        try:
+            for number, line in enumerate(file, start=1):
+                if line.strip():
+                    yield number, parse_recorded_line(line, f"{path} line {number}")
+        except OSError as exc:
+            raise MarketStreamError(
+                f"cannot read recording {path} after line {number}: {_reason(exc)}"
+            ) from None
+
+
+class RecordingWriter:
+    """Appends frames to a recording; a kill loses at most the last `flush_interval_s`.
+
+    Lines are buffered in memory and written whole, in one unbuffered write per flush, so a
+    killed recorder never leaves half a line. A flush happens when a write finds the oldest
+    buffered line older than the interval, when the buffer grows past `max_buffer_bytes`,
+    and whenever the owner calls `flush_if_due()` (the recorder does so on a timer, so that
+    a quiet feed is flushed too).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        flush_interval_s: float = 1.0,
+        max_buffer_bytes: int = 1 << 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self._flush_interval_s = flush_interval_s
+        self._max_buffer_bytes = max_buffer_bytes
+        self._clock = clock
+        self._buffer: list[bytes] = []
+        self._buffered_bytes = 0
+        self._oldest: float | None = None
+        self.frames_written = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 - see close()
+        except OSError as exc:
+            raise MarketStreamError(f"cannot write recording {self.path}: {_reason(exc)}") from None
+
+    def write(self, frame: RecordedFrame) -> None:
+        line = frame.to_json_line()
+        if self._oldest is None:
+            self._oldest = self._clock()
+        self._buffer.append(line)
+        self._buffered_bytes += len(line)
+        self.frames_written += 1
+        if self._buffered_bytes >= self._max_buffer_bytes:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if self._oldest is not None and self._clock() - self._oldest >= self._flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data = memoryview(b"".join(self._buffer))
+        self._buffer.clear()
+        self._buffered_bytes = 0
+        self._oldest = None
+        try:
+            while data:
+                written = self._file.write(data)
+                data = data[written:]
+        except OSError as exc:
+            raise MarketStreamError(f"cannot write recording {self.path}: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def default_recordings(environ: Mapping[str, str] | None = None) -> Path:
+    """`$MARKETSTREAM_RECORDINGS`, else the recordings shipped in the repository."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(RECORDINGS_ENV) or SHIPPED_RECORDINGS)

@@ -1,0 +1,205 @@
+"""Pure helpers the venue mappers share: JSON loading, typed field access, time units.
+
+Every helper takes the decoded frame's dict as it is (no schema library on the hot path)
+and, when the field is missing or of the wrong kind, raises `FrameError` naming the field
+and the value found, so that a dead-lettered frame explains itself. `what` names the part of
+the frame being read (e.g. "aggTrade"); the mapper prefixes the exchange once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from marketstream.schemas.records import Level
+from marketstream.venues.base.mapper import FrameError, LevelText
+
+JsonObject = dict[str, Any]
+T = TypeVar("T")
+
+NS_PER_MS: Final = 1_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGITS: Final = "0123456789"
+_ZULU_MICROS_LENGTH: Final = len("2021-04-17T16:43:30.244075Z")
+_SECOND_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_SECONDS_CACHED: Final = 4096  # distinct whole seconds remembered (about an hour of feed)
+_SHOWN_CHARS: Final = 80  # enough of a bad value to recognise it, never a whole frame
+
+
+def show(value: object) -> str:
+    """A value's repr cut short, for error messages."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}..."
+
+
+def _missing(key: str, what: str) -> FrameError:
+    return FrameError(f"{what}: field {key!r} is missing")
+
+
+def load_object(frame: str | bytes) -> JsonObject:
+    """Decode a frame that must be one JSON object."""
+    try:
+        value = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"not JSON: {exc}: {show(frame)}") from None
+    if type(value) is not dict:
+        raise FrameError(f"expected a JSON object, got {type(value).__name__}: {show(value)}")
+    return value
+
+
+def ms_to_ns(ms: int) -> int:
+    return ms * NS_PER_MS
+
+
+def iso_to_ns(text: str) -> int:
+    """`2021-04-17T16:43:30.244075Z` -> int ns, exactly: no float passes through.
+
+    `datetime` parses in C but keeps microseconds only, so fraction digits 7-9 are added
+    from the text; digits beyond nanoseconds are cut. No UTC offset: ValueError.
+
+    The form some feeds send on every message (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) takes a short
+    cut: its whole seconds are parsed once per second and remembered, the microseconds read
+    as an integer; every other form goes the general way.
+    """
+    if len(text) == _ZULU_MICROS_LENGTH and text[26] == "Z" and text[19] == ".":
+        micros = text[20:26]
+        if micros.isascii() and micros.isdigit():
+            second_ns = _utc_second_ns(text[:19])
+            if second_ns is not None:
+                return second_ns + int(micros) * 1_000
+    return _parse_iso_ns(text)
+
+
+@lru_cache(maxsize=_SECONDS_CACHED)
+def _utc_second_ns(prefix: str) -> int | None:
+    """`YYYY-MM-DDTHH:MM:SS` read as UTC, in ns; None if it is not exactly a valid such time."""
+    if _SECOND_RE.fullmatch(prefix) is None:
+        return None
+    try:
+        return _parse_iso_ns(prefix + "Z")
+    except ValueError:
+        return None
+
+
+def _parse_iso_ns(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"no UTC offset in {text!r}")
+    delta = moment - _EPOCH
+    ns = ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1_000
+    dot = text.find(".")
+    if dot != -1:
+        below_micros = text[dot + 7 : dot + 10]
+        count = len(below_micros) - len(below_micros.lstrip(_DIGITS))
+        if count:
+            ns += int(below_micros[:count].ljust(3, "0"))
+    return ns
+
+
+def field(obj: JsonObject, key: str, what: str) -> Any:
+    try:
+        return obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
+
+
+# The helpers below read `obj[key]` themselves rather than through `field`: they run for
+# every field of every frame, and a call less each is measurable.
+
+
+def _typed(kind: type[T], noun: str) -> Callable[[JsonObject, str, str], T]:
+    """The accessor of a field that must be exactly of `kind` (`noun` names it in errors)."""
+
+    def get(obj: JsonObject, key: str, what: str) -> T:
+        try:
+            value = obj[key]
+        except KeyError:
+            raise _missing(key, what) from None
+        if type(value) is not kind:
+            raise FrameError(f"{what}: {key} {show(value)} is not {noun}")
+        return value
+
+    return get
+
+
+mapping: Final[Callable[[JsonObject, str, str], JsonObject]] = _typed(dict, "a JSON object")
+text: Final = _typed(str, "a string")
+integer: Final = _typed(int, "an integer")
+flag: Final = _typed(bool, "true or false")
+
+
+def number(obj: JsonObject, key: str, what: str) -> float:
+    """A decimal string (or JSON number) as float."""
+    try:
+        return float(obj[key])
+    except KeyError:
+        raise _missing(key, what) from None
+    except (TypeError, ValueError):
+        raise FrameError(f"{what}: {key} {show(obj[key])} is not a decimal number") from None
+
+
+def optional_number(obj: JsonObject, key: str, what: str) -> float | None:
+    """None when the feed leaves the field out (or null): never a made-up value."""
+    value = obj.get(key)
+    return None if value is None else number(obj, key, what)
+
+
+def millis(obj: JsonObject, key: str, what: str) -> int:
+    """An integer time in milliseconds, returned in nanoseconds."""
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
+    if type(value) is not int:
+        raise FrameError(f"{what}: {key} {show(value)} is not an integer time in milliseconds")
+    return value * NS_PER_MS
+
+
+def iso_time(obj: JsonObject, key: str, what: str) -> int:
+    """An ISO-8601 UTC time string, returned in nanoseconds."""
+    try:
+        value = obj[key]
+    except KeyError:
+        raise _missing(key, what) from None
+    try:
+        return iso_to_ns(value)
+    except (AttributeError, TypeError, ValueError):
+        raise FrameError(f"{what}: {key} {show(value)} is not an ISO-8601 UTC time") from None
+
+
+def levels(obj: JsonObject, key: str, what: str) -> list[Level]:
+    """`[["price", "size"], ...]` as float pairs, in the order sent."""
+    try:
+        return [(float(price), float(size)) for price, size in obj[key]]
+    except KeyError:
+        raise _missing(key, what) from None
+    except (TypeError, ValueError):
+        raise FrameError(
+            f"{what}: {key} {show(obj[key])} is not a list of [price, size] decimal pairs"
+        ) from None
+
+
+def text_levels(
+    obj: JsonObject, key: str, what: str, pick: Callable[[Any], tuple[Any, Any]], form: str
+) -> tuple[list[Level], list[LevelText]]:
+    """Levels whose price and size arrive as text, as floats and as that exact text (for
+    checksums over it). `pick` takes (price, size) out of one entry (an `itemgetter`); `form`
+    says what a level looks like, for the error."""
+    entries = field(obj, key, what)
+    levels: list[Level] = []
+    texts: list[LevelText] = []
+    try:
+        for entry in entries:
+            price, size = pick(entry)
+            if type(price) is not str or type(size) is not str:
+                raise TypeError
+            levels.append((float(price), float(size)))
+            texts.append((price, size))
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise FrameError(f"{what}: {key} {show(entries)} is not a list of {form}") from None
+    return levels, texts

@@ -1,0 +1,142 @@
+"""The venue contract: what the ingest runner, the recorder, normalize, the replay server and
+quality need to know about one exchange, as data and pure functions.
+
+Each venue package (`marketstream/venues/<name>/`) builds one `Venue` value (two for a
+package serving two markets) in its `venue.py`; `marketstream.venues.registry` lists them.
+The runner holds the sockets; the venue holds the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from marketstream.replay.dialect import Dialect
+from marketstream.replay.recording import RecordedFrame
+from marketstream.schemas.instruments import Channel
+from marketstream.schemas.records import Trade
+from marketstream.venues.base.mapper import BookUpdate, LevelText, Mapper
+
+
+class Sequencing(Enum):
+    """How to tell that a book delta follows the previous one (see `ingest/books.py`)."""
+
+    NONE = "none"  # no sequence numbers: a gap cannot be seen
+    FIRST_LAST = "first_last"  # next.first_seq == previous.last_seq + 1 (first and last ids)
+    PREV_LAST = "prev_last"  # next.prev_seq == previous.last_seq (each names its predecessor)
+    INCREMENT = "increment"  # next.last_seq == previous.last_seq + 1 (one id per delta)
+
+
+# The exchange's checksum over the top levels' text: (bids best first, asks best first) -> int.
+Checksum = Callable[[list[LevelText], list[LevelText]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class BookRules:
+    """How a feed's order book is kept besides its sequence numbers."""
+
+    sequencing: Sequencing
+    checksum: Checksum | None = None  # verified after every update that carries one
+    checksum_depth: int = 0  # levels per side the checksum covers
+    depth_limit: int | None = None  # the feed keeps only this many levels: truncate to it
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What one connection asks for: normalized symbols and channels."""
+
+    symbols: tuple[str, ...]
+    channels: tuple[Channel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """A REST order book snapshot to fetch when the feed sends deltas only."""
+
+    symbol: str
+    url: str
+
+
+class JsonGetter(Protocol):
+    """A rate-limited REST client (`quality.rest.RestClient`): GET a URL, return its JSON."""
+
+    def get_json(self, url: str, weight: int) -> Any: ...
+
+
+class TradePages(Protocol):
+    """An exchange's past trades of one instrument, in pages."""
+
+    def by_ids(self, first: int, last: int) -> Iterator[list[Trade]]: ...
+
+    def by_time(self, start_ns: int, end_ns: int) -> Iterator[list[Trade]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TradeHistory:
+    """Past trades over REST, where the venue serves them (backfill)."""
+
+    # (symbol, REST base, client, clock in ns) -> pages of that instrument's trades.
+    pages: Callable[[str, str, JsonGetter, Callable[[], int]], TradePages]
+    weight_limit_per_minute: int  # the venue's request weight budget per IP
+    used_weight_header: str | None = None  # where the venue reports the weight used
+
+
+# A generated session in the venue's wire format: steps -> recorded frames (test data).
+SessionGenerator = Callable[..., list[RecordedFrame]]
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """Everything venue-specific the rest of the pipeline needs, as data and pure functions."""
+
+    name: str
+    # The URL to connect to for a subscription (some venues put streams in the URL).
+    connect_url: Callable[[str, Subscription], str]
+    # Text frames to send after connecting, in order; the runner paces them.
+    subscribe_messages: Callable[[Subscription], list[str]]
+    # Symbols -> mapper; the mapper knows the native names of exactly these symbols.
+    make_mapper: Callable[[Sequence[str]], Mapper]
+    sequencing: Sequencing
+    # Channels the feed offers; configuring another is an error at start.
+    channels: frozenset[Channel]
+    # The replay server's side of this venue's protocol.
+    dialect: Dialect
+    # Application-level ping (None when WebSocket pings suffice) and its period.
+    ping_message: str | None = None
+    ping_interval_s: float = 20.0
+    # Most subscribe messages per second the exchange accepts on one connection.
+    max_messages_per_s: float = 5.0
+    # Most streams/topics per connection; the runner opens more connections beyond it.
+    max_streams_per_connection: int = 200
+    # Book snapshots fetched over REST, and how to map one (None: the feed sends them).
+    snapshot_requests: Callable[[str, Sequence[str]], list[SnapshotRequest]] | None = None
+    map_snapshot: Callable[[str | bytes, str, int], BookUpdate] | None = None
+    # The normalized symbol a snapshot URL asks for (to replay recorded snapshots offline).
+    snapshot_symbol: Callable[[str], str] | None = None
+    # Messages that make the feed send a fresh book snapshot for one symbol (unsubscribe and
+    # subscribe again); None with no REST snapshots either: the runner reconnects instead.
+    resubscribe_book: Callable[[str], list[str]] | None = None
+    # Subscriptions the venue serves on different endpoints: one configured subscription ->
+    # the parts that each need a connection, whose URL `connect_url` then picks. None: one
+    # connection serves it all.
+    split: Callable[[Subscription], list[Subscription]] | None = None
+    # Offline (normalize, replay) the configured symbols are unknown; where a frame alone
+    # cannot name its instrument (one native name on two markets) the recorded URL can.
+    mapper_for_recording: Callable[[str], Mapper] | None = None
+    # Checksums and truncation of the book; None: sequence numbers only.
+    checksum: Checksum | None = None
+    checksum_depth: int = 0
+    book_depth_limit: int | None = None
+    # Trade ids count up by one per instrument, so a skipped id is a missed trade (quality).
+    sequential_trade_ids: bool = False
+    # Past trades over REST (backfill); None: not offered.
+    trade_history: TradeHistory | None = None
+    # A session generated in the venue's wire format, for the demo and tests where no real
+    # capture ships; None: the venue has real recordings only.
+    session: SessionGenerator | None = None
+
+    @property
+    def book_rules(self) -> BookRules:
+        return BookRules(self.sequencing, self.checksum, self.checksum_depth, self.book_depth_limit)

@@ -1,0 +1,45 @@
+"""Binance spot and USD-M futures as the registry lists them: one package, two venues.
+
+The two markets share the stream protocol, the mapper, the REST calls and the replay dialect,
+and differ only in the data of a `Market` (`markets.py`); two packages would either copy the
+code or make one venue import the other.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Final
+
+from marketstream.venues.base.feed import connect_to_base
+from marketstream.venues.base.venue import TradeHistory, Venue
+from marketstream.venues.binance import feed, mapper, rest
+from marketstream.venues.binance.markets import SPOT, USDM, Market
+from marketstream.venues.binance.replay import BinanceDialect
+
+
+def _venue(market: Market) -> Venue:
+    return Venue(
+        name=market.name,
+        connect_url=connect_to_base,
+        subscribe_messages=partial(feed.subscribe_messages, market),
+        make_mapper=partial(mapper.make_mapper, market),
+        sequencing=market.sequencing,
+        channels=market.channels,
+        dialect=BinanceDialect(),
+        ping_message=None,  # Binance pings at the WebSocket level; the client pongs
+        max_messages_per_s=market.max_messages_per_s,
+        max_streams_per_connection=market.max_streams,
+        snapshot_requests=partial(rest.snapshot_requests, market),
+        map_snapshot=partial(rest.map_snapshot, market),
+        snapshot_symbol=partial(rest.snapshot_symbol, market),
+        sequential_trade_ids=True,  # aggTrade ids `a` count up by one per symbol
+        trade_history=TradeHistory(
+            pages=partial(rest.BinanceTrades, market),
+            weight_limit_per_minute=market.weight_limit_per_minute,
+            used_weight_header=rest.USED_WEIGHT_HEADER,
+        ),
+    )
+
+
+BINANCE: Final = _venue(SPOT)
+BINANCE_USDM: Final = _venue(USDM)

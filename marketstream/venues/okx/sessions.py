@@ -1,0 +1,80 @@
+"""Generated OKX v5 sessions, public and business endpoints (test data; see
+`venues/base/sessions.py`)."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from marketstream.replay.recording import RecordedFrame
+from marketstream.venues.base.sessions import STEP_MS, T0_MS, GeneratedSession, SimBook, Text
+from marketstream.venues.okx.checksum import checksum
+
+OKX_PUBLIC = "wss://ws.okx.com:8443/ws/v5/public"
+OKX_BUSINESS = "wss://ws.okx.com:8443/ws/v5/business"
+
+
+def _okx(channel: str, inst_id: str, data: list[object], **extra: object) -> bytes:
+    return orjson.dumps({"arg": {"channel": channel, "instId": inst_id}, **extra, "data": data})
+
+
+def okx_session(
+    steps: int, *, seed: int = 2, gap_at: int | None = None, resnapshot_after: int = 5
+) -> list[RecordedFrame]:
+    session = GeneratedSession()
+    rng = random.Random(seed)
+    instruments = {"BTC-USDT": 97000.0, "BTC-USDT-SWAP": 97010.0}
+    books = {i: SimBook(rng, mid, 0.1, 1, 4, depth=30) for i, mid in instruments.items()}
+    seq = dict.fromkeys(instruments, 1000)
+    trade_id = 5000
+
+    def okx_levels(levels: list[Text]) -> list[list[str]]:
+        return [[p, s, "0", "1"] for p, s in levels]
+
+    def snapshot(inst: str, ms: int) -> None:
+        book = books[inst]
+        seq[inst] += 1
+        bids, asks = book.top(30)
+        data = {"asks": okx_levels(asks), "bids": okx_levels(bids), "ts": str(ms),
+                "checksum": checksum(*book.top(25)), "prevSeqId": -1,
+                "seqId": seq[inst]}  # fmt: skip
+        session.add("okx", OKX_PUBLIC, ms, _okx("books", inst, [data], action="snapshot"))
+
+    for inst in instruments:
+        snapshot(inst, T0_MS)
+    for step in range(1, steps + 1):
+        ms = T0_MS + step * STEP_MS
+        for inst, book in books.items():
+            bids, asks = book.step(touch_top=gap_at == step)
+            previous = seq[inst]
+            seq[inst] += 1
+            if gap_at == step and inst == "BTC-USDT":
+                continue
+            if gap_at is not None and step == gap_at + resnapshot_after and inst == "BTC-USDT":
+                snapshot(inst, ms)
+                continue
+            data = {"asks": okx_levels(asks), "bids": okx_levels(bids), "ts": str(ms),
+                    "checksum": checksum(*book.top(25)), "prevSeqId": previous,
+                    "seqId": seq[inst]}  # fmt: skip
+            session.add("okx", OKX_PUBLIC, ms, _okx("books", inst, [data], action="update"))
+            (bid, bid_sz), (ask, ask_sz) = book.best()
+            if step % 2 == 0:
+                ticker = {"instId": inst, "last": ask, "askPx": ask, "askSz": ask_sz,
+                          "bidPx": bid, "bidSz": bid_sz, "ts": str(ms)}  # fmt: skip
+                session.add("okx", OKX_PUBLIC, ms, _okx("tickers", inst, [ticker]))
+            if step % 3 == 0:
+                trade_id += 1
+                trade = {"instId": inst, "tradeId": str(trade_id), "px": ask, "sz": "0.01",
+                         "side": rng.choice(["buy", "sell"]), "ts": str(ms)}  # fmt: skip
+                session.add("okx", OKX_PUBLIC, ms, _okx("trades", inst, [trade]))
+            if step % 10 == 0:
+                begin = ms - ms % 60_000
+                candle = [str(begin), bid, ask, bid, ask, "12", "1.2", "1.2", "0"]
+                session.add("okx", OKX_BUSINESS, ms, _okx("candle1m", inst, [candle]))
+            if step % 10 == 5 and inst.endswith("-SWAP"):
+                funding = {"instId": inst, "instType": "SWAP", "fundingRate": "0.0001",
+                           "fundingTime": str(ms + 3_600_000),
+                           "nextFundingTime": str(ms + 7_200_000), "ts": str(ms)}  # fmt: skip
+                session.add("okx", OKX_PUBLIC, ms, _okx("funding-rate", inst, [funding]))
+    return session.frames

@@ -1,0 +1,662 @@
+"""Bybit v5 spot and linear: documented frame formats, malformed frames, spot vs linear,
+the split of a subscription across endpoints, and the order book sequencing.
+
+No public Bybit v5 capture is usable here: the frames follow Bybit's v5 documentation
+(https://bybit-exchange.github.io/docs/v5/ws/connect and the public topic pages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from marketstream.config import load_config
+from marketstream.errors import ConfigError
+from marketstream.ingest.books import BookKeeper
+from marketstream.ingest.normalize import normalize_recording
+from marketstream.ingest.service import plan_connections
+from marketstream.replay.recording import RecordedFrame
+from marketstream.schemas.codec import decode_record
+from marketstream.schemas.records import Candle, Funding, Quote, Side, Trade
+from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
+from marketstream.venues.base.venue import Sequencing, Subscription
+from marketstream.venues.bybit.mapper import BybitMapper
+from marketstream.venues.bybit.markets import market_of_url
+from marketstream.venues.bybit.venue import BYBIT
+from marketstream.venues.registry import get_venue
+from tests.venues.conftest import assert_valid
+
+RECV = 1_700_000_000_123_456_789  # a receive time in ns, after every documented event time
+MS = 1_000_000
+SPOT_URL = "wss://stream.bybit.com/v5/public/spot"
+LINEAR_URL = "wss://stream.bybit.com/v5/public/linear"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pipeline.yaml"
+
+assert BYBIT.split is not None
+assert BYBIT.mapper_for_recording is not None
+assert BYBIT.resubscribe_book is not None
+split = BYBIT.split
+for_recording = BYBIT.mapper_for_recording
+resubscribe_book = BYBIT.resubscribe_book
+
+spot = BYBIT.make_mapper(["BTC-USDT"])
+linear = BYBIT.make_mapper(["BTC-USDT-PERP"])
+
+
+def _frame(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+def _map_one(mapper: Mapper, frame: str | bytes) -> Item:
+    items = mapper(frame, RECV)
+    assert len(items) == 1
+    return items[0]
+
+
+# --- documented frames -----------------------------------------------------------------------
+
+TRADE = {
+    "T": 1672304486865, "s": "BTCUSDT", "S": "Buy", "v": "0.001", "p": "16578.50",
+    "L": "PlusTick", "i": "20f43950-d8dd-5b31-9112-a178eb6023af", "BT": False,
+    "seq": 1783284617,
+}  # fmt: skip
+PUBLIC_TRADE = {
+    "topic": "publicTrade.BTCUSDT",
+    "type": "snapshot",
+    "ts": 1672304486868,
+    "data": [TRADE, {**TRADE, "T": 1672304486866, "S": "Sell", "v": "0.25", "i": "2290"}],
+}
+BOOK_SNAPSHOT = {
+    "topic": "orderbook.50.BTCUSDT",
+    "type": "snapshot",
+    "ts": 1672304484978,
+    "data": {
+        "s": "BTCUSDT",
+        "b": [["16493.50", "0.006"], ["16493.00", "0.100"]],
+        "a": [["16611.00", "0.029"], ["16612.00", "0.213"]],
+        "u": 18521288,
+        "seq": 7961638724,
+    },
+    "cts": 1672304484976,
+}
+BOOK_DELTA = {
+    "topic": "orderbook.50.BTCUSDT",
+    "type": "delta",
+    "ts": 1687940967466,
+    "data": {
+        "s": "BTCUSDT",
+        "b": [["30247.20", "30.028"], ["30240.00", "0"]],
+        "a": [["30248.70", "0"], ["30249.30", "0.892"]],
+        "u": 177400507,
+        "seq": 66544703342,
+    },
+    "cts": 1687940967464,
+}
+TOP_OF_BOOK = {
+    "topic": "orderbook.1.BTCUSDT",
+    "type": "snapshot",
+    "ts": 1672304484978,
+    "data": {
+        "s": "BTCUSDT",
+        "b": [["16493.50", "0.006"]],
+        "a": [["16611.00", "0.029"]],
+        "u": 18521288,
+        "seq": 7961638724,
+    },
+    "cts": 1672304484976,
+}
+KLINE_DATA = {
+    "start": 1672324800000, "end": 1672324859999, "interval": "1", "open": "16649.5",
+    "close": "16677", "high": "16677", "low": "16608", "volume": "2.081",
+    "turnover": "34666.4005", "confirm": False, "timestamp": 1672324855882,
+}  # fmt: skip
+TICKER_DATA = {
+    "symbol": "BTCUSDT", "tickDirection": "PlusTick", "price24hPcnt": "0.017103",
+    "lastPrice": "17216.00", "prevPrice24h": "16926.50", "highPrice24h": "17281.50",
+    "lowPrice24h": "16915.00", "prevPrice1h": "17238.00", "markPrice": "17217.33",
+    "indexPrice": "17227.36", "openInterest": "68744.761",
+    "openInterestValue": "1183601235.91", "turnover24h": "1570383121.943499",
+    "volume24h": "91705.276", "nextFundingTime": "1673280000000", "fundingRate": "-0.000212",
+    "bid1Price": "17215.50", "bid1Size": "84.489", "ask1Price": "17216.00", "ask1Size": "83.020",
+}  # fmt: skip
+
+
+def _kline(**changes: Any) -> dict[str, Any]:
+    return {
+        "topic": "kline.1.BTCUSDT",
+        "data": [{**KLINE_DATA, **changes}],
+        "ts": 1672324855882,
+        "type": "snapshot",
+    }
+
+
+def _ticker(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "topic": "tickers.BTCUSDT",
+        "type": kind,
+        "data": {"symbol": "BTCUSDT", **data},
+        "cs": 24987956059,
+        "ts": 1673272861686,
+    }
+
+
+def test_public_trades_one_record_each_with_the_takers_side() -> None:
+    assert spot(_frame(PUBLIC_TRADE), RECV) == [
+        Trade("bybit", "BTC-USDT", 1672304486865 * MS, RECV,
+              "20f43950-d8dd-5b31-9112-a178eb6023af", 16578.5, 0.001, "buy"),
+        Trade("bybit", "BTC-USDT", 1672304486866 * MS, RECV, "2290", 16578.5, 0.25, "sell"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("taker", "side"), [("Buy", "buy"), ("Sell", "sell")])
+def test_linear_trade_is_the_perpetual(taker: str, side: Side) -> None:
+    frame = _frame({**PUBLIC_TRADE, "data": [{**TRADE, "S": taker}]})
+    trade = _map_one(linear, frame)
+    assert isinstance(trade, Trade)
+    assert (trade.exchange, trade.symbol, trade.side) == ("bybit", "BTC-USDT-PERP", side)
+
+
+def test_orderbook_1_snapshot_is_a_quote() -> None:
+    assert _map_one(spot, _frame(TOP_OF_BOOK)) == Quote(
+        "bybit", "BTC-USDT", 1672304484978 * MS, RECV, 16493.5, 0.006, 16611.0, 0.029
+    )
+    quote = _map_one(linear, _frame(TOP_OF_BOOK))
+    assert isinstance(quote, Quote)
+    assert quote.symbol == "BTC-USDT-PERP"
+
+
+def test_orderbook_50_snapshot_and_delta_are_book_updates() -> None:
+    assert _map_one(linear, _frame(BOOK_SNAPSHOT)) == BookUpdate(
+        "bybit",
+        "BTC-USDT-PERP",
+        1672304484976 * MS,  # cts, the matching engine's time
+        RECV,
+        [(16493.5, 0.006), (16493.0, 0.1)],
+        [(16611.0, 0.029), (16612.0, 0.213)],
+        is_snapshot=True,
+        last_seq=18521288,
+    )
+    assert _map_one(spot, _frame(BOOK_DELTA)) == BookUpdate(
+        "bybit",
+        "BTC-USDT",
+        1687940967464 * MS,
+        RECV,
+        [(30247.2, 30.028), (30240.0, 0.0)],  # size 0 removes the level
+        [(30248.7, 0.0), (30249.3, 0.892)],
+        is_snapshot=False,
+        last_seq=177400507,
+    )
+
+
+def test_book_without_cts_uses_the_message_time() -> None:
+    frame = {k: v for k, v in BOOK_SNAPSHOT.items() if k != "cts"}
+    update = _map_one(spot, _frame(frame))
+    assert isinstance(update, BookUpdate)
+    assert update.ts == 1672304484978 * MS
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+def test_kline_is_a_one_minute_candle(confirm: bool) -> None:
+    assert _map_one(spot, _frame(_kline(confirm=confirm))) == Candle(
+        "bybit", "BTC-USDT", "1m", 1672324800000 * MS,
+        16649.5, 16677.0, 16608.0, 16677.0, 2.081, None, confirm,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("bybit", "interval"), [("5", "5m"), ("60", "1h"), ("D", "1d")])
+def test_kline_intervals_are_normalized(bybit: str, interval: str) -> None:
+    candle = _map_one(linear, _frame(_kline(interval=bybit)))
+    assert isinstance(candle, Candle)
+    assert (candle.symbol, candle.interval) == ("BTC-USDT-PERP", interval)
+
+
+def test_ticker_snapshot_is_funding() -> None:
+    assert _map_one(linear, _frame(_ticker("snapshot", TICKER_DATA))) == Funding(
+        "bybit",
+        "BTC-USDT-PERP",
+        1673272861686 * MS,
+        -0.000212,
+        17217.33,
+        17227.36,
+        1673280000000 * MS,
+    )
+
+
+def test_ticker_delta_with_a_new_rate_is_funding_with_what_it_carries() -> None:
+    frame = _frame(_ticker("delta", {"fundingRate": "0.0001", "markPrice": "17218.00"}))
+    assert _map_one(linear, frame) == Funding(
+        "bybit", "BTC-USDT-PERP", 1673272861686 * MS, 0.0001, 17218.0, None, None
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"bid1Price": "17215.00", "bid1Size": "84.5", "markPrice": "17217.40"},
+        {"fundingRate": "", "lastPrice": "17216.50"},  # empty: not carried
+    ],
+)
+def test_ticker_delta_without_a_rate_has_no_funding_news(data: dict[str, Any]) -> None:
+    assert linear(_frame(_ticker("delta", data)), RECV) == []
+
+
+def test_empty_ticker_fields_are_absent_not_zero() -> None:
+    data = {**TICKER_DATA, "markPrice": "", "nextFundingTime": ""}
+    funding = _map_one(linear, _frame(_ticker("snapshot", data)))
+    assert isinstance(funding, Funding)
+    assert (funding.mark_px, funding.index_px, funding.next_ts) == (None, 17227.36, None)
+
+
+def test_mapped_records_pass_validation() -> None:
+    frames = [PUBLIC_TRADE, TOP_OF_BOOK, BOOK_SNAPSHOT, _kline(), _ticker("snapshot", TICKER_DATA)]
+    for frame in frames:
+        for item in linear(_frame(frame), RECV):
+            assert_valid(item, RECV)
+
+
+# --- control frames --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"success": True, "ret_msg": "subscribe", "conn_id": "2324d924", "req_id": "1",
+         "op": "subscribe"},
+        {"success": True, "ret_msg": "", "op": "subscribe", "conn_id": "cejreassvfrsfvb9v1a0-2m"},
+        {"success": True, "ret_msg": "", "op": "unsubscribe", "conn_id": "c"},
+        {"success": True, "ret_msg": "pong", "conn_id": "0970e817", "op": "ping"},
+        {"success": True, "ret_msg": "pong", "conn_id": "465772b1", "req_id": "", "op": "ping"},
+        {"req_id": "test", "op": "pong", "args": ["1675418560633"], "conn_id": "cfcb4ocsv"},
+    ],
+)  # fmt: skip
+def test_acknowledgements_and_pongs_map_to_nothing(reply: dict[str, Any]) -> None:
+    assert spot(_frame(reply), RECV) == []
+    assert linear(orjson.dumps(reply), RECV) == []
+
+
+def test_a_failed_subscription_raises_with_bybits_message() -> None:
+    reply = {
+        "success": False,
+        "ret_msg": "Invalid symbol :[publicTrade.XUSDT]",
+        "conn_id": "c",
+        "op": "subscribe",
+    }
+    with pytest.raises(
+        FrameError, match=r"^bybit spot: subscribe failed: Invalid symbol :\[publicTrade.XUSDT\]$"
+    ):
+        spot(_frame(reply), RECV)
+
+
+# --- malformed frames ------------------------------------------------------------------------
+
+
+def _trade_with(**changes: Any) -> str:
+    return _frame({**PUBLIC_TRADE, "data": [{**TRADE, **changes}]})
+
+
+def _without(message: dict[str, Any], key: str) -> str:
+    return _frame({k: v for k, v in message.items() if k != key})
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("{not json", "bybit linear: not JSON: "),
+        ("[1, 2]", "bybit linear: expected a JSON object, got list"),
+        (_frame({**PUBLIC_TRADE, "topic": 7}), "topic 7 is not a string"),
+        (_frame({**PUBLIC_TRADE, "topic": "liquidation.BTCUSDT"}), "unknown topic 'liquidation"),
+        (_frame({**PUBLIC_TRADE, "topic": "publicTrade."}), r"unknown topic 'publicTrade\.'"),
+        (_frame({"ret_msg": "hello"}), "no topic and no known op in a frame with fields"),
+        (_without(PUBLIC_TRADE, "data"), "publicTrade: field 'data' is missing"),
+        (_frame({**PUBLIC_TRADE, "data": {}}), "publicTrade: data {} is not a list of JSON"),
+        (_frame({**PUBLIC_TRADE, "data": [1]}), r"publicTrade: data \[1\] is not a list of JSON"),
+        (_trade_with(p="abc"), "publicTrade: p 'abc' is not a decimal number"),
+        (_trade_with(S="Short"), "publicTrade: S 'Short' is not 'Buy' or 'Sell'"),
+        (_trade_with(T="1672304486865"), "publicTrade: T '1672304486865' is not an integer time"),
+        (_frame({**BOOK_SNAPSHOT, "type": "full"}), "orderbook: type 'full' is not 'snapshot'"),
+        (
+            _frame({**BOOK_SNAPSHOT, "topic": "orderbook.BTCUSDT"}),
+            "topic 'orderbook.BTCUSDT' is not orderbook.<depth>.<symbol>",
+        ),
+        (
+            _frame({**BOOK_SNAPSHOT, "data": {**BOOK_SNAPSHOT["data"], "u": None}}),  # type: ignore[dict-item]
+            "orderbook: u None is not an integer",
+        ),
+        (
+            _frame({**BOOK_DELTA, "data": {**BOOK_DELTA["data"], "b": [["1.0"]]}}),  # type: ignore[dict-item]
+            r"orderbook: b \[\['1.0'\]\] is not a list of \[price, size\]",
+        ),
+        (
+            _frame({**TOP_OF_BOOK, "type": "delta"}),
+            "orderbook.1: a delta cannot make a quote",
+        ),
+        (
+            _frame({**TOP_OF_BOOK, "data": {**TOP_OF_BOOK["data"], "a": []}}),  # type: ignore[dict-item]
+            "orderbook.1: a is empty: no quote without both sides",
+        ),
+        (_frame(_kline(interval="M")), "kline: interval 'M' is not supported"),
+        (_frame(_kline(confirm="yes")), "kline: confirm 'yes' is not true or false"),
+        (
+            _frame(_ticker("snapshot", {**TICKER_DATA, "nextFundingTime": "soon"})),
+            "tickers: nextFundingTime 'soon' is not a time in milliseconds",
+        ),
+        (
+            _frame(_ticker("snapshot", {**TICKER_DATA, "fundingRate": "x"})),
+            "tickers: fundingRate 'x' is not a decimal number",
+        ),
+    ],
+)
+def test_malformed_frame_names_what_is_wrong(frame: str, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        linear(frame, RECV)
+
+
+def test_spot_has_no_tickers_topic() -> None:
+    with pytest.raises(FrameError, match=r"^bybit spot: unknown topic 'tickers\.BTCUSDT'$"):
+        spot(_frame(_ticker("snapshot", TICKER_DATA)), RECV)
+
+
+# --- symbols: spot vs linear -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "symbol"),
+    [
+        (SPOT_URL, "ETH-USDT"),
+        (LINEAR_URL, "ETH-USDT-PERP"),
+        (f"{LINEAR_URL}/", "ETH-USDT-PERP"),
+        ("ws://127.0.0.1:8765/v5/public/spot", "ETH-USDT"),
+        ("ws://[::1]:8765/v5/public/linear?x=1", "ETH-USDT-PERP"),
+    ],
+)
+def test_recording_mappers_tell_the_market_by_url(url: str, symbol: str) -> None:
+    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.ETHUSDT"})
+    trades = for_recording(url)(frame, RECV)
+    assert {t.symbol for t in trades} == {symbol}
+
+
+@pytest.mark.parametrize("url", ["", "wss://stream.bybit.com/v5/public/inverse", "https://x/y"])
+def test_a_recorded_url_of_no_known_market_refuses_its_frames(url: str) -> None:
+    assert market_of_url(url) is None
+    with pytest.raises(FrameError, match="ends in neither /spot nor /linear"):
+        for_recording(url)(_frame(PUBLIC_TRADE), RECV)
+
+
+def test_the_configured_symbols_tell_the_market_of_the_same_frame() -> None:
+    frame = _frame(_kline())
+    assert [c.symbol for c in BYBIT.make_mapper(["BTC-USDT", "ETH-USDT"])(frame, RECV)] == [
+        "BTC-USDT"
+    ]
+    assert [c.symbol for c in BYBIT.make_mapper(["ETH-USDT-PERP"])(frame, RECV)] == [
+        "BTC-USDT-PERP"  # not configured, still named by its market
+    ]
+
+
+@pytest.mark.parametrize(
+    ("native", "symbol"),
+    [
+        ("1000PEPEUSDT", "1000PEPE-USDT-PERP"),
+        ("ETHUSDC", "ETH-USDC-PERP"),
+        ("SOLUSDT", "SOL-USDT-PERP"),
+    ],
+)
+def test_linear_natives_split_by_their_quote(native: str, symbol: str) -> None:
+    trade = _map_one(
+        for_recording(LINEAR_URL),
+        _frame({**PUBLIC_TRADE, "topic": f"publicTrade.{native}", "data": [TRADE]}),
+    )
+    assert trade.symbol == symbol
+
+
+@pytest.mark.parametrize(
+    ("native", "reason"),
+    [
+        ("BTCPERP", "'BTCPERP': USDC perpetuals are not supported"),
+        ("ETHPERP", "'ETHPERP': USDC perpetuals are not supported"),
+        ("BTCUSDT-26DEC25", "'BTCUSDT-26DEC25': dated futures are not supported"),
+        ("BTC-26DEC25", "'BTC-26DEC25': dated futures are not supported"),
+        ("FOOXYZ", "'FOOXYZ' does not end in a known quote asset"),
+    ],
+)
+def test_unsupported_linear_contracts_are_refused_by_name(native: str, reason: str) -> None:
+    frame = _frame({**PUBLIC_TRADE, "topic": f"publicTrade.{native}"})
+    with pytest.raises(FrameError, match=f"^bybit linear: symbol {reason}"):
+        for_recording(LINEAR_URL)(frame, RECV)
+
+
+def test_configured_symbols_map_exactly_even_when_no_split_would_find_them() -> None:
+    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.FOOXYZ"})
+    trades = BYBIT.make_mapper(["FOO-XYZ"])(frame, RECV)
+    assert {t.symbol for t in trades} == {"FOO-XYZ"}
+
+
+@pytest.mark.parametrize("symbols", [[], ["BTC-USDT", "BTC-USDT-PERP"]])
+def test_a_mapper_serves_exactly_one_market(symbols: list[str]) -> None:
+    with pytest.raises(ConfigError, match="either spot or perpetual symbols"):
+        BYBIT.make_mapper(symbols)
+
+
+# --- subscriptions, endpoints and rules ------------------------------------------------------
+
+MIXED = Subscription(
+    ("BTC-USDT", "BTC-USDT-PERP", "ETH-USDT", "ETH-USDT-PERP"),
+    ("trades", "quotes", "candles", "books", "funding"),
+)
+BASE = "wss://stream.bybit.com/v5/public"
+
+
+def test_a_mixed_subscription_splits_by_market_with_funding_on_perps_only() -> None:
+    spot_part, linear_part = split(MIXED)
+    assert spot_part == Subscription(
+        ("BTC-USDT", "ETH-USDT"), ("trades", "quotes", "candles", "books")
+    )
+    assert linear_part == Subscription(("BTC-USDT-PERP", "ETH-USDT-PERP"), MIXED.channels)
+    assert BYBIT.connect_url(BASE, spot_part) == f"{BASE}/spot"
+    assert BYBIT.connect_url(f"{BASE}/", linear_part) == f"{BASE}/linear"
+    assert BYBIT.connect_url(f"{BASE}/spot", linear_part) == f"{BASE}/linear"
+    assert BYBIT.connect_url("ws://127.0.0.1:9/v5/public", spot_part) == (
+        "ws://127.0.0.1:9/v5/public/spot"
+    )
+
+
+def test_one_market_is_one_part() -> None:
+    perps = Subscription(("BTC-USDT-PERP",), ("funding",))
+    assert split(perps) == [perps]
+
+
+def test_spot_symbols_with_funding_alone_are_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="spot symbols \\['BTC-USDT'\\] have no channel"):
+        split(Subscription(("BTC-USDT", "BTC-USDT-PERP"), ("funding",)))
+
+
+def test_a_mixed_subscription_has_no_single_url() -> None:
+    with pytest.raises(ConfigError, match="split the subscription by market first"):
+        BYBIT.connect_url(BASE, MIXED)
+    with pytest.raises(ConfigError, match="split the subscription by market first"):
+        BYBIT.subscribe_messages(MIXED)
+
+
+def test_spot_subscribe_requests_hold_at_most_10_topics() -> None:
+    spot_part = Subscription(
+        ("BTC-USDT", "ETH-USDT", "SOL-USDT"), ("trades", "quotes", "candles", "books")
+    )
+    messages = [orjson.loads(m) for m in BYBIT.subscribe_messages(spot_part)]
+    assert [m["op"] for m in messages] == ["subscribe", "subscribe"]
+    assert [len(m["args"]) for m in messages] == [10, 2]
+    assert messages[0]["args"][:4] == [
+        "publicTrade.BTCUSDT", "orderbook.1.BTCUSDT", "kline.1.BTCUSDT", "orderbook.50.BTCUSDT",
+    ]  # fmt: skip
+
+
+def test_linear_subscribe_includes_tickers_for_funding() -> None:
+    (message,) = BYBIT.subscribe_messages(split(MIXED)[1])
+    assert orjson.loads(message) == {
+        "op": "subscribe",
+        "args": [
+            "publicTrade.BTCUSDT", "orderbook.1.BTCUSDT", "kline.1.BTCUSDT",
+            "orderbook.50.BTCUSDT", "tickers.BTCUSDT", "publicTrade.ETHUSDT",
+            "orderbook.1.ETHUSDT", "kline.1.ETHUSDT", "orderbook.50.ETHUSDT", "tickers.ETHUSDT",
+        ],
+    }  # fmt: skip
+
+
+def test_funding_on_a_spot_connection_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="funding is offered for perpetual swaps only"):
+        BYBIT.subscribe_messages(Subscription(("BTC-USDT",), ("trades", "funding")))
+
+
+def test_resubscribing_a_book_asks_for_a_fresh_snapshot() -> None:
+    assert [orjson.loads(m) for m in resubscribe_book("ETH-USDT-PERP")] == [
+        {"op": "unsubscribe", "args": ["orderbook.50.ETHUSDT"]},
+        {"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]},
+    ]
+
+
+def test_exchange_rules() -> None:
+    assert get_venue("bybit") is BYBIT
+    assert BYBIT.sequencing is Sequencing.INCREMENT
+    assert BYBIT.channels == {"trades", "quotes", "candles", "books", "funding"}
+    assert BYBIT.ping_message is not None
+    assert orjson.loads(BYBIT.ping_message) == {"op": "ping"}
+    assert BYBIT.ping_interval_s == 20.0
+    assert (BYBIT.checksum, BYBIT.book_depth_limit) == (None, 50)
+    assert BYBIT.snapshot_requests is None  # the feed sends its own snapshots
+
+
+def test_the_shipped_configuration_plans_one_connection_per_market() -> None:
+    config = load_config(CONFIG, environ={})
+    plans = plan_connections(config, ["bybit"])
+    assert [
+        (p.subscription.symbols, BYBIT.connect_url(p.config.url, p.subscription)) for p in plans
+    ] == [
+        (("BTC-USDT", "ETH-USDT"), f"{BASE}/spot"),
+        (("BTC-USDT-PERP", "ETH-USDT-PERP"), f"{BASE}/linear"),
+    ]
+
+
+# --- order books: INCREMENT sequencing -------------------------------------------------------
+
+
+def _book(kind: str, u: int, ts_ms: int, bids: list[list[str]], asks: list[list[str]]) -> str:
+    return _frame(
+        {
+            "topic": "orderbook.50.BTCUSDT",
+            "type": kind,
+            "ts": ts_ms,
+            "data": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": 7961638724 + u},
+            "cts": ts_ms,
+        }
+    )
+
+
+def _keeper() -> BookKeeper:
+    return BookKeeper("bybit", BYBIT.book_rules, depth=50, interval_ns=1)
+
+
+def _apply(keeper: BookKeeper, frame: str) -> Any:
+    (update,) = linear(frame, RECV)
+    assert isinstance(update, BookUpdate)
+    return keeper.apply(update)
+
+
+T0 = 1_672_304_484_000
+
+
+def test_deltas_follow_by_one_and_a_skipped_update_id_is_a_gap() -> None:
+    keeper = _keeper()
+    _apply(keeper, _book("snapshot", 100, T0, [["10", "1"]], [["11", "1"]]))
+    applied = _apply(keeper, _book("delta", 101, T0 + 1, [["10.5", "2"]], [["11", "0"]]))
+    assert not applied.gap
+    assert applied.books[-1].bids == [(10.5, 2.0), (10.0, 1.0)]
+    assert applied.books[-1].asks == []
+    missed = _apply(keeper, _book("delta", 103, T0 + 2, [["10.6", "1"]], []))
+    assert (missed.gap, missed.needs_snapshot) == (True, True)
+    book = keeper.book("BTC-USDT-PERP")
+    assert (book.stats.gaps, book.synced) == (1, False)
+    # The resubscribed feed answers with a snapshot newer than the buffered delta.
+    resynced = _apply(keeper, _book("snapshot", 110, T0 + 3, [["10", "3"]], [["12", "1"]]))
+    assert not resynced.gap
+    assert (book.stats.resyncs, book.last_seq, book.bids) == (1, 110, {10.0: 3.0})
+
+
+def test_a_snapshot_with_u_1_after_a_bybit_restart_replaces_the_book() -> None:
+    keeper = _keeper()
+    _apply(keeper, _book("snapshot", 500, T0, [["10", "1"], ["9", "1"]], [["11", "1"]]))
+    _apply(keeper, _book("delta", 501, T0 + 1, [["9", "0"]], []))
+    restarted = _apply(keeper, _book("snapshot", 1, T0 + 2, [["20", "5"]], [["21", "5"]]))
+    assert not restarted.gap
+    assert restarted.books[-1].bids == [(20.0, 5.0)]
+    after = _apply(keeper, _book("delta", 2, T0 + 3, [["20.5", "1"]], []))
+    assert not after.gap
+    book = keeper.book("BTC-USDT-PERP")
+    assert (book.stats.gaps, book.stats.resyncs, book.last_seq) == (0, 1, 2)
+    assert book.bids == {20.0: 5.0, 20.5: 1.0}
+
+
+def test_the_book_keeps_the_feeds_50_levels() -> None:
+    keeper = _keeper()
+    bids = [[str(100 - i), "1"] for i in range(50)]
+    _apply(keeper, _book("snapshot", 7, T0, bids, [["200", "1"]]))
+    _apply(keeper, _book("delta", 8, T0 + 1, [["100.5", "1"]], []))  # no removal sent for 51
+    book = keeper.book("BTC-USDT-PERP")
+    assert len(book.bids) == 50
+    assert 51.0 not in book.bids
+    assert 100.5 in book.bids
+
+
+# --- offline normalize by recorded URL -------------------------------------------------------
+
+
+def test_normalize_names_each_frame_by_its_recorded_url(tmp_path: Path) -> None:
+    frames = [
+        (SPOT_URL, PUBLIC_TRADE),
+        (LINEAR_URL, PUBLIC_TRADE),
+        (LINEAR_URL, _ticker("snapshot", TICKER_DATA)),
+        (SPOT_URL, {"success": True, "ret_msg": "pong", "conn_id": "c", "op": "ping"}),
+    ]
+    path = tmp_path / "bybit.jsonl"
+    path.write_bytes(
+        b"".join(
+            RecordedFrame(RECV + i, "bybit", url, _frame(message)).to_json_line()
+            for i, (url, message) in enumerate(frames)
+        )
+    )
+    out = io.BytesIO()
+    summary = normalize_recording(path, "bybit", out, load_config(CONFIG, environ={}).ingest)
+    records = [decode_record(line) for line in out.getvalue().splitlines()]
+    assert [(type(r).__name__, r.symbol) for r in records] == [
+        ("Trade", "BTC-USDT"),
+        ("Trade", "BTC-USDT"),
+        ("Trade", "BTC-USDT-PERP"),
+        ("Trade", "BTC-USDT-PERP"),
+        ("Funding", "BTC-USDT-PERP"),
+    ]
+    assert not summary.rejected
+
+
+# --- purity ----------------------------------------------------------------------------------
+
+
+def test_mapping_is_pure() -> None:
+    frame = _frame(BOOK_SNAPSHOT)
+    first = linear(frame, RECV)
+    linear(_book("delta", 18521290, T0, [], []), RECV + 1)
+    with pytest.raises(FrameError):
+        linear("{", RECV)
+    assert linear(frame, RECV) == first
+    assert first[0] is not linear(frame, RECV)[0]
+
+
+def test_mapper_holds_only_read_only_data() -> None:
+    mapper = BYBIT.make_mapper(["BTC-USDT"])
+    assert isinstance(mapper, BybitMapper)
+    assert not hasattr(mapper, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mapper.symbols = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        mapper.symbols["ETHUSDT"] = "ETH-USDT"  # type: ignore[index]
