@@ -202,21 +202,14 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     with _hot(config, args) as hot:
         before = _instrument(hot, exchange, symbol, since, until)
         tasks = bf.plan_backfill(before, since, until, sequential_ids=venue.sequential_trade_ids)
+        after: InstrumentQuality | None = None
         if args.dry_run:
-            _print_backfill(
-                bf.BackfillResult(tasks),
-                None,
-                exchange=exchange,
-                symbol=symbol,
-                since=since,
-                until=until,
-                output=output,
+            result = bf.BackfillResult(tasks)
+        else:
+            result = _fetch_and_write(
+                config, args, venue=venue, symbol=symbol, rest_url=rest_url, tasks=tasks
             )
-            return 0
-        result = _fetch_and_write(
-            config, args, venue=venue, symbol=symbol, rest_url=rest_url, tasks=tasks
-        )
-        after = _instrument(hot, exchange, symbol, since, until)
+            after = _instrument(hot, exchange, symbol, since, until)
     _print_backfill(
         result,
         after,
