@@ -20,7 +20,6 @@ from typing import Any
 
 from bench.ingest import _processor
 from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD
-from marketstream.cli_archive import build_archiver
 from marketstream.config import load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
@@ -29,10 +28,9 @@ from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
-from marketstream.services.state import require_endpoint
 from marketstream.tiers.cold_parquet import encode_partition, read_metadata
-from marketstream.tiers.hot_writer_questdb import wal_applied
-from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.wiring import build_archiver, questdb_http
+from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +43,7 @@ HISTORY = HistoryConfig(
 
 def _hops(state: Path) -> dict[str, Any]:
     config = load_config(CONFIG, environ={})
-    http = QuestDBHttp(require_endpoint(config, state, "questdb_http"))
+    http = questdb_http(config, state)
     newest = datetime.now(UTC).date() - timedelta(days=config.horizons.warm_days + 10)
     loaded = load_history(http, generate(HISTORY, newest - timedelta(days=DAYS - 1), newest))
     while not wal_applied(http):

@@ -27,17 +27,16 @@ from prometheus_client import CollectorRegistry
 
 from bench.ingest import _big_recording, _processor, usdm_replay_config
 from marketstream.config import PipelineConfig, load_config
-from marketstream.demo import histogram_quantile
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
-from marketstream.pipeline import Pipeline, PipelineEndpoints
 from marketstream.replay.recording import read_recording
+from marketstream.run.demo import histogram_quantile
+from marketstream.run.pipeline import Pipeline
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
-from marketstream.services.state import require_endpoint
-from marketstream.tiers.hot_queries import HotQueries
-from marketstream.tiers.hot_writer import HotWriter
 from marketstream.tiers.redis_bus import connect_async
+from marketstream.wiring import endpoint, hot_queries, pipeline_endpoints
+from marketstream.writers.hot_writer import HotWriter
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,11 +56,7 @@ async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, A
         assert replay.stdout is not None
         ws_url, http_url = replay.stdout.readline().split()[:2]
         config = usdm_replay_config(ws_url, http_url)
-        endpoints = PipelineEndpoints(
-            redis=require_endpoint(config, state, "redis"),
-            questdb_http=require_endpoint(config, state, "questdb_http"),
-        )
-        pipeline = Pipeline(config, endpoints)
+        pipeline = Pipeline(config, pipeline_endpoints(config, state))
         stop = asyncio.Event()
         task = asyncio.create_task(pipeline.run(stop, ingest_metrics_port=0, writer_metrics_port=0))
         start: float | None = None
@@ -127,7 +122,7 @@ def _backlog_records(recording: Path, count: int) -> list[Record]:
 async def _writer_backlog(
     config: PipelineConfig, state: Path, records: list[Record]
 ) -> dict[str, Any]:
-    redis_url = require_endpoint(config, state, "redis")
+    redis_url = endpoint(config, state, "redis")
     client = connect_async(redis_url)
     await client.flushdb()
     publisher = Publisher(client, PublisherSettings(), IngestMetrics())
@@ -140,7 +135,7 @@ async def _writer_backlog(
     await publisher.close()
     await flusher
     await client.aclose()
-    writer = HotWriter(config, redis_url, require_endpoint(config, state, "questdb_http"))
+    writer = HotWriter(config, redis_url, endpoint(config, state, "questdb_http"))
     stop = asyncio.Event()
     start = time.perf_counter()
     task = asyncio.create_task(writer.run(stop, metrics_port=0))
@@ -175,7 +170,7 @@ def _p50_ms(call: Any, repeats: int = QUERY_REPEATS) -> float:
 
 
 def _queries(config: PipelineConfig, state: Path) -> dict[str, Any]:
-    with HotQueries.connect(require_endpoint(config, state, "questdb_pg")) as hot:
+    with hot_queries(config, state) as hot:
         last = hot.latest_trade("binance-usdm", "SUSHI-USDT-PERP")
         assert last is not None
         end = last.ts + 1

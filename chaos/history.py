@@ -21,15 +21,15 @@ from typing import Any
 from chaos.compare import Diff, collapse, compare_keyed, rows_of_table
 from chaos.processes import Child, PeakMemory
 from chaos.session import HISTORY_EXCHANGE, Horizons
-from marketstream.archiver.hot_side import HotTier
-from marketstream.archiver.warm_side import WarmTier
 from marketstream.config import PipelineConfig
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.schemas.columns import SPEC_BY_TABLE
 from marketstream.tiers import clickhouse
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode
 from marketstream.tiers.cold_store import ColdStore
 from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_partitions import HotTier
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 TIERS = ("hot", "warm", "cold")

@@ -386,7 +386,7 @@ def _published(tap: Tap) -> tuple[dict[str, list[Record]], int]:
 
 def compare_hot(run: Run, published: dict[str, list[Record]]) -> dict[str, Diff]:
     http = QuestDBHttp(run.endpoints["questdb_http"], timeout_s=120)
-    from marketstream.archiver.hot_side import _exported  # noqa: PLC0415
+    from marketstream.tiers.questdb_partitions import _exported  # noqa: PLC0415
 
     diffs = {}
     for spec in SPECS:

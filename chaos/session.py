@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from marketstream.config import PipelineConfig
-from marketstream.demo import find_feeds
 from marketstream.ingest.normalize import normalize_recording
+from marketstream.run.demo import find_feeds
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.records import Record
 from marketstream.venues.base.sessions import STEP_MS, T0_MS, write_session

@@ -6,11 +6,12 @@ holds exactly the rows that were copied: rows that arrived meanwhile, or a candl
 place (same count, new values), stay and move with the next run. Every step can be repeated:
 the destination's day is replaced by the union of what it held and the source.
 
-QuestDB first applies its WAL (see `hot_side`): the export and the drop gate then see every
-row committed before the move began. If the table took no transaction between the export and
-the drop, its days are as exported; otherwise the days are read again and compared, column by
-column. A write that lands between that last check and the drop itself would still go with
-the partition; only a backfill writes days that old, and it should not run with the archiver.
+QuestDB first applies its WAL (see `tiers/questdb_partitions.py`): the export and the drop
+gate then see every row committed before the move began. If the table took no transaction
+between the export and the drop, its days are as exported; otherwise the days are read again
+and compared, column by column. A write that lands between that last check and the drop
+itself would still go with the partition; only a backfill writes days that old, and it should
+not run with the archiver.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketstream.archiver.days import NS_PER_DAY, day_of_ns
-from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.manifest import Manifest, ManifestEntry
 from marketstream.archiver.merge import union_by_key
-from marketstream.archiver.warm_side import WarmTier
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.arrow import arrow_schema, conform
 from marketstream.schemas.checksum import row_checksum
 from marketstream.schemas.columns import TableSpec
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode, encode_partition
 from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.days import NS_PER_DAY, day_of_ns
+from marketstream.tiers.questdb_partitions import HotTier
 
 HOT_TO_WARM: Final = "hot->warm"
 WARM_TO_COLD: Final = "warm->cold"

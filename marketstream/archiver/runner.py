@@ -20,16 +20,16 @@ from functools import partial
 
 from marketstream.archiver.days import due, horizon_day
 from marketstream.archiver.health import ArchiverHealth, Failure
-from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.manifest import Manifest, ManifestEntry
 from marketstream.archiver.metrics import ArchiveMetrics
 from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD, Mover, MoveResult
-from marketstream.archiver.warm_side import WarmTier
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.columns import SPECS, TRADES, TableSpec
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.clickhouse_views import create_all_views_sql
 from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.questdb_partitions import HotTier
 
 log = logging.getLogger(__name__)
 

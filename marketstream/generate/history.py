@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -616,63 +615,3 @@ def _check_names(names: tuple[str, ...], what: str, check: Callable[[str], None]
         if name in seen:
             raise HistoryInputError(f"{what} {name!r} is given twice: expected each once")
         seen.add(name)
-
-
-# --- command-line inputs: one line naming the value and what was expected -----------------------
-
-MAX_SEED: Final = 2**63 - 1
-
-
-def parse_count(text: str, option: str, *, minimum: int = 1, maximum: int = MAX_SEED) -> int:
-    """An integer option from minimum to maximum."""
-    stripped = text.strip()
-    value = int(stripped) if stripped.isascii() and stripped.isdigit() else None
-    if value is None or not minimum <= value <= maximum:
-        raise HistoryInputError(
-            f"{option} {text!r} is not valid: expected an integer from {minimum} to {maximum}"
-        )
-    return value
-
-
-def parse_names(text: str, option: str) -> tuple[str, ...]:
-    """A comma-separated list (`BTC-USDT,ETH-USDT`); the names are checked by HistoryConfig."""
-    names = tuple(name.strip() for name in text.split(","))
-    if not all(names):
-        raise HistoryInputError(
-            f"{option} {text!r} has an empty name: expected names separated by commas"
-        )
-    return names
-
-
-def parse_day(text: str, option: str) -> date:
-    """A `YYYY-MM-DD` day."""
-    stripped = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stripped):
-        try:
-            return date.fromisoformat(stripped)
-        except ValueError:
-            pass
-    raise HistoryInputError(f"{option} {text!r} is not a day: expected YYYY-MM-DD, e.g. 2025-01-31")
-
-
-def day_range(days: int, end: date | None, today: date) -> tuple[date, date]:
-    """The first and last day of `days` days ending at `end` (default: yesterday, UTC).
-
-    Only whole past days are generated: `end` must be before today, and the first day
-    no earlier than ANCHOR.
-    """
-    last = end if end is not None else today - timedelta(days=1)
-    if last >= today:
-        raise HistoryInputError(
-            f"--end {last} is not a past day: expected a day before today ({today}, UTC)"
-        )
-    if days < 1:
-        raise HistoryInputError(f"--days {days} is not valid: expected 1 or more")
-    first = last - timedelta(days=days - 1)
-    if first < ANCHOR:
-        most = (last - ANCHOR).days + 1
-        raise HistoryInputError(
-            f"--days {days} is too many: the first day {first} would be before {ANCHOR}; "
-            f"expected at most {most} days ending {last}"
-        )
-    return first, last

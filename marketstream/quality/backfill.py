@@ -21,15 +21,15 @@ from questdb import QuestDBError, Sender
 from marketstream.errors import MarketStreamError, ServiceError
 from marketstream.quality.gaps import MINUTE_NS
 from marketstream.quality.report import InstrumentQuality
+from marketstream.query.hot_queries import format_ns
 from marketstream.schemas.records import Trade
 from marketstream.schemas.validation import InvalidRecordError, Limits, validate
-from marketstream.tiers.hot_queries import format_ns
-from marketstream.tiers.hot_writer_questdb import ILP_PROTOCOL_VERSION
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_rows import write_rows
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.venues.base.venue import TradePages, Venue
 from marketstream.venues.registry import backfill_venue
+from marketstream.writers.hot_writer_questdb import ILP_PROTOCOL_VERSION
 
 MAX_RANGE_NS: Final = 86_400 * 1_000_000_000  # one day per run
 SHOWN_REJECTIONS: Final = 5

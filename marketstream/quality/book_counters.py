@@ -19,7 +19,7 @@ from typing import Final
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketstream.config import IngestConfig
-from marketstream.tiers.hot_queries import QueryInputError
+from marketstream.query.hot_queries import QueryInputError
 
 GAPS: Final = "marketstream_ingest_book_gaps_total"
 RESYNCS: Final = "marketstream_ingest_book_resyncs_total"

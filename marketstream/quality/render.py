@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from marketstream.quality.gaps import Interval
 from marketstream.quality.report import InstrumentQuality, QualityReport
-from marketstream.tiers.hot_queries import format_ns
+from marketstream.query.hot_queries import format_ns
 
 SHOWN_RANGES: Final = 5  # missing ranges listed per instrument in the table (JSON has all)
 NS_PER_MS: Final = 1_000_000

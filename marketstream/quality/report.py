@@ -35,8 +35,7 @@ from marketstream.quality.gaps import (
     id_gaps,
     minute_coverage,
 )
-from marketstream.schemas.columns import TRADES
-from marketstream.tiers.hot_queries import (
+from marketstream.query.hot_queries import (
     HotQueries,
     Param,
     QueryInputError,
@@ -44,6 +43,7 @@ from marketstream.tiers.hot_queries import (
     check_range,
     check_symbol,
 )
+from marketstream.schemas.columns import TRADES
 
 # Breaks fetched per instrument at most: a sequential feed has a handful a day; more means
 # the ids do not count up by one (the figure is then marked as cut short).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from marketstream.tiers.hot_queries import NS_PER_S, QueryInputError, format_ns, parse_time
+from marketstream.query.hot_queries import NS_PER_S, QueryInputError, format_ns, parse_time
 
 DURATION_UNITS: Final[dict[str, int]] = {
     "s": NS_PER_S,

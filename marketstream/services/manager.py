@@ -15,6 +15,7 @@ from pathlib import Path
 from marketstream.config import PipelineConfig, redact_url
 from marketstream.services import process
 from marketstream.services.checks import clickhouse_error, endpoint_checks
+from marketstream.services.gateway_process import GatewaySetup, spawn_warm_server, wait_warm_server
 from marketstream.services.questdb_server import (
     QuestDBPorts,
     install_questdb,
@@ -36,7 +37,6 @@ from marketstream.services.state import (
     state_lock,
     state_root,
 )
-from marketstream.services.warm_server import GatewaySetup, spawn_warm_server, wait_warm_server
 
 Wait = Callable[[], None]
 QUESTDB_ENDPOINTS = ("questdb_http", "questdb_pg", "questdb_ilp")

@@ -22,9 +22,7 @@ import pyarrow.compute as pc
 import pytest
 
 from marketstream.archiver.days import horizon_day
-from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.moves import FAILPOINT_ENV
-from marketstream.archiver.warm_side import WarmTier
 from marketstream.config import PipelineConfig, S3Config, ServicesConfig, load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
@@ -32,13 +30,15 @@ from marketstream.schemas.arrow import conform
 from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TableSpec
 from marketstream.services import process
+from marketstream.services.gateway_process import GatewaySetup, start_warm_server
 from marketstream.services.questdb_server import QuestDBPorts, start_questdb
-from marketstream.services.warm_server import GatewaySetup, start_warm_server
 from marketstream.tiers import clickhouse
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode
 from marketstream.tiers.cold_store import ColdStore
-from marketstream.tiers.hot_writer_questdb import wal_applied
 from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_partitions import HotTier
+from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import CONFIG_FILE, REPO, S3Endpoint
 
 DAYS = 400

@@ -166,7 +166,7 @@ def warm_gateway(
 
     Another directory than the `clickhouse` fixture's: that engine is open in this process.
     """
-    from marketstream.services.warm_server import start_warm_server  # noqa: PLC0415
+    from marketstream.services.gateway_process import start_warm_server  # noqa: PLC0415
 
     layout = StateLayout(tmp_path_factory.mktemp("warm-gateway"))
     server = _start_or_fail(

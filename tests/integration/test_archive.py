@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from marketstream.archiver.days import day_start_ns
-from marketstream.archiver.hot_side import HotTier
 from marketstream.config import ServicesConfig
 from marketstream.generate.history import HistoryConfig, generate
+from marketstream.query.all_tiers import TieredQueries, ohlcv_from_trades
+from marketstream.query.hot_queries import HotQueries
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TRADES
-from marketstream.tiers.all_tiers import TieredQueries, ohlcv_from_trades
-from marketstream.tiers.hot_queries import HotQueries
+from marketstream.tiers.days import day_start_ns
+from marketstream.tiers.questdb_partitions import HotTier
 from tests.integration.archive_tiers import (
     DAYS,
     Tiers,

@@ -19,19 +19,19 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from marketstream import cli_archive
 from marketstream.archiver import runner
 from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth
-from marketstream.archiver.hot_side import HotTier
 from marketstream.archiver.runner import Archiver
-from marketstream.archiver.warm_side import WarmTier
+from marketstream.cli import archive as cli_archive
 from marketstream.config import ServicesConfig
 from marketstream.generate.history import HistoryConfig
 from marketstream.schemas.arrow import conform
 from marketstream.schemas.checksum import row_checksum
 from marketstream.schemas.columns import CANDLES, QUOTES, SPECS, TRADES, TableSpec
 from marketstream.services import process
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode, encode_partition, file_checksum, read_metadata
+from marketstream.tiers.questdb_partitions import HotTier
 from tests.integration.archive_tiers import (
     Tiers,
     archive,

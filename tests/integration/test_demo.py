@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from marketstream.config import load_config
-from marketstream.demo import prepare_state, run_demo
 from marketstream.ingest.normalize import normalize_recording
+from marketstream.run.demo import prepare_state, run_demo
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import spec_of
 from marketstream.services import process

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from marketstream.config import load_config
-from marketstream.demo import prepare_state, run_demo
+from marketstream.run.demo import prepare_state, run_demo
 from marketstream.services.manager import stop_services
 from tests.integration.endpoints import CONFIG_FILE
 

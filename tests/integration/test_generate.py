@@ -24,9 +24,9 @@ from marketstream.generate.hot_load import LoadSummary, load_history
 from marketstream.schemas.checksum import key_checksum, key_columns
 from marketstream.schemas.columns import CANDLES, QUOTES, TRADES, TableSpec
 from marketstream.schemas.records import Kind
-from marketstream.tiers.hot_writer_questdb import wal_states
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_rows import parse_timestamp_ns
+from marketstream.writers.hot_writer_questdb import wal_states
 from tests.integration.endpoints import CONFIG_FILE, QuestDBEndpoints
 
 pytestmark = pytest.mark.integration

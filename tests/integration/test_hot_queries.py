@@ -24,12 +24,7 @@ from psycopg.rows import TupleRow
 from questdb import Sender
 
 from marketstream.errors import ServiceError
-from marketstream.schemas.codec import decode_record
-from marketstream.schemas.columns import CANDLES
-from marketstream.schemas.records import Candle, Quote, Record, Trade
-from marketstream.services import process
-from marketstream.tiers import questdb_tables
-from marketstream.tiers.hot_queries import (
+from marketstream.query.hot_queries import (
     INTERVALS,
     HotQueries,
     LatestPrice,
@@ -38,6 +33,11 @@ from marketstream.tiers.hot_queries import (
     format_ns,
     pg_target,
 )
+from marketstream.schemas.codec import decode_record
+from marketstream.schemas.columns import CANDLES
+from marketstream.schemas.records import Candle, Quote, Record, Trade
+from marketstream.services import process
+from marketstream.tiers import questdb_tables
 from marketstream.tiers.questdb_rows import records_from_result, write_rows
 from tests.integration.endpoints import REPO, QuestDBEndpoints
 

@@ -34,11 +34,11 @@ from marketstream.schemas.columns import SPEC_BY_TABLE, SPECS, spec_of
 from marketstream.schemas.records import Book, Candle, Funding, Quote, Record, Trade
 from marketstream.services import process
 from marketstream.services.questdb_server import QuestDBPorts, QuestDBServer, start_questdb
-from marketstream.tiers.hot_writer import HotWriter
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_rows import records_from_result
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import DLQ_STREAM, HOT_WRITER_GROUP, read_range, stream_key
+from marketstream.writers.hot_writer import HotWriter
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints
 
 pytestmark = pytest.mark.integration

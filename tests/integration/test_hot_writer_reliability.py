@@ -20,9 +20,9 @@ from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import SPECS
 from marketstream.schemas.records import Book, Record
-from marketstream.tiers.hot_writer import HotWriter
-from marketstream.tiers.hot_writer_questdb import wal_states
 from marketstream.tiers.redis_bus import DLQ_STREAM, read_range, stream_key
+from marketstream.writers.hot_writer import HotWriter
+from marketstream.writers.hot_writer_questdb import wal_states
 from tests.integration.endpoints import CONFIG_FILE, QuestDBEndpoints
 from tests.integration.test_hot_writer import (
     MS,
@@ -209,7 +209,7 @@ async def test_a_failing_gauge_refresh_is_logged_counted_and_tried_again(  # noq
             raise KeyError("dataset")  # e.g. an answer of a shape not foreseen
         return real(http)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("marketstream.tiers.hot_writer.wal_states", flaky)
+    monkeypatch.setattr("marketstream.writers.hot_writer.wal_states", flaky)
     exchange = "hw-watch"
     sent = trades(exchange, 200)
     writer = HotWriter(hot_config(pipeline_config), redis_url, questdb.http_url)
@@ -235,7 +235,7 @@ def test_an_unexpected_error_in_the_write_loop_exits_2_with_the_cause_logged(  #
     def broken(entries: object) -> object:
         raise RuntimeError("boom in decode")
 
-    monkeypatch.setattr("marketstream.tiers.hot_writer.decode_batch", broken)
+    monkeypatch.setattr("marketstream.writers.hot_writer.decode_batch", broken)
     sync = redis.Redis.from_url(redis_url)
     try:
         [record] = trades("hw-loop-bug", 1)
@@ -266,7 +266,7 @@ async def test_healthz_reports_a_writer_stopped_by_an_unexpected_error(
     def broken(entries: object) -> object:
         raise RuntimeError("boom in decode")
 
-    monkeypatch.setattr("marketstream.tiers.hot_writer.decode_batch", broken)
+    monkeypatch.setattr("marketstream.writers.hot_writer.decode_batch", broken)
     await publish(client, trades("hw-loop-health", 3))
     writer = HotWriter(hot_config(pipeline_config), redis_url, questdb.http_url)
     with pytest.raises(ServiceError, match="boom in decode"):

@@ -35,9 +35,9 @@ from marketstream.quality.report import QualityQueries, collect
 from marketstream.schemas.records import Trade
 from marketstream.services import process
 from marketstream.tiers import questdb_tables
-from marketstream.tiers.hot_writer_questdb import wal_applied
 from marketstream.tiers.questdb_rows import write_rows
 from marketstream.tiers.redis_bus import DLQ_STREAM, connect, dead_letter_fields
+from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import REPO, QuestDBEndpoints
 
 pytestmark = pytest.mark.integration
@@ -528,6 +528,6 @@ def test_backfill_refuses_days_past_the_hot_horizon(
 
 
 def _iso(ns: int) -> str:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     return format_ns(ns)

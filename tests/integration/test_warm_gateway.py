@@ -23,9 +23,9 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
 from marketstream.services import process
 from marketstream.services.checks import clickhouse_error
+from marketstream.services.gateway_process import start_warm_server
 from marketstream.services.manager import services_status, start_services, stop_services
 from marketstream.services.state import StateLayout, load_record
-from marketstream.services.warm_server import start_warm_server
 from marketstream.tiers import clickhouse
 
 pytestmark = pytest.mark.integration

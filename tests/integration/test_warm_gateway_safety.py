@@ -27,7 +27,7 @@ from marketstream.config import S3Config, ServicesConfig, WarmGatewayConfig
 from marketstream.schemas.arrow import arrow_schema
 from marketstream.schemas.columns import SPECS
 from marketstream.services import process
-from marketstream.services.warm_server import GatewaySetup, WarmServer, start_warm_server
+from marketstream.services.gateway_process import GatewaySetup, WarmServer, start_warm_server
 from marketstream.tiers import clickhouse, clickhouse_tables
 from marketstream.tiers.clickhouse_views import create_all_views_sql
 from marketstream.tiers.cold_parquet import encode_partition

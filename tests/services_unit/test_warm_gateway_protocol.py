@@ -15,9 +15,8 @@ from backports import zstd
 
 from marketstream.config import S3Config, WarmGatewayConfig
 from marketstream.errors import ServiceError
-from marketstream.services.process import LOOPBACK
-from marketstream.services.warm_server import GatewaySetup, spawn_warm_server, warm_server_argv
-from marketstream.tiers.warm_gateway import (
+from marketstream.gateway.policy import Refused, SourcePolicy, literal_string, parse_ast
+from marketstream.gateway.server import (
     BodyError,
     DataInsert,
     QueryError,
@@ -27,7 +26,8 @@ from marketstream.tiers.warm_gateway import (
     loopback_host,
     split_statement,
 )
-from marketstream.tiers.warm_gateway_policy import Refused, SourcePolicy, literal_string, parse_ast
+from marketstream.services.gateway_process import GatewaySetup, spawn_warm_server, warm_server_argv
+from marketstream.services.process import LOOPBACK
 
 NATIVE_BLOCK = b"\n\x02\x01a\x06UInt64" + bytes(range(40))  # starts with a newline byte (10 cols)
 

@@ -6,13 +6,14 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from marketstream.archiver.days import day_start_ns, days_between, due, horizon_day
+from marketstream.archiver.days import due, horizon_day
 from marketstream.archiver.merge import union_by_key
 from marketstream.archiver.runner import seconds_until
+from marketstream.query.all_tiers import ohlcv_from_trades
 from marketstream.schemas.arrow import arrow_schema, conform, to_arrow
 from marketstream.schemas.columns import BOOKS, CANDLES, TRADES
 from marketstream.schemas.records import Book, Candle, Trade
-from marketstream.tiers.all_tiers import ohlcv_from_trades
+from marketstream.tiers.days import day_start_ns, days_between
 
 NOON = int(datetime(2026, 11, 21, 12, tzinfo=UTC).timestamp()) * 10**9
 S = 10**9

@@ -29,7 +29,7 @@ from marketstream.cli import build_parser
 from marketstream.config import ENV_PREFIX, ENV_SEPARATOR, load_config
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.metrics_server import bound_port, serve_metrics
-from marketstream.tiers.hot_writer_metrics import HotWriterMetrics
+from marketstream.writers.hot_writer_metrics import HotWriterMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from psycopg.rows import TupleRow
 
 from marketstream.errors import ConfigError, MarketStreamError
+from marketstream.query import hot_queries as hq
+from marketstream.query.hot_queries import HotQueries, QueryInputError
 from marketstream.schemas.instruments import EXCHANGES
-from marketstream.tiers import hot_queries as hq
-from marketstream.tiers.hot_queries import HotQueries, QueryInputError
 
 D = 1_763_596_800 * 10**9  # 2025-11-20T00:00:00Z
 INJECTIONS = (

@@ -43,8 +43,8 @@ from marketstream.quality.report import (
 )
 from marketstream.quality.rest import HttpAnswer, RestClient, RestPolicy
 from marketstream.quality.window import parse_moment, parse_window
+from marketstream.query.hot_queries import QueryInputError
 from marketstream.schemas.records import Trade
-from marketstream.tiers.hot_queries import QueryInputError
 from marketstream.venues.binance.markets import MARKETS
 from marketstream.venues.binance.rest import BinanceTrades
 

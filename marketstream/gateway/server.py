@@ -65,8 +65,7 @@ from typing import Any, Protocol, Self
 import chdb
 
 from marketstream.errors import ServiceError
-from marketstream.tiers.clickhouse import ENGINE_IN_USE, engine_holder
-from marketstream.tiers.warm_gateway_policy import (
+from marketstream.gateway.policy import (
     PINNED_SETTINGS,
     SETTING_CONSTRAINT_VIOLATION,
     Refused,
@@ -74,6 +73,7 @@ from marketstream.tiers.warm_gateway_policy import (
     check_statement,
     pinned_setting,
 )
+from marketstream.tiers.clickhouse import ENGINE_IN_USE, engine_holder
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: there is no authentication
 DEFAULT_PORT = 8123  # ClickHouse's HTTP port

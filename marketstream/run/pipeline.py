@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from marketstream.config import PipelineConfig
 from marketstream.ingest.service import IngestService, PlannedConnection
-from marketstream.tiers.hot_writer import HotWriter
 from marketstream.tiers.questdb_tables import create_all_sql, create_views_sql
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineEndpoints:
-    redis: str
-    questdb_http: str
+from marketstream.wiring import PipelineEndpoints
+from marketstream.writers.hot_writer import HotWriter
 
 
 class Pipeline:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from marketstream.config import PipelineConfig, load_config
+from marketstream.cli.common import Commands, add_state_dir, config_of
+from marketstream.cli.output import print_json
 
 if TYPE_CHECKING:
+    from marketstream.config import PipelineConfig
     from marketstream.quality.backfill import BackfillResult, FetchTask
     from marketstream.quality.dead_letters import DeadLetterCounts
     from marketstream.quality.report import InstrumentQuality, QualityQueries
@@ -23,10 +22,7 @@ _TIME_HELP = "a duration back from now (30m, 24h, 7d), ISO-8601 (no offset: UTC)
 _FORMATS = ("table", "json")
 
 
-def add_quality_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_state_dir: Callable[[argparse.ArgumentParser], None],
-) -> None:
+def add_commands(commands: Commands) -> None:
     quality = commands.add_parser("quality", help="data quality of the hot tier")
     what = quality.add_subparsers(title="quality commands", metavar="WHAT")
     report = what.add_parser(
@@ -82,15 +78,11 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_format(text: str) -> str:
-    from marketstream.tiers.hot_queries import QueryInputError  # noqa: PLC0415
+    from marketstream.query.hot_queries import QueryInputError  # noqa: PLC0415
 
     if text not in _FORMATS:
         raise QueryInputError(f"--format {text!r} is not known: expected table or json")
     return text
-
-
-def _print_json(body: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 # --- quality report ---------------------------------------------------------------------------
@@ -100,8 +92,8 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     from marketstream.quality import book_counters, render  # noqa: PLC0415
     from marketstream.quality.report import QualityQueries, check_min_completeness, collect  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
@@ -109,7 +101,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
     symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
     urls = [book_counters.metrics_url(u) for u in args.ingest_metrics or ()]
-    config = load_config(args.config)
+    config = config_of(args)
     threshold = check_min_completeness(
         config.quality.min_completeness if args.min_completeness is None else args.min_completeness
     )
@@ -120,7 +112,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     books = book_counters.read_book_counters(
         urls or book_counters.default_metrics_urls(config.ingest)
     )
-    with QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg")) as hot:
+    with QualityQueries.connect(endpoint(config, args.state_dir, "questdb_pg")) as hot:
         report = collect(
             hot,
             since,
@@ -134,7 +126,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
             notes=notes,
         )
     if output == "json":
-        _print_json(render.report_dict(report))
+        print_json(render.report_dict(report))
     else:
         for line in render.report_lines(report):
             print(line)
@@ -152,7 +144,7 @@ def _configured_instruments(config: PipelineConfig) -> list[tuple[str, str]]:
 
 
 def _horizon_notes(config: PipelineConfig, since: int, now: int) -> list[str]:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     horizon = now - config.horizons.hot_days * 86_400 * 10**9
     if since >= horizon:
@@ -176,11 +168,11 @@ def _dead_letters(
     """md:dlq counted in the range; None with a note when Redis is not to be had."""
     from marketstream.errors import ServiceError  # noqa: PLC0415
     from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
     from marketstream.tiers.redis_bus import connect  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     try:
-        client = connect(require_endpoint(config, args.state_dir, "redis"))
+        client = connect(endpoint(config, args.state_dir, "redis"))
         try:
             return count_dead_letters(read_dead_letters(client, since, until), exchange)
         finally:
@@ -196,7 +188,7 @@ def _dead_letters(
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from marketstream.quality import backfill as bf  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
-    from marketstream.tiers import hot_queries as hq  # noqa: PLC0415
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415
 
     output = _check_format(args.format)
     venue = bf.check_backfill_exchange(hq.check_exchange(args.exchange))
@@ -204,27 +196,20 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     symbol = hq.check_symbol(args.symbol)
     now = time.time_ns()
     since, until = parse_window(args.since, args.until, now)
-    config = load_config(args.config)
+    config = config_of(args)
     rest_url = _rest_url(config, exchange)
     bf.check_backfill_range(since, until, now, config.horizons.hot_days)
     with _hot(config, args) as hot:
         before = _instrument(hot, exchange, symbol, since, until)
         tasks = bf.plan_backfill(before, since, until, sequential_ids=venue.sequential_trade_ids)
+        after: InstrumentQuality | None = None
         if args.dry_run:
-            _print_backfill(
-                bf.BackfillResult(tasks),
-                None,
-                exchange=exchange,
-                symbol=symbol,
-                since=since,
-                until=until,
-                output=output,
+            result = bf.BackfillResult(tasks)
+        else:
+            result = _fetch_and_write(
+                config, args, venue=venue, symbol=symbol, rest_url=rest_url, tasks=tasks
             )
-            return 0
-        result = _fetch_and_write(
-            config, args, venue=venue, symbol=symbol, rest_url=rest_url, tasks=tasks
-        )
-        after = _instrument(hot, exchange, symbol, since, until)
+            after = _instrument(hot, exchange, symbol, since, until)
     _print_backfill(
         result,
         after,
@@ -239,9 +224,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 def _hot(config: PipelineConfig, args: argparse.Namespace) -> QualityQueries:
     from marketstream.quality.report import QualityQueries  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
-    return QualityQueries.connect(require_endpoint(config, args.state_dir, "questdb_pg"))
+    return QualityQueries.connect(endpoint(config, args.state_dir, "questdb_pg"))
 
 
 def _rest_url(config: PipelineConfig, exchange: str) -> str:
@@ -285,8 +270,8 @@ def _fetch_and_write(
     from marketstream.quality import backfill as bf  # noqa: PLC0415
     from marketstream.quality.ratelimit import TokenBucket  # noqa: PLC0415
     from marketstream.quality.rest import RestClient, RestPolicy  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
     from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     settings = config.quality
     history = venue.trade_history
@@ -306,9 +291,7 @@ def _fetch_and_write(
         ),
     )
     source = history.pages(symbol, rest_url, client, time.time_ns)
-    sink = bf.QuestDBTradeSink(
-        QuestDBHttp(require_endpoint(config, args.state_dir, "questdb_http"))
-    )
+    sink = bf.QuestDBTradeSink(QuestDBHttp(endpoint(config, args.state_dir, "questdb_http")))
     try:
         result = bf.run_backfill(
             tasks, source, sink, max_future_skew_ns=config.ingest.max_future_skew_ms * 1_000_000
@@ -337,7 +320,7 @@ def _print_backfill(
     until: int,
     output: str,
 ) -> None:
-    from marketstream.tiers.hot_queries import format_ns  # noqa: PLC0415
+    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
 
     dry_run = after is None
     if output == "json":
@@ -361,7 +344,7 @@ def _print_backfill(
                 **result.usage,
                 "after": _after_dict(after),
             }
-        _print_json(body)
+        print_json(body)
         return
     print(
         f"{exchange} {symbol} {format_ns(since)} to {format_ns(until)}: "

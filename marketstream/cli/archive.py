@@ -6,22 +6,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from marketstream.config import PipelineConfig, load_config
+from marketstream.cli.common import (
+    Commands,
+    add_metrics_port,
+    add_state_dir,
+    config_of,
+    run_until_signal,
+)
+from marketstream.cli.output import print_json
 
 if TYPE_CHECKING:
     from marketstream.archiver.runner import Archiver, RunReport
+    from marketstream.config import PipelineConfig
 
 
-def add_archive_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_state_dir: Callable[[argparse.ArgumentParser], None],
-) -> None:
+def add_commands(commands: Commands) -> None:
     archive = commands.add_parser(
         "archive",
         help="move day partitions past a horizon down a tier: QuestDB -> ClickHouse -> Parquet",
@@ -32,9 +33,7 @@ def add_archive_commands(
         "--dry-run", action="store_true", help="list the moves a run would make; change nothing"
     )
     archive.add_argument("--json", action="store_true", help="print the report as JSON")
-    archive.add_argument(
-        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
-    )
+    add_metrics_port(archive)
     add_state_dir(archive)
     archive.set_defaults(handler=_cmd_archive)
     sub = archive.add_subparsers(title="archive commands", metavar="WHAT")
@@ -45,30 +44,12 @@ def add_archive_commands(
     status.set_defaults(handler=_cmd_archive_status)
 
 
-def build_archiver(config: PipelineConfig, state_dir: Path | None) -> Archiver:
-    """The archiver on the configured (or locally started) QuestDB, ClickHouse and cold store;
-    its last run is saved in the state directory (for `archive status`)."""
-    from marketstream.archiver.health import LAST_RUN_FILE, ArchiverHealth  # noqa: PLC0415
-    from marketstream.archiver.hot_side import HotTier  # noqa: PLC0415 - heavy imports on use
-    from marketstream.archiver.runner import Archiver  # noqa: PLC0415
-    from marketstream.archiver.warm_side import WarmTier  # noqa: PLC0415
-    from marketstream.services.state import require_endpoint, state_root  # noqa: PLC0415
-    from marketstream.tiers import clickhouse  # noqa: PLC0415
-    from marketstream.tiers.cold_store import ColdStore  # noqa: PLC0415
-    from marketstream.tiers.questdb import QuestDBHttp  # noqa: PLC0415
-
-    hot = HotTier(QuestDBHttp(require_endpoint(config, state_dir, "questdb_http")))
-    warm = WarmTier(clickhouse.connect(require_endpoint(config, state_dir, "clickhouse")))
-    cold = ColdStore.from_location(require_endpoint(config, state_dir, "cold"), config.s3)
-    health = ArchiverHealth(path=state_root(config, state_dir) / LAST_RUN_FILE)
-    return Archiver(config, hot, warm, cold, health=health)
-
-
 def _cmd_archive(args: argparse.Namespace) -> int:
     from marketstream.archiver.lock import archiver_lock  # noqa: PLC0415
     from marketstream.services.state import state_root  # noqa: PLC0415
+    from marketstream.wiring import build_archiver  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = config_of(args)
     if args.dry_run:  # changes nothing: no lock needed
         archiver = build_archiver(config, args.state_dir)
         archiver.prepare()
@@ -90,7 +71,6 @@ def _run_nightly(archiver: Archiver, config: PipelineConfig, metrics_port: int |
     dies (it outlives failed runs, so only a bug ends it), the cause is logged and 1."""
     import logging  # noqa: PLC0415
 
-    from marketstream.cli import _run_until_signal  # noqa: PLC0415
     from marketstream.logs import setup_logging  # noqa: PLC0415
     from marketstream.metrics_server import serve_metrics  # noqa: PLC0415
 
@@ -115,7 +95,7 @@ def _run_nightly(archiver: Archiver, config: PipelineConfig, metrics_port: int |
             server.close()
             await server.wait_closed()
 
-    _run_until_signal(job)
+    run_until_signal(job)
     return 1 if died else 0
 
 
@@ -149,7 +129,7 @@ def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
                 ],
                 "seconds": round(report.seconds, 3),
             }
-        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(body)
         return
     if dry_run:
         for move in report.planned:
@@ -173,8 +153,9 @@ def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
 
 def _cmd_archive_status(args: argparse.Namespace) -> int:
     from marketstream.archiver.health import MAX_LISTED, load_last_run  # noqa: PLC0415
+    from marketstream.wiring import build_archiver  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = config_of(args)
     archiver = build_archiver(config, args.state_dir)
     archiver.prepare()
     tiers = archiver.tiers()
@@ -210,7 +191,7 @@ def _cmd_archive_status(args: argparse.Namespace) -> int:
                 for m in moves
             ],
         }
-        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(body)
         return 0
     print(
         f"{'tier':<5} {'table':<8} {'days':>5}  {'first':<10}  {'last':<10}  {'rows / bytes':>14}"

@@ -41,15 +41,18 @@ from marketstream.logs import context_logger
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.schemas.codec import DecodeError, decode_entry
 from marketstream.schemas.records import Record
-from marketstream.tiers.hot_writer_metrics import HotWriterMetrics
-from marketstream.tiers.hot_writer_questdb import (
+from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_tables import create_all_sql
+from marketstream.tiers.redis_bus import connect_async
+from marketstream.writers.hot_writer_metrics import HotWriterMetrics
+from marketstream.writers.hot_writer_questdb import (
     QuestDBUnavailableError,
     RowSink,
     WriteOutcome,
     wal_applied,
     wal_states,
 )
-from marketstream.tiers.hot_writer_redis import (
+from marketstream.writers.hot_writer_redis import (
     DeadLetter,
     StreamEntry,
     acknowledge,
@@ -63,9 +66,6 @@ from marketstream.tiers.hot_writer_redis import (
     redeliver,
     send_dead_letters,
 )
-from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.questdb_tables import create_all_sql
-from marketstream.tiers.redis_bus import connect_async
 
 log = logging.getLogger(__name__)
 

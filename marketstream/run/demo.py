@@ -33,17 +33,17 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.service import plan_connections
-from marketstream.pipeline import Pipeline, PipelineEndpoints
 from marketstream.replay.recording import read_recording
 from marketstream.replay.server import ReplayServer
+from marketstream.run.pipeline import Pipeline
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services.manager import start_services, stop_services
-from marketstream.services.state import require_endpoint
 from marketstream.tiers.redis_bus import connect_async, price_key
 from marketstream.venues.base.sessions import write_session
 from marketstream.venues.registry import DIALECTS, SESSIONS
+from marketstream.wiring import PipelineEndpoints, pipeline_endpoints
 
 DRAIN_TIMEOUT_S = 300.0
 TABLE_CHANNELS: Mapping[str, str] = {
@@ -189,10 +189,7 @@ async def run_demo(
             for feed in feeds
         }
         demo = demo_config(config, feeds, servers)
-        endpoints = PipelineEndpoints(
-            redis=require_endpoint(demo, state_dir, "redis"),
-            questdb_http=require_endpoint(demo, state_dir, "questdb_http"),
-        )
+        endpoints = pipeline_endpoints(demo, state_dir)
         pipeline = Pipeline(demo, endpoints, plans=plan_connections(demo))
         stop = asyncio.Event()
         task = asyncio.create_task(pipeline.run(stop, ingest_metrics_port=0, writer_metrics_port=0))

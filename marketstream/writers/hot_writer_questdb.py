@@ -31,9 +31,9 @@ from questdb import QuestDBError, QuestDBErrorCode, Sender
 
 from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
 from marketstream.schemas.records import Record
-from marketstream.tiers.hot_writer_metrics import HotWriterMetrics
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_rows import write_rows
+from marketstream.writers.hot_writer_metrics import HotWriterMetrics
 
 ILP_PROTOCOL_VERSION: Final = 2  # binary doubles and arrays (book sides); no /settings probe
 # Errors of Sender.row that are about the row's values, never about the sender or the server.

@@ -9,26 +9,16 @@ a day, so no bar straddles two tiers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from itertools import groupby
-from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
-from marketstream.archiver.days import day_start_ns, days_between
-from marketstream.archiver.hot_side import HotTier
-from marketstream.archiver.warm_side import WarmTier
-from marketstream.config import PipelineConfig
-from marketstream.schemas.arrow import conform, from_arrow
-from marketstream.schemas.columns import TRADES
-from marketstream.schemas.records import Candle, Trade
-from marketstream.tiers.cold_store import ColdStore
-from marketstream.tiers.hot_queries import (
+from marketstream.query.hot_queries import (
     INTERVALS,
     HotQueries,
     bar_ceil,
@@ -38,7 +28,13 @@ from marketstream.tiers.hot_queries import (
     check_range,
     check_symbol,
 )
-from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.schemas.arrow import conform, from_arrow
+from marketstream.schemas.columns import TRADES
+from marketstream.schemas.records import Candle, Trade
+from marketstream.tiers.clickhouse_partitions import WarmTier
+from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.days import day_start_ns, days_between
+from marketstream.tiers.questdb_partitions import HotTier
 
 NS_PER_DAY: Final = 86_400 * 10**9
 
@@ -194,19 +190,3 @@ def ohlcv_from_trades(table: pa.Table, exchange: str, symbol: str, interval: str
             strict=True,
         )
     ]
-
-
-@contextmanager
-def open_tiered(config: PipelineConfig, state_dir: Path | None) -> Iterator[TieredQueries]:
-    """TieredQueries on the configured (or locally started) QuestDB, ClickHouse and cold store."""
-    from marketstream.services.state import require_endpoint  # noqa: PLC0415
-    from marketstream.tiers import clickhouse  # noqa: PLC0415
-
-    hot_tier = HotTier(QuestDBHttp(require_endpoint(config, state_dir, "questdb_http")))
-    cold = ColdStore.from_location(require_endpoint(config, state_dir, "cold"), config.s3)
-    client = clickhouse.connect(require_endpoint(config, state_dir, "clickhouse"))
-    try:
-        with HotQueries.connect(require_endpoint(config, state_dir, "questdb_pg")) as hot:
-            yield TieredQueries(hot, hot_tier, WarmTier(client), cold)
-    finally:
-        client.close()

@@ -1,0 +1,51 @@
+"""What every command group shares: the handler type, `--state-dir`, the configuration, and
+running a long-lived job until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeAlias
+
+from marketstream.config import PipelineConfig, load_config
+
+Handler = Callable[[argparse.Namespace], int]
+# What `add_subparsers` returns; each command group adds its commands to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where services keep data, logs and services.json (default: services.state_dir)",
+    )
+
+
+def add_metrics_port(parser: argparse.ArgumentParser) -> None:
+    """For the daemons (ingest, write-hot, archive): where they serve /metrics and /healthz."""
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+    )
+
+
+def config_of(args: argparse.Namespace) -> PipelineConfig:
+    """The configuration the top-level `--config` names (or the default one)."""
+    return load_config(args.config)
+
+
+def run_until_signal(job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a long-lived job on a fresh event loop until SIGINT or SIGTERM sets its stop event."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await job(stop)
+
+    asyncio.run(run())

@@ -1,0 +1,67 @@
+"""`marketstream ingest` and `marketstream normalize`: exchange feeds into records
+(`marketstream.ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from marketstream.cli.common import (
+    Commands,
+    add_metrics_port,
+    add_state_dir,
+    config_of,
+    run_until_signal,
+)
+from marketstream.logs import setup_logging
+
+
+def add_commands(commands: Commands) -> None:
+    ingest = commands.add_parser(
+        "ingest", help="run the configured exchange connectors into Redis Streams"
+    )
+    ingest.add_argument(
+        "--exchange",
+        action="append",
+        metavar="EX",
+        help="run only this exchange (repeatable; default: every enabled one)",
+    )
+    ingest.add_argument(
+        "--group", metavar="NAME", help="run only the exchanges of this group (exchanges.*.group)"
+    )
+    add_metrics_port(ingest)
+    add_state_dir(ingest)
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    normalize = commands.add_parser(
+        "normalize", help="a recording to normalized JSON lines on stdout, counts on stderr"
+    )
+    normalize.add_argument("--exchange", required=True, metavar="EX", help="the recorded feed")
+    normalize.add_argument("file", type=Path, help="a recording (JSON lines, see README)")
+    normalize.set_defaults(handler=_cmd_normalize)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from marketstream.ingest.service import IngestService, plan_connections  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
+
+    config = config_of(args)
+    plans = plan_connections(config, args.exchange, args.group)  # config errors come first
+    service = IngestService(config, endpoint(config, args.state_dir, "redis"), plans=plans)
+    setup_logging()
+
+    run_until_signal(lambda stop: service.run(stop, metrics_port=args.metrics_port))
+    return 0
+
+
+def _cmd_normalize(args: argparse.Namespace) -> int:
+    from marketstream.ingest.normalize import normalize_recording  # noqa: PLC0415
+
+    summary = normalize_recording(
+        args.file, args.exchange, sys.stdout.buffer, config_of(args).ingest
+    )
+    sys.stdout.buffer.flush()
+    for line in summary.lines(args.exchange):
+        print(line, file=sys.stderr)
+    return 0
