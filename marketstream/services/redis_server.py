@@ -12,8 +12,7 @@ from marketstream.services.process import (
     LOOPBACK,
     ServiceProcess,
     find_executable,
-    port_is_free,
-    spawn,
+    spawn_in,
     wait_until_answering,
 )
 from marketstream.tiers import redis_bus
@@ -55,14 +54,11 @@ def redis_argv(binary: str, data_dir: Path, port: int) -> list[str]:
 def spawn_redis(data_dir: Path, *, port: int, log_path: Path, pid_path: Path) -> RedisServer:
     """Start redis-server in the background; wait_redis() tells when it answers."""
     binary = find_executable(REDIS_BINARY, INSTALL_HINT)
-    if not port_is_free(port):
-        raise ServiceError(f"redis-server: port {LOOPBACK}:{port} is in use")
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = spawn(
+    process = spawn_in(
         "redis-server",
-        redis_argv(binary, data_dir, port),
-        marker=str(data_dir),
+        data_dir,
+        lambda path: redis_argv(binary, path, port),
+        port=port,
         log_path=log_path,
         pid_path=pid_path,
     )
