@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Final, Literal, Self, TypeVar
 
 import psycopg
@@ -29,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg.types.numeric import Int8
 
+from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.schemas.columns import QUOTES, TRADES, TableSpec
@@ -322,7 +322,7 @@ Param = str | Int8
 R = TypeVar("R", bound=Record)
 
 
-class HotQueries:
+class HotQueries(Closing):
     """Queries on the QuestDB hot tier over one PG-wire connection (not thread-safe).
 
     `clock` (int ns) decides which candles are closed; tests pass a fixed one.
@@ -368,17 +368,6 @@ class HotQueries:
 
     def close(self) -> None:
         self._connection.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- latest -----------------------------------------------------------------------------
 
