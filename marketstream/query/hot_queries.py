@@ -319,6 +319,23 @@ _FROM_VIEW: Final[dict[str, sql.Composed]] = {
 }
 
 Param = str | Int8
+
+
+def instrument_conditions(
+    exchange: str | None, symbol: str | None
+) -> tuple[list[sql.Composable], list[Param]]:
+    """`exchange = %s` and `symbol = %s` for the filters given, with their checked values."""
+    conditions: list[sql.Composable] = []
+    params: list[Param] = []
+    if exchange is not None:
+        conditions.append(sql.SQL("exchange = %s"))
+        params.append(check_exchange(exchange))
+    if symbol is not None:
+        conditions.append(sql.SQL("symbol = %s"))
+        params.append(check_symbol(symbol))
+    return conditions, params
+
+
 R = TypeVar("R", bound=Record)
 
 
@@ -387,14 +404,7 @@ class HotQueries(Closing):
         self, exchange: str | None = None, symbol: str | None = None
     ) -> list[LatestPrice]:
         """The latest price of every instrument (or of one exchange/symbol), sorted by name."""
-        conditions: list[sql.Composable] = []
-        params: list[Param] = []
-        if exchange is not None:
-            conditions.append(sql.SQL("exchange = %s"))
-            params.append(check_exchange(exchange))
-        if symbol is not None:
-            conditions.append(sql.SQL("symbol = %s"))
-            params.append(check_symbol(symbol))
+        conditions, params = instrument_conditions(exchange, symbol)
         where: sql.Composable = sql.SQL("")
         if conditions:
             where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
