@@ -182,12 +182,7 @@ def iso_time_or(obj: JsonObject, key: str, what: str, default: int) -> int:
 def one_of(obj: JsonObject, key: str, what: str, table: Mapping[str, T], expected: str) -> T:
     """A string field looked up in `table` (a side, an interval name); `expected` says what
     the table holds, for the error (`'buy' or 'sell'`)."""
-    try:
-        value = obj[key]
-    except KeyError:
-        raise _missing(key, what) from None
-    if type(value) is not str:
-        raise FrameError(f"{what}: {key} {show(value)} is not a string")
+    value = text(obj, key, what)
     found = table.get(value)
     if found is None:
         raise FrameError(f"{what}: {key} {show(value)} is not {expected}")
