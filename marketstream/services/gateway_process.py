@@ -17,17 +17,13 @@ from marketstream.config import S3Config, WarmGatewayConfig
 from marketstream.services.checks import clickhouse_error
 from marketstream.services.process import (
     LOOPBACK,
-    ServiceProcess,
+    PortService,
     spawn_in,
     wait_until_answering,
 )
 
 
-@dataclass(frozen=True)
-class WarmServer:
-    process: ServiceProcess
-    port: int
-
+class WarmServer(PortService):
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"

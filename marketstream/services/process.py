@@ -40,6 +40,14 @@ class ServiceProcess:
     log_path: Path
 
 
+@dataclass(frozen=True)
+class PortService:
+    """A service `spawn_in` started on one loopback port; subclasses say its URL."""
+
+    process: ServiceProcess
+    port: int
+
+
 def free_port() -> int:
     """A TCP port on the loopback that nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

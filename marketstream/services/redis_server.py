@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -10,7 +9,7 @@ import redis
 from marketstream.errors import ServiceError
 from marketstream.services.process import (
     LOOPBACK,
-    ServiceProcess,
+    PortService,
     find_executable,
     spawn_in,
     wait_until_answering,
@@ -21,11 +20,7 @@ REDIS_BINARY = "redis-server"
 INSTALL_HINT = "install Debian's redis-server (`make redis`, or apt-get install redis-server)"
 
 
-@dataclass(frozen=True)
-class RedisServer:
-    process: ServiceProcess
-    port: int
-
+class RedisServer(PortService):
     @property
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
