@@ -142,20 +142,13 @@ class Archiver:
         )
         hot_horizon, warm_horizon = self._horizons()
         try:
-            for spec in SPECS:
-                self._guarded(
-                    report,
-                    HOT_TO_WARM,
-                    spec,
-                    partial(self._hot_to_warm, report, mover, spec, hot_horizon),
-                )
-            for spec in SPECS:
-                self._guarded(
-                    report,
-                    WARM_TO_COLD,
-                    spec,
-                    partial(self._warm_to_cold, report, mover, spec, warm_horizon),
-                )
+            hops = (
+                (HOT_TO_WARM, self._hot_to_warm, hot_horizon),
+                (WARM_TO_COLD, self._warm_to_cold, warm_horizon),
+            )
+            for hop, move, horizon in hops:  # every table one hop down before the next hop
+                for spec in SPECS:
+                    self._guarded(report, hop, spec, partial(move, report, mover, spec, horizon))
         finally:
             self._guarded(report, "manifest", None, self.manifest.flush)
         report.seconds = time.perf_counter() - started

@@ -90,10 +90,9 @@ def _check_format(text: str) -> str:
 
 def _cmd_quality_report(args: argparse.Namespace) -> int:
     from marketstream.quality import book_counters, render  # noqa: PLC0415
-    from marketstream.quality.report import QualityQueries, check_min_completeness, collect  # noqa: PLC0415
+    from marketstream.quality.report import check_min_completeness, collect  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
     from marketstream.query import hot_queries as hq  # noqa: PLC0415
-    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
@@ -112,7 +111,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     books = book_counters.read_book_counters(
         urls or book_counters.default_metrics_urls(config.ingest)
     )
-    with QualityQueries.connect(endpoint(config, args.state_dir, "questdb_pg")) as hot:
+    with _hot(config, args) as hot:
         report = collect(
             hot,
             since,

@@ -13,8 +13,7 @@ from typing import BinaryIO
 
 from marketstream.config import IngestConfig
 from marketstream.errors import MarketStreamError
-from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.processor import FrameProcessor, Processed, Rejected
+from marketstream.ingest.processor import FrameProcessor, Processed, Rejected, processor_for
 from marketstream.replay.recording import RecordedFrame, read_recording
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import SPECS, spec_of
@@ -74,17 +73,8 @@ def normalize_recording(
             mapper = mappers[url] = make(url) if make is not None else exchange.make_mapper(())
         return mapper
 
-    processor = FrameProcessor(
-        mapper_for(""),
-        BookKeeper(
-            exchange.name,
-            exchange.book_rules,
-            depth=ingest.book_depth,
-            interval_ns=ingest.book_interval_ms * 1_000_000,
-        ),
-        max_future_skew_ns=ingest.max_future_skew_ms * 1_000_000,
-        known_symbols=None,  # a recording may hold any instrument
-    )
+    # a recording may hold any instrument: no known symbols
+    processor = processor_for(exchange, mapper_for(""), ingest, None)
     summary = NormalizeSummary()
     for recorded in read_recording(path):
         if summary.frames == 0 and recorded.exchange != exchange.name:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from marketstream.config import IngestConfig
 from marketstream.ingest.books import BookKeeper, invalid_level
 from marketstream.schemas.records import Record
 from marketstream.schemas.validation import InvalidRecordError, Limits, passes, validate
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Mapper
+from marketstream.venues.base.venue import Venue
 
 
 @dataclass(slots=True)
@@ -140,3 +142,20 @@ class FrameProcessor:
             out.rejected.append(Rejected(str(exc), record))
             return
         out.records.append(record)
+
+
+def processor_for(
+    venue: Venue, mapper: Mapper, ingest: IngestConfig, known_symbols: Collection[str] | None
+) -> FrameProcessor:
+    """A processor with the configured books and skew: live and offline use the same."""
+    return FrameProcessor(
+        mapper,
+        BookKeeper(
+            venue.name,
+            venue.book_rules,
+            depth=ingest.book_depth,
+            interval_ns=ingest.book_interval_ms * 1_000_000,
+        ),
+        max_future_skew_ns=ingest.max_future_skew_ms * 1_000_000,
+        known_symbols=known_symbols,
+    )

@@ -21,9 +21,8 @@ from redis.exceptions import RedisError
 
 from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.errors import ConfigError, ServiceError
-from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.metrics import IngestMetrics
-from marketstream.ingest.processor import FrameProcessor
+from marketstream.ingest.processor import FrameProcessor, processor_for
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
@@ -99,17 +98,7 @@ def runner_settings(ingest: IngestConfig) -> RunnerSettings:
 
 
 def make_processor(exchange: Venue, symbols: Sequence[str], ingest: IngestConfig) -> FrameProcessor:
-    return FrameProcessor(
-        exchange.make_mapper(symbols),
-        BookKeeper(
-            exchange.name,
-            exchange.book_rules,
-            depth=ingest.book_depth,
-            interval_ns=ingest.book_interval_ms * 1_000_000,
-        ),
-        max_future_skew_ns=ingest.max_future_skew_ms * 1_000_000,
-        known_symbols=frozenset(symbols),
-    )
+    return processor_for(exchange, exchange.make_mapper(symbols), ingest, frozenset(symbols))
 
 
 class IngestService:

@@ -42,6 +42,7 @@ from marketstream.query.hot_queries import (
     check_exchange,
     check_range,
     check_symbol,
+    instrument_conditions,
 )
 from marketstream.schemas.columns import TRADES
 
@@ -143,15 +144,9 @@ def _filters(
     since_ns: int, until_ns: int, exchange: str | None, symbol: str | None
 ) -> tuple[sql.Composable, list[Param]]:
     since_ns, until_ns = check_range(since_ns, until_ns)
-    parts: list[sql.Composable] = []
-    params: list[Param] = [Int8(since_ns), Int8(until_ns)]
-    if exchange is not None:
-        parts.append(sql.SQL(" AND exchange = %s"))
-        params.append(check_exchange(exchange))
-    if symbol is not None:
-        parts.append(sql.SQL(" AND symbol = %s"))
-        params.append(check_symbol(symbol))
-    return sql.Composed(parts), params
+    conditions, values = instrument_conditions(exchange, symbol)
+    and_conditions = sql.Composed([sql.SQL(" AND ") + condition for condition in conditions])
+    return and_conditions, [Int8(since_ns), Int8(until_ns), *values]
 
 
 # --- the report: assembled from what was fetched (pure) -------------------------------------

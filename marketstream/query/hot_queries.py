@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Final, Literal, Self, TypeVar
 
 import psycopg
@@ -29,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg.types.numeric import Int8
 
+from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.schemas.columns import QUOTES, TRADES, TableSpec
@@ -319,10 +319,27 @@ _FROM_VIEW: Final[dict[str, sql.Composed]] = {
 }
 
 Param = str | Int8
+
+
+def instrument_conditions(
+    exchange: str | None, symbol: str | None
+) -> tuple[list[sql.Composable], list[Param]]:
+    """`exchange = %s` and `symbol = %s` for the filters given, with their checked values."""
+    conditions: list[sql.Composable] = []
+    params: list[Param] = []
+    if exchange is not None:
+        conditions.append(sql.SQL("exchange = %s"))
+        params.append(check_exchange(exchange))
+    if symbol is not None:
+        conditions.append(sql.SQL("symbol = %s"))
+        params.append(check_symbol(symbol))
+    return conditions, params
+
+
 R = TypeVar("R", bound=Record)
 
 
-class HotQueries:
+class HotQueries(Closing):
     """Queries on the QuestDB hot tier over one PG-wire connection (not thread-safe).
 
     `clock` (int ns) decides which candles are closed; tests pass a fixed one.
@@ -369,17 +386,6 @@ class HotQueries:
     def close(self) -> None:
         self._connection.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # --- latest -----------------------------------------------------------------------------
 
     def latest_trade(self, exchange: str, symbol: str) -> Trade | None:
@@ -398,14 +404,7 @@ class HotQueries:
         self, exchange: str | None = None, symbol: str | None = None
     ) -> list[LatestPrice]:
         """The latest price of every instrument (or of one exchange/symbol), sorted by name."""
-        conditions: list[sql.Composable] = []
-        params: list[Param] = []
-        if exchange is not None:
-            conditions.append(sql.SQL("exchange = %s"))
-            params.append(check_exchange(exchange))
-        if symbol is not None:
-            conditions.append(sql.SQL("symbol = %s"))
-            params.append(check_symbol(symbol))
+        conditions, params = instrument_conditions(exchange, symbol)
         where: sql.Composable = sql.SQL("")
         if conditions:
             where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 import orjson
 
+from marketstream.closing import Closing
 from marketstream.errors import MarketStreamError
 
 RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
@@ -106,7 +106,7 @@ def read_recording_lines(path: Path | str) -> Iterator[tuple[int, RecordedFrame]
             ) from None
 
 
-class RecordingWriter:
+class RecordingWriter(Closing):
     """Appends frames to a recording; a kill loses at most the last `flush_interval_s`.
 
     Lines are buffered in memory and written whole, in one unbuffered write per flush, so a
@@ -173,17 +173,6 @@ class RecordingWriter:
             self.flush()
         finally:
             self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _reason(exc: OSError) -> str:

@@ -14,22 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from marketstream.config import S3Config, WarmGatewayConfig
-from marketstream.errors import ServiceError
 from marketstream.services.checks import clickhouse_error
 from marketstream.services.process import (
     LOOPBACK,
-    ServiceProcess,
-    port_is_free,
-    spawn,
+    PortService,
+    spawn_in,
     wait_until_answering,
 )
 
 
-@dataclass(frozen=True)
-class WarmServer:
-    process: ServiceProcess
-    port: int
-
+class WarmServer(PortService):
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
@@ -77,14 +71,11 @@ def spawn_warm_server(
 
     env (default: this process's) is where the engine finds S3 credentials for s3().
     """
-    if not port_is_free(port):
-        raise ServiceError(f"warm gateway: port {LOOPBACK}:{port} is in use")
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = spawn(
+    process = spawn_in(
         "warm gateway",
-        warm_server_argv(data_dir, port, setup),
-        marker=str(data_dir),
+        data_dir,
+        lambda path: warm_server_argv(path, port, setup),
+        port=port,
         log_path=log_path,
         pid_path=pid_path,
         env=env,

@@ -40,6 +40,14 @@ class ServiceProcess:
     log_path: Path
 
 
+@dataclass(frozen=True)
+class PortService:
+    """A service `spawn_in` started on one loopback port; subclasses say its URL."""
+
+    process: ServiceProcess
+    port: int
+
+
 def free_port() -> int:
     """A TCP port on the loopback that nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -119,6 +127,27 @@ def spawn(
     pid_path.write_text(f"{pid}\n", encoding="utf-8")
     _wait_exec_done(pid)
     return ServiceProcess(name=name, pid=pid, marker=marker, log_path=log_path)
+
+
+def spawn_in(
+    name: str,
+    data_dir: Path,
+    argv_of: Callable[[Path], Sequence[str]],
+    *,
+    port: int,
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """`spawn` a service on one loopback port, in its data directory (created here), whose
+    absolute path (in `argv_of(path)`) is the marker stop() looks for."""
+    if not port_is_free(port):
+        raise ServiceError(f"{name}: port {LOOPBACK}:{port} is in use")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return spawn(
+        name, argv_of(data_dir), marker=str(data_dir), log_path=log_path, pid_path=pid_path, env=env
+    )
 
 
 def _wait_exec_done(pid: int, timeout_s: float = EXEC_TIMEOUT_S) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -10,10 +9,9 @@ import redis
 from marketstream.errors import ServiceError
 from marketstream.services.process import (
     LOOPBACK,
-    ServiceProcess,
+    PortService,
     find_executable,
-    port_is_free,
-    spawn,
+    spawn_in,
     wait_until_answering,
 )
 from marketstream.tiers import redis_bus
@@ -22,11 +20,7 @@ REDIS_BINARY = "redis-server"
 INSTALL_HINT = "install Debian's redis-server (`make redis`, or apt-get install redis-server)"
 
 
-@dataclass(frozen=True)
-class RedisServer:
-    process: ServiceProcess
-    port: int
-
+class RedisServer(PortService):
     @property
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
@@ -55,14 +49,11 @@ def redis_argv(binary: str, data_dir: Path, port: int) -> list[str]:
 def spawn_redis(data_dir: Path, *, port: int, log_path: Path, pid_path: Path) -> RedisServer:
     """Start redis-server in the background; wait_redis() tells when it answers."""
     binary = find_executable(REDIS_BINARY, INSTALL_HINT)
-    if not port_is_free(port):
-        raise ServiceError(f"redis-server: port {LOOPBACK}:{port} is in use")
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = spawn(
+    process = spawn_in(
         "redis-server",
-        redis_argv(binary, data_dir, port),
-        marker=str(data_dir),
+        data_dir,
+        lambda path: redis_argv(binary, path, port),
+        port=port,
         log_path=log_path,
         pid_path=pid_path,
     )

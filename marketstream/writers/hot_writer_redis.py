@@ -139,9 +139,7 @@ async def acknowledge(
     client: redis.asyncio.Redis, group: str, entries: Sequence[StreamEntry]
 ) -> None:
     """XACK the entries, one command per stream, in one round trip."""
-    by_stream: dict[str, list[bytes]] = {}
-    for entry in entries:
-        by_stream.setdefault(entry.stream, []).append(entry.id)
+    by_stream = _ids_by_stream(entries)
     if not by_stream:
         return
     pipe = client.pipeline(transaction=False)
@@ -164,9 +162,7 @@ async def delivery_counts(
     other pending entries of the consumer may lie in between (the batch in hand). Entries
     no longer pending are left out.
     """
-    by_stream: dict[str, list[bytes]] = {}
-    for entry in entries:
-        by_stream.setdefault(entry.stream, []).append(entry.id)
+    by_stream = _ids_by_stream(entries)
     if not by_stream:
         return {}
     pipe = client.pipeline(transaction=False)
@@ -190,15 +186,21 @@ async def redeliver(
 ) -> None:
     """XCLAIM the entries to the consumer again: Redis counts one more delivery of each (the
     count survives a crash of the writer) and their idle time starts over."""
-    by_stream: dict[str, list[bytes]] = {}
-    for entry in entries:
-        by_stream.setdefault(entry.stream, []).append(entry.id)
+    by_stream = _ids_by_stream(entries)
     if not by_stream:
         return
     pipe = client.pipeline(transaction=False)
     for key, ids in by_stream.items():
         pipe.xclaim(key, group, consumer, 0, ids)  # type: ignore[arg-type]
     await pipe.execute()
+
+
+def _ids_by_stream(entries: Sequence[StreamEntry]) -> dict[str, list[bytes]]:
+    """Entry ids grouped by stream, in order: one command per stream."""
+    by_stream: dict[str, list[bytes]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry.id)
+    return by_stream
 
 
 def _id_order(entry_id: bytes) -> tuple[int, int]:

@@ -26,7 +26,7 @@ PACKAGE: Final = "marketstream"
 LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
     frozenset(layer)
     for layer in (
-        {"marketstream", "errors"},  # the package itself holds only its version
+        {"marketstream", "errors", "closing"},  # the package itself holds only its version
         {"schemas", "logs", "metrics_server"},
         {"config", "replay"},
         {"venues", "sources", "tiers"},

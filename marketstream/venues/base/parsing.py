@@ -9,7 +9,7 @@ the frame being read (e.g. "aggTrade"); the mapper prefixes the exchange once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, TypeVar
@@ -28,6 +28,8 @@ _DIGITS: Final = "0123456789"
 _ZULU_MICROS_LENGTH: Final = len("2021-04-17T16:43:30.244075Z")
 _SECOND_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _SECONDS_CACHED: Final = 4096  # distinct whole seconds remembered (about an hour of feed)
+# A candle's fields, where the feed names them so (`ohlcv`).
+OHLCV: Final[tuple[str, str, str, str, str]] = ("open", "high", "low", "close", "volume")
 _SHOWN_CHARS: Final = 80  # enough of a bad value to recognise it, never a whole frame
 
 
@@ -170,6 +172,36 @@ def iso_time(obj: JsonObject, key: str, what: str) -> int:
         return iso_to_ns(value)
     except (AttributeError, TypeError, ValueError):
         raise FrameError(f"{what}: {key} {show(value)} is not an ISO-8601 UTC time") from None
+
+
+def iso_time_or(obj: JsonObject, key: str, what: str, default: int) -> int:
+    """`iso_time` where the feed sends the field, else `default` (the receive time, say)."""
+    return iso_time(obj, key, what) if key in obj else default
+
+
+def one_of(obj: JsonObject, key: str, what: str, table: Mapping[str, T], expected: str) -> T:
+    """A string field looked up in `table` (a side, an interval name); `expected` says what
+    the table holds, for the error (`'buy' or 'sell'`)."""
+    value = text(obj, key, what)
+    found = table.get(value)
+    if found is None:
+        raise FrameError(f"{what}: {key} {show(value)} is not {expected}")
+    return found
+
+
+def ohlcv(
+    obj: JsonObject, what: str, keys: tuple[str, str, str, str, str] = OHLCV
+) -> tuple[float, float, float, float, float]:
+    """A candle's open, high, low, close and volume: feeds name them differently (`keys`, in
+    that order), the reading is the same."""
+    o, h, l, c, v = keys  # noqa: E741
+    return (
+        number(obj, o, what),
+        number(obj, h, what),
+        number(obj, l, what),
+        number(obj, c, what),
+        number(obj, v, what),
+    )
 
 
 def levels(obj: JsonObject, key: str, what: str) -> list[Level]:

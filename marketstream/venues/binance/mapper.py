@@ -25,6 +25,7 @@ from marketstream.venues.base.parsing import (
     mapping,
     millis,
     number,
+    ohlcv,
     show,
     text,
 )
@@ -151,11 +152,7 @@ def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
         m.symbol(data, what),
         text(k, "i", what),
         millis(k, "t", what),
-        number(k, "o", what),
-        number(k, "h", what),
-        number(k, "l", what),
-        number(k, "c", what),
-        number(k, "v", what),
+        *ohlcv(k, what, ("o", "h", "l", "c", "v")),
         integer(k, "n", what),
         flag(k, "x", what),
     )

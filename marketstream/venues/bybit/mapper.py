@@ -26,8 +26,9 @@ from marketstream.venues.base.parsing import (
     mapping,
     millis,
     number,
+    ohlcv,
+    one_of,
     show,
-    text,
 )
 from marketstream.venues.base.symbols import joined_symbol
 from marketstream.venues.bybit.markets import NAME, Market, market_of, market_of_url
@@ -104,10 +105,7 @@ def _public_trade(m: BybitMapper, message: JsonObject, native: str, recv_ts: int
     symbol = m.symbol(native)
     trades: list[Item] = []
     for trade in _records(message, what):
-        taker = text(trade, "S", what)
-        side = _SIDES.get(taker)
-        if side is None:
-            raise FrameError(f"{what}: S {show(taker)} is not 'Buy' or 'Sell'")
+        side = one_of(trade, "S", what, _SIDES, "'Buy' or 'Sell'")
         trades.append(
             Trade(
                 NAME,
@@ -188,21 +186,13 @@ def _kline(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> li
     symbol = m.symbol(native)
     candles: list[Item] = []
     for kline in _records(message, what):
-        bybit_interval = text(kline, "interval", what)
-        interval = _INTERVALS.get(bybit_interval)
-        if interval is None:
-            raise FrameError(f"{what}: interval {show(bybit_interval)} is not supported")
         candles.append(
             Candle(
                 NAME,
                 symbol,
-                interval,
+                one_of(kline, "interval", what, _INTERVALS, "supported"),
                 millis(kline, "start", what),
-                number(kline, "open", what),
-                number(kline, "high", what),
-                number(kline, "low", what),
-                number(kline, "close", what),
-                number(kline, "volume", what),
+                *ohlcv(kline, what),
                 None,  # Bybit does not count a kline's trades
                 flag(kline, "confirm", what),
             )

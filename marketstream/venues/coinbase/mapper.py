@@ -23,9 +23,11 @@ from marketstream.venues.base.parsing import (
     JsonObject,
     field,
     iso_time,
+    iso_time_or,
     levels,
     load_object,
     number,
+    one_of,
     optional_number,
     show,
     text,
@@ -40,10 +42,7 @@ _BOOK_SIDE: Final[Mapping[str, int]] = MappingProxyType({"buy": 0, "sell": 1})
 
 def _trade(data: JsonObject, recv_ts: int) -> list[Item]:
     what = "match"
-    maker_side = text(data, "side", what)
-    taker_side = _TAKER_SIDE.get(maker_side)
-    if taker_side is None:
-        raise FrameError(f"{what}: side {show(maker_side)} is not 'buy' or 'sell'")
+    taker_side = one_of(data, "side", what, _TAKER_SIDE, "'buy' or 'sell'")
     trade = Trade(
         NAME,
         text(data, "product_id", what),
@@ -63,7 +62,7 @@ def _ticker(data: JsonObject, recv_ts: int) -> list[Item]:
     quote = Quote(
         NAME,
         text(data, "product_id", what),
-        iso_time(data, "time", what) if "time" in data else recv_ts,
+        iso_time_or(data, "time", what, recv_ts),
         recv_ts,
         number(data, "best_bid", what),
         optional_number(data, "best_bid_size", what),
@@ -79,7 +78,7 @@ def _snapshot(data: JsonObject, recv_ts: int) -> list[Item]:
     update = BookUpdate(
         NAME,
         text(data, "product_id", what),
-        iso_time(data, "time", what) if "time" in data else recv_ts,
+        iso_time_or(data, "time", what, recv_ts),
         recv_ts,
         levels(data, "bids", what),
         levels(data, "asks", what),

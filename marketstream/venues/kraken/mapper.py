@@ -40,7 +40,10 @@ from marketstream.venues.base.parsing import (
     field,
     integer,
     iso_time,
+    iso_time_or,
     number,
+    ohlcv,
+    one_of,
     optional_number,
     show,
     text,
@@ -128,9 +131,7 @@ def _v2_trade(message: JsonObject, recv_ts: int) -> list[Item]:
     what = "trade"
     trades: list[Item] = []
     for item in _data(message, what):
-        side = _V2_SIDES.get(text(item, "side", what))
-        if side is None:
-            raise FrameError(f"{what}: side {show(item['side'])} is not 'buy' or 'sell'")
+        side = one_of(item, "side", what, _V2_SIDES, "'buy' or 'sell'")
         trades.append(
             Trade(
                 NAME,
@@ -153,7 +154,7 @@ def _v2_ticker(message: JsonObject, recv_ts: int) -> list[Item]:
         Quote(
             NAME,
             _symbol(item, what),
-            iso_time(item, "timestamp", what) if "timestamp" in item else recv_ts,
+            iso_time_or(item, "timestamp", what, recv_ts),
             recv_ts,
             number(item, "bid", what),
             number(item, "bid_qty", what),
@@ -180,11 +181,7 @@ def _v2_ohlc(message: JsonObject, recv_ts: int) -> list[Item]:
                 _symbol(item, what),
                 _interval_name(minutes),
                 iso_time(item, "interval_begin", what),
-                number(item, "open", what),
-                number(item, "high", what),
-                number(item, "low", what),
-                number(item, "close", what),
-                number(item, "volume", what),
+                *ohlcv(item, what),
                 integer(item, "trades", what),
                 False,
             )
@@ -227,7 +224,7 @@ def _v2_book(message: JsonObject, recv_ts: int) -> list[Item]:
             BookUpdate(
                 NAME,
                 _symbol(item, what),
-                iso_time(item, "timestamp", what) if "timestamp" in item else recv_ts,
+                iso_time_or(item, "timestamp", what, recv_ts),
                 recv_ts,
                 bids,
                 asks,

@@ -51,6 +51,10 @@ def kraken_session(
             "kraken", KRAKEN_URL, ms, _kraken_book("snapshot", pair, bids, asks, crc=crc, ms=ms)
         )
 
+    def update(ms: int, channel: str, item: dict[str, object]) -> None:
+        message = {"channel": channel, "type": "update", "data": [item]}
+        session.add("kraken", KRAKEN_URL, ms, orjson.dumps(message))
+
     for pair in pairs:
         snapshot(pair, T0_MS)
     for step in range(1, steps + 1):
@@ -72,33 +76,18 @@ def kraken_session(
                           "volume": 100.0, "vwap": float(bid), "low": float(bid),
                           "high": float(ask), "change": 0.0, "change_pct": 0.0,
                           "timestamp": iso_ms(ms)}  # fmt: skip
-                session.add(
-                    "kraken",
-                    KRAKEN_URL,
-                    ms,
-                    orjson.dumps({"channel": "ticker", "type": "update", "data": [ticker]}),
-                )
+                update(ms, "ticker", ticker)
             if step % 3 == 0:
                 trade_id += 1
                 trade = {"symbol": pair, "side": rng.choice(["buy", "sell"]), "price": float(ask),
                          "qty": round(rng.uniform(0.001, 1), 8), "ord_type": "market",
                          "trade_id": trade_id, "timestamp": iso_ms(ms)}  # fmt: skip
-                session.add(
-                    "kraken",
-                    KRAKEN_URL,
-                    ms,
-                    orjson.dumps({"channel": "trade", "type": "update", "data": [trade]}),
-                )
+                update(ms, "trade", trade)
             if step % 10 == 0:
                 begin = ms - ms % 60_000
                 ohlc = {"symbol": pair, "open": float(bid), "high": float(ask), "low": float(bid),
                         "close": float(ask), "trades": 5, "volume": 1.5, "vwap": float(bid),
                         "interval_begin": iso_ms(begin), "interval": 1,
                         "timestamp": iso_ms(ms)}  # fmt: skip
-                session.add(
-                    "kraken",
-                    KRAKEN_URL,
-                    ms,
-                    orjson.dumps({"channel": "ohlc", "type": "update", "data": [ohlc]}),
-                )
+                update(ms, "ohlc", ohlc)
     return session.frames

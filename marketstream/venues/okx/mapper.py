@@ -24,6 +24,7 @@ from marketstream.venues.base.parsing import (
     load_object,
     mapping,
     number,
+    one_of,
     show,
     text,
     text_levels,
@@ -134,9 +135,7 @@ def _trades(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> lis
     what = "trades"
     trades: list[Item] = []
     for item in objects(message, what):
-        side = _SIDES.get(text(item, "side", what))
-        if side is None:
-            raise FrameError(f"{what}: side {show(item['side'])} is not 'buy' or 'sell'")
+        side = one_of(item, "side", what, _SIDES, "'buy' or 'sell'")
         trades.append(
             Trade(
                 NAME,
@@ -236,20 +235,16 @@ def _book_snapshots(channel: str, symbol: str, message: JsonObject, recv_ts: int
 def _book_update(
     symbol: str, item: JsonObject, recv_ts: int, what: str, *, is_snapshot: bool
 ) -> BookUpdate:
-    bids, bid_texts = book_side(item, "bids", what)
-    asks, ask_texts = book_side(item, "asks", what)
     # OKX retires the checksum: where it is dropped or sent as 0 there is nothing to verify
     # (a true CRC of 0 is one in 2**32 and merely goes unchecked).
     crc = optional_int(item, "checksum", what)
     # Captures from before 2022 carry no seqId/prevSeqId; snapshots have prevSeqId -1.
     prev = optional_int(item, "prevSeqId", what)
-    return BookUpdate(
-        NAME,
+    return book_update(
         symbol,
-        millis_text(item, "ts", what),
+        item,
         recv_ts,
-        bids,
-        asks,
+        what,
         is_snapshot=is_snapshot,
         # An update covers the ids after prevSeqId up to seqId: with first_seq so, the
         # keeper's PREV_LAST bridge (first <= snapshot <= last, or prev == snapshot) is
@@ -258,6 +253,37 @@ def _book_update(
         last_seq=optional_int(item, "seqId", what),
         prev_seq=prev,
         checksum=crc or None,
+    )
+
+
+def book_update(
+    symbol: str,
+    item: JsonObject,
+    recv_ts: int,
+    what: str,
+    *,
+    is_snapshot: bool,
+    last_seq: int | None,
+    first_seq: int | None = None,
+    prev_seq: int | None = None,
+    checksum: int | None = None,
+) -> BookUpdate:
+    """One book item's levels (as floats and as sent) and time: pushes and the REST snapshot
+    write them alike; the caller reads the sequence fields, which they do not."""
+    bids, bid_texts = book_side(item, "bids", what)
+    asks, ask_texts = book_side(item, "asks", what)
+    return BookUpdate(
+        NAME,
+        symbol,
+        millis_text(item, "ts", what),
+        recv_ts,
+        bids,
+        asks,
+        is_snapshot=is_snapshot,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        prev_seq=prev_seq,
+        checksum=checksum,
         bid_texts=bid_texts,
         ask_texts=ask_texts,
     )

@@ -15,7 +15,7 @@ from marketstream.venues.base.mapper import BookUpdate, FrameError, in_venue
 from marketstream.venues.base.parsing import JsonObject, field, load_object, show
 from marketstream.venues.base.venue import SnapshotRequest
 from marketstream.venues.okx.feed import BOOK_DEPTH
-from marketstream.venues.okx.mapper import book_side, millis_text, objects
+from marketstream.venues.okx.mapper import book_update, objects
 from marketstream.venues.okx.symbols import NAME, native_symbol, normalized_symbol
 
 SNAPSHOT_PATH: Final = "/api/v5/market/books"  # REST order book snapshot
@@ -67,19 +67,8 @@ def _map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
     if len(items) != 1:
         raise FrameError(f"{what}: data holds {len(items)} books, expected one")
     item = items[0]
-    bids, bid_texts = book_side(item, "bids", what)
-    asks, ask_texts = book_side(item, "asks", what)
-    return BookUpdate(
-        NAME,
-        symbol,
-        millis_text(item, "ts", what),
-        recv_ts,
-        bids,
-        asks,
-        is_snapshot=True,
-        last_seq=_rest_seq_id(item, what),
-        bid_texts=bid_texts,
-        ask_texts=ask_texts,
+    return book_update(
+        symbol, item, recv_ts, what, is_snapshot=True, last_seq=_rest_seq_id(item, what)
     )
 
 
