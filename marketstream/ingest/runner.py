@@ -15,20 +15,19 @@ import contextlib
 import logging
 import random
 import time
-import urllib.error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from marketstream.http_client import get_async
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
 from marketstream.ingest.transport import (
     backoff_delay,
     connect_feed,
-    http_get,
     keep_alive,
     subscribe,
 )
@@ -311,8 +310,8 @@ class Connection:
 
     async def _fetch(self, request: SnapshotRequest) -> bytes | None:
         try:
-            return await asyncio.to_thread(http_get, request.url, self.settings.rest_timeout_s)
-        except (OSError, urllib.error.URLError) as exc:
+            return await get_async(request.url, self.settings.rest_timeout_s)
+        except OSError as exc:
             self.log.warning(
                 "%s: snapshot %s failed: %s",
                 self.exchange.name,
