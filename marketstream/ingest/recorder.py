@@ -29,13 +29,13 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.http_client import get_async
 from marketstream.ingest.transport import (
-    backoff_delay,
     connect_feed,
     keep_alive,
     subscribe,
 )
 from marketstream.logs import context_logger
 from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.retry import Backoff
 from marketstream.schemas.instruments import parse_symbol
 from marketstream.signals import run_until_signal
 from marketstream.venues.base.feed import check_channels
@@ -47,12 +47,8 @@ HTTP_TIMEOUT_S: Final = 10.0
 RECONNECT_ATTEMPTS: Final = 5  # consecutive failed reconnects before giving up
 
 
-@dataclass(frozen=True, slots=True)
-class _Backoff:
-    """Between reconnects: short, since a capture misses what arrives meanwhile."""
-
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
+# Between reconnects: short, since a capture misses what arrives meanwhile.
+RECONNECT_BACKOFF: Final = Backoff(initial_s=0.5, max_s=10.0, jitter=True)
 
 
 # A line waits at most FLUSH_AFTER_S + FLUSH_CHECK_S before it is written: a kill loses <= 1 s.
@@ -319,7 +315,7 @@ class _PartRecorder:
                         f"{url}: {failures} reconnects failed, last: {exc}"
                     ) from None
                 recorder.warn(f"reconnect to {url} failed ({exc}); retrying")
-            await asyncio.sleep(backoff_delay(failures, _Backoff(), self.rng))
+            await asyncio.sleep(RECONNECT_BACKOFF.delay(failures, self.rng))
 
     async def _session(self, ws: ClientConnection) -> bool:
         """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False

@@ -26,12 +26,12 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
 from marketstream.ingest.transport import (
-    backoff_delay,
     connect_feed,
     keep_alive,
     subscribe,
 )
 from marketstream.logs import context_logger
+from marketstream.retry import Backoff
 from marketstream.venues.base.mapper import BookUpdate
 from marketstream.venues.base.venue import SnapshotRequest, Subscription, Venue
 
@@ -55,13 +55,13 @@ class ReconnectBackoff:
     back to the initial delay after a session that received one, whatever ended it."""
 
     def __init__(self, settings: RunnerSettings, rng: random.Random) -> None:
-        self.settings = settings
+        self.policy = Backoff(settings.backoff_initial_s, settings.backoff_max_s, jitter=True)
         self.rng = rng
         self.attempt = 0  # sessions in a row that received nothing
 
     def after_session(self, *, received_frames: bool) -> float:
         self.attempt = 0 if received_frames else self.attempt + 1
-        return backoff_delay(self.attempt, self.settings, self.rng)
+        return self.policy.delay(self.attempt, self.rng)
 
 
 class Connection:
@@ -262,7 +262,7 @@ class Connection:
                 failures.pop(symbol, None)
             else:  # retried later, backing off so a failing endpoint is not hammered
                 failures[symbol] = failures.get(symbol, 0) + 1
-                delay = backoff_delay(failures[symbol] - 1, self.settings, self.rng)
+                delay = self.backoff.policy.delay(failures[symbol] - 1, self.rng)
                 asyncio.get_running_loop().call_later(delay, self._snapshots.put_nowait, symbol)
             await asyncio.sleep(self.settings.snapshot_interval_s)
 

@@ -1,7 +1,7 @@
 """The WebSocket transport of every venue connection, live (`runner`) and recording (`recorder`).
 
 Connect, subscribe at the venue's pace, ping where the venue wants an application-level ping,
-back off between reconnects: one implementation, so that a capture is
+one implementation, so that a capture is
 made over exactly the connection ingest would have. What each caller does with the frames,
 and when it gives up, stays with the caller.
 """
@@ -9,26 +9,10 @@ and when it gives up, stays with the caller.
 from __future__ import annotations
 
 import asyncio
-import random
-from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from marketstream.venues.base.venue import Subscription, Venue
-
-
-class BackoffSettings(Protocol):
-    @property
-    def backoff_initial_s(self) -> float: ...
-
-    @property
-    def backoff_max_s(self) -> float: ...
-
-
-def backoff_delay(attempt: int, settings: BackoffSettings, rng: random.Random) -> float:
-    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
-    ceiling = min(settings.backoff_max_s, settings.backoff_initial_s * 2.0 ** min(attempt, 30))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def connect_feed(

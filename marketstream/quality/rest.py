@@ -22,9 +22,11 @@ from marketstream import http_client
 from marketstream.errors import MarketStreamError, ServiceError
 from marketstream.http_client import HttpAnswer
 from marketstream.quality.ratelimit import TokenBucket, retry_after_s, seconds_to_next_minute
+from marketstream.retry import Backoff
 
 BACK_OFF_STATUSES: Final = frozenset((418, 429))
 USED_WEIGHT_SHARE_LIMIT: Final = 0.9
+RETRY_INITIAL_S: Final = 1.0  # 5xx or no answer: 1, 2, 4... s, up to max_wait_s
 _SHOWN_BODY: Final = 200
 
 
@@ -96,7 +98,8 @@ class RestClient:
             raise ServiceError(
                 f"{self.exchange}: {problem} (gave up after {self.policy.max_retries} retries)"
             )
-        wait = pause if pause is not None else min(2.0 ** (failures - 1), self.policy.max_wait_s)
+        backoff = Backoff(RETRY_INITIAL_S, self.policy.max_wait_s)
+        wait = pause if pause is not None else backoff.delay(failures - 1)
         if wait > self.policy.max_wait_s:
             raise ServiceError(
                 f"{self.exchange}: {problem}; Retry-After {wait:.0f} s is longer than "
