@@ -1,4 +1,5 @@
-"""Pipeline configuration: `configs/pipeline.yaml` overlaid with `MARKETSTREAM_*` variables.
+"""Pipeline configuration: `configs/pipeline.yaml` overlaid with `MARKETSTREAM_*` variables
+(`MARKETSTREAM_<SECTION>__<KEY>`, read by pydantic-settings).
 
 The file is data, validated once at start so that a wrong value stops the process with one
 line naming the key, the value, where it came from and what was expected. It is found from
@@ -24,10 +25,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from marketstream.errors import ConfigError
 from marketstream.schemas.instruments import Channel, Exchange, parse_symbol
@@ -291,7 +296,12 @@ def load_config_source(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {file}: expected a mapping of sections at the top level")
-    sources = _apply_env_overrides(raw, env)
+    overlay = _EnvOverlay(env)
+    sources = overlay.overrides()
+    try:
+        raw = _merge(raw, overlay())
+    except SettingsError as exc:
+        raise ConfigError(f"config error in the environment: {exc}") from None
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
@@ -299,42 +309,84 @@ def load_config_source(
     return config, ConfigSource(file, chosen_by, sources)
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Overlay MARKETSTREAM_A__B=value on raw[a][b]; return dotted key -> variable name."""
-    sources: dict[str, str] = {}
-    for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
-            continue  # MARKETSTREAM_CONFIG, MARKETSTREAM_RECORDINGS, ... are not config keys
-        segments = [s.lower() for s in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
-        node = raw
-        path: list[str] = []
-        for depth, segment in enumerate(segments):
-            key = _match_key(node, segment, hyphenate=path == ["exchanges"])
-            path.append(key)
-            if depth == len(segments) - 1:
-                node[key] = _parse_env_value(environ[name])
-            else:
-                child = node.get(key)
-                if not isinstance(child, dict):
-                    child = node[key] = {}
-                node = child
-        sources[".".join(path)] = name
-    return sources
+class _EnvOverlay(EnvSettingsSource):
+    """pydantic-settings' environment source over the sections of PipelineConfig, read from a
+    given mapping, with two rules of ours: a complex value (a list, a mapping) is YAML, not
+    JSON, so `[BTC-USDT, ETH-USDT]` needs no quotes; and environment names cannot hold `-`,
+    so `EXCHANGES__BINANCE_USDM` is the exchange `binance-usdm`. Scalars stay text for the
+    model to read, so an unquoted `02:30` is the time written, never YAML's base-60 150."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(
+            _SettingsView,
+            case_sensitive=False,
+            env_prefix=ENV_PREFIX,
+            env_nested_delimiter=ENV_SEPARATOR,
+            env_parse_none_str="null",
+        )
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Only MARKETSTREAM_<SECTION>__<KEY>: MARKETSTREAM_CONFIG, MARKETSTREAM_RECORDINGS, ...
+        # are not configuration keys, and a whole section is not set from one variable.
+        keys = {k: v for k, v in self._environ.items() if ENV_SEPARATOR in k}
+        return parse_env_vars(keys, False, False, "null")
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # the model names it with what it expected
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        for dotted in self.overrides():  # a section PipelineConfig does not have: an error,
+            values.setdefault(dotted.split(".")[0], {})  # not a variable silently ignored
+        return values
+
+    def explode_env_vars(
+        self, field_name: str, field: FieldInfo, env_vars: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        values = super().explode_env_vars(field_name, field, env_vars)
+        if field_name == "exchanges":
+            return {_exchange_key(key): value for key, value in values.items()}
+        return values
+
+    def overrides(self) -> dict[str, str]:
+        """Dotted key -> the variable that sets it, for errors and `config show`."""
+        sources: dict[str, str] = {}
+        for name in sorted(self._environ):
+            if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+                continue  # MARKETSTREAM_CONFIG, MARKETSTREAM_RECORDINGS, ... are not config keys
+            path = [s.lower() for s in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+            if path[0] == "exchanges" and len(path) > 1:
+                path[1] = _exchange_key(path[1])
+            sources[".".join(path)] = name
+        return sources
 
 
-def _match_key(node: Mapping[str, Any], segment: str, *, hyphenate: bool) -> str:
-    """Environment names cannot hold '-': match `binance_usdm` to the key `binance-usdm`."""
-    for key in node:
-        if str(key).lower().replace("-", "_") == segment:
-            return str(key)
-    return segment.replace("_", "-") if hyphenate else segment
+# PipelineConfig's sections as settings fields, which `_EnvOverlay` reads variables for; never
+# instantiated: PipelineConfig validates the file and the variables together.
+_SECTIONS: dict[str, Any] = {
+    name: (field.annotation, None) for name, field in PipelineConfig.model_fields.items()
+}
+_SettingsView = create_model("_SettingsView", __base__=BaseSettings, **_SECTIONS)
 
 
-def _parse_env_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+def _exchange_key(segment: str) -> str:
+    return segment.replace("_", "-")
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay` laid over it, mapping into mapping."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        below = merged.get(key)
+        if isinstance(below, dict) and isinstance(value, Mapping):
+            merged[key] = _merge(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 _VALUE_ERROR_PREFIX = "Value error, "

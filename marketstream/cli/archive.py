@@ -13,9 +13,9 @@ from marketstream.cli.common import (
     add_metrics_port,
     add_state_dir,
     config_of,
-    run_until_signal,
 )
 from marketstream.cli.output import print_json
+from marketstream.signals import run_until_signal
 
 if TYPE_CHECKING:
     from marketstream.archiver.runner import Archiver, RunReport

@@ -1,12 +1,9 @@
-"""What every command group shares: the handler type, `--state-dir`, the configuration, and
-running a long-lived job until a signal."""
+"""What every command group shares: the handler type, `--state-dir` and the configuration."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
@@ -36,16 +33,3 @@ def add_metrics_port(parser: argparse.ArgumentParser) -> None:
 def config_of(args: argparse.Namespace) -> PipelineConfig:
     """The configuration the top-level `--config` names (or the default one)."""
     return load_config(args.config)
-
-
-def run_until_signal(job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run a long-lived job on a fresh event loop until SIGINT or SIGTERM sets its stop event."""
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await job(stop)
-
-    asyncio.run(run())

@@ -9,9 +9,9 @@ from marketstream.cli.common import (
     add_metrics_port,
     add_state_dir,
     config_of,
-    run_until_signal,
 )
 from marketstream.logs import setup_logging
+from marketstream.signals import run_until_signal
 
 
 def add_commands(commands: Commands) -> None:

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import Commands, add_state_dir, config_of, run_until_signal
+from marketstream.cli.common import Commands, add_state_dir, config_of
 from marketstream.cli.output import print_json, print_status
 from marketstream.logs import setup_logging
+from marketstream.signals import run_until_signal
 
 
 def add_commands(commands: Commands) -> None:

@@ -50,7 +50,6 @@ import importlib
 import json
 import logging
 import re
-import signal
 import socket
 import threading
 import time
@@ -73,6 +72,7 @@ from marketstream.gateway.policy import (
     check_statement,
     pinned_setting,
 )
+from marketstream.signals import thread_stop_event
 from marketstream.tiers.clickhouse import ENGINE_IN_USE, engine_holder
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: there is no authentication
@@ -1047,25 +1047,25 @@ def serve(
         raise ServiceError(
             f"warm gateway cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stop.set())
-    http_thread = threading.Thread(
-        target=server.serve_forever, name="warm-gateway-http", daemon=True
-    )
-    http_thread.start()
-    if host not in (DEFAULT_HOST, "localhost", "::1"):
-        log.warning("listening on %s without authentication: anyone who reaches it can write", host)
-    print(
-        f"warm gateway: ClickHouse {engine.version} engine in {engine.path} "
-        f"at http://{host}:{server.server_address[1]}",
-        flush=True,
-    )
-    try:
-        while not stop.wait(REAP_INTERVAL_S) and http_thread.is_alive():
-            engine.expire_sessions()
-    finally:
-        server.shutdown()
-        server.server_close()
-        engine.close()
-        print("warm gateway: stopped, engine closed", flush=True)
+    with thread_stop_event() as stop:
+        http_thread = threading.Thread(
+            target=server.serve_forever, name="warm-gateway-http", daemon=True
+        )
+        http_thread.start()
+        if host not in (DEFAULT_HOST, "localhost", "::1"):
+            log.warning(
+                "listening on %s without authentication: anyone who reaches it can write", host
+            )
+        print(
+            f"warm gateway: ClickHouse {engine.version} engine in {engine.path} "
+            f"at http://{host}:{server.server_address[1]}",
+            flush=True,
+        )
+        try:
+            while not stop.wait(REAP_INTERVAL_S) and http_thread.is_alive():
+                engine.expire_sessions()
+        finally:
+            server.shutdown()
+            server.server_close()
+            engine.close()
+            print("warm gateway: stopped, engine closed", flush=True)

@@ -22,6 +22,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from marketstream.ingest.metrics import IngestMetrics
+from marketstream.retry import Backoff, retry_async
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import spec_of
 from marketstream.schemas.records import Quote, Record, Trade
@@ -248,16 +249,16 @@ class Publisher:
             self._streams.add(DLQ_STREAM)
 
     async def _flush_with_retry(self) -> None:
-        delay = self.settings.retry_initial_s
-        while True:
-            try:
-                await self.flush()
-                return
-            except (RedisError, OSError) as exc:
-                self.metrics.publish_errors.inc()
-                log.warning("redis write failed, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
+        def failed(exc: Exception, pause: float) -> None:
+            self.metrics.publish_errors.inc()
+            log.warning("redis write failed, retrying in %.1fs: %s", pause, exc)
+
+        await retry_async(
+            self.flush,
+            Backoff(self.settings.retry_initial_s, self.settings.retry_max_s),
+            retry_on=(RedisError, OSError),
+            on_failure=failed,
+        )
 
     async def _trim(self) -> None:
         """Trim every stream written to; a failure is logged and counted, and the next

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,16 +27,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
+from marketstream.http_client import get_async
 from marketstream.ingest.transport import (
-    backoff_delay,
     connect_feed,
-    http_get,
     keep_alive,
     subscribe,
 )
 from marketstream.logs import context_logger
 from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.retry import Backoff
 from marketstream.schemas.instruments import parse_symbol
+from marketstream.signals import run_until_signal
 from marketstream.venues.base.feed import check_channels
 from marketstream.venues.base.venue import Subscription, Venue
 from marketstream.venues.registry import get_venue
@@ -47,12 +47,8 @@ HTTP_TIMEOUT_S: Final = 10.0
 RECONNECT_ATTEMPTS: Final = 5  # consecutive failed reconnects before giving up
 
 
-@dataclass(frozen=True, slots=True)
-class _Backoff:
-    """Between reconnects: short, since a capture misses what arrives meanwhile."""
-
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
+# Between reconnects: short, since a capture misses what arrives meanwhile.
+RECONNECT_BACKOFF: Final = Backoff(initial_s=0.5, max_s=10.0, jitter=True)
 
 
 # A line waits at most FLUSH_AFTER_S + FLUSH_CHECK_S before it is written: a kill loses <= 1 s.
@@ -266,7 +262,7 @@ class _Recorder:
             if index:
                 await asyncio.sleep(self.snapshot_interval_s)  # REST rate limits
             try:
-                body = (await asyncio.to_thread(http_get, url, HTTP_TIMEOUT_S)).decode()
+                body = (await get_async(url, HTTP_TIMEOUT_S)).decode()
             except (OSError, UnicodeDecodeError) as exc:
                 self.stats.snapshot_failures += 1
                 self.warn(f"snapshot {url} failed: {exc}")
@@ -319,7 +315,7 @@ class _PartRecorder:
                         f"{url}: {failures} reconnects failed, last: {exc}"
                     ) from None
                 recorder.warn(f"reconnect to {url} failed ({exc}); retrying")
-            await asyncio.sleep(backoff_delay(failures, _Backoff(), self.rng))
+            await asyncio.sleep(RECONNECT_BACKOFF.delay(failures, self.rng))
 
     async def _session(self, ws: ClientConnection) -> bool:
         """Subscribe, fetch snapshots alongside, write frames: True at max_frames, False
@@ -355,14 +351,9 @@ def record_until_signal(
 ) -> RecordStats:
     """`record` in a fresh event loop, stopped cleanly by SIGINT or SIGTERM."""
 
-    async def main() -> RecordStats:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        return await record(target, out, duration_s=duration_s, max_frames=max_frames, stop=stop)
-
-    return asyncio.run(main())
+    return run_until_signal(
+        lambda stop: record(target, out, duration_s=duration_s, max_frames=max_frames, stop=stop)
+    )
 
 
 __all__ = [

@@ -15,24 +15,23 @@ import contextlib
 import logging
 import random
 import time
-import urllib.error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from marketstream.http_client import get_async
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
 from marketstream.ingest.transport import (
-    backoff_delay,
     connect_feed,
-    http_get,
     keep_alive,
     subscribe,
 )
 from marketstream.logs import context_logger
+from marketstream.retry import Backoff
 from marketstream.venues.base.mapper import BookUpdate
 from marketstream.venues.base.venue import SnapshotRequest, Subscription, Venue
 
@@ -56,13 +55,13 @@ class ReconnectBackoff:
     back to the initial delay after a session that received one, whatever ended it."""
 
     def __init__(self, settings: RunnerSettings, rng: random.Random) -> None:
-        self.settings = settings
+        self.policy = Backoff(settings.backoff_initial_s, settings.backoff_max_s, jitter=True)
         self.rng = rng
         self.attempt = 0  # sessions in a row that received nothing
 
     def after_session(self, *, received_frames: bool) -> float:
         self.attempt = 0 if received_frames else self.attempt + 1
-        return backoff_delay(self.attempt, self.settings, self.rng)
+        return self.policy.delay(self.attempt, self.rng)
 
 
 class Connection:
@@ -263,7 +262,7 @@ class Connection:
                 failures.pop(symbol, None)
             else:  # retried later, backing off so a failing endpoint is not hammered
                 failures[symbol] = failures.get(symbol, 0) + 1
-                delay = backoff_delay(failures[symbol] - 1, self.settings, self.rng)
+                delay = self.backoff.policy.delay(failures[symbol] - 1, self.rng)
                 asyncio.get_running_loop().call_later(delay, self._snapshots.put_nowait, symbol)
             await asyncio.sleep(self.settings.snapshot_interval_s)
 
@@ -311,8 +310,8 @@ class Connection:
 
     async def _fetch(self, request: SnapshotRequest) -> bytes | None:
         try:
-            return await asyncio.to_thread(http_get, request.url, self.settings.rest_timeout_s)
-        except (OSError, urllib.error.URLError) as exc:
+            return await get_async(request.url, self.settings.rest_timeout_s)
+        except OSError as exc:
             self.log.warning(
                 "%s: snapshot %s failed: %s",
                 self.exchange.name,

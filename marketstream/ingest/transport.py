@@ -1,7 +1,7 @@
 """The WebSocket transport of every venue connection, live (`runner`) and recording (`recorder`).
 
 Connect, subscribe at the venue's pace, ping where the venue wants an application-level ping,
-back off between reconnects, GET REST snapshots: one implementation, so that a capture is
+one implementation, so that a capture is
 made over exactly the connection ingest would have. What each caller does with the frames,
 and when it gives up, stays with the caller.
 """
@@ -9,28 +9,10 @@ and when it gives up, stays with the caller.
 from __future__ import annotations
 
 import asyncio
-import random
-import urllib.error
-import urllib.request
-from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from marketstream.venues.base.venue import Subscription, Venue
-
-
-class BackoffSettings(Protocol):
-    @property
-    def backoff_initial_s(self) -> float: ...
-
-    @property
-    def backoff_max_s(self) -> float: ...
-
-
-def backoff_delay(attempt: int, settings: BackoffSettings, rng: random.Random) -> float:
-    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
-    ceiling = min(settings.backoff_max_s, settings.backoff_initial_s * 2.0 ** min(attempt, 30))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def connect_feed(
@@ -59,17 +41,3 @@ async def keep_alive(ws: ClientConnection, venue: Venue) -> None:
     while True:
         await asyncio.sleep(venue.ping_interval_s)
         await ws.send(message)
-
-
-def http_get(url: str, timeout_s: float) -> bytes:
-    """GET `url` (a REST snapshot); OSError for a non-http(s) URL, a failure or an HTTP error
-    status (its body would not be a snapshot)."""
-    if not url.startswith(("http://", "https://")):
-        raise urllib.error.URLError(f"not an http(s) URL: {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
-            body: bytes = response.read()
-            return body
-    except urllib.error.HTTPError as exc:
-        exc.close()  # an HTTPError holds its socket open until collected otherwise
-        raise OSError(f"HTTP {exc.code} {exc.reason}") from None

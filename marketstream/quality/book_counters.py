@@ -8,16 +8,14 @@ started, not within the report's range; a process that is not reachable gives "n
 
 from __future__ import annotations
 
-import http.client
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from marketstream import http_client
 from marketstream.config import IngestConfig
 from marketstream.query.hot_queries import QueryInputError
 
@@ -106,9 +104,8 @@ def read_book_counters(urls: Sequence[str], *, timeout_s: float = 2.0) -> BookCo
         try:
             text = _get(url, timeout_s)
             counts = parse_book_counts(text)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            result.notes.append(f"book counters n/a from {url}: {reason}")
+        except (OSError, ValueError) as exc:
+            result.notes.append(f"book counters n/a from {url}: {exc}")
             continue
         total = result.counts if result.counts is not None else {}
         for key, value in counts.items():
@@ -124,10 +121,7 @@ def read_book_counters(urls: Sequence[str], *, timeout_s: float = 2.0) -> BookCo
 
 
 def _get(url: str, timeout_s: float) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"not an http(s) URL: {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - checked
-            return bytes(response.read()).decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        raise ValueError(f"HTTP {exc.code} {exc.reason}") from None
+    answer = http_client.get(url, timeout_s)
+    if answer.status != 200:
+        raise ValueError(f"HTTP {answer.status} {answer.reason}")
+    return answer.body.decode("utf-8", errors="replace")

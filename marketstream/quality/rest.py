@@ -10,52 +10,32 @@ bucket pauses until the next minute once 90% of the limit is used, whoever used 
 
 from __future__ import annotations
 
-import http.client
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from marketstream import __version__
+from marketstream import http_client
 from marketstream.errors import MarketStreamError, ServiceError
+from marketstream.http_client import HttpAnswer
 from marketstream.quality.ratelimit import TokenBucket, retry_after_s, seconds_to_next_minute
+from marketstream.retry import Backoff
 
 BACK_OFF_STATUSES: Final = frozenset((418, 429))
 USED_WEIGHT_SHARE_LIMIT: Final = 0.9
+RETRY_INITIAL_S: Final = 1.0  # 5xx or no answer: 1, 2, 4... s, up to max_wait_s
 _SHOWN_BODY: Final = 200
-
-
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    status: int
-    headers: Mapping[str, str]  # names in lower case
-    body: bytes
 
 
 Transport = Callable[[str, float], HttpAnswer]
 
 
-def urllib_transport(url: str, timeout_s: float) -> HttpAnswer:
-    """One GET; an HTTP error status is an answer too. OSError when nothing came back."""
-    if not url.startswith(("http://", "https://")):
-        raise OSError(f"not an http(s) URL: {url}")
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url, headers={"User-Agent": f"marketstream/{__version__}", "Accept": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            return HttpAnswer(response.status, headers, bytes(response.read()))
-    except urllib.error.HTTPError as exc:
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        return HttpAnswer(exc.code, headers, bytes(exc.read() or b""))
-    except http.client.HTTPException as exc:  # not HTTP at all, or cut off mid-answer
-        raise OSError(f"{type(exc).__name__}: {exc}") from None
+def http_transport(url: str, timeout_s: float) -> HttpAnswer:
+    """One GET of JSON; an HTTP error status is an answer too. OSError when nothing came back."""
+    return http_client.get(url, timeout_s, accept="application/json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +56,7 @@ class RestClient:
         bucket: TokenBucket,
         policy: RestPolicy,
         *,
-        transport: Transport = urllib_transport,
+        transport: Transport = http_transport,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.exchange = exchange
@@ -97,8 +77,7 @@ class RestClient:
             try:
                 answer = self._transport(url, self.policy.timeout_s)
             except OSError as exc:
-                reason = getattr(exc, "reason", exc)
-                failures = self._back_off(failures, None, f"{_where(url)} unreachable: {reason}")
+                failures = self._back_off(failures, None, f"{_where(url)} unreachable: {exc}")
                 continue
             self._observe_used_weight(answer)
             if answer.status == 200:
@@ -119,7 +98,8 @@ class RestClient:
             raise ServiceError(
                 f"{self.exchange}: {problem} (gave up after {self.policy.max_retries} retries)"
             )
-        wait = pause if pause is not None else min(2.0 ** (failures - 1), self.policy.max_wait_s)
+        backoff = Backoff(RETRY_INITIAL_S, self.policy.max_wait_s)
+        wait = pause if pause is not None else backoff.delay(failures - 1)
         if wait > self.policy.max_wait_s:
             raise ServiceError(
                 f"{self.exchange}: {problem}; Retry-After {wait:.0f} s is longer than "
@@ -154,3 +134,6 @@ def _where(url: str) -> str:
 def _body_text(answer: HttpAnswer) -> str:
     text = " ".join(answer.body.decode("utf-8", errors="replace").split())
     return text[:_SHOWN_BODY] or "(empty body)"
+
+
+__all__ = ["HttpAnswer", "RestClient", "RestPolicy", "Transport", "http_transport"]

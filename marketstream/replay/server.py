@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -35,6 +34,7 @@ from websockets.http11 import Request, Response
 from marketstream.errors import MarketStreamError
 from marketstream.replay.dialect import Dialect, Session
 from marketstream.replay.source import Pacer, ReplayFrame, ReplaySource, scan_recording
+from marketstream.signals import stop_event
 
 log = logging.getLogger(__name__)
 
@@ -335,13 +335,10 @@ def _response(status: HTTPStatus, body: bytes) -> Response:
 
 async def serve_until_signal(server: ReplayServer, announce: Callable[[str], None]) -> None:
     """Run `server` until SIGINT or SIGTERM; `announce` gets its addresses once listening."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        announce(
-            f"{server.ws_url} {server.http_url} "
-            f"({server.exchange}: {server.total} frames from {server.recording})"
-        )
-        await stop.wait()
+    with stop_event() as stop:
+        async with server:
+            announce(
+                f"{server.ws_url} {server.http_url} "
+                f"({server.exchange}: {server.total} frames from {server.recording})"
+            )
+            await stop.wait()

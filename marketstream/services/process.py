@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marketstream.errors import ServiceError
+from marketstream.retry import wait_for
 
 LOOPBACK = "127.0.0.1"  # local services never listen beyond this machine
 POLL_INTERVAL_S = 0.1
@@ -156,9 +157,7 @@ def _wait_exec_done(pid: int, timeout_s: float = EXEC_TIMEOUT_S) -> None:
     posix_spawn returns while exec is still setting up the new program, when
     /proc/<pid>/cmdline reads empty; is_ours() must not mistake that for a stranger.
     """
-    deadline = time.monotonic() + timeout_s
-    while cmdline(pid) is None and is_running(pid) and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: cmdline(pid) is not None or not is_running(pid), timeout_s, 0.001)
 
 
 def _reap(pid: int) -> None:
@@ -210,23 +209,24 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def wait_until_answering(process: ServiceProcess, check: AnswerCheck, timeout_s: float) -> None:
     """Poll check() until it passes; stop the process and raise if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    problem: str | None = None
+
+    def answered() -> bool:
+        nonlocal problem
         problem = check()
-        if problem is None:
-            return
-        if not is_running(process.pid):
+        if problem is not None and not is_running(process.pid):
             raise ServiceError(
                 f"{process.name} exited during start; last lines of {process.log_path}: "
                 f"{log_tail(process.log_path)}"
             )
-        if time.monotonic() >= deadline:
-            stop(process.pid, process.marker)
-            raise ServiceError(
-                f"{process.name} did not answer within {timeout_s:g} s ({problem}); "
-                f"last lines of {process.log_path}: {log_tail(process.log_path)}"
-            )
-        time.sleep(POLL_INTERVAL_S)
+        return problem is None
+
+    if not wait_for(answered, timeout_s, POLL_INTERVAL_S):
+        stop(process.pid, process.marker)
+        raise ServiceError(
+            f"{process.name} did not answer within {timeout_s:g} s ({problem}); "
+            f"last lines of {process.log_path}: {log_tail(process.log_path)}"
+        )
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -238,12 +238,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while is_running(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL_S)
-    return True
+    return wait_for(lambda: not is_running(pid), timeout_s, POLL_INTERVAL_S)
 
 
 def stop(

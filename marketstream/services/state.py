@@ -19,6 +19,7 @@ from typing import Literal
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
+from marketstream.retry import wait_for
 
 ENDPOINT_NAMES = ("redis", "questdb_http", "questdb_pg", "questdb_ilp", "clickhouse", "cold")
 RECORD_VERSION = 1
@@ -136,18 +137,18 @@ def state_lock(root: Path, timeout_s: float) -> Iterator[None]:
     root.mkdir(parents=True, exist_ok=True)
     path = StateLayout(root).lock_path
     with path.open("a") as lock:
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def taken() -> bool:
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ServiceError(
-                        f"another `marketstream services` command holds {path} "
-                        f"(waited {timeout_s:g} s)"
-                    ) from None
-                time.sleep(LOCK_POLL_S)
+                return False
+            return True
+
+        if not wait_for(taken, timeout_s, LOCK_POLL_S):
+            raise ServiceError(
+                f"another `marketstream services` command holds {path} (waited {timeout_s:g} s)"
+            )
         try:
             yield
         finally:

@@ -1,17 +1,17 @@
 """QuestDB, the hot tier: SQL over the HTTP `/exec` endpoint, and the ILP sender's address.
 
 Rows are written with the `questdb` client over ILP/HTTP (the same HTTP port); this module
-only needs the standard library, so checks and small queries stay cheap.
+only sends GETs (`marketstream.http_client`), so checks and small queries stay cheap.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
+from marketstream import http_client
+from marketstream.config import redact_url
 from marketstream.errors import ServiceError
 
 
@@ -21,7 +21,9 @@ class QuestDBHttp:
     def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
-            raise ServiceError(f"QuestDB URL {base_url!r} is not valid: expected http://host:port")
+            raise ServiceError(
+                f"QuestDB URL {redact_url(base_url)!r} is not valid: expected http://host:port"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._scheme = parts.scheme
@@ -61,17 +63,15 @@ class QuestDBHttp:
 
     def _get(self, url: str, sql: str, timeout_s: float) -> bytes:
         try:
-            # The scheme is checked in __init__: only http and https reach urlopen.
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
-                return bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = _error_text(exc.read()) or f"HTTP {exc.code} {exc.reason}"
+            answer = http_client.get(url, timeout_s)
+        except OSError as exc:
+            raise ServiceError(f"QuestDB at {self.base_url} unreachable: {exc}") from None
+        if not 200 <= answer.status < 300:
+            detail = _error_text(answer.body) or f"HTTP {answer.status} {answer.reason}"
             raise ServiceError(
                 f"QuestDB at {self.base_url} rejected {_short(sql)!r}: {detail}"
             ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceError(f"QuestDB at {self.base_url} unreachable: {reason}") from None
+        return answer.body
 
 
 def _error_text(body: bytes) -> str | None:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketstream.errors import MarketStreamError, ServiceError
+from marketstream.retry import wait_for
 from marketstream.schemas.arrow import arrow_schema, conform
 from marketstream.schemas.columns import Column, TableSpec
 from marketstream.schemas.records import Kind
@@ -138,16 +139,13 @@ class HotTier:
 
     def wait_dropped(self, spec: TableSpec, days: set[date], timeout_s: float = 60.0) -> None:
         """Until none of `days` is listed any more: the WAL has applied the drops."""
-        deadline = time.monotonic() + timeout_s
-        while days & set(self.partitions(spec)):
-            if time.monotonic() > deadline:
-                left = sorted(days & set(self.partitions(spec)))
-                raise ServiceError(
-                    f"QuestDB at {self.http.base_url}: {spec.table} still has partitions "
-                    f"{', '.join(d.isoformat() for d in left[:5])} {timeout_s:.0f} s after "
-                    "their drop (is WAL apply suspended? see wal_tables())"
-                )
-            time.sleep(0.05)
+        if not wait_for(lambda: not days & set(self.partitions(spec)), timeout_s, 0.05):
+            left = sorted(days & set(self.partitions(spec)))
+            raise ServiceError(
+                f"QuestDB at {self.http.base_url}: {spec.table} still has partitions "
+                f"{', '.join(d.isoformat() for d in left[:5])} {timeout_s:.0f} s after "
+                "their drop (is WAL apply suspended? see wal_tables())"
+            )
 
     def rebuild_views(self) -> None:
         """Recompute the 1m view from what `trades` still holds (a drop invalidated it)."""

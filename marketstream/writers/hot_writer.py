@@ -39,6 +39,7 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
 from marketstream.logs import context_logger
 from marketstream.metrics_server import bound_port, serve_metrics
+from marketstream.retry import Backoff, retry_async
 from marketstream.schemas.codec import DecodeError, decode_entry
 from marketstream.schemas.records import Record
 from marketstream.tiers.questdb import QuestDBHttp
@@ -170,6 +171,8 @@ class HotWriter:
             raise ServiceError("the hot writer's consumer name must not be empty")
         self.config = config
         self.settings = config.hot
+        # QuestDB or Redis down: retry_initial_s, doubling up to retry_max_s, for every retry.
+        self._backoff = Backoff(self.settings.retry_initial_s, self.settings.retry_max_s)
         self.group = config.hot.group
         self.redis_url = redis_url
         self.consumer = consumer or default_consumer()
@@ -277,19 +280,21 @@ class HotWriter:
     async def _wait_for_questdb(self, stop: asyncio.Event) -> bool:
         """Create the tables, retrying with backoff while QuestDB does not answer; False if
         stopped first. Compose may start a writer before QuestDB: it waits, it does not exit."""
-        delay = self.settings.retry_initial_s
-        while not stop.is_set():
-            try:
-                await self._in_thread(self._create_tables)
-            except ServiceError as exc:
-                self._failed("questdb", exc)
-                await _sleep(stop, delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
-                continue
-            self._succeeded()
-            self._ready = True
-            return True
-        return False
+        if stop.is_set():
+            return False
+        try:
+            await retry_async(
+                lambda: self._in_thread(self._create_tables),
+                self._backoff,
+                retry_on=(ServiceError,),
+                on_failure=lambda exc, _pause: self._failed("questdb", exc),
+                sleep=functools.partial(_sleep_unless_stopped, stop),
+            )
+        except _StoppingError:
+            return False
+        self._succeeded()
+        self._ready = True
+        return True
 
     def _questdb_answers(self) -> bool:
         try:
@@ -352,7 +357,7 @@ class HotWriter:
         wait_s = settings.batch_wait_ms / 1000
         claim_every_s = settings.claim_idle_ms / 2000
         next_refresh = next_claim = 0.0
-        delay = settings.retry_initial_s
+        failures = 0  # Redis round trips in a row that failed
         while not stop.is_set():
             batch = self._batch
             try:
@@ -367,8 +372,7 @@ class HotWriter:
                     self._batch = again
                     if again:  # entries QuestDB failed on: delivered again after a pause
                         deliveries = max(again.deliveries.values())
-                        pause = settings.retry_initial_s * 2 ** min(deliveries - 2, 30)
-                        await _sleep(stop, min(pause, settings.retry_max_s))
+                        await _sleep(stop, self._backoff.delay(deliveries - 2))
                     continue
                 room = settings.batch_size - len(batch)
                 if now >= next_claim:
@@ -383,14 +387,14 @@ class HotWriter:
                     block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
                     await self._read_new(batch, room, block_ms, stop)
                 self._succeeded()
-                delay = settings.retry_initial_s
+                failures = 0
             except (RedisError, OSError) as exc:
                 if "NOGROUP" in str(exc):  # a stream or its group vanished: rediscover all
                     self.streams = set()
                     next_refresh = 0.0
                 self._failed("redis", exc)
-                await _sleep(stop, delay)
-                delay = min(delay * 2, settings.retry_max_s)
+                await _sleep(stop, self._backoff.delay(failures))
+                failures += 1
         if self._batch:
             await self._write(self._batch, stop)
 
@@ -598,19 +602,21 @@ class HotWriter:
     ) -> T:
         """attempt() until it succeeds, with exponential backoff; _StoppingError once a stop
         was requested and it failed again (nothing more is read meanwhile)."""
-        delay = self.settings.retry_initial_s
-        while True:
-            try:
-                result = await attempt()
-            except (QuestDBUnavailableError, RedisError, OSError) as exc:
-                self._failed(cause, exc)
-                if stop.is_set():
-                    raise _StoppingError from None
-                await _sleep(stop, delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
-                continue
-            self._succeeded()
-            return result
+
+        def failed(exc: Exception, _pause: float) -> None:
+            self._failed(cause, exc)
+            if stop.is_set():
+                raise _StoppingError from None
+
+        result = await retry_async(
+            attempt,
+            self._backoff,
+            retry_on=(QuestDBUnavailableError, RedisError, OSError),
+            on_failure=failed,
+            sleep=functools.partial(_sleep, stop),
+        )
+        self._succeeded()
+        return result
 
     def _failed(self, cause: str, exc: BaseException) -> None:
         self.metrics.retries.labels(cause=cause).inc()
@@ -663,3 +669,10 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, waking early when stop is set."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """`_sleep`, then _StoppingError if stop was set meanwhile: no further attempt."""
+    await _sleep(stop, seconds)
+    if stop.is_set():
+        raise _StoppingError

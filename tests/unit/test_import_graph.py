@@ -27,8 +27,8 @@ LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
     frozenset(layer)
     for layer in (
         {"marketstream", "errors", "closing"},  # the package itself holds only its version
-        {"schemas", "logs", "metrics_server"},
-        {"config", "replay"},
+        {"schemas", "logs", "metrics_server", "signals", "retry"},
+        {"config", "replay", "http_client"},
         {"venues", "sources", "tiers"},
         {"ingest", "services", "gateway", "writers", "archiver", "query", "generate", "quality"},
         {"wiring"},

@@ -10,7 +10,7 @@ import pytest
 
 import marketstream
 from marketstream.ingest.runner import RunnerSettings
-from marketstream.ingest.transport import backoff_delay
+from marketstream.retry import Backoff
 
 INGEST = Path(marketstream.__file__).resolve().parent / "ingest"
 
@@ -42,7 +42,8 @@ def test_the_runner_and_the_recorder_connect_through_the_transport(module: str) 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
     settings = RunnerSettings(backoff_initial_s=0.5, backoff_max_s=10.0)
     rng = random.Random(7)
+    backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, jitter=True)
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (3, 4.0), (5, 10.0), (60, 10.0)]:
-        delays = [backoff_delay(attempt, settings, rng) for _ in range(200)]
+        delays = [backoff.delay(attempt, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
         assert max(delays) - min(delays) > ceiling / 4  # jittered, not a fixed delay
