@@ -23,7 +23,7 @@ from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD
 from marketstream.config import load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
-from marketstream.replay.recording import read_recording
+from marketstream.replay.recording_format import read_recording
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
 from marketstream.schemas.records import Record

@@ -38,7 +38,7 @@ import orjson
 
 from bench.ingest import _processor
 from marketstream.ingest.processor import FrameProcessor
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.venues.binance.mapper import normalized_symbol
 from tests.conftest import recordings_path
 

@@ -29,7 +29,7 @@ from bench.ingest import _big_recording, _processor, usdm_replay_config
 from marketstream.config import PipelineConfig, load_config
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
-from marketstream.replay.recording import read_recording
+from marketstream.replay.recording_format import read_recording
 from marketstream.run.demo import histogram_quantile
 from marketstream.run.pipeline import Pipeline
 from marketstream.schemas.records import Record

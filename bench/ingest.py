@@ -27,7 +27,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.service import IngestService
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services import process
 from marketstream.services.redis_server import start_redis

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from marketstream.replay.recording import RECORDINGS_ENV, default_recordings
+from marketstream.replay.recording_format import RECORDINGS_ENV, default_recordings
 
 
 def recordings_path() -> Path:

@@ -82,7 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
 
-    from marketstream.replay.recording import default_recordings  # noqa: PLC0415
+    from marketstream.replay.recording_format import default_recordings  # noqa: PLC0415
     from marketstream.run.demo import prepare_state, run_demo  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from marketstream.config import IngestConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.processor import FrameProcessor, Processed, Rejected, processor_for
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.venues.base.mapper import Mapper

@@ -34,7 +34,7 @@ from marketstream.ingest.transport import (
     subscribe,
 )
 from marketstream.logs import context_logger
-from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.retry import Backoff
 from marketstream.schemas.instruments import parse_symbol
 from marketstream.signals import run_until_signal

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from marketstream.errors import MarketStreamError
 from marketstream.replay.dialect import Dialect, Route
-from marketstream.replay.recording import read_recording_lines
+from marketstream.replay.recording_format import read_recording_lines
 
 
 @dataclass(frozen=True, slots=True)

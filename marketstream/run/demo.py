@@ -33,7 +33,7 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.service import plan_connections
-from marketstream.replay.recording import read_recording
+from marketstream.replay.recording_format import read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.run.pipeline import Pipeline
 from marketstream.schemas.codec import decode_record

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio
 
 from marketstream.ingest.service import IngestService
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.codec import decode_entry
 from marketstream.schemas.records import Book

@@ -21,7 +21,7 @@ import redis.asyncio
 from marketstream.config import PipelineConfig, load_config
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.service import IngestService
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.codec import decode_entry, decode_record
 from marketstream.schemas.columns import SPECS, spec_of

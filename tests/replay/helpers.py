@@ -14,7 +14,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from marketstream.replay.recording import RecordedFrame, read_recording
+from marketstream.replay.recording_format import RecordedFrame, read_recording
 
 WAIT_S = 60.0  # generous bound for every wait: a hang fails, slowness does not
 

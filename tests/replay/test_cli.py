@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from marketstream.replay.recording import read_recording
+from marketstream.replay.recording_format import read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import WAIT_S, frames_of, http_get, message_of

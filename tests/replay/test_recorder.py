@@ -16,7 +16,7 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.recorder import RecordTarget, record, resolve_target
-from marketstream.replay.recording import RecordedFrame, RecordingWriter, read_recording
+from marketstream.replay.recording_format import RecordedFrame, RecordingWriter, read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.replay.source import request_target, scan_recording
 from marketstream.schemas.instruments import Exchange as ExchangeName

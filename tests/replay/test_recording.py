@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from marketstream.errors import MarketStreamError
-from marketstream.replay.recording import (
+from marketstream.replay.recording_format import (
     RecordedFrame,
     RecordingWriter,
     read_recording,

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from marketstream.replay.dialect import EVERYONE, Route
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Candle, Funding, Quote
 from marketstream.venues.base.mapper import BookUpdate

@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from marketstream.errors import MarketStreamError
-from marketstream.replay.recording import RecordedFrame, RecordingWriter
+from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.replay.server import ReplayServer
 from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import frames_of, http_get, receive, receive_until_closed, wait_until

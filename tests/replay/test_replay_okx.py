@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.replay.dialect import EVERYONE, Route
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
 from marketstream.venues.base.venue import Subscription

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from marketstream.replay.recording import RecordedFrame
-from marketstream.replay.recording import read_recording as read_recording_file
+from marketstream.replay.recording_format import RecordedFrame
+from marketstream.replay.recording_format import read_recording as read_recording_file
 from marketstream.schemas.instruments import parse_symbol
 from marketstream.schemas.validation import Limits, validate
 from marketstream.venues.base.mapper import BookUpdate, Item

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 
 T0_MS = 1_763_000_000_000  # 2025-11-13, in milliseconds
 STEP_MS = 100

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from marketstream.replay.dialect import Dialect
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.instruments import Channel
 from marketstream.schemas.records import Trade
 from marketstream.venues.base.mapper import BookUpdate, LevelText, Mapper

@@ -6,7 +6,7 @@ import random
 
 import orjson
 
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.venues.base.sessions import (
     STEP_MS,
     T0_MS,

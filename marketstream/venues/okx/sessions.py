@@ -7,7 +7,7 @@ import random
 
 import orjson
 
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.venues.base.sessions import STEP_MS, T0_MS, GeneratedSession, SimBook, Text
 from marketstream.venues.okx.checksum import checksum
 

@@ -20,7 +20,7 @@ from marketstream.errors import ConfigError
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.service import plan_connections
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.records import Candle, Funding, Quote, Side, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper

@@ -21,7 +21,7 @@ from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.service import plan_connections
-from marketstream.replay.recording import RecordedFrame
+from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item
 from marketstream.venues.base.venue import Sequencing, Subscription
