@@ -8,12 +8,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from marketstream.cli.common import (
-    Commands,
-    add_metrics_port,
-    add_state_dir,
-    config_of,
-)
+from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
 from marketstream.cli.output import print_json
 from marketstream.signals import run_until_signal
 

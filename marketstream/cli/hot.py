@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import (
-    Commands,
-    add_metrics_port,
-    add_state_dir,
-    config_of,
-)
+from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 

@@ -7,12 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import (
-    Commands,
-    add_metrics_port,
-    add_state_dir,
-    config_of,
-)
+from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
