@@ -9,7 +9,7 @@ that is still ours is reused.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from marketstream.config import PipelineConfig, redact_url
@@ -79,15 +79,14 @@ def start_services(config: PipelineConfig, state_dir: Path | None = None) -> Ser
 def _ensure_redis(
     layout: StateLayout, record: ServicesRecord, endpoints: dict[str, str], timeout_s: float
 ) -> Wait:
-    previous = record.processes.get("redis")
-    url = record.endpoints.get("redis")
-    if previous is not None and url is not None and process.is_ours(previous.pid, previous.marker):
-        endpoints["redis"] = url
-        running = _as_process("redis-server", previous)
-        return lambda: process.wait_until_answering(running, lambda: redis_error(url), timeout_s)
+    reused = _reuse(
+        record, "redis", ("redis",), endpoints, timeout_s, label="redis-server", error=redis_error
+    )
+    if reused is not None:
+        return reused
     server = spawn_redis(
         layout.redis_dir,
-        port=_same_port_if_free(url),
+        port=_same_port_if_free(record.endpoints.get("redis")),
         log_path=layout.log_path("redis"),
         pid_path=layout.pid_path("redis"),
     )
@@ -103,20 +102,18 @@ def _ensure_questdb(
     endpoints: dict[str, str],
 ) -> Wait:
     timeout_s = config.services.start_timeout_s
-    previous = record.processes.get("questdb")
-    urls = [record.endpoints.get(name) for name in QUESTDB_ENDPOINTS]
-    http_url = urls[0]
-    if (
-        previous is not None
-        and http_url is not None
-        and process.is_ours(previous.pid, previous.marker)
-    ):
-        endpoints.update({n: u for n, u in zip(QUESTDB_ENDPOINTS, urls, strict=True) if u})
-        running = _as_process("QuestDB", previous)
-        return lambda: process.wait_until_answering(
-            running, lambda: questdb_error(http_url), timeout_s
-        )
-    ports = [_port_of(url) for url in urls]
+    reused = _reuse(
+        record,
+        "questdb",
+        QUESTDB_ENDPOINTS,
+        endpoints,
+        timeout_s,
+        label="QuestDB",
+        error=questdb_error,
+    )
+    if reused is not None:
+        return reused
+    ports = [_port_of(record.endpoints.get(name)) for name in QUESTDB_ENDPOINTS]
     last = None if None in ports else QuestDBPorts(*(p for p in ports if p is not None))
     server = spawn_questdb(
         install_questdb(config.services),
@@ -141,17 +138,21 @@ def _ensure_warm_server(
     setup: GatewaySetup,
 ) -> Wait:
     """The warm gateway on the engine directory, recorded as `clickhouse: http://...`."""
-    previous = record.processes.get("clickhouse")
-    url = record.endpoints.get("clickhouse")
-    if previous is not None and url is not None and process.is_ours(previous.pid, previous.marker):
-        endpoints["clickhouse"] = url
-        running = _as_process("warm gateway", previous)
-        return lambda: process.wait_until_answering(
-            running, lambda: clickhouse_error(url), timeout_s
-        )
+    reused = _reuse(
+        record,
+        "clickhouse",
+        ("clickhouse",),
+        endpoints,
+        timeout_s,
+        label="warm gateway",
+        error=clickhouse_error,
+    )
+    if reused is not None:
+        return reused
     server = spawn_warm_server(
         layout.clickhouse_dir,
-        port=_same_port_if_free(url),  # a chdb:// DSN recorded before the gateway has none
+        # a chdb:// DSN recorded before the gateway has no port
+        port=_same_port_if_free(record.endpoints.get("clickhouse")),
         log_path=layout.log_path("clickhouse"),
         pid_path=layout.pid_path("clickhouse"),
         setup=setup,  # the cold directory exists by now: the gateway checks it at start
@@ -159,6 +160,27 @@ def _ensure_warm_server(
     record.processes["clickhouse"] = _as_record(server.process)
     endpoints["clickhouse"] = server.url
     return lambda: wait_warm_server(server, timeout_s)
+
+
+def _reuse(
+    record: ServicesRecord,
+    name: str,
+    endpoint_names: Sequence[str],
+    endpoints: dict[str, str],
+    timeout_s: float,
+    *,
+    label: str,
+    error: Callable[[str], str | None],
+) -> Wait | None:
+    """The wait on recorded process `name` if it is still ours, its recorded endpoints kept
+    in `endpoints`; None when there is none to reuse. The first endpoint is the one checked."""
+    previous = record.processes.get(name)
+    url = record.endpoints.get(endpoint_names[0])
+    if previous is None or url is None or not process.is_ours(previous.pid, previous.marker):
+        return None
+    endpoints.update({n: u for n in endpoint_names if (u := record.endpoints.get(n))})
+    running = _as_process(label, previous)
+    return lambda: process.wait_until_answering(running, lambda: error(url), timeout_s)
 
 
 def _local_stores(config: PipelineConfig, layout: StateLayout) -> dict[str, str]:
