@@ -87,3 +87,21 @@ def test_the_environment_names_a_config_file_from_anywhere(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"# file: {file} (chosen by $MARKETSTREAM_CONFIG)"
     assert "  hot_days: 2" in result.stdout.splitlines()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`marketstream normalize ... | head -1`: the pipe closes while records are written."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETSTREAM_")}
+    command = [sys.executable, "-m", "marketstream", "normalize", "--exchange", "coinbase"]
+    recording = str(ROOT / "tests/data/recordings/coinbase.jsonl")
+    with subprocess.Popen(
+        [*command, recording], cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as reader:  # fmt: skip
+        assert reader.stdout is not None
+        assert reader.stderr is not None
+        assert reader.stdout.readline().startswith(b"{")
+        reader.stdout.close()  # records still to come: the next writes fail with EPIPE
+        errors = reader.stderr.read().decode()
+    assert reader.returncode == 141, errors
+    assert "Traceback" not in errors
