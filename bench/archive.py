@@ -5,7 +5,7 @@
   the default one (warm -> cold); rows/s per hop from the moves' own timings;
 - compression: bytes per row of each table in ClickHouse (compressed parts on disk) and in
   the cold Parquet files, on the same rows;
-- raw frames: the shared recordings normalized, their rows written as cold Parquet files,
+- raw frames: the shipped recordings normalized, their rows written as cold Parquet files,
   against the bytes of the exchange frames they came from.
 """
 
@@ -142,7 +142,7 @@ def run() -> dict[str, Any]:
     if recordings_path().is_dir():
         raw = _raw_frames()
         print(
-            f"  Parquet vs raw frames (shared recordings): {raw['frames_bytes']:,} B of frames "
+            f"  Parquet vs raw frames (shipped recordings): {raw['frames_bytes']:,} B of frames "
             f"-> {raw['parquet_bytes']:,} B of Parquet in {raw['files']} files ({raw['ratio']}x; "
             f"{raw['ratio_without_footers']}x without the files' fixed footers)"
         )
