@@ -42,6 +42,7 @@ from chaos.session import (
     write_sessions,
 )
 from chaos.tap import Tap
+from marketstream.cli.common import positive_float, positive_int
 from marketstream.config import PipelineConfig, load_config
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.codec import decode_record
@@ -587,13 +588,14 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
-    parser.add_argument("--minutes", type=float, default=10.0, help="replay length (default 10)")
+    number, count = positive_float, positive_int
+    parser.add_argument("--minutes", type=number, default=10.0, help="replay length (default 10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--speed", type=float, default=1.0, help="times the recorded pace")
-    parser.add_argument("--maxlen", type=int, default=100, help="streams.maxlen")
-    parser.add_argument("--trim-interval", type=float, default=0.1, help="streams.trim_interval_s")
-    parser.add_argument("--pause", type=float, default=30.0, help="QuestDB SIGSTOP seconds")
-    parser.add_argument("--repeats", type=int, help="faults per kind (default: 2 per 10 min)")
+    parser.add_argument("--speed", type=number, default=1.0, help="times the recorded pace")
+    parser.add_argument("--maxlen", type=count, default=100, help="streams.maxlen")
+    parser.add_argument("--trim-interval", type=number, default=0.1, help="streams.trim_interval_s")
+    parser.add_argument("--pause", type=number, default=30.0, help="QuestDB SIGSTOP seconds")
+    parser.add_argument("--repeats", type=count, help="faults per kind (default: 2 per 10 min)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)

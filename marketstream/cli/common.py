@@ -33,3 +33,21 @@ def add_metrics_port(parser: argparse.ArgumentParser) -> None:
 def config_of(args: argparse.Namespace) -> PipelineConfig:
     """The configuration the top-level `--config` names (or the default one)."""
     return load_config(args.config)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)

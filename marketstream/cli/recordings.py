@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marketstream.cli.common import Commands, config_of
+from marketstream.cli.common import Commands, config_of, positive_float, positive_int
 from marketstream.logs import setup_logging
 
 
@@ -19,11 +19,11 @@ def add_commands(commands: Commands) -> None:
     replay.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument(
-        "--speed", type=_positive_float, default=1.0, help="recorded gaps divided by X"
+        "--speed", type=positive_float, default=1.0, help="recorded gaps divided by X"
     )
     pace.add_argument("--max", action="store_true", help="send as fast as clients read")
     replay.add_argument(
-        "--drop-every", type=_positive_int, metavar="N", help="close each connection after N frames"
+        "--drop-every", type=positive_int, metavar="N", help="close each connection after N frames"
     )
     replay.set_defaults(handler=_cmd_replay_server)
 
@@ -34,25 +34,9 @@ def add_commands(commands: Commands) -> None:
     record.add_argument("--rest-url", metavar="URL", help="REST base for book snapshots")
     record.add_argument("--symbols", nargs="+", default=[], metavar="S", help="e.g. BTC-USDT")
     record.add_argument("--channels", nargs="+", default=[], metavar="C", help="e.g. trades")
-    record.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="then stop")
-    record.add_argument("--max-frames", type=_positive_int, metavar="N", help="then stop")
+    record.add_argument("--duration", type=positive_float, metavar="SECONDS", help="then stop")
+    record.add_argument("--max-frames", type=positive_int, metavar="N", help="then stop")
     record.set_defaults(handler=_cmd_record)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
 
 
 def _cmd_replay_server(args: argparse.Namespace) -> int:
