@@ -35,7 +35,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from marketstream.errors import ConfigError
-from marketstream.schemas.instruments import Channel, Exchange, parse_symbol
+from marketstream.schemas.instruments import DERIVATIVE_CHANNELS, Channel, Exchange, parse_symbol
 
 DEFAULT_CONFIG = Path("configs/pipeline.yaml")
 # configs/pipeline.yaml itself, installed as package data (a link to it in a checkout).
@@ -229,10 +229,13 @@ class PipelineConfig(_Model):
         cls, exchanges: dict[str, ExchangeConfig]
     ) -> dict[str, ExchangeConfig]:
         for name, exchange in exchanges.items():
-            if "funding" in exchange.channels and not any(
-                parse_symbol(s).perp for s in exchange.symbols
-            ):
-                raise ValueError(f"{name}: the funding channel needs at least one -PERP symbol")
+            derivative = any(parse_symbol(s).derivative for s in exchange.symbols)
+            for channel in exchange.channels:
+                if channel in DERIVATIVE_CHANNELS and not derivative:
+                    raise ValueError(
+                        f"{name}: the {channel} channel needs at least one -PERP or "
+                        "dated-future symbol"
+                    )
         return exchanges
 
     def enabled_exchanges(self, group: str | None = None) -> dict[str, ExchangeConfig]:

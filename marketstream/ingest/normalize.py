@@ -70,7 +70,7 @@ def normalize_recording(
         mapper = mappers.get(url)
         if mapper is None:
             make = exchange.mapper_for_recording
-            mapper = mappers[url] = make(url) if make is not None else exchange.make_mapper(())
+            mapper = mappers[url] = make(url, ()) if make is not None else exchange.make_mapper(())
         return mapper
 
     # a recording may hold any instrument: no known symbols

@@ -52,6 +52,8 @@ TABLE_CHANNELS: Mapping[str, str] = {
     "candles": "candles",
     "books": "books",
     "funding": "funding",
+    "liquidations": "liquidations",
+    "open_interest": "open_interest",
 }
 
 

@@ -1,7 +1,18 @@
 """Normalized records, their validation, encodings and column layouts (imports nothing else)."""
 
 from marketstream.schemas.columns import SPEC_BY_TABLE, SPEC_BY_TYPE, SPECS, TableSpec, spec_of
-from marketstream.schemas.records import Book, Candle, Funding, Kind, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Instrument,
+    Kind,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 
 __all__ = [
     "SPECS",
@@ -10,7 +21,10 @@ __all__ = [
     "Book",
     "Candle",
     "Funding",
+    "Instrument",
     "Kind",
+    "Liquidation",
+    "OpenInterest",
     "Quote",
     "Record",
     "TableSpec",

@@ -14,7 +14,10 @@ from marketstream.schemas.records import (
     Book,
     Candle,
     Funding,
+    Instrument,
     Kind,
+    Liquidation,
+    OpenInterest,
     Quote,
     Record,
     Trade,
@@ -72,14 +75,32 @@ def _spec(record_type: str, table: str, cls: type[Record], *keys: str) -> TableS
 
 # Dedup keys: trades are unique by id; quotes by their receive time (several quotes may share
 # an exchange millisecond); candles by interval (a later update of the same bar replaces the
-# earlier one); books by sequence number; funding by its event time.
+# earlier one); books by sequence number; funding and open interest by their event time;
+# liquidations (no exchange sends an id) by everything they hold; an instrument by the time
+# its metadata was read.
 TRADES: Final = _spec("trade", "trades", Trade, "ts", "exchange", "symbol", "trade_id")
 QUOTES: Final = _spec("quote", "quotes", Quote, "ts", "exchange", "symbol", "recv_ts")
 CANDLES: Final = _spec("candle", "candles", Candle, "ts", "exchange", "symbol", "interval")
 BOOKS: Final = _spec("book", "books", Book, "ts", "exchange", "symbol", "seq")
 FUNDING: Final = _spec("funding", "funding", Funding, "ts", "exchange", "symbol")
+LIQUIDATIONS: Final = _spec(
+    "liquidation", "liquidations", Liquidation, "ts", "exchange", "symbol", "side", "price", "size"
+)
+OPEN_INTEREST: Final = _spec(
+    "open_interest", "open_interest", OpenInterest, "ts", "exchange", "symbol"
+)
+INSTRUMENTS: Final = _spec("instrument", "instruments", Instrument, "ts", "exchange", "symbol")
 
-SPECS: Final[tuple[TableSpec, ...]] = (TRADES, QUOTES, CANDLES, BOOKS, FUNDING)
+SPECS: Final[tuple[TableSpec, ...]] = (
+    TRADES,
+    QUOTES,
+    CANDLES,
+    BOOKS,
+    FUNDING,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    INSTRUMENTS,
+)
 SPEC_BY_TYPE: Final[dict[str, TableSpec]] = {s.record_type: s for s in SPECS}
 SPEC_BY_TABLE: Final[dict[str, TableSpec]] = {s.table: s for s in SPECS}
 SPEC_BY_CLASS: Final[dict[type[Record], TableSpec]] = {s.cls: s for s in SPECS}

@@ -1,4 +1,4 @@
-"""The five normalized records. Their fields are the one definition of every tier's columns.
+"""The normalized records. Their fields are the one definition of every tier's columns.
 
 Each field's `Annotated` kind tells the tiers how to store it (see `columns.py`); plain
 slotted dataclasses keep construction cheap on the ingest hot path and serialize with orjson
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 
 class Kind(Enum):
@@ -41,13 +41,22 @@ SideSym = Annotated[Side, Kind.SYMBOL]
 
 
 @dataclass(slots=True)
-class Trade:
-    """One executed trade; `side` is the taker's side."""
+class Event:
+    """What every record received as an event shares: where, what, exchange and receive time.
+
+    Subclasses add their fields after these four, so the columns keep this order everywhere.
+    """
 
     exchange: Sym
     symbol: Sym
     ts: Nanos
     recv_ts: Nanos
+
+
+@dataclass(slots=True)
+class Trade(Event):
+    """One executed trade; `side` is the taker's side, `size` in base-asset units."""
+
     trade_id: Text
     price: Num
     size: Num
@@ -55,17 +64,13 @@ class Trade:
 
 
 @dataclass(slots=True)
-class Quote:
+class Quote(Event):
     """Best bid and offer (top of book).
 
     Sizes are None where the feed sends prices only (Coinbase's ticker before 2022) rather
     than a made-up size; `last_px` is the last trade price when the feed sends it.
     """
 
-    exchange: Sym
-    symbol: Sym
-    ts: Nanos
-    recv_ts: Nanos
     bid_px: Num
     bid_sz: OptNum
     ask_px: Num
@@ -91,13 +96,9 @@ class Candle:
 
 
 @dataclass(slots=True)
-class Book:
+class Book(Event):
     """Top-N order book levels, best first; `seq` is the exchange's last applied update id."""
 
-    exchange: Sym
-    symbol: Sym
-    ts: Nanos
-    recv_ts: Nanos
     seq: Count
     bids: Levels
     asks: Levels
@@ -117,5 +118,73 @@ class Funding:
     next_ts: OptNanos = None
 
 
-Record = Trade | Quote | Candle | Book | Funding
-RECORD_CLASSES: tuple[type[Record], ...] = (Trade, Quote, Candle, Book, Funding)
+@dataclass(slots=True)
+class Liquidation(Event):
+    """A forced close by the exchange; `side` is the liquidation order's side (a long position
+    liquidated sells), `size` in base-asset units."""
+
+    side: SideSym
+    price: Num
+    size: Num
+
+
+@dataclass(slots=True)
+class OpenInterest(Event):
+    """Open contracts of a derivative, in base-asset units; `value` in the quote currency
+    where the exchange sends it."""
+
+    open_interest: Num
+    value: OptNum = None
+
+
+# What an instrument is: spot, or a perpetual or dated future whose contracts are linear
+# (a contract is `contract_value` base units) or inverse (a contract is `contract_value`
+# quote units, so its base size depends on the price).
+InstrumentKind = Literal[
+    "spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future"
+]
+INVERSE_KINDS: Final = frozenset({"inverse_perpetual", "inverse_future"})
+KindSym = Annotated[InstrumentKind, Kind.SYMBOL]
+
+
+@dataclass(slots=True)
+class Instrument:
+    """One exchange instrument as its metadata describes it, as of `ts`.
+
+    `contract_value * contract_multiplier` is what one unit of the exchange's size field is
+    worth: base units for spot and linear contracts, quote units for inverse ones (see
+    `base_size`). Tick and lot size are in the exchange's own price and size units.
+    """
+
+    exchange: Sym
+    symbol: Sym
+    ts: Nanos
+    native_symbol: Sym
+    kind: KindSym
+    base: Sym
+    quote: Sym
+    settle: Sym
+    contract_value: Num
+    contract_multiplier: Num
+    tick_size: Num
+    lot_size: Num
+    expiry: OptNanos
+    status: Sym
+
+    def base_size(self, size: float, price: float) -> float:
+        """The exchange's size (contracts, coins) at `price`, in base-asset units."""
+        units = size * self.contract_value * self.contract_multiplier
+        return units / price if self.kind in INVERSE_KINDS else units
+
+
+Record = Trade | Quote | Candle | Book | Funding | Liquidation | OpenInterest | Instrument
+RECORD_CLASSES: tuple[type[Record], ...] = (
+    Trade,
+    Quote,
+    Candle,
+    Book,
+    Funding,
+    Liquidation,
+    OpenInterest,
+    Instrument,
+)

@@ -10,14 +10,27 @@ import math
 import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, get_args
 
 from marketstream.schemas.instruments import EXCHANGES
-from marketstream.schemas.records import Book, Candle, Funding, Level, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Instrument,
+    InstrumentKind,
+    Level,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 
 INTERVAL_RE: Final = re.compile(r"^[1-9][0-9]*[smhdw]$")
 _EXCHANGES: Final = frozenset(EXCHANGES)
 _SIDES: Final = frozenset(("buy", "sell"))
+_KINDS: Final = frozenset(get_args(InstrumentKind))
 
 
 class InvalidRecordError(ValueError):
@@ -164,12 +177,44 @@ def _funding(record: Record, limits: Limits) -> None:
         raise InvalidRecordError(f"next_ts {record.next_ts} is not a positive epoch time")
 
 
+def _liquidation(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Liquidation)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    if record.side not in _SIDES:
+        raise InvalidRecordError(f"side {record.side!r} is not 'buy' or 'sell'")
+    _positive("price", record.price)
+    _positive("size", record.size)
+
+
+def _open_interest(record: Record, limits: Limits) -> None:
+    assert isinstance(record, OpenInterest)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    _non_negative("open_interest", record.open_interest)
+    if record.value is not None:
+        _non_negative("value", record.value)
+
+
+def _instrument(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Instrument)
+    if record.kind not in _KINDS:
+        raise InvalidRecordError(f"kind {record.kind!r} is not one of {sorted(_KINDS)}")
+    if not (record.native_symbol and record.base and record.quote and record.settle):
+        raise InvalidRecordError("native_symbol, base, quote and settle must not be empty")
+    for name in ("contract_value", "contract_multiplier", "tick_size", "lot_size"):
+        _positive(name, getattr(record, name))
+    if record.expiry is not None and record.expiry <= 0:
+        raise InvalidRecordError(f"expiry {record.expiry} is not a positive epoch time")
+
+
 _CHECKS: Final[dict[type[Record], Callable[[Record, Limits], None]]] = {
     Trade: _trade,
     Quote: _quote,
     Candle: _candle,
     Book: _book,
     Funding: _funding,
+    Liquidation: _liquidation,
+    OpenInterest: _open_interest,
+    Instrument: _instrument,
 }
 
 
@@ -261,10 +306,50 @@ def _funding_passes(record: Record, latest_ts: int) -> bool:
     )
 
 
+def _liquidation_passes(record: Record, latest_ts: int) -> bool:
+    assert type(record) is Liquidation
+    return (
+        0 < record.ts <= latest_ts
+        and 0 < record.recv_ts <= latest_ts
+        and record.side in _SIDES
+        and 0 < record.price < _INF
+        and 0 < record.size < _INF
+    )
+
+
+def _open_interest_passes(record: Record, latest_ts: int) -> bool:
+    assert type(record) is OpenInterest
+    value = record.value
+    return (
+        0 < record.ts <= latest_ts
+        and 0 < record.recv_ts <= latest_ts
+        and 0 <= record.open_interest < _INF
+        and (value is None or 0 <= value < _INF)
+    )
+
+
+def _instrument_passes(record: Record, latest_ts: int) -> bool:
+    assert type(record) is Instrument
+    expiry = record.expiry
+    return (
+        0 < record.ts <= latest_ts
+        and record.kind in _KINDS
+        and bool(record.native_symbol and record.base and record.quote and record.settle)
+        and 0 < record.contract_value < _INF
+        and 0 < record.contract_multiplier < _INF
+        and 0 < record.tick_size < _INF
+        and 0 < record.lot_size < _INF
+        and (expiry is None or expiry > 0)
+    )
+
+
 _PASSES: Final[dict[type[Record], Callable[[Record, int], bool]]] = {
     Trade: _trade_passes,
     Quote: _quote_passes,
     Candle: _candle_passes,
     Book: _book_passes,
     Funding: _funding_passes,
+    Liquidation: _liquidation_passes,
+    OpenInterest: _open_interest_passes,
+    Instrument: _instrument_passes,
 }

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from marketstream.schemas.columns import SPECS, TableSpec
 from marketstream.schemas.instruments import EXCHANGES
-from marketstream.schemas.records import Book, Candle, Funding, Level, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Instrument,
+    Level,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 
 NOW_NS = 1_700_000_000_000_000_000
 
@@ -95,4 +107,56 @@ fundings = st.builds(
     next_ts=st.none() | timestamps,
 )
 
-records: st.SearchStrategy[Record] = st.one_of(trades, quotes, candles(), books(), fundings)
+liquidations = st.builds(
+    Liquidation,
+    exchange=exchanges,
+    symbol=symbols,
+    ts=timestamps,
+    recv_ts=timestamps,
+    side=st.sampled_from(["buy", "sell"]),
+    price=prices,
+    size=prices,
+)
+
+open_interests = st.builds(
+    OpenInterest,
+    exchange=exchanges,
+    symbol=symbols,
+    ts=timestamps,
+    recv_ts=timestamps,
+    open_interest=st.floats(min_value=0, max_value=1e12),
+    value=st.none() | st.floats(min_value=0, max_value=1e15),
+)
+
+instruments = st.builds(
+    Instrument,
+    exchange=exchanges,
+    symbol=symbols,
+    ts=timestamps,
+    native_symbol=st.sampled_from(["BTCUSDT", "BTC-USD-SWAP", "XBT/USD", "BTCUSD_250328"]),
+    kind=st.sampled_from(
+        ["spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future"]
+    ),
+    base=st.sampled_from(["BTC", "ETH"]),
+    quote=st.sampled_from(["USDT", "USD"]),
+    settle=st.sampled_from(["USDT", "BTC"]),
+    contract_value=prices,
+    contract_multiplier=prices,
+    tick_size=prices,
+    lot_size=prices,
+    expiry=st.none() | timestamps,
+    status=st.sampled_from(["trading", "halted"]),
+)
+
+records: st.SearchStrategy[Record] = st.one_of(
+    trades, quotes, candles(), books(), fundings, liquidations, open_interests, instruments
+)
+
+# One strategy per table, in SPECS order (a new record type without one fails at import).
+BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
+    zip(
+        SPECS,
+        (trades, quotes, candles(), books(), fundings, liquidations, open_interests, instruments),
+        strict=True,
+    )
+)

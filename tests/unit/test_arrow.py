@@ -10,17 +10,13 @@ from hypothesis import strategies as st
 from marketstream.schemas.arrow import SCHEMA_VERSION, arrow_schema, from_arrow, to_arrow
 from marketstream.schemas.columns import SPECS, TableSpec
 from marketstream.schemas.records import Record
-from tests.unit.strategies import books, candles, fundings, quotes, trades
-
-_BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
-    zip(SPECS, (trades, quotes, candles(), books(), fundings), strict=True)
-)
+from tests.unit.strategies import BY_SPEC
 
 
 @st.composite
 def spec_and_records(draw: st.DrawFn) -> tuple[TableSpec, list[Record]]:
     spec = draw(st.sampled_from(SPECS))
-    return spec, draw(st.lists(_BY_SPEC[spec], max_size=20))
+    return spec, draw(st.lists(BY_SPEC[spec], max_size=20))
 
 
 @given(spec_and_records())

@@ -21,13 +21,10 @@ from marketstream.schemas.checksum import (
 )
 from marketstream.schemas.columns import QUOTES, SPECS, TRADES, TableSpec
 from marketstream.schemas.records import Kind, Record, Trade
-from tests.unit.strategies import books, candles, fundings, quotes, trades
+from tests.unit.strategies import BY_SPEC
 
 MOD = 2**64
 T0 = 1_700_000_000_000_000_000
-_BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
-    zip(SPECS, (trades, quotes, candles(), books(), fundings), strict=True)
-)
 
 
 def trade_table(n: int = 50) -> pa.Table:
@@ -46,7 +43,7 @@ def replace(table: pa.Table, name: str, column: Any) -> pa.Table:
 @st.composite
 def spec_and_records(draw: st.DrawFn) -> tuple[TableSpec, list[Record]]:
     spec = draw(st.sampled_from(SPECS))
-    return spec, draw(st.lists(_BY_SPEC[spec], min_size=1, max_size=20))
+    return spec, draw(st.lists(BY_SPEC[spec], min_size=1, max_size=20))
 
 
 # --- what stays the same ---------------------------------------------------------------------

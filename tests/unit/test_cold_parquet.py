@@ -34,7 +34,7 @@ from marketstream.tiers.cold_parquet import (
     read_metadata,
     sort_keys,
 )
-from tests.unit.strategies import books, candles, fundings, quotes, trades
+from tests.unit.strategies import BY_SPEC
 
 T0 = 1_732_180_000_123_456_789  # nanoseconds that a microsecond reader would lose
 
@@ -63,9 +63,6 @@ SAMPLES: dict[str, list[Record]] = {
         Funding("binance-usdm", "BTC-USDT-PERP", T0 + 3, -0.00025),
     ],
 }
-_BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
-    zip(SPECS, (trades, quotes, candles(), books(), fundings), strict=True)
-)
 
 
 def _key(spec: TableSpec, record: Record) -> tuple[object, ...]:
@@ -86,7 +83,7 @@ def test_samples_round_trip_exactly_in_symbol_ts_order(spec: TableSpec) -> None:
 @st.composite
 def spec_and_records(draw: st.DrawFn) -> tuple[TableSpec, list[Record]]:
     spec = draw(st.sampled_from(SPECS))
-    return spec, draw(st.lists(_BY_SPEC[spec], max_size=30))
+    return spec, draw(st.lists(BY_SPEC[spec], max_size=30))
 
 
 @given(spec_and_records())

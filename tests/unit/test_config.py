@@ -74,7 +74,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ),
         (
             {"MARKETSTREAM_EXCHANGES__COINBASE__CHANNELS": "[funding]"},
-            "coinbase: the funding channel needs at least one -PERP symbol",
+            "coinbase: the funding channel needs at least one -PERP or dated-future symbol",
         ),
     ],
 )

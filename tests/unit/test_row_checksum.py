@@ -17,12 +17,9 @@ from marketstream.schemas.arrow import arrow_schema, to_arrow
 from marketstream.schemas.checksum import column_hashes, key_checksum, row_checksum
 from marketstream.schemas.columns import BOOKS, CANDLES, FUNDING, QUOTES, SPECS, TRADES, TableSpec
 from marketstream.schemas.records import Book, Candle, Funding, Kind, Quote, Record, Trade
-from tests.unit.strategies import books, candles, fundings, quotes, trades
+from tests.unit.strategies import BY_SPEC
 
 T0 = 1_700_000_000_000_000_000
-_BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
-    zip(SPECS, (trades, quotes, candles(), books(), fundings), strict=True)
-)
 LEVELS = pa.list_(pa.list_(pa.float64()))
 
 SAMPLES: dict[TableSpec, Record] = {
@@ -156,7 +153,7 @@ def test_store_spellings_do_not_matter() -> None:
 @given(st.data())
 def test_every_spec_sums_the_same_in_any_order_and_per_part(data: st.DataObject) -> None:
     spec = data.draw(st.sampled_from(SPECS))
-    records = data.draw(st.lists(_BY_SPEC[spec], min_size=1, max_size=20))
+    records = data.draw(st.lists(BY_SPEC[spec], min_size=1, max_size=20))
     shuffled = data.draw(st.permutations(records))
     rows, checksum = row_checksum(spec, to_arrow(spec, records))
     assert rows == len(records)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from marketstream.schemas.records import Level, Record
+from marketstream.schemas.records import Instrument, Level, Record
 
 LevelText = tuple[str, str]  # (price, size) exactly as the exchange wrote them
 
@@ -65,14 +66,24 @@ Item = Record | BookUpdate
 Mapper = Callable[[str | bytes, int], list[Item]]
 
 
-def frame_only(
-    mapper: Mapper, native_symbol: Callable[[str], str]
-) -> Callable[[Sequence[str]], Mapper]:
+class MakeMapper(Protocol):
+    """Configured symbols and the venue's instrument metadata -> the venue's mapper.
+
+    With no instruments given the mapper still maps what needs no metadata (spot sizes are
+    coins) and refuses, with a FrameError naming the instrument, what would need it.
+    """
+
+    def __call__(
+        self, symbols: Sequence[str], instruments: Sequence[Instrument] = ()
+    ) -> Mapper: ...
+
+
+def frame_only(mapper: Mapper, native_symbol: Callable[[str], str]) -> MakeMapper:
     """`make_mapper` for a venue whose frames name their normalized symbol themselves: the
     configured symbols are only checked (`native_symbol` raises ConfigError for one the
     venue does not list), and the one pure mapper serves every subscription."""
 
-    def make_mapper(symbols: Sequence[str]) -> Mapper:
+    def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> Mapper:
         for symbol in symbols:
             native_symbol(symbol)
         return mapper

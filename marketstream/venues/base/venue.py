@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from marketstream.replay.dialect import Dialect
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.instruments import Channel
-from marketstream.schemas.records import Trade
-from marketstream.venues.base.mapper import BookUpdate, LevelText, Mapper
+from marketstream.schemas.records import Instrument, Trade
+from marketstream.venues.base.mapper import BookUpdate, LevelText, MakeMapper, Mapper
 
 
 class Sequencing(Enum):
@@ -83,6 +83,18 @@ class TradeHistory:
     used_weight_header: str | None = None  # where the venue reports the weight used
 
 
+class MapperForRecording(Protocol):
+    """A recorded connection's URL (and the instruments) -> the mapper for its frames."""
+
+    def __call__(self, url: str, instruments: Sequence[Instrument] = ()) -> Mapper: ...
+
+
+# (REST base URL) -> the URLs that list the venue's instruments.
+InstrumentUrls = Callable[[str], list[str]]
+# (URL, body, time read in ns) -> the instruments the answer lists; FrameError if malformed.
+InstrumentParser = Callable[[str, str | bytes, int], list[Instrument]]
+
+
 # A generated session in the venue's wire format: steps -> recorded frames (test data).
 SessionGenerator = Callable[..., list[RecordedFrame]]
 
@@ -96,8 +108,8 @@ class Venue:
     connect_url: Callable[[str, Subscription], str]
     # Text frames to send after connecting, in order; the runner paces them.
     subscribe_messages: Callable[[Subscription], list[str]]
-    # Symbols -> mapper; the mapper knows the native names of exactly these symbols.
-    make_mapper: Callable[[Sequence[str]], Mapper]
+    # Symbols and instruments -> mapper; it knows the native names of these symbols.
+    make_mapper: MakeMapper
     sequencing: Sequencing
     # Channels the feed offers; configuring another is an error at start.
     channels: frozenset[Channel]
@@ -124,7 +136,7 @@ class Venue:
     split: Callable[[Subscription], list[Subscription]] | None = None
     # Offline (normalize, replay) the configured symbols are unknown; where a frame alone
     # cannot name its instrument (one native name on two markets) the recorded URL can.
-    mapper_for_recording: Callable[[str], Mapper] | None = None
+    mapper_for_recording: MapperForRecording | None = None
     # Checksums and truncation of the book; None: sequence numbers only.
     checksum: Checksum | None = None
     checksum_depth: int = 0
@@ -133,6 +145,10 @@ class Venue:
     sequential_trade_ids: bool = False
     # Past trades over REST (backfill); None: not offered.
     trade_history: TradeHistory | None = None
+    # Instrument metadata over REST (None: the venue is not asked; its catalog is the shipped
+    # snapshot or nothing).
+    instrument_urls: InstrumentUrls | None = None
+    parse_instruments: InstrumentParser | None = None
     # A session generated in the venue's wire format, for the demo and tests where no real
     # capture ships; None: the venue has real recordings only.
     session: SessionGenerator | None = None

@@ -13,7 +13,7 @@ from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Final
 
-from marketstream.schemas.records import Candle, Funding, Quote, Trade
+from marketstream.schemas.records import Candle, Funding, Instrument, Quote, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -201,7 +201,9 @@ _USDM_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 )
 
 
-def make_mapper(market: Market, symbols: Sequence[str]) -> BinanceMapper:
+def make_mapper(
+    market: Market, symbols: Sequence[str], instruments: Sequence[Instrument] = ()
+) -> BinanceMapper:
     """A mapper for the market's configured symbols (a symbol of the other market is a
     ConfigError); frames of other symbols are mapped too, their names split on the fly."""
     natives = {market.native(symbol): symbol for symbol in symbols}

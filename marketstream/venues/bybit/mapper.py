@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from marketstream.schemas.records import Candle, Funding, Level, Quote, Side, Trade
+from marketstream.schemas.records import Candle, Funding, Instrument, Level, Quote, Side, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -257,7 +257,7 @@ def _market_mapper(market: Market, symbols: Sequence[str]) -> BybitMapper:
     return BybitMapper(market, handlers, MappingProxyType(natives))
 
 
-def make_mapper(symbols: Sequence[str]) -> Mapper:
+def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> Mapper:
     """A mapper for one market's symbols: the symbols say whether BTCUSDT is spot or perp."""
     return _market_mapper(market_of(symbols), symbols)
 
@@ -272,7 +272,7 @@ def _unknown_market(url: str) -> Mapper:
     return refuse
 
 
-def mapper_for_recording(url: str) -> Mapper:
+def mapper_for_recording(url: str, instruments: Sequence[Instrument] = ()) -> Mapper:
     """Offline: the recorded URL names the market; frames from another URL are refused."""
     market = market_of_url(url)
     return _market_mapper(market, ()) if market is not None else _unknown_market(url)

@@ -15,7 +15,7 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Final
 
-from marketstream.schemas.records import Candle, Funding, Level, Quote, Side, Trade
+from marketstream.schemas.records import Candle, Funding, Instrument, Level, Quote, Side, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, LevelText, in_venue
 from marketstream.venues.base.parsing import (
     NS_PER_MS,
@@ -321,5 +321,5 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 )
 
 
-def make_mapper(symbols: Sequence[str]) -> OkxMapper:
+def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> OkxMapper:
     return OkxMapper(MappingProxyType({native_symbol(symbol): symbol for symbol in symbols}))
