@@ -1,4 +1,5 @@
-"""`/metrics` (Prometheus text) and `/healthz` (JSON) for any MarketStream process.
+"""`/metrics` (Prometheus text) and `/healthz` (JSON) for any MarketStream process, and the
+`MetricSet` each process declares its metrics in.
 
 A few lines on asyncio's own server: no thread, no web framework, same event loop as the
 work it reports on.
@@ -8,13 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class MetricSet:
+    """One process's metrics, each named `<prefix>_<name>`, in a registry of their own (so tests
+    make fresh ones, and one process's /metrics never shows another's)."""
+
+    def __init__(self, prefix: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._prefix = prefix
+
+    def counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(f"{self._prefix}_{name}", doc, labels, registry=self.registry)
+
+    def gauge(self, name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(f"{self._prefix}_{name}", doc, labels, registry=self.registry)
+
+    def histogram(self, name: str, doc: str, *labels: str, buckets: Sequence[float]) -> Histogram:
+        return Histogram(
+            f"{self._prefix}_{name}", doc, labels, buckets=buckets, registry=self.registry
+        )
 
 
 async def serve_metrics(

@@ -8,7 +8,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_command, add_daemon, config_of
 from marketstream.cli.output import print_json
 from marketstream.signals import run_until_signal
 
@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 def add_commands(commands: Commands) -> None:
-    archive = commands.add_parser(
+    archive = add_daemon(
+        commands,
         "archive",
-        help="move day partitions past a horizon down a tier: QuestDB -> ClickHouse -> Parquet",
+        _cmd_archive,
+        "move day partitions past a horizon down a tier: QuestDB -> ClickHouse -> Parquet",
         description="Without --once: run every night at archive.schedule_utc until stopped.",
     )
     archive.add_argument("--once", action="store_true", help="one run now, then exit")
@@ -28,15 +30,16 @@ def add_commands(commands: Commands) -> None:
         "--dry-run", action="store_true", help="list the moves a run would make; change nothing"
     )
     archive.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_metrics_port(archive)
-    add_state_dir(archive)
-    archive.set_defaults(handler=_cmd_archive)
     sub = archive.add_subparsers(title="archive commands", metavar="WHAT")
-    status = sub.add_parser("status", help="partitions per tier and the last moves")
+    status = add_command(
+        sub,
+        "status",
+        _cmd_archive_status,
+        "partitions per tier and the last moves",
+        state_dir=True,
+    )
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.add_argument("--moves", type=int, default=10, metavar="N", help="last N move steps")
-    add_state_dir(status)
-    status.set_defaults(handler=_cmd_archive_status)
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:

@@ -30,6 +30,40 @@ def add_metrics_port(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    *,
+    state_dir: bool = False,
+    metrics_port: bool = False,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A command that runs `handler`: with `--state-dir` when it reaches local services, with
+    `--metrics-port` when it is a daemon."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.set_defaults(handler=handler)
+    if metrics_port:
+        add_metrics_port(parser)
+    if state_dir:
+        add_state_dir(parser)
+    return parser
+
+
+def add_daemon(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A long-running command (ingest, write-hot, archive): local services and /metrics."""
+    return add_command(
+        commands, name, handler, help, state_dir=True, metrics_port=True, description=description
+    )
+
+
 def config_of(args: argparse.Namespace) -> PipelineConfig:
     """The configuration the top-level `--config` names (or the default one)."""
     return load_config(args.config)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_daemon, config_of
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
 
 def add_commands(commands: Commands) -> None:
-    write_hot = commands.add_parser(
-        "write-hot", help="write the Redis streams into QuestDB (consumer group hot-writer)"
+    write_hot = add_daemon(
+        commands,
+        "write-hot",
+        _cmd_write_hot,
+        "write the Redis streams into QuestDB (consumer group hot-writer)",
     )
     write_hot.add_argument(
         "--consumer",
@@ -19,9 +22,6 @@ def add_commands(commands: Commands) -> None:
         help="consumer name in the group (default: host-pid); a restart under the same name "
         "resumes its own pending entries first",
     )
-    add_metrics_port(write_hot)
-    add_state_dir(write_hot)
-    write_hot.set_defaults(handler=_cmd_write_hot)
 
 
 def _cmd_write_hot(args: argparse.Namespace) -> int:

@@ -7,14 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import Commands, add_metrics_port, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_daemon, config_of
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
 
 def add_commands(commands: Commands) -> None:
-    ingest = commands.add_parser(
-        "ingest", help="run the configured exchange connectors into Redis Streams"
+    ingest = add_daemon(
+        commands,
+        "ingest",
+        _cmd_ingest,
+        "run the configured exchange connectors into Redis Streams",
     )
     ingest.add_argument(
         "--exchange",
@@ -25,9 +28,6 @@ def add_commands(commands: Commands) -> None:
     ingest.add_argument(
         "--group", metavar="NAME", help="run only the exchanges of this group (exchanges.*.group)"
     )
-    add_metrics_port(ingest)
-    add_state_dir(ingest)
-    ingest.set_defaults(handler=_cmd_ingest)
 
     normalize = commands.add_parser(
         "normalize", help="a recording to normalized JSON lines on stdout, counts on stderr"

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from marketstream.cli.common import Commands, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_command, config_of
 from marketstream.cli.output import print_json
 
 if TYPE_CHECKING:
@@ -25,10 +25,13 @@ _FORMATS = ("table", "json")
 def add_commands(commands: Commands) -> None:
     quality = commands.add_parser("quality", help="data quality of the hot tier")
     what = quality.add_subparsers(title="quality commands", metavar="WHAT")
-    report = what.add_parser(
+    report = add_command(
+        what,
         "report",
-        help="per exchange and symbol: minutes without trades, missing trade ids, book "
+        _cmd_quality_report,
+        "per exchange and symbol: minutes without trades, missing trade ids, book "
         "resyncs, dead letters, worst freshness; exit 1 below --min-completeness",
+        state_dir=True,
     )
     _add_range(report)
     report.add_argument("--exchange", metavar="EX", help="only this exchange")
@@ -47,13 +50,14 @@ def add_commands(commands: Commands) -> None:
         "ingest.metrics_host:ingest.metrics_port)",
     )
     _add_format(report)
-    add_state_dir(report)
-    report.set_defaults(handler=_cmd_quality_report)
 
-    backfill = commands.add_parser(
+    backfill = add_command(
+        commands,
         "backfill",
-        help="refill missing trades of one instrument from the exchange's REST API "
+        _cmd_backfill,
+        "refill missing trades of one instrument from the exchange's REST API "
         "(where the venue serves past trades), at most a day per run",
+        state_dir=True,
     )
     backfill.add_argument("--exchange", required=True, metavar="EX")
     backfill.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT")
@@ -62,8 +66,6 @@ def add_commands(commands: Commands) -> None:
         "--dry-run", action="store_true", help="print what would be fetched; fetch nothing"
     )
     _add_format(backfill)
-    add_state_dir(backfill)
-    backfill.set_defaults(handler=_cmd_backfill)
 
 
 def _add_range(parser: argparse.ArgumentParser) -> None:

@@ -1,99 +1,70 @@
-"""Prometheus metrics of the ingest process, in a registry of its own (tests make fresh ones)."""
+"""Prometheus metrics of the ingest process."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from marketstream.metrics_server import MetricSet
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
-class IngestMetrics:
+class IngestMetrics(MetricSet):
     """Frames, records by type, DLQ, reconnects, book gaps, publish latency and batch sizes."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.frames = Counter(
-            "marketstream_ingest_frames", "Frames received", ["exchange"], registry=r
+        super().__init__("marketstream_ingest", registry)
+        self.frames = self.counter("frames", "Frames received", "exchange")
+        self.records = self.counter("records", "Records published", "exchange", "type")
+        self.dlq = self.counter("dlq", "Frames or records sent to md:dlq", "exchange")
+        self.reconnects = self.counter("reconnects", "Connections re-established", "exchange")
+        self.gaps = self.counter(
+            "book_gaps", "Order book sequence gaps (each triggers a resync)", "exchange", "symbol"
         )
-        self.records = Counter(
-            "marketstream_ingest_records", "Records published", ["exchange", "type"], registry=r
-        )
-        self.dlq = Counter(
-            "marketstream_ingest_dlq", "Frames or records sent to md:dlq", ["exchange"], registry=r
-        )
-        self.reconnects = Counter(
-            "marketstream_ingest_reconnects", "Connections re-established", ["exchange"], registry=r
-        )
-        self.gaps = Counter(
-            "marketstream_ingest_book_gaps",
-            "Order book sequence gaps (each triggers a resync)",
-            ["exchange", "symbol"],
-            registry=r,
-        )
-        self.checksums_verified = Counter(
-            "marketstream_ingest_book_checksums_verified",
+        self.checksums_verified = self.counter(
+            "book_checksums_verified",
             "Book updates whose exchange checksum the local book matched",
-            ["exchange"],
-            registry=r,
+            "exchange",
         )
-        self.checksum_failures = Counter(
-            "marketstream_ingest_book_checksum_failures",
+        self.checksum_failures = self.counter(
+            "book_checksum_failures",
             "Order books that disagreed with the exchange's checksum (each triggers a resync)",
-            ["exchange", "symbol"],
-            registry=r,
+            "exchange",
+            "symbol",
         )
-        self.resyncs = Counter(
-            "marketstream_ingest_book_resyncs",
+        self.resyncs = self.counter(
+            "book_resyncs",
             "Order book snapshots applied after a gap or reconnect",
-            ["exchange", "symbol"],
-            registry=r,
+            "exchange",
+            "symbol",
         )
-        self.publish_latency = Histogram(
-            "marketstream_ingest_publish_seconds",
-            "Time of one Redis pipeline round trip",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.publish_latency = self.histogram(
+            "publish_seconds", "Time of one Redis pipeline round trip", buckets=_LATENCY_BUCKETS
         )
-        self.batch_size = Histogram(
-            "marketstream_ingest_publish_batch_records",
+        self.batch_size = self.histogram(
+            "publish_batch_records",
             "Records and dead letters per Redis round trip",
             buckets=_BATCH_BUCKETS,
-            registry=r,
         )
-        self.publish_errors = Counter(
-            "marketstream_ingest_publish_errors", "Failed Redis round trips (retried)", registry=r
+        self.publish_errors = self.counter("publish_errors", "Failed Redis round trips (retried)")
+        self.trimmed = self.counter(
+            "trimmed_entries", "Stream entries trimmed (never unacknowledged ones)", "stream"
         )
-        self.trimmed = Counter(
-            "marketstream_ingest_trimmed_entries",
-            "Stream entries trimmed (never unacknowledged ones)",
-            ["stream"],
-            registry=r,
+        self.trim_errors = self.counter(
+            "trim_errors", "Stream trims that failed (logged; tried again next interval)"
         )
-        self.trim_errors = Counter(
-            "marketstream_ingest_trim_errors",
-            "Stream trims that failed (logged; tried again next interval)",
-            registry=r,
-        )
-        self.mapper_errors = Counter(
-            "marketstream_ingest_mapper_errors",
+        self.mapper_errors = self.counter(
+            "mapper_errors",
             "Frames whose mapper raised something other than FrameError (sent to md:dlq)",
-            ["exchange"],
-            registry=r,
+            "exchange",
         )
-        self.session_errors = Counter(
-            "marketstream_ingest_session_errors",
+        self.session_errors = self.counter(
+            "session_errors",
             "Connections ended by an unexpected error (logged with its traceback; reconnected)",
-            ["exchange"],
-            registry=r,
+            "exchange",
         )
-        self.connected = Gauge(
-            "marketstream_ingest_connected", "Open exchange connections", ["exchange"], registry=r
-        )
-        self.last_frame = Gauge(
-            "marketstream_ingest_last_frame_timestamp_seconds",
-            "Wall-clock time of the last frame received",
-            ["exchange"],
-            registry=r,
+        self.connected = self.gauge("connected", "Open exchange connections", "exchange")
+        self.last_frame = self.gauge(
+            "last_frame_timestamp_seconds", "Wall-clock time of the last frame received", "exchange"
         )

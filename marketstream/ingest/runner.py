@@ -15,9 +15,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
@@ -198,28 +199,28 @@ class Connection:
                 recv_ts=recv_ts,
                 record=rejected.record,
             )
-        for symbol in processed.gaps:
-            self.metrics.gaps.labels(exchange=self.exchange.name, symbol=symbol).inc()
-            self.log.warning(
-                "%s %s: book sequence gap, resyncing",
-                self.exchange.name,
-                symbol,
-                extra={"symbol": symbol},
-            )
+        if processed.gaps:
+            self._resyncing(processed.gaps, self.metrics.gaps, "book sequence gap")
         if processed.checksums_verified:
             self._checksums_verified.inc(processed.checksums_verified)
-        for symbol in processed.checksum_failures:
-            self.metrics.checksum_failures.labels(exchange=self.exchange.name, symbol=symbol).inc()
-            self.log.warning(
-                "%s %s: book checksum mismatch, resyncing",
-                self.exchange.name,
-                symbol,
-                extra={"symbol": symbol},
+        if processed.checksum_failures:
+            self._resyncing(
+                processed.checksum_failures,
+                self.metrics.checksum_failures,
+                "book checksum mismatch",
             )
         for symbol in processed.resynced:
             self.metrics.resyncs.labels(exchange=self.exchange.name, symbol=symbol).inc()
         for symbol in processed.snapshots_needed:
             self._snapshots.put_nowait(symbol)
+
+    def _resyncing(self, symbols: Iterable[str], counter: Counter, why: str) -> None:
+        """Count and log the books that must resync (the processor has asked for snapshots)."""
+        for symbol in symbols:
+            counter.labels(exchange=self.exchange.name, symbol=symbol).inc()
+            self.log.warning(
+                "%s %s: %s, resyncing", self.exchange.name, symbol, why, extra={"symbol": symbol}
+            )
 
     async def _watchdog(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         """Close a connection that went quiet, or when asked to stop; the loop reconnects."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from marketstream.config import S3Config, WarmGatewayConfig
@@ -18,15 +19,17 @@ from marketstream.services.checks import clickhouse_error
 from marketstream.services.process import (
     LOOPBACK,
     PortService,
-    spawn_in,
-    wait_until_answering,
+    ProcessFiles,
 )
 
 
 class WarmServer(PortService):
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+    NAME = "warm gateway"
+    URL = "http://{host}:{port}"
+
+    def answer_error(self) -> str | None:
+        """None once the gateway runs SELECT 1."""
+        return clickhouse_error(self.url)
 
 
 @dataclass(frozen=True)
@@ -67,40 +70,10 @@ def spawn_warm_server(
     setup: GatewaySetup | None = None,
     env: Mapping[str, str] | None = None,
 ) -> WarmServer:
-    """Start the gateway in the background; wait_warm_server() tells when it answers.
+    """Start the gateway in the background; `process.started` waits until it answers.
 
     env (default: this process's) is where the engine finds S3 credentials for s3().
     """
-    process = spawn_in(
-        "warm gateway",
-        data_dir,
-        lambda path: warm_server_argv(path, port, setup),
-        port=port,
-        log_path=log_path,
-        pid_path=pid_path,
-        env=env,
-    )
-    return WarmServer(process=process, port=port)
-
-
-def wait_warm_server(server: WarmServer, timeout_s: float) -> None:
-    """Return once the gateway runs SELECT 1; ServiceError with its log if it does not."""
-    wait_until_answering(server.process, lambda: clickhouse_error(server.url), timeout_s)
-
-
-def start_warm_server(
-    data_dir: Path,
-    *,
-    port: int,
-    log_path: Path,
-    pid_path: Path,
-    timeout_s: float,
-    setup: GatewaySetup | None = None,
-    env: Mapping[str, str] | None = None,
-) -> WarmServer:
-    """Start the gateway and return once it answers (ServiceError with its log if not)."""
-    server = spawn_warm_server(
-        data_dir, port=port, log_path=log_path, pid_path=pid_path, setup=setup, env=env
-    )
-    wait_warm_server(server, timeout_s)
-    return server
+    files = ProcessFiles(log_path=log_path, pid_path=pid_path)
+    argv_of = partial(warm_server_argv, port=port, setup=setup)
+    return WarmServer.spawn_in(data_dir, argv_of, port=port, files=files, env=env)

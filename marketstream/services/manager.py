@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from marketstream.config import PipelineConfig, redact_url
 from marketstream.services import process
 from marketstream.services.checks import clickhouse_error, endpoint_checks
-from marketstream.services.gateway_process import GatewaySetup, spawn_warm_server, wait_warm_server
+from marketstream.services.gateway_process import GatewaySetup, WarmServer, spawn_warm_server
+from marketstream.services.process import ProcessFiles
 from marketstream.services.questdb_server import (
     QuestDBPorts,
+    QuestDBServer,
     install_questdb,
     questdb_error,
     spawn_questdb,
-    wait_questdb,
 )
-from marketstream.services.redis_server import redis_error, spawn_redis, wait_redis
+from marketstream.services.redis_server import RedisServer, redis_error, spawn_redis
 from marketstream.services.state import (
     ENDPOINT_NAMES,
     EndpointStatus,
@@ -39,7 +41,26 @@ from marketstream.services.state import (
 )
 
 Wait = Callable[[], None]
-QUESTDB_ENDPOINTS = ("questdb_http", "questdb_pg", "questdb_ilp")
+# Spawns a service, given the URLs it had before (to keep its ports) and its log and pid file.
+Spawn = Callable[[Sequence[str | None], ProcessFiles], RedisServer | QuestDBServer | WarmServer]
+
+
+@dataclass(frozen=True)
+class _Local:
+    """A service `start` runs here when the configuration names no endpoint for it."""
+
+    name: str  # in services.json and the state directory
+    label: str  # in errors
+    endpoints: tuple[str, ...]  # what it serves, as services.json names them; the first is checked
+    error: Callable[[str], str | None]  # None when the first endpoint answers, else why not
+
+
+REDIS = _Local("redis", RedisServer.NAME, ("redis",), redis_error)
+QUESTDB = _Local(
+    "questdb", QuestDBServer.NAME, ("questdb_http", "questdb_pg", "questdb_ilp"), questdb_error
+)
+# The warm gateway on the engine directory, recorded as `clickhouse: http://...`.
+WARM = _Local("clickhouse", WarmServer.NAME, ("clickhouse",), clickhouse_error)
 
 
 def start_services(config: PipelineConfig, state_dir: Path | None = None) -> ServicesStatus:
@@ -52,17 +73,17 @@ def start_services(config: PipelineConfig, state_dir: Path | None = None) -> Ser
         endpoints: dict[str, str] = {}
         waits: list[Wait] = []
         try:
-            if config.endpoints.redis is None:
-                waits.append(_ensure_redis(layout, record, endpoints, timeout_s))
-            if not any(getattr(config.endpoints, name) for name in QUESTDB_ENDPOINTS):
-                waits.append(_ensure_questdb(config, layout, record, endpoints))
-            if config.endpoints.clickhouse is None:
-                setup = GatewaySetup(
-                    cold=_local_stores(config, layout).get("cold", config.endpoints.cold),
-                    s3=config.s3,
-                    limits=config.services.warm_gateway,
+            for local, spawn in _to_start(config, layout):
+                waits.append(
+                    _ensure(
+                        local,
+                        spawn,
+                        layout=layout,
+                        record=record,
+                        endpoints=endpoints,
+                        timeout_s=timeout_s,
+                    )
                 )
-                waits.append(_ensure_warm_server(layout, record, endpoints, timeout_s, setup))
         finally:
             # Saved before waiting: `stop`, and the next `start`, must find whatever was spawned.
             record.endpoints = {**record.endpoints, **endpoints}
@@ -76,111 +97,72 @@ def start_services(config: PipelineConfig, state_dir: Path | None = None) -> Ser
     return services_status(config, root)
 
 
-def _ensure_redis(
-    layout: StateLayout, record: ServicesRecord, endpoints: dict[str, str], timeout_s: float
-) -> Wait:
-    reused = _reuse(
-        record, "redis", ("redis",), endpoints, timeout_s, label="redis-server", error=redis_error
-    )
-    if reused is not None:
-        return reused
-    server = spawn_redis(
-        layout.redis_dir,
-        port=_same_port_if_free(record.endpoints.get("redis")),
-        log_path=layout.log_path("redis"),
-        pid_path=layout.pid_path("redis"),
-    )
-    record.processes["redis"] = _as_record(server.process)
-    endpoints["redis"] = server.url
-    return lambda: wait_redis(server, timeout_s)
+def _to_start(config: PipelineConfig, layout: StateLayout) -> list[tuple[_Local, Spawn]]:
+    """The services the configuration leaves to run here, each with how to spawn it."""
+    services = config.services
+    to_start: list[tuple[_Local, Spawn]] = []
+    if config.endpoints.redis is None:
+        redis_dir = layout.data_dir(REDIS.name)
+        to_start.append(
+            (REDIS, lambda before, files: spawn_redis(redis_dir, port=_port(before), **files))
+        )
+    if not any(getattr(config.endpoints, name) for name in QUESTDB.endpoints):
+
+        def questdb(before: Sequence[str | None], files: ProcessFiles) -> QuestDBServer:
+            ports = [_port_of(url) for url in before]
+            last = None if None in ports else QuestDBPorts(*(p for p in ports if p is not None))
+            root, jar = layout.data_dir(QUESTDB.name), install_questdb(services)
+            opts = services.questdb.java_opts
+            return spawn_questdb(jar, root, ports=QuestDBPorts.pick(last), java_opts=opts, **files)
+
+        to_start.append((QUESTDB, questdb))
+    if config.endpoints.clickhouse is None:
+        setup = GatewaySetup(
+            # the cold directory exists by now: the gateway checks it at start
+            cold=_local_stores(config, layout).get("cold", config.endpoints.cold),
+            s3=config.s3,
+            limits=services.warm_gateway,
+        )
+        engine_dir = layout.data_dir(WARM.name)
+        to_start.append(
+            (
+                WARM,
+                # a chdb:// DSN recorded before the gateway has no port: any free one then
+                lambda before, files: spawn_warm_server(
+                    engine_dir, port=_port(before), setup=setup, **files
+                ),
+            )
+        )
+    return to_start
 
 
-def _ensure_questdb(
-    config: PipelineConfig,
-    layout: StateLayout,
-    record: ServicesRecord,
-    endpoints: dict[str, str],
-) -> Wait:
-    timeout_s = config.services.start_timeout_s
-    reused = _reuse(
-        record,
-        "questdb",
-        QUESTDB_ENDPOINTS,
-        endpoints,
-        timeout_s,
-        label="QuestDB",
-        error=questdb_error,
-    )
-    if reused is not None:
-        return reused
-    ports = [_port_of(record.endpoints.get(name)) for name in QUESTDB_ENDPOINTS]
-    last = None if None in ports else QuestDBPorts(*(p for p in ports if p is not None))
-    server = spawn_questdb(
-        install_questdb(config.services),
-        layout.questdb_root,
-        ports=QuestDBPorts.pick(last),
-        java_opts=config.services.questdb.java_opts,
-        log_path=layout.log_path("questdb"),
-        pid_path=layout.pid_path("questdb"),
-    )
-    record.processes["questdb"] = _as_record(server.process)
-    endpoints.update(
-        questdb_http=server.http_url, questdb_pg=server.pg_url, questdb_ilp=server.ilp_url
-    )
-    return lambda: wait_questdb(server, timeout_s)
-
-
-def _ensure_warm_server(
-    layout: StateLayout,
-    record: ServicesRecord,
-    endpoints: dict[str, str],
-    timeout_s: float,
-    setup: GatewaySetup,
-) -> Wait:
-    """The warm gateway on the engine directory, recorded as `clickhouse: http://...`."""
-    reused = _reuse(
-        record,
-        "clickhouse",
-        ("clickhouse",),
-        endpoints,
-        timeout_s,
-        label="warm gateway",
-        error=clickhouse_error,
-    )
-    if reused is not None:
-        return reused
-    server = spawn_warm_server(
-        layout.clickhouse_dir,
-        # a chdb:// DSN recorded before the gateway has no port
-        port=_same_port_if_free(record.endpoints.get("clickhouse")),
-        log_path=layout.log_path("clickhouse"),
-        pid_path=layout.pid_path("clickhouse"),
-        setup=setup,  # the cold directory exists by now: the gateway checks it at start
-    )
-    record.processes["clickhouse"] = _as_record(server.process)
-    endpoints["clickhouse"] = server.url
-    return lambda: wait_warm_server(server, timeout_s)
-
-
-def _reuse(
-    record: ServicesRecord,
-    name: str,
-    endpoint_names: Sequence[str],
-    endpoints: dict[str, str],
-    timeout_s: float,
+def _ensure(
+    local: _Local,
+    spawn: Spawn,
     *,
-    label: str,
-    error: Callable[[str], str | None],
-) -> Wait | None:
-    """The wait on recorded process `name` if it is still ours, its recorded endpoints kept
-    in `endpoints`; None when there is none to reuse. The first endpoint is the one checked."""
-    previous = record.processes.get(name)
-    url = record.endpoints.get(endpoint_names[0])
-    if previous is None or url is None or not process.is_ours(previous.pid, previous.marker):
-        return None
-    endpoints.update({n: u for n in endpoint_names if (u := record.endpoints.get(n))})
-    running = _as_process(label, previous)
-    return lambda: process.wait_until_answering(running, lambda: error(url), timeout_s)
+    layout: StateLayout,
+    record: ServicesRecord,
+    endpoints: dict[str, str],
+    timeout_s: float,
+) -> Wait:
+    """Reuse the recorded process of `local` if it is still ours, else spawn it; either way
+    its endpoints go into `endpoints`, and the wait returned ends once it answers."""
+    before = [record.endpoints.get(name) for name in local.endpoints]
+    previous = record.processes.get(local.name)
+    checked = before[0]
+    if (
+        previous is not None
+        and checked is not None
+        and process.is_ours(previous.pid, previous.marker)
+    ):
+        running = _as_process(local.label, previous)
+        urls: Sequence[str | None] = before
+    else:
+        server = spawn(before, layout.process_files(local.name))
+        record.processes[local.name] = _as_record(server.process)
+        running, urls, checked = server.process, server.urls, server.urls[0]
+    endpoints.update({name: url for name, url in zip(local.endpoints, urls, strict=True) if url})
+    return lambda: process.wait_until_answering(running, lambda: local.error(checked), timeout_s)
 
 
 def _local_stores(config: PipelineConfig, layout: StateLayout) -> dict[str, str]:
@@ -188,8 +170,9 @@ def _local_stores(config: PipelineConfig, layout: StateLayout) -> dict[str, str]
     stores: dict[str, str] = {}
     cold = config.endpoints.cold
     if cold is None:
-        layout.cold_dir.mkdir(parents=True, exist_ok=True)
-        stores["cold"] = str(layout.cold_dir)
+        cold_dir = layout.data_dir("cold")
+        cold_dir.mkdir(parents=True, exist_ok=True)
+        stores["cold"] = str(cold_dir)
     elif "://" not in cold:
         Path(cold).mkdir(parents=True, exist_ok=True)
     return stores
@@ -242,9 +225,9 @@ def services_status(config: PipelineConfig, state_dir: Path | None = None) -> Se
     return ServicesStatus(state_dir=root, services=services)
 
 
-def _same_port_if_free(url: str | None) -> int:
+def _port(before: Sequence[str | None]) -> int:
     """The port a service had before (stable URLs across restarts) if still free, else any."""
-    port = _port_of(url)
+    port = _port_of(before[0])
     return port if port is not None and process.port_is_free(port) else process.free_port()
 
 

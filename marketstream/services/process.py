@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Protocol, Self, TypedDict, TypeVar
 
 from marketstream.errors import ServiceError
 from marketstream.retry import wait_for
@@ -41,12 +42,64 @@ class ServiceProcess:
     log_path: Path
 
 
+class ProcessFiles(TypedDict):
+    """Where a spawned service's output and pid go (the `spawn_*` keyword arguments)."""
+
+    log_path: Path
+    pid_path: Path
+
+
+class Answering(Protocol):
+    """A spawned service that can tell whether it answers yet."""
+
+    @property
+    def process(self) -> ServiceProcess: ...
+
+    def answer_error(self) -> str | None:
+        """None when the service answers, else why not."""
+        ...
+
+
+Service = TypeVar("Service", bound=Answering)
+
+
 @dataclass(frozen=True)
 class PortService:
-    """A service `spawn_in` started on one loopback port; subclasses say its URL."""
+    """A service on one loopback port, in a data directory of its own; subclasses say its name,
+    URL and answer check."""
 
     process: ServiceProcess
     port: int
+    NAME: ClassVar[str]  # in errors and logs
+    URL: ClassVar[str]  # its endpoint, e.g. "redis://{host}:{port}/0"
+
+    @classmethod
+    def spawn_in(
+        cls,
+        data_dir: Path,
+        argv_of: Callable[[Path], Sequence[str]],
+        *,
+        port: int,
+        files: ProcessFiles,
+        env: Mapping[str, str] | None = None,
+    ) -> Self:
+        """`spawn` it on `port`, in its data directory (created here), whose absolute path (in
+        `argv_of(path)`) is the marker stop() looks for."""
+        if not port_is_free(port):
+            raise ServiceError(f"{cls.NAME}: port {LOOPBACK}:{port} is in use")
+        data_dir = data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = argv_of(data_dir)
+        return cls(process=spawn(cls.NAME, argv, marker=str(data_dir), env=env, **files), port=port)
+
+    @property
+    def url(self) -> str:
+        return self.URL.format(host=LOOPBACK, port=self.port)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Its endpoints, in the order services.json names them."""
+        return (self.url,)
 
 
 def free_port() -> int:
@@ -130,27 +183,6 @@ def spawn(
     return ServiceProcess(name=name, pid=pid, marker=marker, log_path=log_path)
 
 
-def spawn_in(
-    name: str,
-    data_dir: Path,
-    argv_of: Callable[[Path], Sequence[str]],
-    *,
-    port: int,
-    log_path: Path,
-    pid_path: Path,
-    env: Mapping[str, str] | None = None,
-) -> ServiceProcess:
-    """`spawn` a service on one loopback port, in its data directory (created here), whose
-    absolute path (in `argv_of(path)`) is the marker stop() looks for."""
-    if not port_is_free(port):
-        raise ServiceError(f"{name}: port {LOOPBACK}:{port} is in use")
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return spawn(
-        name, argv_of(data_dir), marker=str(data_dir), log_path=log_path, pid_path=pid_path, env=env
-    )
-
-
 def _wait_exec_done(pid: int, timeout_s: float = EXEC_TIMEOUT_S) -> None:
     """Wait until the child's cmdline shows its arguments (or it has exited).
 
@@ -227,6 +259,12 @@ def wait_until_answering(process: ServiceProcess, check: AnswerCheck, timeout_s:
             f"{process.name} did not answer within {timeout_s:g} s ({problem}); "
             f"last lines of {process.log_path}: {log_tail(process.log_path)}"
         )
+
+
+def started(service: Service, timeout_s: float) -> Service:
+    """The service once it answers; stopped, and a ServiceError with its log, if it does not."""
+    wait_until_answering(service.process, service.answer_error, timeout_s)
+    return service
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -13,17 +13,19 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from marketstream.config import QuestDBService, ServicesConfig
 from marketstream.errors import ServiceError
 from marketstream.services.process import (
     LOOPBACK,
+    ProcessFiles,
     ServiceProcess,
     find_executable,
     free_port,
     port_is_free,
     spawn,
-    wait_until_answering,
+    started,
 )
 from marketstream.tiers.questdb import QuestDBHttp
 
@@ -60,6 +62,7 @@ class QuestDBPorts:
 class QuestDBServer:
     process: ServiceProcess
     ports: QuestDBPorts
+    NAME: ClassVar[str] = "QuestDB"
 
     @property
     def http_url(self) -> str:
@@ -72,6 +75,14 @@ class QuestDBServer:
     @property
     def ilp_url(self) -> str:
         return f"tcp://{LOOPBACK}:{self.ports.ilp}"
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """HTTP, PostgreSQL wire and ILP, in the order services.json names them."""
+        return (self.http_url, self.pg_url, self.ilp_url)
+
+    def answer_error(self) -> str | None:
+        return questdb_error(self.http_url)
 
 
 def _sha256(path: Path) -> str:
@@ -191,11 +202,11 @@ def spawn_questdb(
     log_path: Path,
     pid_path: Path,
 ) -> QuestDBServer:
-    """Start QuestDB in the background; wait_questdb() tells when it answers SQL."""
+    """Start QuestDB in the background; `process.started` waits until it answers SQL."""
     java = java_binary()
     for name, port in (("http", ports.http), ("pg", ports.pg), ("ilp", ports.ilp)):
         if not port_is_free(port):
-            raise ServiceError(f"QuestDB: {name} port {LOOPBACK}:{port} is in use")
+            raise ServiceError(f"{QuestDBServer.NAME}: {name} port {LOOPBACK}:{port} is in use")
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)  # ServerMain refuses a root that does not exist
     argv = [
@@ -204,7 +215,7 @@ def spawn_questdb(
         "-d", str(root),
     ]  # fmt: skip
     process = spawn(
-        "QuestDB",
+        QuestDBServer.NAME,
         argv,
         marker=str(root),
         log_path=log_path,
@@ -223,10 +234,6 @@ def questdb_error(http_url: str) -> str | None:
     return None
 
 
-def wait_questdb(server: QuestDBServer, timeout_s: float) -> None:
-    wait_until_answering(server.process, lambda: questdb_error(server.http_url), timeout_s)
-
-
 def start_questdb(
     services: ServicesConfig,
     root: Path,
@@ -237,13 +244,6 @@ def start_questdb(
 ) -> QuestDBServer:
     """Install (if needed) and start QuestDB; return once it answers SQL over HTTP."""
     jar = install_questdb(services)
-    server = spawn_questdb(
-        jar,
-        root,
-        ports=ports,
-        java_opts=services.questdb.java_opts,
-        log_path=log_path,
-        pid_path=pid_path,
-    )
-    wait_questdb(server, services.start_timeout_s)
-    return server
+    files = ProcessFiles(log_path=log_path, pid_path=pid_path)
+    server = spawn_questdb(jar, root, ports=ports, java_opts=services.questdb.java_opts, **files)
+    return started(server, services.start_timeout_s)

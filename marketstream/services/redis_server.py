@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -10,9 +11,9 @@ from marketstream.errors import ServiceError
 from marketstream.services.process import (
     LOOPBACK,
     PortService,
+    ProcessFiles,
     find_executable,
-    spawn_in,
-    wait_until_answering,
+    started,
 )
 from marketstream.tiers import redis_bus
 
@@ -21,9 +22,11 @@ INSTALL_HINT = "install Debian's redis-server (`make redis`, or apt-get install 
 
 
 class RedisServer(PortService):
-    @property
-    def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+    NAME = "redis-server"
+    URL = "redis://{host}:{port}/0"
+
+    def answer_error(self) -> str | None:
+        return redis_error(self.url)
 
 
 def redis_argv(binary: str, data_dir: Path, port: int) -> list[str]:
@@ -47,17 +50,11 @@ def redis_argv(binary: str, data_dir: Path, port: int) -> list[str]:
 
 
 def spawn_redis(data_dir: Path, *, port: int, log_path: Path, pid_path: Path) -> RedisServer:
-    """Start redis-server in the background; wait_redis() tells when it answers."""
+    """Start redis-server in the background; `process.started` waits until it answers."""
     binary = find_executable(REDIS_BINARY, INSTALL_HINT)
-    process = spawn_in(
-        "redis-server",
-        data_dir,
-        lambda path: redis_argv(binary, path, port),
-        port=port,
-        log_path=log_path,
-        pid_path=pid_path,
-    )
-    return RedisServer(process=process, port=port)
+    files = ProcessFiles(log_path=log_path, pid_path=pid_path)
+    argv_of = partial(redis_argv, binary, port=port)
+    return RedisServer.spawn_in(data_dir, argv_of, port=port, files=files)
 
 
 def redis_error(url: str) -> str | None:
@@ -75,14 +72,10 @@ def redis_error(url: str) -> str | None:
     return None
 
 
-def wait_redis(server: RedisServer, timeout_s: float) -> None:
-    wait_until_answering(server.process, lambda: redis_error(server.url), timeout_s)
-
-
 def start_redis(
     data_dir: Path, *, port: int, log_path: Path, pid_path: Path, timeout_s: float
 ) -> RedisServer:
     """Start redis-server and return once it answers PING (ServiceError with its log if not)."""
-    server = spawn_redis(data_dir, port=port, log_path=log_path, pid_path=pid_path)
-    wait_redis(server, timeout_s)
-    return server
+    return started(
+        spawn_redis(data_dir, port=port, log_path=log_path, pid_path=pid_path), timeout_s
+    )

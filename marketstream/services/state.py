@@ -20,6 +20,7 @@ from typing import Literal
 from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
 from marketstream.retry import wait_for
+from marketstream.services.process import ProcessFiles
 
 ENDPOINT_NAMES = ("redis", "questdb_http", "questdb_pg", "questdb_ilp", "clickhouse", "cold")
 RECORD_VERSION = 1
@@ -42,27 +43,19 @@ class StateLayout:
     def lock_path(self) -> Path:
         return self.root / "services.lock"
 
-    @property
-    def redis_dir(self) -> Path:
-        return self.root / "redis"
-
-    @property
-    def questdb_root(self) -> Path:
-        return self.root / "questdb"
-
-    @property
-    def clickhouse_dir(self) -> Path:
-        return self.root / "clickhouse"
-
-    @property
-    def cold_dir(self) -> Path:
-        return self.root / "cold"
+    def data_dir(self, service: str) -> Path:
+        """`redis`, `questdb`, `clickhouse` (the engine directory) or `cold`."""
+        return self.root / service
 
     def log_path(self, service: str) -> Path:
         return self.root / "logs" / f"{service}.log"
 
     def pid_path(self, service: str) -> Path:
         return self.root / "run" / f"{service}.pid"
+
+    def process_files(self, service: str) -> ProcessFiles:
+        """The log and pid file of a spawned service, as the `spawn_*` functions take them."""
+        return ProcessFiles(log_path=self.log_path(service), pid_path=self.pid_path(service))
 
 
 def state_root(config: PipelineConfig, state_dir: Path | None) -> Path:

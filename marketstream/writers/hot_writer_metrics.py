@@ -1,8 +1,10 @@
-"""Prometheus metrics of the hot writer, in a registry of its own (tests make fresh ones)."""
+"""Prometheus metrics of the hot writer."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from marketstream.metrics_server import MetricSet
 
 # The issue targets p99 < 50 ms per flush: resolve that region finely.
 _WRITE_BUCKETS = (
@@ -15,91 +17,74 @@ _FRESHNESS_BUCKETS = (
 )  # fmt: skip
 
 
-class HotWriterMetrics:
+class HotWriterMetrics(MetricSet):
     """Flush latency, batch sizes, records per table, dead letters, retries, lag and freshness."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.write_latency = Histogram(
-            "marketstream_hot_write_seconds",
+        super().__init__("marketstream_hot", registry)
+        self.write_latency = self.histogram(
+            "write_seconds",
             "Time of one QuestDB flush (ILP over HTTP) that QuestDB confirmed",
             buckets=_WRITE_BUCKETS,
-            registry=r,
         )
-        self.batch_size = Histogram(
-            "marketstream_hot_batch_entries",
+        self.batch_size = self.histogram(
+            "batch_entries",
             "Stream entries per batch (one batch in hand at a time)",
             buckets=_BATCH_BUCKETS,
-            registry=r,
         )
-        self.records = Counter(
-            "marketstream_hot_records",
+        self.records = self.counter(
+            "records",
             "Records QuestDB confirmed, per table (a rewrite after a retry counts again)",
-            ["table"],
-            registry=r,
+            "table",
         )
-        self.dlq = Counter(
-            "marketstream_hot_dlq",
+        self.dlq = self.counter(
+            "dlq",
             "Entries sent to md:dlq: undecodable, unencodable as ILP, rejected by QuestDB, or "
             "undeliverable (delivered more than hot.max_deliveries times)",
-            ["cause"],
-            registry=r,
+            "cause",
         )
-        self.retries = Counter(
-            "marketstream_hot_retries",
-            "Failed QuestDB writes or Redis round trips, retried with backoff",
-            ["cause"],
-            registry=r,
+        self.retries = self.counter(
+            "retries", "Failed QuestDB writes or Redis round trips, retried with backoff", "cause"
         )
-        self.task_errors = Counter(
-            "marketstream_hot_task_errors",
+        self.task_errors = self.counter(
+            "task_errors",
             "Unexpected errors in the writer's side tasks (logged with a traceback; retried)",
-            ["task"],
-            registry=r,
+            "task",
         )
-        self.recovered = Counter(
-            "marketstream_hot_recovered_entries",
+        self.recovered = self.counter(
+            "recovered_entries",
             "Entries a stopped writer left pending: re-read by name at start, or claimed",
-            ["how"],
-            registry=r,
+            "how",
         )
-        self.lag = Gauge(
-            "marketstream_hot_stream_lag",
+        self.lag = self.gauge(
+            "stream_lag",
             "Entries not yet delivered to the hot-writer group (XINFO GROUPS lag)",
-            ["stream"],
-            registry=r,
+            "stream",
         )
-        self.pending = Gauge(
-            "marketstream_hot_stream_pending",
+        self.pending = self.gauge(
+            "stream_pending",
             "Entries delivered to the hot-writer group and not yet acknowledged",
-            ["stream"],
-            registry=r,
+            "stream",
         )
-        self.freshness = Histogram(
-            "marketstream_hot_freshness_seconds",
+        self.freshness = self.histogram(
+            "freshness_seconds",
             "Exchange time to queryable: successful flush time minus the record's ts, per "
             "record (WAL apply adds a few ms after the flush)",
-            ["table"],
+            "table",
             buckets=_FRESHNESS_BUCKETS,
-            registry=r,
         )
-        self.receive_freshness = Histogram(
-            "marketstream_hot_receive_freshness_seconds",
+        self.receive_freshness = self.histogram(
+            "receive_freshness_seconds",
             "Local receive time to queryable, per record that has one (trades, quotes, books): "
             "the pipeline's own latency, meaningful for replays whose exchange times are old",
-            ["table"],
+            "table",
             buckets=_FRESHNESS_BUCKETS,
-            registry=r,
         )
-        self.wal_unapplied = Gauge(
-            "marketstream_hot_wal_unapplied_txns",
+        self.wal_unapplied = self.gauge(
+            "wal_unapplied_txns",
             "QuestDB WAL transactions committed but not yet applied (sequencerTxn - writerTxn)",
-            ["table"],
-            registry=r,
+            "table",
         )
-        self.last_write = Gauge(
-            "marketstream_hot_last_write_timestamp_seconds",
-            "Wall-clock time of the last flush QuestDB confirmed",
-            registry=r,
+        self.last_write = self.gauge(
+            "last_write_timestamp_seconds", "Wall-clock time of the last flush QuestDB confirmed"
         )

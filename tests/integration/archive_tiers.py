@@ -30,7 +30,7 @@ from marketstream.schemas.arrow import conform
 from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TableSpec
 from marketstream.services import process
-from marketstream.services.gateway_process import GatewaySetup, start_warm_server
+from marketstream.services.gateway_process import GatewaySetup, spawn_warm_server
 from marketstream.services.questdb_server import QuestDBPorts, start_questdb
 from marketstream.tiers import clickhouse
 from marketstream.tiers.clickhouse_partitions import WarmTier
@@ -74,16 +74,18 @@ def start_tiers(
             pid_path=root / "questdb.pid",
         )
     keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    gateway = start_warm_server(
-        root / "clickhouse",
-        port=process.free_port(),
-        log_path=root / "gateway.log",
-        pid_path=root / "gateway.pid",
-        timeout_s=services_config.start_timeout_s,
-        setup=GatewaySetup(  # s3() may read the cold bucket, with the engine's own keys
-            cold=f"s3://{bucket}/cold", s3=S3Config(endpoint_url=s3.endpoint_url)
+    gateway = process.started(
+        spawn_warm_server(
+            root / "clickhouse",
+            port=process.free_port(),
+            log_path=root / "gateway.log",
+            pid_path=root / "gateway.pid",
+            setup=GatewaySetup(  # s3() may read the cold bucket, with the engine's own keys
+                cold=f"s3://{bucket}/cold", s3=S3Config(endpoint_url=s3.endpoint_url)
+            ),
+            env={**os.environ, **keys},
         ),
-        env={**os.environ, **keys},
+        services_config.start_timeout_s,
     )
     s3.client.create_bucket(Bucket=bucket)
     environ = {

@@ -63,7 +63,7 @@ def redis_url(services_config: ServicesConfig, service_layout: StateLayout) -> I
     server = _start_or_fail(
         "Redis",
         lambda: start_redis(
-            service_layout.redis_dir,
+            service_layout.data_dir("redis"),
             port=process.free_port(),
             log_path=service_layout.log_path("redis"),
             pid_path=service_layout.pid_path("redis"),
@@ -82,7 +82,7 @@ def questdb(
         "QuestDB",
         lambda: start_questdb(
             services_config,
-            service_layout.questdb_root,
+            service_layout.data_dir("questdb"),
             ports=QuestDBPorts.pick(),
             log_path=service_layout.log_path("questdb"),
             pid_path=service_layout.pid_path("questdb"),
@@ -104,7 +104,7 @@ def clickhouse(service_layout: StateLayout) -> Iterator[Client]:
     """The in-process ClickHouse engine: one path per process, so one per pytest session."""
     client = _start_or_fail(
         "ClickHouse (chdb)",
-        lambda: clickhouse_tier.connect(f"chdb://{service_layout.clickhouse_dir}"),
+        lambda: clickhouse_tier.connect(f"chdb://{service_layout.data_dir('clickhouse')}"),
     )
     yield client
     client.close()
@@ -166,17 +166,19 @@ def warm_gateway(
 
     Another directory than the `clickhouse` fixture's: that engine is open in this process.
     """
-    from marketstream.services.gateway_process import start_warm_server  # noqa: PLC0415
+    from marketstream.services.gateway_process import spawn_warm_server  # noqa: PLC0415
 
     layout = StateLayout(tmp_path_factory.mktemp("warm-gateway"))
     server = _start_or_fail(
         "warm gateway",
-        lambda: start_warm_server(
-            layout.clickhouse_dir,
-            port=process.free_port(),
-            log_path=layout.log_path("clickhouse"),
-            pid_path=layout.pid_path("clickhouse"),
-            timeout_s=services_config.start_timeout_s,
+        lambda: process.started(
+            spawn_warm_server(
+                layout.data_dir("clickhouse"),
+                port=process.free_port(),
+                log_path=layout.log_path("clickhouse"),
+                pid_path=layout.pid_path("clickhouse"),
+            ),
+            services_config.start_timeout_s,
         ),
     )
     yield server.url

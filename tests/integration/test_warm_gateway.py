@@ -23,7 +23,7 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
 from marketstream.services import process
 from marketstream.services.checks import clickhouse_error
-from marketstream.services.gateway_process import start_warm_server
+from marketstream.services.gateway_process import spawn_warm_server
 from marketstream.services.manager import services_status, start_services, stop_services
 from marketstream.services.state import StateLayout, load_record
 from marketstream.tiers import clickhouse
@@ -257,12 +257,14 @@ def test_the_gateway_owns_its_directory_and_keeps_data_across_restarts(tmp_path:
     layout = StateLayout(tmp_path)
 
     def start() -> str:
-        server = start_warm_server(
-            layout.clickhouse_dir,
-            port=process.free_port(),
-            log_path=layout.log_path("clickhouse"),
-            pid_path=layout.pid_path("clickhouse"),
-            timeout_s=START_TIMEOUT_S,
+        server = process.started(
+            spawn_warm_server(
+                layout.data_dir("clickhouse"),
+                port=process.free_port(),
+                log_path=layout.log_path("clickhouse"),
+                pid_path=layout.pid_path("clickhouse"),
+            ),
+            START_TIMEOUT_S,
         )
         servers.append(server.process)
         return server.url

@@ -27,7 +27,7 @@ from marketstream.config import S3Config, ServicesConfig, WarmGatewayConfig
 from marketstream.schemas.arrow import arrow_schema
 from marketstream.schemas.columns import SPECS
 from marketstream.services import process
-from marketstream.services.gateway_process import GatewaySetup, WarmServer, start_warm_server
+from marketstream.services.gateway_process import GatewaySetup, WarmServer, spawn_warm_server
 from marketstream.tiers import clickhouse, clickhouse_tables
 from marketstream.tiers.clickhouse_views import create_all_views_sql
 from marketstream.tiers.cold_parquet import encode_partition
@@ -52,14 +52,16 @@ class Gateway:
 
 
 def _start(root: Path, services: ServicesConfig, setup: GatewaySetup, **env: str) -> WarmServer:
-    return start_warm_server(
-        root / "clickhouse",
-        port=process.free_port(),
-        log_path=root / "gateway.log",
-        pid_path=root / "gateway.pid",
-        timeout_s=services.start_timeout_s,
-        setup=setup,
-        env={**os.environ, **env},
+    return process.started(
+        spawn_warm_server(
+            root / "clickhouse",
+            port=process.free_port(),
+            log_path=root / "gateway.log",
+            pid_path=root / "gateway.pid",
+            setup=setup,
+            env={**os.environ, **env},
+        ),
+        services.start_timeout_s,
     )
 
 
