@@ -22,12 +22,21 @@ from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.service import plan_connections
 from marketstream.replay.recording_format import RecordedFrame
-from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Trade,
+)
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item
 from marketstream.venues.base.venue import Sequencing, Subscription
 from marketstream.venues.okx.checksum import checksum
 from marketstream.venues.okx.feed import connect_url, resubscribe_book, split, subscribe_messages
 from marketstream.venues.okx.rest import map_snapshot, snapshot_requests, snapshot_symbol
+from marketstream.venues.okx.sessions import okx_session
 from marketstream.venues.okx.symbols import native_symbol, normalized_symbol
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import get_venue
@@ -846,3 +855,19 @@ def test_resubscribing_a_book_unsubscribes_then_subscribes() -> None:
         {"op": "unsubscribe", "args": [{"channel": "books", "instId": "ETH-USDT-SWAP"}]},
         {"op": "subscribe", "args": [{"channel": "books", "instId": "ETH-USDT-SWAP"}]},
     ]
+
+
+def test_the_generated_session_maps_with_instruments_into_every_record_type() -> None:
+    """The demo's session: swap sizes are contracts (3 x ctVal 0.01 = 0.03 BTC), and the
+    swap has open interest and liquidations."""
+    mapper = OKX.make_mapper(("BTC-USDT", "BTC-USDT-PERP"), okx_instruments())
+    items = [item for f in okx_session(40) for item in mapper(f.frame, f.recv_ns)]
+    swap_trades = [i for i in items if isinstance(i, Trade) and i.symbol == "BTC-USDT-PERP"]
+    assert swap_trades
+    assert {t.size for t in swap_trades} == {0.03}
+    interest = [i for i in items if isinstance(i, OpenInterest)]
+    liquidations = [i for i in items if isinstance(i, Liquidation)]
+    assert interest
+    assert liquidations
+    assert {i.symbol for i in [*interest, *liquidations]} == {"BTC-USDT-PERP"}
+    assert all(i.value is not None and i.value > i.open_interest for i in interest)
