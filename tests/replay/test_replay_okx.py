@@ -18,12 +18,21 @@ from marketstream.ingest.processor import FrameProcessor
 from marketstream.replay.dialect import EVERYONE, Route
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.replay.server import ReplayServer
-from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Trade,
+)
 from marketstream.venues.base.venue import Subscription
 from marketstream.venues.okx.replay import OkxDialect
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import message_of, receive, receive_n, wait_until
+from tests.venues.okx.captures import okx_instruments
 
 PUBLIC = "wss://ws.okx.com:8443/ws/v5/public"
 BUSINESS = "wss://ws.okx.com:8443/ws/v5/business"
@@ -177,7 +186,7 @@ async def test_the_okx_exchange_rules_replay_both_endpoints_into_records(recordi
     )
     public, business = OKX.split(configured) if OKX.split is not None else []
     processor = FrameProcessor(
-        OKX.make_mapper(configured.symbols),
+        OKX.make_mapper(configured.symbols, okx_instruments()),
         BookKeeper(OKX.name, OKX.book_rules, depth=5, interval_ns=1),
         max_future_skew_ns=10**19,
         known_symbols=set(configured.symbols),
@@ -221,13 +230,72 @@ async def test_the_okx_exchange_rules_replay_both_endpoints_into_records(recordi
         "okx", "BTC-USDT", 1700000000250 * 1_000_000, T0 + 10, 12,
         [(37000.1, 0.75), (36999.9, 1.2)], [(37000.2, 0.01), (37001.0, 3.0)],
     )  # fmt: skip
-    assert isinstance(by_type[Quote], Quote)
-    assert by_type[Quote].symbol == "ETH-USDT-PERP"
+    quote = by_type[Quote]
+    assert isinstance(quote, Quote)
+    assert quote.symbol == "ETH-USDT-PERP"
+    # ETH-USDT-SWAP contracts are 0.1 ETH: 12 and 30 contracts are 1.2 and 3 ETH
+    assert quote.bid_sz == pytest.approx(1.2)
+    assert quote.ask_sz == 3.0
     assert isinstance(by_type[Funding], Funding)
     assert isinstance(by_type[Trade], Trade)
     candle_record = by_type[Candle]
     assert isinstance(candle_record, Candle)
     assert candle_record.closed
+
+
+def _liquidation(inst_type: str, inst_id: str, ts: str) -> str:
+    detail = {"bkLoss": "0", "bkPx": "37000", "ccy": "", "posSide": "long", "side": "sell",
+              "sz": "250", "ts": ts}  # fmt: skip
+    data = {"details": [detail], "instFamily": "BTC-USDT", "instId": inst_id,
+            "instType": inst_type, "uly": "BTC-USDT"}  # fmt: skip
+    return orjson.dumps(
+        {"arg": {"channel": "liquidation-orders", "instType": inst_type}, "data": [data]}
+    ).decode()
+
+
+async def test_liquidations_by_inst_type_and_open_interest_replay_into_records(
+    tmp_path: Path,
+) -> None:
+    """`liquidation-orders` is subscribed by instType: the SWAP subscription gets the swaps'
+    liquidations, not the futures'; the mapper keeps the configured swap's only."""
+    oi = push("open-interest", "BTC-USDT-SWAP", [{"instId": "BTC-USDT-SWAP", "instType": "SWAP",
+              "oi": "250000", "oiCcy": "2500", "ts": "1700000000100"}])  # fmt: skip
+    frames = [
+        _liquidation("FUTURES", "BTC-USDT-220527", "1700000000050"),  # not subscribed
+        oi,
+        _liquidation("SWAP", "ETH-USDT-SWAP", "1700000000150"),  # subscribed, not configured
+        _liquidation("SWAP", "BTC-USDT-SWAP", "1700000000200"),
+    ]
+    path = tmp_path / "okx.jsonl"
+    path.write_bytes(
+        b"".join(
+            RecordedFrame(T0 + LEAD_IN_NS * (i > 0) + i, "okx", PUBLIC, f).to_json_line()
+            for i, f in enumerate([trade("XRP-USDT", "1", "1700000000000"), *frames])
+        )
+    )
+    configured = Subscription(("BTC-USDT-PERP",), ("liquidations", "open_interest"))
+    [message] = OKX.subscribe_messages(configured)
+    assert orjson.loads(message)["args"] == [
+        {"channel": "liquidation-orders", "instType": "SWAP"},
+        {"channel": "open-interest", "instId": "BTC-USDT-SWAP"},
+    ]
+    async with (
+        ReplayServer(path, DIALECTS, speed=1.0) as server,
+        connect(OKX.connect_url(server.ws_url, configured)) as ws,
+    ):
+        await ws.send(message)
+        answers = [message_of(m) for m in await receive_n(ws, 2)]
+        assert [a["event"] for a in answers] == ["subscribe", "subscribe"]
+        received = await receive_n(ws, 3)
+    assert received == frames[1:]
+    mapper = OKX.make_mapper(configured.symbols, okx_instruments())
+    records = [r for frame in received for r in mapper(frame, T0)]
+    assert records == [
+        # oiCcy is the open interest in coins; no oiUsd in this push, and a linear contract
+        OpenInterest("okx", "BTC-USDT-PERP", 1700000000100 * 1_000_000, T0, 2500.0, None),
+        # 250 contracts x ctVal 0.01 BTC = 2.5 BTC
+        Liquidation("okx", "BTC-USDT-PERP", 1700000000200 * 1_000_000, T0, "sell", 37000.0, 2.5),
+    ]
 
 
 # --- the dialect without sockets -----------------------------------------------------------

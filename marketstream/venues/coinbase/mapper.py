@@ -40,13 +40,32 @@ _TAKER_SIDE: Final[Mapping[str, Side]] = MappingProxyType({"buy": "sell", "sell"
 _BOOK_SIDE: Final[Mapping[str, int]] = MappingProxyType({"buy": 0, "sell": 1})
 
 
+_PLACEHOLDER_TIME: Final = "0001-01-01T00:00:00"
+
+
+def _time(data: JsonObject, key: str, what: str, default: int | None = None) -> int:
+    """An event time; `default` where the field may be absent. Coinbase writes the
+    placeholder `0001-01-01T00:00:00Z` where it has no time: that is refused, not read as a
+    year-1 timestamp that fits no int64 nanoseconds (nor is a receive time put in for it)."""
+    ts = iso_time(data, key, what) if default is None else iso_time_or(data, key, what, default)
+    if ts < 0:
+        value = data[key]
+        if str(value).startswith(_PLACEHOLDER_TIME):
+            raise FrameError(
+                f"{what}: {key} {show(value)} is Coinbase's placeholder for an unknown time, "
+                "not an event time"
+            )
+        raise FrameError(f"{what}: {key} {show(value)} is before 1970, not an event time")
+    return ts
+
+
 def _trade(data: JsonObject, recv_ts: int) -> list[Item]:
     what = "match"
     taker_side = one_of(data, "side", what, _TAKER_SIDE, "'buy' or 'sell'")
     trade = Trade(
         NAME,
         text(data, "product_id", what),
-        iso_time(data, "time", what),
+        _time(data, "time", what),
         recv_ts,
         str(field(data, "trade_id", what)),
         number(data, "price", what),
@@ -62,7 +81,7 @@ def _ticker(data: JsonObject, recv_ts: int) -> list[Item]:
     quote = Quote(
         NAME,
         text(data, "product_id", what),
-        iso_time_or(data, "time", what, recv_ts),
+        _time(data, "time", what, recv_ts),
         recv_ts,
         number(data, "best_bid", what),
         optional_number(data, "best_bid_size", what),
@@ -78,7 +97,7 @@ def _snapshot(data: JsonObject, recv_ts: int) -> list[Item]:
     update = BookUpdate(
         NAME,
         text(data, "product_id", what),
-        iso_time_or(data, "time", what, recv_ts),
+        _time(data, "time", what, recv_ts),
         recv_ts,
         levels(data, "bids", what),
         levels(data, "asks", what),
@@ -108,7 +127,7 @@ def _l2update(data: JsonObject, recv_ts: int) -> list[Item]:
     update = BookUpdate(
         NAME,
         text(data, "product_id", what),
-        iso_time(data, "time", what),
+        _time(data, "time", what),
         recv_ts,
         bids,
         asks,

@@ -7,6 +7,7 @@ from typing import Final
 from marketstream.venues.base.feed import connect_to_base
 from marketstream.venues.base.venue import Sequencing, Venue
 from marketstream.venues.coinbase.feed import CHANNELS, subscribe_messages
+from marketstream.venues.coinbase.instruments import instrument_urls, parse_instruments
 from marketstream.venues.coinbase.mapper import make_mapper
 from marketstream.venues.coinbase.replay import CoinbaseDialect
 from marketstream.venues.coinbase.symbols import NAME
@@ -21,4 +22,6 @@ COINBASE: Final = Venue(
     dialect=CoinbaseDialect(),
     ping_message=None,
     sequential_trade_ids=True,  # `trade_id` counts up by one per product
+    instrument_urls=instrument_urls,
+    parse_instruments=parse_instruments,
 )

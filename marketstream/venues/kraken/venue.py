@@ -14,6 +14,7 @@ from marketstream.venues.kraken.feed import (
     resubscribe_book,
     subscribe_messages,
 )
+from marketstream.venues.kraken.instruments import instrument_urls, parse_instruments
 from marketstream.venues.kraken.mapper import make_mapper
 from marketstream.venues.kraken.replay import KrakenDialect
 from marketstream.venues.kraken.sessions import kraken_session
@@ -43,5 +44,7 @@ KRAKEN: Final = Venue(
     # Kraken sends no removal for levels pushed out of the subscribed depth.
     book_depth_limit=BOOK_DEPTH,
     sequential_trade_ids=True,  # v2 `trade_id` counts up by one per pair
+    instrument_urls=instrument_urls,
+    parse_instruments=parse_instruments,
     session=kraken_session,
 )

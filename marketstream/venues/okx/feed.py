@@ -2,7 +2,9 @@
 
 Candle channels live on the `/business` endpoint since OKX moved them there in June 2023;
 everything else here is on `/public`, so a subscription with candles is split in two
-connections.
+connections. Funding, liquidations and open interest exist for derivatives only: spot symbols
+are not subscribed to them. `liquidation-orders` takes an instType, not an instId (the mapper
+keeps the configured instruments' liquidations).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Final
 import orjson
 
 from marketstream.errors import ConfigError
-from marketstream.schemas.instruments import Channel, parse_symbol
+from marketstream.schemas.instruments import DERIVATIVE_CHANNELS, Channel, parse_symbol
 from marketstream.venues.base.feed import check_channels
 from marketstream.venues.base.parsing import JsonObject
 from marketstream.venues.base.venue import Subscription
 from marketstream.venues.okx.symbols import NAME, native_symbol
 
-CHANNELS: Final[frozenset[Channel]] = frozenset(("trades", "quotes", "candles", "books", "funding"))
+CHANNELS: Final[frozenset[Channel]] = frozenset(
+    ("trades", "quotes", "candles", "books", "funding", "liquidations", "open_interest")
+)
 _FEED_CHANNELS: Final[Mapping[Channel, str]] = MappingProxyType(
     {
         "trades": "trades",
@@ -28,6 +32,8 @@ _FEED_CHANNELS: Final[Mapping[Channel, str]] = MappingProxyType(
         "candles": "candle1m",
         "books": "books",  # 400 levels: a snapshot, then changes every 100 ms
         "funding": "funding-rate",
+        "liquidations": "liquidation-orders",  # by instType: every swap's (or future's)
+        "open_interest": "open-interest",
     }
 )
 PUBLIC_PATH: Final = "/public"
@@ -68,12 +74,23 @@ def connect_url(base: str, subscription: Subscription) -> str:
 
 def _args(subscription: Subscription) -> list[JsonObject]:
     channels = check_channels(NAME, subscription.channels, CHANNELS)
-    return [
-        {"channel": _FEED_CHANNELS[channel], "instId": native_symbol(symbol)}
-        for symbol in subscription.symbols
-        for channel in channels
-        if channel != "funding" or parse_symbol(symbol).perp  # spot has no funding rate
-    ]
+    args: list[JsonObject] = []
+    inst_types: dict[str, None] = {}  # liquidation-orders: one argument per instType
+    for symbol in subscription.symbols:
+        parts = parse_symbol(symbol)
+        for channel in channels:
+            if channel in DERIVATIVE_CHANNELS and not parts.derivative:
+                continue  # spot has no funding, liquidations or open interest
+            if channel == "funding" and not parts.perp:
+                continue  # futures settle at expiry: no funding rate
+            if channel == "liquidations":
+                inst_type = "SWAP" if parts.perp else "FUTURES"
+                if inst_type not in inst_types:
+                    inst_types[inst_type] = None
+                    args.append({"channel": _FEED_CHANNELS[channel], "instType": inst_type})
+                continue
+            args.append({"channel": _FEED_CHANNELS[channel], "instId": native_symbol(symbol)})
+    return args
 
 
 def subscribe_messages(subscription: Subscription) -> list[str]:

@@ -1,21 +1,37 @@
-"""OKX v5 public feed, spot and perpetual swaps: the pure frame mapper `(frame, recv_ts) -> items`.
+"""OKX v5 public feed, spot, swaps and futures: the pure frame mapper `(frame, recv_ts) -> items`.
 
 Every push is `{"arg": {"channel": ..., "instId": ...}, "data": [...]}` (book pushes add
 `action`); answers to requests are `{"event": ...}` and the answer to the text `ping` is the
 text `pong`. Times, prices and sizes arrive as strings; book levels keep their text because
 OKX's checksum is computed over the text as sent. A WebSocket book snapshot is still
 accepted (older captures, feeds that still send one; see `rest.py`).
+
+Derivative sizes are contracts on the wire; every record's size is in base units, by the
+instrument's contract value (`venues/base/contracts.py`): a derivative without metadata is a
+FrameError wherever a size is needed. Spot sizes are coins and pass through untouched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Final
 
-from marketstream.schemas.records import Candle, Funding, Instrument, Level, Quote, Side, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Funding,
+    Instrument,
+    Level,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Side,
+    Trade,
+)
+from marketstream.venues.base.contracts import COINS, SizeRule, rule_for
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, LevelText, in_venue
 from marketstream.venues.base.parsing import (
     NS_PER_MS,
@@ -89,20 +105,55 @@ def book_side(item: JsonObject, key: str, what: str) -> tuple[list[Level], list[
 
 # --- the mapper ----------------------------------------------------------------------------
 
-Handler = Callable[[str, str, JsonObject, int], list[Item]]  # (channel, symbol, message, recv_ts)
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One instId as the mapper knows it: its normalized symbol and its size rule (None: a
+    derivative without metadata, whose sizes cannot be mapped: `sizes` raises)."""
+
+    symbol: str
+    rule: SizeRule | None
+
+    def sizes(self) -> SizeRule:
+        if self.rule is None:
+            return rule_for(self.symbol, None)  # raises the FrameError naming the symbol
+        return self.rule
+
+
+# (channel, market, message, recv_ts) -> items
+Handler = Callable[[str, Market, JsonObject, int], list[Item]]
 
 
 @dataclass(frozen=True, slots=True)
 class OkxMapper:
-    """Maps one frame to items; configured instIds are looked up, others read off the frame."""
+    """Maps one frame to items: instIds are named from the instrument metadata, else from the
+    configured symbols, else read off the id; sizes go to base units by the metadata."""
 
-    symbols: Mapping[str, str]  # instId -> normalized symbol, read-only
+    symbols: Mapping[str, str]  # configured instId -> normalized symbol, read-only
+    instruments: Mapping[str, Instrument]  # instId -> metadata, read-only
+    # instId -> Market, filled as instIds are seen (a cache: the mapping never changes).
+    markets: dict[str, Market] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         try:
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(NAME, exc) from None
+
+    def market(self, inst_id: str) -> Market:
+        market = self.markets.get(inst_id)
+        if market is None:
+            instrument = self.instruments.get(inst_id)
+            if instrument is not None:
+                symbol = instrument.symbol
+            else:
+                symbol = self.symbols.get(inst_id) or normalized_symbol(inst_id)
+            try:
+                rule: SizeRule | None = rule_for(symbol, instrument)
+            except FrameError:
+                rule = None
+            market = self.markets[inst_id] = Market(symbol, rule)
+        return market
 
     def _map(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         if frame == (b"pong" if type(frame) is bytes else "pong"):
@@ -112,14 +163,43 @@ class OkxMapper:
             return _event(message)
         arg = mapping(message, "arg", "push")
         channel = text(arg, "channel", "arg")
+        if channel == LIQUIDATIONS:
+            return self._liquidations(message, recv_ts)
         handler = _HANDLERS.get(channel)
         if handler is None:
             raise FrameError(f"unknown channel {show(channel)}")
-        inst_id = text(arg, "instId", "arg")
-        symbol = self.symbols.get(inst_id)
-        if symbol is None:
-            symbol = normalized_symbol(inst_id)
-        return handler(channel, symbol, message, recv_ts)
+        return handler(channel, self.market(text(arg, "instId", "arg")), message, recv_ts)
+
+    def _liquidations(self, message: JsonObject, recv_ts: int) -> list[Item]:
+        """`liquidation-orders` is subscribed by instType: each item names its instId and
+        lists its liquidations; instruments not configured (when some are) are left out."""
+        what = LIQUIDATIONS
+        records: list[Item] = []
+        for item in objects(message, what):
+            inst_id = text(item, "instId", what)
+            if self.symbols and inst_id not in self.symbols:
+                continue
+            market = self.market(inst_id)
+            rule = market.sizes()
+            details = field(item, "details", what)
+            if type(details) is not list:
+                raise FrameError(f"{what}: details {show(details)} is not a list")
+            for detail in details:
+                if type(detail) is not dict:
+                    raise FrameError(f"{what}: details item {show(detail)} is not a JSON object")
+                price = number(detail, "bkPx", what)
+                records.append(
+                    Liquidation(
+                        NAME,
+                        market.symbol,
+                        millis_text(detail, "ts", what),
+                        recv_ts,
+                        one_of(detail, "side", what, _SIDES, "'buy' or 'sell'"),
+                        price,
+                        rule.size(number(detail, "sz", what), price),
+                    )
+                )
+        return records
 
 
 def _event(message: JsonObject) -> list[Item]:
@@ -131,71 +211,92 @@ def _event(message: JsonObject) -> list[Item]:
     raise FrameError(f"unknown event {show(event)}")
 
 
-def _trades(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
+def _trades(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
     what = "trades"
+    rule = market.sizes()
     trades: list[Item] = []
     for item in objects(message, what):
         side = one_of(item, "side", what, _SIDES, "'buy' or 'sell'")
+        price = number(item, "px", what)
+        size = number(item, "sz", what)
         trades.append(
             Trade(
                 NAME,
-                symbol,
+                market.symbol,
                 millis_text(item, "ts", what),
                 recv_ts,
                 text(item, "tradeId", what),
-                number(item, "px", what),
-                number(item, "sz", what),
+                price,
+                size if rule.unit else rule.size(size, price),
                 side,  # OKX's trade side is the taker's
             )
         )
     return trades
 
 
-def _tickers(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
+def _tickers(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
     what = "tickers"
-    return [
-        Quote(
-            NAME,
-            symbol,
-            millis_text(item, "ts", what),
-            recv_ts,
-            number(item, "bidPx", what),
-            number(item, "bidSz", what),
-            number(item, "askPx", what),
-            number(item, "askSz", what),
-            number(item, "last", what),
+    rule = market.sizes()
+    quotes: list[Item] = []
+    for item in objects(message, what):
+        bid_px, bid_sz = number(item, "bidPx", what), number(item, "bidSz", what)
+        ask_px, ask_sz = number(item, "askPx", what), number(item, "askSz", what)
+        if not rule.unit:
+            bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
+        quotes.append(
+            Quote(
+                NAME,
+                market.symbol,
+                millis_text(item, "ts", what),
+                recv_ts,
+                bid_px,
+                bid_sz,
+                ask_px,
+                ask_sz,
+                number(item, "last", what),
+            )
         )
-        for item in objects(message, what)
-    ]
+    return quotes
 
 
 # Candle channels the mapper reads -> the normalized interval (OKX's `1H`/`1M` are hour/month).
 _CANDLE_INTERVALS: Final[Mapping[str, str]] = MappingProxyType({"candle1m": "1m"})
 
 
-def _candles(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
+def _candles(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
     """`[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`; `confirm` "1": the candle closed.
 
-    Captures from before OKX added `confirm` (2022) have 7 fields; their candles read as open.
+    `vol` is base currency for spot but contracts for derivatives, whose `volCcy` is the
+    base currency (for spot it is the quote): derivatives take `volCcy`, or `vol` converted
+    at the close where it is missing. Captures from before OKX added `confirm` (2022) have 7
+    fields; their candles read as open.
     """
     what = channel
+    rule = market.sizes()
     candles: list[Item] = []
     for row in _data(message, what):
         if type(row) is not list or len(row) < 6:
             raise FrameError(
                 f"{what}: {show(row)} is not a list [ts, open, high, low, close, volume, ...]"
             )
+        close = _row_number(row, 4, "close", what)
+        if rule.unit:
+            volume = _row_number(row, 5, "vol", what)
+        elif len(row) > 6 and row[6] != "":
+            volume = _row_number(row, 6, "volCcy", what)
+        else:
+            volume = rule.size(_row_number(row, 5, "vol", what), close)
         candles.append(
             Candle(
                 NAME,
-                symbol,
+                market.symbol,
                 _CANDLE_INTERVALS[channel],
                 _millis_value(row[0], "ts", what),
                 _row_number(row, 1, "open", what),
                 _row_number(row, 2, "high", what),
                 _row_number(row, 3, "low", what),
-                _row_number(row, 4, "close", what),
-                _row_number(row, 5, "vol", what),
+                close,
+                volume,
                 closed=len(row) > 8 and row[8] == "1",
             )
         )
@@ -212,28 +313,30 @@ def _row_number(row: list[object], index: int, name: str, what: str) -> float:
     raise FrameError(f"{what}: {name} {show(value)} is not a decimal number")
 
 
-def _books(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
+def _books(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
     """Incremental books: a `snapshot` after subscribing, then `update`s linked by seqId."""
     what = channel
     action = message.get("action")
     if action not in ("snapshot", "update"):
         raise FrameError(f"{what}: action {show(action)} is not 'snapshot' or 'update'")
+    rule = market.sizes()
     return [
-        _book_update(symbol, item, recv_ts, what, is_snapshot=action == "snapshot")
+        _book_update(market.symbol, rule, item, recv_ts, what, is_snapshot=action == "snapshot")
         for item in objects(message, what)
     ]
 
 
-def _book_snapshots(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
+def _book_snapshots(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
     """`books5` and `bbo-tbt`: every push is the whole (shallow) book."""
+    rule = market.sizes()
     return [
-        _book_update(symbol, item, recv_ts, channel, is_snapshot=True)
+        _book_update(market.symbol, rule, item, recv_ts, channel, is_snapshot=True)
         for item in objects(message, channel)
     ]
 
 
 def _book_update(
-    symbol: str, item: JsonObject, recv_ts: int, what: str, *, is_snapshot: bool
+    symbol: str, rule: SizeRule, item: JsonObject, recv_ts: int, what: str, *, is_snapshot: bool
 ) -> BookUpdate:
     # OKX retires the checksum: where it is dropped or sent as 0 there is nothing to verify
     # (a true CRC of 0 is one in 2**32 and merely goes unchecked).
@@ -253,6 +356,7 @@ def _book_update(
         last_seq=optional_int(item, "seqId", what),
         prev_seq=prev,
         checksum=crc or None,
+        rule=rule,
     )
 
 
@@ -267,11 +371,15 @@ def book_update(
     first_seq: int | None = None,
     prev_seq: int | None = None,
     checksum: int | None = None,
+    rule: SizeRule = COINS,
 ) -> BookUpdate:
     """One book item's levels (as floats and as sent) and time: pushes and the REST snapshot
-    write them alike; the caller reads the sequence fields, which they do not."""
+    write them alike; the caller reads the sequence fields, which they do not. The float
+    levels' sizes go to base units by `rule`; the text stays as sent, for the checksum."""
     bids, bid_texts = book_side(item, "bids", what)
     asks, ask_texts = book_side(item, "asks", what)
+    if not rule.unit:
+        bids, asks = rule.levels(bids), rule.levels(asks)
     return BookUpdate(
         NAME,
         symbol,
@@ -289,22 +397,58 @@ def book_update(
     )
 
 
-def _funding_rate(channel: str, symbol: str, message: JsonObject, recv_ts: int) -> list[Item]:
-    """This channel carries no mark or index price; `ts` is missing from older pushes."""
+def _funding_rate(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
+    """The current rate, charged at the settlement `fundingTime` (so that is `next_ts`;
+    `nextFundingTime` is the settlement after it, for the predicted `nextFundingRate`).
+
+    The event time is the push's `ts`; older pushes have none and take the receive time,
+    never `fundingTime`, which is hours away. A push with no current rate (only
+    `nextFundingRate`, or `fundingRate` empty) carries nothing to record and is skipped, as
+    on Bybit. The channel carries no mark or index price.
+    """
     what = channel
     rates: list[Item] = []
     for item in objects(message, what):
-        next_time = item.get("nextFundingTime")
-        next_ts = (
-            None if next_time in (None, "") else _millis_value(next_time, "nextFundingTime", what)
-        )
-        ts = millis_text(item, "ts" if "ts" in item else "fundingTime", what)
+        if item.get("fundingRate") in (None, ""):
+            continue
+        settles = item.get("fundingTime")
+        next_ts = None if settles in (None, "") else _millis_value(settles, "fundingTime", what)
+        ts = millis_text(item, "ts", what) if "ts" in item else recv_ts
         rates.append(
-            Funding(NAME, symbol, ts, number(item, "fundingRate", what), None, None, next_ts)
+            Funding(NAME, market.symbol, ts, number(item, "fundingRate", what), None, None, next_ts)
         )
     return rates
 
 
+def _open_interest(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
+    """`oi` counts contracts, `oiCcy` the same in coins (base units): `oiCcy` is taken, or
+    `oi` converted for linear contracts where it is missing (an inverse contract's coins
+    depend on a price this push does not carry). `value` is `oiUsd` where OKX sends it (newer
+    pushes), else for inverse contracts `oi` x the contract's quote value."""
+    what = channel
+    records: list[Item] = []
+    for item in objects(message, what):
+        contracts = number(item, "oi", what)
+        if item.get("oiCcy") not in (None, ""):
+            coins = number(item, "oiCcy", what)
+        else:
+            rule = market.sizes()
+            if rule.inverse:
+                raise FrameError(f"{what}: oiCcy is missing: inverse contracts need it")
+            coins = rule.size(contracts, 1.0)
+        if item.get("oiUsd") not in (None, ""):
+            value: float | None = number(item, "oiUsd", what)
+        elif market.rule is not None and market.rule.inverse:
+            value = contracts * market.rule.factor
+        else:
+            value = None
+        records.append(
+            OpenInterest(NAME, market.symbol, millis_text(item, "ts", what), recv_ts, coins, value)
+        )
+    return records
+
+
+LIQUIDATIONS: Final = "liquidation-orders"
 _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     {
         "trades": _trades,
@@ -317,9 +461,14 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "books5": _book_snapshots,
         "bbo-tbt": _book_snapshots,
         "funding-rate": _funding_rate,
+        "open-interest": _open_interest,
     }
 )
 
 
 def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> OkxMapper:
-    return OkxMapper(MappingProxyType({native_symbol(symbol): symbol for symbol in symbols}))
+    """The mapper of these configured symbols, with OKX's instruments among `instruments`."""
+    return OkxMapper(
+        MappingProxyType({native_symbol(symbol): symbol for symbol in symbols}),
+        MappingProxyType({i.native_symbol: i for i in instruments if i.exchange == NAME}),
+    )

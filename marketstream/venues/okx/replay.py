@@ -2,7 +2,8 @@
 
 A recording may hold frames of both OKX endpoints, `/ws/v5/public` and `/ws/v5/business`
 (each line's url says which). Every push names its channel and instrument, and each channel
-lives on one endpoint, so frames are routed by (channel, instId); a session accepts only the
+lives on one endpoint, so frames are routed by (channel, instId), or by (channel, instType)
+for channels subscribed by type (`liquidation-orders`); a session accepts only the
 channels of the endpoint it connected to, answering the others with OKX's own error, so that
 a client using the wrong URL fails here as it would live.
 """
@@ -46,9 +47,9 @@ class OkxDialect:
             return None  # recorded (un)subscribe answers, errors and notices
         arg = message.get("arg")
         if isinstance(arg, dict) and "data" in message:
-            channel, inst_id = arg.get("channel"), arg.get("instId", "")
-            if isinstance(channel, str) and isinstance(inst_id, str):
-                return Route(inst_id, frozenset((channel,)))
+            channel, topic = arg.get("channel"), _topic(arg)
+            if isinstance(channel, str) and isinstance(topic, str):
+                return Route(topic, frozenset((channel,)))
         return EVERYONE
 
     def open_session(self, path: str) -> OkxSession:
@@ -86,7 +87,7 @@ class OkxSession:
         """One argument: OKX answers each one of a request separately."""
         if not isinstance(arg, dict) or not isinstance(arg.get("channel"), str):
             return _error(_INVALID_REQUEST, f"Invalid request: {dumps(arg)}")
-        channel, inst_id = arg["channel"], arg.get("instId", "")
+        channel, inst_id = arg["channel"], _topic(arg)
         if not isinstance(inst_id, str) or _on_business(channel) != self._business:
             return _error(
                 _WRONG_URL_OR_CHANNEL,
@@ -98,6 +99,12 @@ class OkxSession:
         else:
             self._subscribed.get(channel, {}).pop(inst_id, None)
         return dumps({"event": op, "arg": arg})
+
+
+def _topic(arg: dict[str, object]) -> object:
+    """What a push or subscription is about: its instId, or its instType for channels
+    subscribed by type (`liquidation-orders`)."""
+    return arg.get("instId") or arg.get("instType", "")
 
 
 def _error(code: str, message: str) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
+from marketstream.schemas.records import Instrument
+from marketstream.venues.base.contracts import SizeRule, rule_for
 from marketstream.venues.base.mapper import BookUpdate, FrameError, in_venue
 from marketstream.venues.base.parsing import JsonObject, field, load_object, show
 from marketstream.venues.base.venue import SnapshotRequest
@@ -43,21 +45,27 @@ def snapshot_symbol(url: str) -> str:
         raise FrameError(f"{NAME}: snapshot URL {url!r}: {exc}") from None
 
 
-def map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
+def map_snapshot(
+    body: str | bytes, symbol: str, recv_ts: int, instruments: Sequence[Instrument] = ()
+) -> BookUpdate:
     """`{"code": "0", "msg": "", "data": [{"asks", "bids", "ts", "seqId"}]}` -> a snapshot.
 
     OKX answers errors with HTTP 200 and a non-zero `code` (51001: no such instrument), so
     the code is checked before the data. `seqId` is what OKX's changelog joins the updates
     on; a body without it still syncs the book, and the next update's prevSeqId then
-    anchors the chain. The snapshot carries no checksum.
+    anchors the chain. The snapshot carries no checksum. Sizes go to base units like the
+    pushes' (a derivative's snapshot needs its instrument among `instruments`).
     """
     try:
-        return _map_snapshot(body, symbol, recv_ts)
+        instrument = next(
+            (i for i in instruments if i.exchange == NAME and i.symbol == symbol), None
+        )
+        return _map_snapshot(body, symbol, recv_ts, rule_for(symbol, instrument))
     except FrameError as exc:
         raise in_venue(NAME, exc) from None
 
 
-def _map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
+def _map_snapshot(body: str | bytes, symbol: str, recv_ts: int, rule: SizeRule) -> BookUpdate:
     what = "books snapshot"
     message = load_object(body)
     code = field(message, "code", what)
@@ -68,7 +76,13 @@ def _map_snapshot(body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
         raise FrameError(f"{what}: data holds {len(items)} books, expected one")
     item = items[0]
     return book_update(
-        symbol, item, recv_ts, what, is_snapshot=True, last_seq=_rest_seq_id(item, what)
+        symbol,
+        item,
+        recv_ts,
+        what,
+        is_snapshot=True,
+        last_seq=_rest_seq_id(item, what),
+        rule=rule,
     )
 
 

@@ -1,5 +1,10 @@
 """Generated OKX v5 sessions, public and business endpoints (test data; see
-`venues/base/sessions.py`)."""
+`venues/base/sessions.py`).
+
+The swap's sizes are contracts, as OKX sends them: mapping them needs the swap's instrument
+metadata (BTC-USDT-SWAP: ctVal 0.01 BTC, linear), which the shipped instrument snapshot
+holds. The swap also gets open interest and liquidations, so the demo shows them.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +70,8 @@ def okx_session(
                 session.add("okx", OKX_PUBLIC, ms, _okx("tickers", inst, [ticker]))
             if step % 3 == 0:
                 trade_id += 1
-                trade = {"instId": inst, "tradeId": str(trade_id), "px": ask, "sz": "0.01",
+                size = "3" if inst.endswith("-SWAP") else "0.01"  # swap: contracts of 0.01 BTC
+                trade = {"instId": inst, "tradeId": str(trade_id), "px": ask, "sz": size,
                          "side": rng.choice(["buy", "sell"]), "ts": str(ms)}  # fmt: skip
                 session.add("okx", OKX_PUBLIC, ms, _okx("trades", inst, [trade]))
             if step % 10 == 0:
@@ -77,4 +83,21 @@ def okx_session(
                            "fundingTime": str(ms + 3_600_000),
                            "nextFundingTime": str(ms + 7_200_000), "ts": str(ms)}  # fmt: skip
                 session.add("okx", OKX_PUBLIC, ms, _okx("funding-rate", inst, [funding]))
+            if step % 10 == 7 and inst.endswith("-SWAP"):
+                contracts = 250_000 + step
+                interest = {"instId": inst, "instType": "SWAP", "oi": str(contracts),
+                            "oiCcy": f"{contracts / 100:.2f}",
+                            "oiUsd": f"{contracts / 100 * float(bid):.2f}",
+                            "ts": str(ms)}  # fmt: skip
+                session.add("okx", OKX_PUBLIC, ms, _okx("open-interest", inst, [interest]))
+            if step % 20 == 13 and inst.endswith("-SWAP"):
+                detail = {"bkLoss": "0", "bkPx": bid, "ccy": "", "posSide": "long",
+                          "side": "sell", "sz": str(rng.randint(1, 40)), "ts": str(ms)}  # fmt: skip
+                liquidation = {"details": [detail], "instFamily": "BTC-USDT", "instId": inst,
+                               "instType": "SWAP", "uly": "BTC-USDT"}  # fmt: skip
+                frame = orjson.dumps(
+                    {"arg": {"channel": "liquidation-orders", "instType": "SWAP"},
+                     "data": [liquidation]}
+                )  # fmt: skip
+                session.add("okx", OKX_PUBLIC, ms, frame)
     return session.frames

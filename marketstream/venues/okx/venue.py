@@ -1,4 +1,4 @@
-"""OKX v5 (spot and perpetual swaps) as the registry lists it."""
+"""OKX v5 (spot, perpetual swaps and dated futures) as the registry lists it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from marketstream.venues.okx.feed import (
     split,
     subscribe_messages,
 )
+from marketstream.venues.okx.instruments import instrument_urls, parse_instruments
 from marketstream.venues.okx.mapper import make_mapper
 from marketstream.venues.okx.replay import OkxDialect
 from marketstream.venues.okx.rest import map_snapshot, snapshot_requests, snapshot_symbol
@@ -47,5 +48,7 @@ OKX: Final = Venue(
     book_depth_limit=BOOK_DEPTH,
     # `trades` aggregates fills and sends the last id of each aggregate: ids skip by design.
     sequential_trade_ids=False,
+    instrument_urls=instrument_urls,
+    parse_instruments=parse_instruments,
     session=okx_session,
 )

@@ -22,21 +22,32 @@ from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.service import plan_connections
 from marketstream.replay.recording_format import RecordedFrame
-from marketstream.schemas.records import Book, Candle, Funding, Quote, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Trade,
+)
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item
 from marketstream.venues.base.venue import Sequencing, Subscription
 from marketstream.venues.okx.checksum import checksum
 from marketstream.venues.okx.feed import connect_url, resubscribe_book, split, subscribe_messages
 from marketstream.venues.okx.rest import map_snapshot, snapshot_requests, snapshot_symbol
+from marketstream.venues.okx.sessions import okx_session
 from marketstream.venues.okx.symbols import native_symbol, normalized_symbol
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import get_venue
+from tests.venues.okx.captures import okx_instruments
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pipeline.yaml"
 RECV = 1_700_000_000_123_456_789  # a receive time in ns, after every documented event time
 MS = 1_000_000
 
-okx = OKX.make_mapper(())
+# With the instruments OKX listed in May 2022 (real REST capture): swaps map in base units.
+okx = OKX.make_mapper((), okx_instruments())
 
 
 def _push(channel: str, inst_id: str, data: list[Any], **extra: object) -> str:
@@ -95,12 +106,29 @@ def test_tickers_are_quotes_with_the_last_price() -> None:
 
 
 @pytest.mark.parametrize(
-    ("inst_id", "symbol"), [("BTC-USDT-SWAP", "BTC-USDT-PERP"), ("BTC-USD-SWAP", "BTC-USD-PERP")]
+    ("inst_id", "symbol", "size"),
+    [
+        # linear: contracts x ctVal 0.01 BTC
+        ("BTC-USDT-SWAP", "BTC-USDT-PERP", 0.12060306 * 0.01),
+        # inverse: contracts x ctVal 100 USD / price
+        ("BTC-USD-SWAP", "BTC-USD-PERP", 0.12060306 * 100 / 42219.9),
+    ],
 )
-def test_swaps_are_perpetuals_linear_and_inverse(inst_id: str, symbol: str) -> None:
+def test_swaps_are_perpetuals_linear_and_inverse(inst_id: str, symbol: str, size: float) -> None:
     trade = _map_one(_push("trades", inst_id, [{**TRADE, "instId": inst_id}]))
     assert isinstance(trade, Trade)
     assert trade.symbol == symbol
+    assert trade.size == pytest.approx(size, rel=1e-12)
+
+
+def test_a_swap_without_instrument_metadata_is_refused_not_guessed() -> None:
+    frame = _push("trades", "BTC-USDT-SWAP", [{**TRADE, "instId": "BTC-USDT-SWAP"}])
+    with pytest.raises(FrameError, match="BTC-USDT-PERP: no instrument metadata"):
+        OKX.make_mapper(())(frame, RECV)
+    # spot needs none: its sizes are coins
+    assert OKX.make_mapper(())(_push("trades", "BTC-USDT", [TRADE]), RECV) == okx(
+        _push("trades", "BTC-USDT", [TRADE]), RECV
+    )
 
 
 @pytest.mark.parametrize(("confirm", "closed"), [("1", True), ("0", False)])
@@ -119,17 +147,27 @@ def test_candle_of_a_capture_without_confirm_reads_as_open() -> None:
 
 
 def test_funding_rate_has_no_mark_or_index_price() -> None:
+    """`fundingTime` is the settlement the current rate is charged at: `next_ts`."""
     assert _map_one(_push("funding-rate", "BTC-USD-SWAP", [FUNDING])) == Funding(
         "okx", "BTC-USD-PERP", 1700724675402 * MS, 0.0001875391284828, None, None,
-        1700755200000 * MS,
+        1700726400000 * MS,
     )  # fmt: skip
 
 
-def test_funding_rate_without_ts_uses_the_funding_time() -> None:
+def test_funding_rate_without_ts_takes_the_receive_time_not_the_funding_time() -> None:
     data = {k: v for k, v in FUNDING.items() if k != "ts"} | {"nextFundingTime": ""}
     funding = _map_one(_push("funding-rate", "BTC-USD-SWAP", [data]))
     assert isinstance(funding, Funding)
-    assert (funding.ts, funding.next_ts) == (1700726400000 * MS, None)
+    assert (funding.ts, funding.next_ts) == (RECV, 1700726400000 * MS)
+
+
+@pytest.mark.parametrize("rate", [None, ""])
+def test_funding_push_without_a_current_rate_is_skipped(rate: str | None) -> None:
+    """Only `nextFundingRate` (or `fundingRate` empty): no record and no error, as on Bybit."""
+    data = {k: v for k, v in FUNDING.items() if k != "fundingRate"}
+    if rate is not None:
+        data["fundingRate"] = rate
+    assert okx(_push("funding-rate", "BTC-USD-SWAP", [data]), RECV) == []
 
 
 def test_books_snapshot_keeps_the_exact_level_text() -> None:
@@ -230,14 +268,26 @@ def test_instrument_ids_and_symbols_map_both_ways(inst_id: str, symbol: str) -> 
     assert native_symbol(symbol) == inst_id
 
 
-@pytest.mark.parametrize("inst_id", ["BTC-USD-250328", "BTC-USD-220325-40000-C", "BTC"])
-def test_dated_futures_and_options_are_not_supported(inst_id: str) -> None:
+def test_dated_futures_map_both_ways_by_their_expiry_day() -> None:
+    assert normalized_symbol("BTC-USD-250328") == "BTC-USD-20250328"
+    assert native_symbol("BTC-USD-20250328") == "BTC-USD-250328"
+
+
+def test_a_dated_future_without_metadata_is_refused_with_the_reason() -> None:
+    """Not in the May 2022 instrument list: its contract size is unknown, so no size."""
+    frame = _push("trades", "BTC-USD-250328", [{**TRADE, "instId": "BTC-USD-250328"}])
+    with pytest.raises(FrameError, match="okx: BTC-USD-20250328: no instrument metadata"):
+        okx(frame, RECV)
+
+
+@pytest.mark.parametrize("inst_id", ["BTC-USD-220325-40000-C", "BTC"])
+def test_options_are_not_supported(inst_id: str) -> None:
     with pytest.raises(FrameError, match=f"okx: instId '{inst_id}' is not supported"):
         okx(_push("trades", inst_id, [{**TRADE, "instId": inst_id}]), RECV)
 
 
 def test_an_instrument_id_that_is_no_symbol_is_named() -> None:
-    with pytest.raises(FrameError, match="instId 'btc-usdt' is not an OKX spot or swap"):
+    with pytest.raises(FrameError, match="instId 'btc-usdt' is not an OKX spot, swap or future"):
         okx(_push("trades", "btc-usdt", [TRADE]), RECV)
 
 
@@ -533,7 +583,10 @@ def test_snapshot_requests_ask_for_the_400_levels_the_books_channel_keeps() -> N
     ("url", "message"),
     [
         ("https://www.okx.com/api/v5/market/books?sz=400", "has no instId parameter"),
-        ("https://www.okx.com/api/v5/market/books?instId=BTC-USD-250328", "is not supported"),
+        (
+            "https://www.okx.com/api/v5/market/books?instId=BTC-USD-220325-40000-C",
+            "is not supported",
+        ),
     ],
 )
 def test_a_snapshot_url_without_a_symbol_is_named(url: str, message: str) -> None:
@@ -663,13 +716,14 @@ def test_a_rest_snapshot_without_seq_id_is_anchored_by_the_next_update() -> None
 
 def test_a_recorded_rest_snapshot_normalizes_offline(tmp_path: Path) -> None:
     """What `marketstream record` writes (the REST line's url names the instrument) is what
-    `marketstream normalize` syncs the book from: an update first, the snapshot after."""
-    [request] = snapshot_requests("https://www.okx.com", ["BTC-USDT-PERP"])
+    `marketstream normalize` syncs the book from: an update first, the snapshot after. (Spot:
+    `normalize` passes no instrument metadata yet, which a swap's sizes need.)"""
+    [request] = snapshot_requests("https://www.okx.com", ["BTC-USDT"])
     public = "wss://ws.okx.com:8443/ws/v5/public"
     frames = [
-        (public, update_frame(995, 1003, ("1", "1"), "BTC-USDT-SWAP")),
+        (public, update_frame(995, 1003, ("1", "1"), "BTC-USDT")),
         (request.url, rest_body({**REST_BOOK, "seqId": 1000}).decode()),
-        (public, update_frame(1003, 1004, ("2", "1"), "BTC-USDT-SWAP")),
+        (public, update_frame(1003, 1004, ("2", "1"), "BTC-USDT")),
     ]
     path = tmp_path / "okx.jsonl"
     path.write_bytes(
@@ -683,10 +737,21 @@ def test_a_recorded_rest_snapshot_normalizes_offline(tmp_path: Path) -> None:
     assert (summary.rejected, summary.gaps, summary.books_waiting) == ({}, 0, 0)
     books = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert [(b["type"], b["symbol"], b["seq"]) for b in books] == [
-        ("book", "BTC-USDT-PERP", 1003),  # the snapshot with the buffered update on it
-        ("book", "BTC-USDT-PERP", 1004),
+        ("book", "BTC-USDT", 1003),  # the snapshot with the buffered update on it
+        ("book", "BTC-USDT", 1004),
     ]
     assert books[1]["bids"] == [[41006.3, 0.30178218], [41005.9, 2.0], [2.0, 1.0], [1.0, 1.0]]
+
+
+def test_a_swap_rest_snapshot_is_in_base_units_with_its_instrument() -> None:
+    """BTC-USDT-SWAP: 100 contracts x ctVal 0.01 = 1 BTC, the same units as the pushes'."""
+    book = {"asks": [["101", "100", "0", "1"]], "bids": [["100", "50", "0", "1"]],
+            "ts": "1700000000000", "seqId": 7}  # fmt: skip
+    snapshot = map_snapshot(rest_body(book), "BTC-USDT-PERP", RECV, okx_instruments())
+    assert (snapshot.bids, snapshot.asks) == ([(100.0, 0.5)], [(101.0, 1.0)])
+    assert (snapshot.bid_texts, snapshot.ask_texts) == ([("100", "50")], [("101", "100")])
+    with pytest.raises(FrameError, match="BTC-USDT-PERP: no instrument metadata"):
+        map_snapshot(rest_body(book), "BTC-USDT-PERP", RECV)
 
 
 # --- subscribe and endpoint rules ------------------------------------------------------------
@@ -704,7 +769,14 @@ def test_the_exchange_is_registered_with_its_rules() -> None:
     assert OKX.ping_message == "ping"
     assert OKX.ping_interval_s < 30  # OKX closes a connection quiet for 30 s
     assert OKX.max_messages_per_s == 3
-    assert OKX.channels == {"trades", "quotes", "candles", "books", "funding"}
+    assert OKX.channels == {
+        "trades", "quotes", "candles", "books", "funding", "liquidations", "open_interest"
+    }  # fmt: skip
+    assert OKX.instrument_urls is not None
+    assert OKX.instrument_urls("https://www.okx.com/") == [
+        f"https://www.okx.com/api/v5/public/instruments?instType={t}"
+        for t in ("SPOT", "SWAP", "FUTURES")
+    ]
 
 
 def test_subscribe_names_each_channel_and_instrument_and_skips_spot_funding() -> None:
@@ -783,3 +855,19 @@ def test_resubscribing_a_book_unsubscribes_then_subscribes() -> None:
         {"op": "unsubscribe", "args": [{"channel": "books", "instId": "ETH-USDT-SWAP"}]},
         {"op": "subscribe", "args": [{"channel": "books", "instId": "ETH-USDT-SWAP"}]},
     ]
+
+
+def test_the_generated_session_maps_with_instruments_into_every_record_type() -> None:
+    """The demo's session: swap sizes are contracts (3 x ctVal 0.01 = 0.03 BTC), and the
+    swap has open interest and liquidations."""
+    mapper = OKX.make_mapper(("BTC-USDT", "BTC-USDT-PERP"), okx_instruments())
+    items = [item for f in okx_session(40) for item in mapper(f.frame, f.recv_ns)]
+    swap_trades = [i for i in items if isinstance(i, Trade) and i.symbol == "BTC-USDT-PERP"]
+    assert swap_trades
+    assert {t.size for t in swap_trades} == {0.03}
+    interest = [i for i in items if isinstance(i, OpenInterest)]
+    liquidations = [i for i in items if isinstance(i, Liquidation)]
+    assert interest
+    assert liquidations
+    assert {i.symbol for i in [*interest, *liquidations]} == {"BTC-USDT-PERP"}
+    assert all(i.value is not None and i.value > i.open_interest for i in interest)

@@ -1,0 +1,69 @@
+"""Coinbase Exchange's instrument metadata: `GET /products`, a JSON list of spot products.
+
+Product ids are already normalized symbols (`BTC-USD`); sizes are coins, so every product
+is spot with a contract value of 1. Tick size is `quote_increment`, lot size `base_increment`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import orjson
+
+from marketstream.schemas.instruments import SYMBOL_RE
+from marketstream.schemas.records import Instrument
+from marketstream.venues.base.mapper import FrameError, in_venue
+from marketstream.venues.base.parsing import JsonObject, number, show, text
+from marketstream.venues.coinbase.symbols import NAME
+
+PRODUCTS_PATH: Final = "/products"
+
+
+def instrument_urls(rest_base: str) -> list[str]:
+    return [f"{rest_base.rstrip('/')}{PRODUCTS_PATH}"]
+
+
+def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
+    """The products' list -> instruments; FrameError (naming the URL) for anything else.
+    Products whose id is no normalized symbol are left out (none were, in 2021)."""
+    try:
+        try:
+            products = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FrameError(f"products: not JSON: {exc}") from None
+        if type(products) is not list:
+            raise FrameError(f"products: expected a JSON list of products, got {show(products)}")
+        instruments: list[Instrument] = []
+        for product in products:
+            if type(product) is not dict:
+                raise FrameError(f"products: entry {show(product)} is not a JSON object")
+            instrument = _instrument(product, read_ts_ns)
+            if instrument is not None:
+                instruments.append(instrument)
+        return instruments
+    except FrameError as exc:
+        raise FrameError(f"{in_venue(NAME, exc)} (from {url})") from None
+
+
+def _instrument(product: JsonObject, read_ts_ns: int) -> Instrument | None:
+    product_id = text(product, "id", "product")
+    what = f"product {product_id}"
+    base, quote = text(product, "base_currency", what), text(product, "quote_currency", what)
+    if product_id != f"{base}-{quote}" or SYMBOL_RE.match(product_id) is None:
+        return None
+    return Instrument(
+        exchange=NAME,
+        symbol=product_id,
+        ts=read_ts_ns,
+        native_symbol=product_id,
+        kind="spot",
+        base=base,
+        quote=quote,
+        settle=quote,
+        contract_value=1.0,
+        contract_multiplier=1.0,
+        tick_size=number(product, "quote_increment", what),
+        lot_size=number(product, "base_increment", what),
+        expiry=None,
+        status=text(product, "status", what),
+    )

@@ -1,0 +1,95 @@
+"""Kraken spot's instrument metadata: `GET /0/public/AssetPairs`.
+
+Pairs are keyed by Kraken's REST names (`XXBTZUSD`); `wsname` (`XBT/USD`) is the name the
+v1 feed uses, and v2 says the same with today's asset names (`BTC/USD`, see `symbols.py`),
+which is the native symbol recorded. Pairs without a `wsname` (the `.d` dark-pool books) have
+no feed and are left out. Sizes are coins: every pair is spot, contract value 1.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import orjson
+
+from marketstream.schemas.instruments import SYMBOL_RE
+from marketstream.schemas.records import Instrument
+from marketstream.venues.base.mapper import FrameError, in_venue
+from marketstream.venues.base.parsing import JsonObject, field, show, text
+from marketstream.venues.kraken.symbols import NAME, V1_ASSETS
+
+ASSET_PAIRS_PATH: Final = "/0/public/AssetPairs"
+
+
+def instrument_urls(rest_base: str) -> list[str]:
+    return [f"{rest_base.rstrip('/')}{ASSET_PAIRS_PATH}"]
+
+
+def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
+    """`{"error": [], "result": {name: pair}}` -> instruments; FrameError (naming the URL) for
+    an error answer or a malformed pair."""
+    try:
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FrameError(f"AssetPairs: not JSON: {exc}") from None
+        if type(message) is not dict:
+            raise FrameError(f"AssetPairs: expected a JSON object, got {show(message)}")
+        if message.get("error"):
+            raise FrameError(f"AssetPairs: error {show(message['error'])}")
+        result = field(message, "result", "AssetPairs")
+        if type(result) is not dict:
+            raise FrameError(f"AssetPairs: result {show(result)} is not a JSON object")
+        instruments: list[Instrument] = []
+        for name, pair in result.items():
+            if type(pair) is not dict:
+                raise FrameError(f"AssetPairs: pair {name} {show(pair)} is not a JSON object")
+            instrument = _instrument(name, pair, read_ts_ns)
+            if instrument is not None:
+                instruments.append(instrument)
+        return instruments
+    except FrameError as exc:
+        raise FrameError(f"{in_venue(NAME, exc)} (from {url})") from None
+
+
+def _decimals(pair: JsonObject, key: str, what: str) -> float:
+    value = field(pair, key, what)
+    if type(value) is not int or value < 0:
+        raise FrameError(f"{what}: {key} {show(value)} is not a count of decimals")
+    return float(10.0**-value)
+
+
+def _instrument(name: str, pair: JsonObject, read_ts_ns: int) -> Instrument | None:
+    what = f"pair {name}"
+    wsname = pair.get("wsname")
+    if wsname is None:
+        return None
+    if type(wsname) is not str:
+        raise FrameError(f"{what}: wsname {show(wsname)} is not a string")
+    base, slash, quote = wsname.partition("/")
+    base, quote = V1_ASSETS.get(base, base), V1_ASSETS.get(quote, quote)
+    symbol = f"{base}-{quote}"
+    if not slash or SYMBOL_RE.match(symbol) is None:
+        return None
+    tick = pair.get("tick_size")
+    try:
+        tick_size = float(tick) if tick is not None else _decimals(pair, "pair_decimals", what)
+    except (TypeError, ValueError):
+        raise FrameError(f"{what}: tick_size {show(tick)} is not a decimal number") from None
+    return Instrument(
+        exchange=NAME,
+        symbol=symbol,
+        ts=read_ts_ns,
+        native_symbol=f"{base}/{quote}",
+        kind="spot",
+        base=base,
+        quote=quote,
+        settle=quote,
+        contract_value=1.0,
+        contract_multiplier=1.0,
+        tick_size=tick_size,
+        lot_size=_decimals(pair, "lot_decimals", what),
+        expiry=None,
+        # Answers before 2023 carry no status: a listed pair was tradable.
+        status=text(pair, "status", what) if "status" in pair else "online",
+    )
