@@ -88,6 +88,17 @@ class IngestMetrics:
             ["exchange"],
             registry=r,
         )
+        self.instrument_refreshes = Counter(
+            "marketstream_ingest_instrument_refreshes",
+            "Instrument list fetches, by outcome (ok, failed)",
+            ["exchange", "outcome"],
+            registry=r,
+        )
+        self.instrument_refresh_errors = Counter(
+            "marketstream_ingest_instrument_refresh_errors",
+            "Instrument refreshes ended by an unexpected error (logged; the next one retries)",
+            registry=r,
+        )
         self.connected = Gauge(
             "marketstream_ingest_connected", "Open exchange connections", ["exchange"], registry=r
         )
