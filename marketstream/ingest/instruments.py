@@ -151,8 +151,8 @@ class InstrumentKeeper:
         self.publish_configured()
         return changed
 
-    def _comparable(self, exchange: str) -> frozenset[Instrument]:
-        return frozenset(_sans_ts(i) for i in self.catalog.for_exchange(exchange))
+    def _comparable(self, exchange: str) -> dict[str, Instrument]:
+        return {i.symbol: _sans_ts(i) for i in self.catalog.for_exchange(exchange)}
 
     def publish_configured(self) -> int:
         """Queue the configured instruments that are new or changed since last published."""

@@ -148,6 +148,7 @@ class IngestService:
             self.publisher,
             self.metrics,
             cache=instrument_cache,
+            venue_of={plan.exchange.name: plan.exchange for plan in self.plans}.__getitem__,
         )
         self.instruments.on_change = self._new_mappers
         # Made once the first instrument fetch is done (`run`): mappers need the catalog.

@@ -73,14 +73,15 @@ class FetchError(OSError):
 def targets(
     config: PipelineConfig,
     names: Sequence[str] | None = None,
-    venue_of: Callable[[str], Venue] = get_venue,
+    venue_of: Callable[[str], Venue] | None = None,
 ) -> list[Target]:
-    """The exchanges to ask: enabled (or named), whose venue lists instruments, with a
-    configured `rest_url`. The others keep whatever the cached or shipped catalog holds."""
+    """The exchanges to ask: enabled (or named), whose venue (by default the registry's)
+    lists instruments, with a configured `rest_url`. The others keep whatever the cached or
+    shipped catalog holds."""
     chosen = list(names) if names else list(config.enabled_exchanges())
     found: list[Target] = []
     for name in chosen:
-        venue = venue_of(name)
+        venue = venue_of(name) if venue_of is not None else get_venue(name)
         settings = config.exchanges.get(name)  # type: ignore[call-overload]
         if venue.instrument_urls is None or venue.parse_instruments is None:
             log.debug("instruments: %s lists no instruments over REST", name)
