@@ -143,12 +143,13 @@ class InstrumentKeeper:
                 self.failed_exchanges[outcome.exchange] = outcome.error or "failed"
         self.catalog = self._combine()
         changed = {name for name in self.configured if self._comparable(name) != before[name]}
-        if any(outcome.ok for outcome in fetched) and self.cache is not None:
-            write_instruments(self.cache, [i for ins in self._fetched.values() for i in ins])
         for name in sorted(changed):
             if self.on_change is not None:
                 self.on_change(name, self.catalog.for_exchange(name))
         self.publish_configured()
+        # Last: a cache that cannot be written (reported by the caller) costs the cache only.
+        if any(outcome.ok for outcome in fetched) and self.cache is not None:
+            write_instruments(self.cache, [i for ins in self._fetched.values() for i in ins])
         return changed
 
     def _comparable(self, exchange: str) -> dict[str, Instrument]:
