@@ -22,6 +22,7 @@ from marketstream.instruments.recorded import instruments_in
 from marketstream.instruments.store import read_instruments
 from marketstream.replay.recording_format import read_recording
 from marketstream.schemas.records import Instrument
+from marketstream.venues.base.venue import Venue
 from marketstream.venues.registry import VENUES
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,16 @@ class SnapshotBuild:
 
 
 def build_snapshot(
-    recordings: Sequence[Path], wanted: Mapping[str, frozenset[str]]
+    recordings: Sequence[Path],
+    wanted: Mapping[str, frozenset[str]],
+    venues: Mapping[str, Venue] = VENUES,
 ) -> SnapshotBuild:
     """The configured instruments listed by the recordings' instrument answers, for every
     venue of the registry that parses them (the newest answer of an instrument wins)."""
     frames = [frame for path in recordings for frame in read_recording(path) if frame.is_rest]
     build = SnapshotBuild()
     for name, symbols in sorted(wanted.items()):
-        venue = VENUES.get(name)
+        venue = venues.get(name)
         if venue is None or venue.parse_instruments is None or venue.instrument_urls is None:
             build.unparsed.append(name)
             continue
