@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 export PIP_CACHE_DIR := $(abspath $(CACHE))/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: deps python-deps redis questdb-jar test lint typecheck unit run demo bench bench-deps clean
+.PHONY: deps python-deps redis questdb-jar test lint typecheck unit run demo bench bench-deps clean \
+        instruments-snapshot
 
 deps: python-deps redis questdb-jar
 
@@ -54,6 +55,13 @@ run: deps
 # generated sessions for Kraken, OKX and Bybit, through replay-server, ingest and the hot writer.
 demo: deps
 	$(BIN)/marketstream demo $(if $(RECORDINGS),--recordings $(RECORDINGS))
+
+# The instrument snapshot shipped in the package (marketstream/defaults/instruments.jsonl),
+# rebuilt from the recorded instrument answers (or INSTRUMENT_ANSWERS="FILE ...") by every venue
+# that parses them, keeping the instruments configs/pipeline.yaml configures.
+INSTRUMENT_ANSWERS ?= $(wildcard tests/data/captures/*-rest.jsonl)
+instruments-snapshot: $(STAMP)
+	$(BIN)/marketstream instruments snapshot $(INSTRUMENT_ANSWERS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -71,7 +71,8 @@ class ExchangeConfig(_Model):
 
     enabled: bool = True
     url: Annotated[str, _url("wss://", "ws://")]
-    # REST base for order book snapshots where the feed sends deltas only (Binance).
+    # REST base: instrument metadata (`instruments`), and order book snapshots where the feed
+    # sends deltas only (Binance, OKX). None: neither is fetched for this exchange.
     rest_url: Annotated[str | None, _url("https://", "http://")] = None
     symbols: tuple[Symbol, ...] = Field(min_length=1)
     channels: tuple[Channel, ...] = Field(min_length=1)
@@ -95,6 +96,16 @@ class IngestConfig(_Model):
     snapshot_interval_s: float = Field(default=0.5, ge=0)  # pause between REST snapshots
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: pick a free port
+
+
+class InstrumentsConfig(_Model):
+    """Instrument metadata over REST: fetched at ingest start, then refreshed on a schedule."""
+
+    enabled: bool = True  # false: the cached or shipped catalog only, nothing fetched
+    refresh_interval_s: float = Field(default=3600.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)  # one GET at most
+    retries: int = Field(default=2, ge=0)  # per URL, on network errors, 429 and 5xx
+    retry_initial_s: float = Field(default=0.5, gt=0)  # the pause doubles from here
 
 
 class StreamsConfig(_Model):
@@ -214,6 +225,7 @@ class ServicesConfig(_Model):
 class PipelineConfig(_Model):
     exchanges: dict[Exchange, ExchangeConfig]
     ingest: IngestConfig = IngestConfig()
+    instruments: InstrumentsConfig = InstrumentsConfig()
     streams: StreamsConfig = StreamsConfig()
     hot: HotConfig = HotConfig()
     horizons: Horizons = Horizons()

@@ -36,7 +36,12 @@ def _tls() -> ssl.SSLContext:
 
 
 class HttpError(OSError):
-    """A GET that gave nothing usable; the message is one line."""
+    """A GET that gave nothing usable; the message is one line. `status` is the HTTP status
+    when one came back (None: no answer at all), so callers can tell what is worth retrying."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,9 @@ async def get_async(url: str, timeout_s: float) -> bytes:
     except httpx.HTTPError as exc:
         raise HttpError(_reason(exc)) from None
     if not response.is_success:
-        raise HttpError(f"HTTP {response.status_code} {response.reason_phrase}")
+        raise HttpError(
+            f"HTTP {response.status_code} {response.reason_phrase}", response.status_code
+        )
     return response.content
 
 

@@ -18,6 +18,7 @@ from marketstream.cli import (
     generate,
     hot,
     ingest,
+    instruments,
     quality,
     query,
     recordings,
@@ -34,6 +35,7 @@ COMMAND_GROUPS = (
     services,  # services start|stop|status|install
     warm,  # warm-server
     ingest,  # ingest, normalize
+    instruments,  # instruments refresh|list|snapshot
     hot,  # write-hot
     recordings,  # replay-server, record
     query,  # query latest|trades|candles

@@ -39,11 +39,17 @@ def add_commands(commands: Commands) -> None:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import IngestService, plan_connections  # noqa: PLC0415
+    from marketstream.instruments.store import cache_path  # noqa: PLC0415
     from marketstream.wiring import endpoint  # noqa: PLC0415
 
     config = config_of(args)
     plans = plan_connections(config, args.exchange, args.group)  # config errors come first
-    service = IngestService(config, endpoint(config, args.state_dir, "redis"), plans=plans)
+    service = IngestService(
+        config,
+        endpoint(config, args.state_dir, "redis"),
+        plans=plans,
+        instrument_cache=cache_path(config, args.state_dir),
+    )
     setup_logging()
 
     run_until_signal(lambda stop: service.run(stop, metrics_port=args.metrics_port))

@@ -3,6 +3,7 @@ services' status lines."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from marketstream.services.state import ServicesStatus
 
 ROW_FORMATS = ("json", "table")
-_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts"})
+_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts", "expiry"})
 
 
 def print_json(body: object) -> None:
@@ -53,6 +54,17 @@ def print_rows(rows: Sequence[object], output: str) -> None:
                 for text, width, right in zip(line, widths, numeric, strict=True)
             ).rstrip()
         )
+
+
+def print_csv(rows: Sequence[object]) -> None:
+    """Dataclass rows as CSV with a header; values as stored (timestamps in ns, null empty)."""
+    if not rows or not dataclasses.is_dataclass(rows[0]):
+        return
+    header = [field.name for field in dataclasses.fields(rows[0])]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if (v := getattr(row, name)) is None else v for name in header])
 
 
 def _row_json(row: object) -> bytes:

@@ -75,7 +75,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         target, args.out, duration_s=args.duration, max_frames=args.max_frames
     )
     print(
-        f"recorded {stats.frames} frames and {stats.snapshots} snapshots from {target.url} "
-        f"to {args.out}"
+        f"recorded {stats.frames} frames, {stats.snapshots} snapshots and "
+        f"{stats.instrument_lists} instrument lists from {target.url} to {args.out}"
     )
     return 0

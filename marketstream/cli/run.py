@@ -60,6 +60,7 @@ def add_commands(commands: Commands) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
+    from marketstream.instruments.store import cache_path  # noqa: PLC0415
     from marketstream.run.pipeline import Pipeline  # noqa: PLC0415
     from marketstream.services.manager import start_services  # noqa: PLC0415
     from marketstream.wiring import pipeline_endpoints  # noqa: PLC0415
@@ -70,7 +71,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_status(status, as_json=False)
     if not status.all_answering:
         return 1
-    pipeline = Pipeline(config, pipeline_endpoints(config, args.state_dir), plans=plans)
+    pipeline = Pipeline(
+        config,
+        pipeline_endpoints(config, args.state_dir),
+        plans=plans,
+        instrument_cache=cache_path(config, args.state_dir),
+    )
     setup_logging()
     print("pipeline running: ingest -> Redis Streams -> QuestDB; Ctrl-C stops it", flush=True)
 

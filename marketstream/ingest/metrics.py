@@ -64,6 +64,16 @@ class IngestMetrics(MetricSet):
             "Connections ended by an unexpected error (logged with its traceback; reconnected)",
             "exchange",
         )
+        self.instrument_refreshes = self.counter(
+            "instrument_refreshes",
+            "Instrument list fetches, by outcome (ok, failed)",
+            "exchange",
+            "outcome",
+        )
+        self.instrument_refresh_errors = self.counter(
+            "instrument_refresh_errors",
+            "Instrument refreshes ended by an unexpected error (logged; the next one retries)",
+        )
         self.connected = self.gauge("connected", "Open exchange connections", "exchange")
         self.last_frame = self.gauge(
             "last_frame_timestamp_seconds", "Wall-clock time of the last frame received", "exchange"

@@ -2,11 +2,17 @@
 
 The frames go through the same `FrameProcessor` as live ingest (mapper, books, validation),
 with the recorded receive times, so the output is what ingest would have published.
+
+The mappers' instruments are the recording's own: its recorded instrument answers (`record`
+writes them first) replace the shipped snapshot's records of the same instruments, so a
+recording normalizes offline as it was received. Without answers, the shipped snapshot (or
+the instruments the caller gives) is the catalog.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -14,9 +20,13 @@ from typing import BinaryIO
 from marketstream.config import IngestConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.processor import FrameProcessor, Processed, Rejected, processor_for
+from marketstream.instruments.catalog import Catalog
+from marketstream.instruments.recorded import is_instrument_answer, parse_answer
+from marketstream.instruments.snapshot import load_shipped, overlay
 from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import SPECS, spec_of
+from marketstream.schemas.records import Instrument
 from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.base.venue import Venue
 from marketstream.venues.registry import get_venue
@@ -33,6 +43,8 @@ class NormalizeSummary:
     gaps: int = 0
     checksums_verified: int = 0
     checksum_failures: int = 0
+    instrument_answers: int = 0  # recorded instrument lists the mappers were given
+    instruments: int = 0  # instruments of this exchange the mappers knew at the end
 
     def lines(self, exchange: str) -> list[str]:
         per_type = ", ".join(
@@ -50,6 +62,8 @@ class NormalizeSummary:
                 f"book checksums verified: {self.checksums_verified}, "
                 f"failed: {self.checksum_failures}"
             )
+        source = "recorded answers" if self.instrument_answers else "the shipped snapshot"
+        lines.append(f"instruments: {self.instruments} (from {source})")
         if self.books_waiting:
             lines.append(
                 f"book updates without a snapshot to apply to: {self.books_waiting} "
@@ -59,9 +73,19 @@ class NormalizeSummary:
 
 
 def normalize_recording(
-    path: Path, exchange_name: str, out: BinaryIO, ingest: IngestConfig
+    path: Path,
+    exchange_name: str,
+    out: BinaryIO,
+    ingest: IngestConfig,
+    *,
+    instruments: Sequence[Instrument] | None = None,
 ) -> NormalizeSummary:
+    """`instruments`: the catalog before the recording's own answers (default: the shipped
+    snapshot)."""
     exchange = get_venue(exchange_name)
+    base = Catalog(load_shipped() if instruments is None else instruments)
+    known = base.for_exchange(exchange.name)
+    recorded_instruments: list[Instrument] = []
     mappers: dict[str, Mapper] = {}  # by recorded URL, where the URL tells the market
 
     def mapper_for(url: str) -> Mapper:
@@ -70,7 +94,9 @@ def normalize_recording(
         mapper = mappers.get(url)
         if mapper is None:
             make = exchange.mapper_for_recording
-            mapper = mappers[url] = make(url, ()) if make is not None else exchange.make_mapper(())
+            mapper = mappers[url] = (
+                make(url, known) if make is not None else exchange.make_mapper((), known)
+            )
         return mapper
 
     # a recording may hold any instrument: no known symbols
@@ -83,6 +109,16 @@ def normalize_recording(
                 f"pass --exchange {recorded.exchange}"
             )
         summary.frames += 1
+        if recorded.is_rest and is_instrument_answer(exchange, recorded.url):
+            try:
+                recorded_instruments.extend(parse_answer(exchange, recorded))
+            except ValueError as exc:
+                summary.rejected[str(exc)] += 1
+                continue
+            summary.instrument_answers += 1
+            known = overlay(base, recorded_instruments).for_exchange(exchange.name)
+            mappers.clear()  # the next frame's mapper is made with these instruments
+            continue
         processor.mapper = mapper_for(recorded.url)
         processed = (
             _rest_snapshot(exchange, processor, recorded)
@@ -98,6 +134,7 @@ def normalize_recording(
         summary.gaps += len(processed.gaps)
         summary.checksums_verified += processed.checksums_verified
         summary.checksum_failures += len(processed.checksum_failures)
+    summary.instruments = len(known)
     summary.books_waiting = sum(
         book.stats.waiting for book in processor.books.books.values() if not book.synced
     )

@@ -4,6 +4,9 @@ It connects, subscribes and pings over the ingest runner's transport (`transport
 the venue's own rules, so a capture replays with `marketstream replay-server` exactly as the
 pipeline would see the live feed, including the REST book snapshots a delta-only feed needs:
 those are fetched after every (re)subscription and written as lines whose url is the REST URL.
+The exchange's instrument lists (`Venue.instrument_urls`) are fetched once at the start and
+written the same way, before any frame, so `normalize` and replays map the capture with the
+instruments it was received with, offline.
 
 A subscription the venue splits across endpoints (candles on another endpoint, spot and
 perpetuals on two) is recorded over one connection per part, concurrently, into the one
@@ -25,7 +28,7 @@ from typing import Any, Final, cast
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from marketstream.config import PipelineConfig
+from marketstream.config import InstrumentsConfig, PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.http_client import get_async
 from marketstream.ingest.transport import (
@@ -33,6 +36,7 @@ from marketstream.ingest.transport import (
     keep_alive,
     subscribe,
 )
+from marketstream.instruments.fetch import FetchError, fetch_answer
 from marketstream.logs import context_logger
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.retry import Backoff
@@ -93,7 +97,8 @@ class RecordTarget:
 @dataclass(slots=True)
 class RecordStats:
     frames: int = 0  # WebSocket text frames written
-    snapshots: int = 0  # REST responses written
+    snapshots: int = 0  # REST book snapshots written
+    instrument_lists: int = 0  # REST instrument lists written
     connections: int = 0
     binary_frames: int = 0  # not text: not recordable in this format, counted and reported
     snapshot_failures: int = 0
@@ -162,6 +167,7 @@ async def record(
     stop: asyncio.Event | None = None,
     snapshot_interval_s: float = 0.5,
     warn: Warn | None = None,
+    instruments: InstrumentsConfig | None = None,
 ) -> RecordStats:
     """Record until `duration_s`, `max_frames` or `stop`; flush and return the counts.
 
@@ -173,6 +179,7 @@ async def record(
         warn = _log_warnings(target.exchange.name)
     with RecordingWriter(out, flush_interval_s=FLUSH_AFTER_S) as writer:
         recorder = _Recorder(target, writer, max_frames, snapshot_interval_s, warn)
+        recorder.instruments = instruments or InstrumentsConfig()
         flusher = asyncio.create_task(_flush_periodically(writer))
         main = asyncio.create_task(recorder.run())
         waiters: list[asyncio.Future[Any]] = [main]
@@ -219,10 +226,12 @@ class _Recorder:
         self.stats = RecordStats()
         self._snapshots: set[asyncio.Task[None]] = set()
         self._warned_no_rest = False
+        self.instruments = InstrumentsConfig()
 
     async def run(self) -> None:
-        """Until max_frames (then every part stops) or until a part fails for good (then
-        the others are stopped and its error raised)."""
+        """The instrument lists first, then until max_frames (then every part stops) or
+        until a part fails for good (then the others are stopped and its error raised)."""
+        await self.record_instruments()
         tasks = [asyncio.create_task(_PartRecorder(self, part).run()) for part in self.target.parts]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -233,6 +242,21 @@ class _Recorder:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise cast(BaseException, task.exception())
+
+    async def record_instruments(self) -> None:
+        """Each instrument list the venue serves, as received; a failed one is a warning
+        (the capture then normalizes with the shipped snapshot)."""
+        venue = self.target.exchange
+        if venue.instrument_urls is None or self.target.rest_url is None:
+            return
+        for url in venue.instrument_urls(self.target.rest_url):
+            try:
+                answer = await fetch_answer(url, self.instruments)
+            except FetchError as exc:
+                self.warn(f"instrument list not recorded: {exc}")
+                continue
+            self.writer.write(RecordedFrame(answer.recv_ns, venue.name, url, answer.body))
+            self.stats.instrument_lists += 1
 
     def enough(self) -> bool:
         return self.max_frames is not None and self.stats.frames >= self.max_frames

@@ -15,17 +15,20 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.errors import ConfigError, ServiceError
+from marketstream.ingest.instruments import InstrumentKeeper
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, processor_for
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
+from marketstream.schemas.records import Instrument
 from marketstream.tiers.redis_bus import connect_async
 from marketstream.venues.base.venue import Subscription, Venue
 from marketstream.venues.registry import get_venue
@@ -97,8 +100,22 @@ def runner_settings(ingest: IngestConfig) -> RunnerSettings:
     )
 
 
-def make_processor(exchange: Venue, symbols: Sequence[str], ingest: IngestConfig) -> FrameProcessor:
-    return processor_for(exchange, exchange.make_mapper(symbols), ingest, frozenset(symbols))
+def make_processor(
+    exchange: Venue,
+    symbols: Sequence[str],
+    ingest: IngestConfig,
+    instruments: Sequence[Instrument] = (),
+) -> FrameProcessor:
+    mapper = exchange.make_mapper(symbols, instruments)
+    return processor_for(exchange, mapper, ingest, frozenset(symbols))
+
+
+def configured_symbols(plans: Sequence[PlannedConnection]) -> dict[str, frozenset[str]]:
+    """Exchange -> the symbols the planned connections ingest."""
+    symbols: dict[str, set[str]] = {}
+    for plan in plans:
+        symbols.setdefault(plan.exchange.name, set()).update(plan.subscription.symbols)
+    return {name: frozenset(found) for name, found in symbols.items()}
 
 
 class IngestService:
@@ -111,7 +128,10 @@ class IngestService:
         only: Sequence[str] | None = None,
         *,
         plans: list[PlannedConnection] | None = None,
+        instrument_cache: Path | None = None,
     ) -> None:
+        """`instrument_cache`: where fetched instruments are kept between runs (the CLI
+        passes `<state dir>/instruments.jsonl`); None keeps them in memory only."""
         self.config = config
         self.redis_url = redis_url
         self.plans = plans if plans is not None else plan_connections(config, only)
@@ -122,13 +142,33 @@ class IngestService:
             publisher_settings(config.ingest, config.streams, (config.hot.group,)),
             self.metrics,
         )
-        settings = runner_settings(config.ingest)
-        self.connections = [
+        self.instruments = InstrumentKeeper(
+            config,
+            configured_symbols(self.plans),
+            self.publisher,
+            self.metrics,
+            cache=instrument_cache,
+            venue_of={plan.exchange.name: plan.exchange for plan in self.plans}.__getitem__,
+        )
+        self.instruments.on_change = self._new_mappers
+        # Made once the first instrument fetch is done (`run`): mappers need the catalog.
+        self.connections: list[Connection] = []
+        self.metrics_port: int | None = None
+        self.failure: str | None = None  # why a task of ours failed; the process then ends
+
+    def _make_connections(self) -> list[Connection]:
+        settings = runner_settings(self.config.ingest)
+        return [
             Connection(
                 plan.exchange,
                 plan.config.url,
                 plan.subscription,
-                processor=make_processor(plan.exchange, plan.subscription.symbols, config.ingest),
+                processor=make_processor(
+                    plan.exchange,
+                    plan.subscription.symbols,
+                    self.config.ingest,
+                    self.instruments.for_exchange(plan.exchange.name),
+                ),
                 publisher=self.publisher,
                 metrics=self.metrics,
                 settings=settings,
@@ -136,8 +176,23 @@ class IngestService:
             )
             for plan in self.plans
         ]
-        self.metrics_port: int | None = None
-        self.failure: str | None = None  # why a task of ours failed; the process then ends
+
+    def _new_mappers(self, exchange: str, instruments: tuple[Instrument, ...]) -> None:
+        """A refresh changed the exchange's instruments: each of its connections gets a new
+        mapper, swapped in one assignment between two frames, so none is lost. A mapper
+        that cannot be made leaves the old one in place (logged)."""
+        for connection in self.connections:
+            if connection.exchange.name != exchange:
+                continue
+            try:
+                mapper = connection.exchange.make_mapper(
+                    connection.subscription.symbols, instruments
+                )
+            except Exception:
+                log.exception("instruments: %s: kept the old mapper", exchange)
+                continue
+            connection.processor.mapper = mapper
+        log.info("instruments: %s changed; mappers replaced", exchange)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -148,13 +203,15 @@ class IngestService:
         }
         redis_ok = self.publisher.has_room and now - self.publisher.last_flush_ok < 30
         feeds_ok = all(seconds <= stale_after for seconds in quiet.values())
+        instruments_ok, instruments = self.instruments.health()
         detail = {
             "redis_ok": redis_ok,
             "seconds_since_last_frame": quiet,
             "published": self.publisher.published,
+            "instruments": instruments,
             "failure": self.failure,
         }
-        return redis_ok and feeds_ok and self.failure is None, detail
+        return redis_ok and feeds_ok and instruments_ok and self.failure is None, detail
 
     async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
         await self._check_redis()
@@ -164,27 +221,32 @@ class IngestService:
         )
         self.metrics_port = bound_port(server)
         log.info(
-            "ingest: %d connections, metrics on http://%s:%d/metrics",
-            len(self.connections),
+            "ingest: %d planned connections, metrics on http://%s:%d/metrics",
+            len(self.plans),
             self.config.ingest.metrics_host,
             self.metrics_port,
         )
         halt = asyncio.Event()  # stop, or a task of ours failed
         flusher = asyncio.create_task(self.publisher.run(), name="publisher")
         connections = asyncio.create_task(self._connections(halt), name="connections")
+        refresher = asyncio.create_task(self.instruments.run(halt), name="instruments")
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait(
-                {flusher, connections, stopping}, return_when=asyncio.FIRST_COMPLETED
+                {flusher, connections, refresher, stopping}, return_when=asyncio.FIRST_COMPLETED
             )
             if flusher.done():  # it runs until close(): it failed
                 self._failed("the publisher", flusher)
             elif connections.done() and connections.exception() is not None:
                 self._failed("a connection", connections)
+            elif refresher.done():  # it runs until halt: it failed
+                self._failed("the instrument refresh", refresher)
         finally:
             halt.set()
             stopping.cancel()
-            await asyncio.gather(connections, stopping, return_exceptions=True)
+            if not self.connections:
+                connections.cancel()  # still at the first instrument fetch: no need to wait
+            await asyncio.gather(connections, refresher, stopping, return_exceptions=True)
             if flusher.done():
                 await self._last_flush()
             else:
@@ -198,6 +260,8 @@ class IngestService:
             raise ServiceError(f"ingest stopped: {self.failure}")
 
     async def _connections(self, halt: asyncio.Event) -> None:
+        await self.instruments.start()  # the first fetch: the mappers are made from it
+        self.connections = self._make_connections()
         await asyncio.gather(*(c.run(halt) for c in self.connections))
 
     def _failed(self, what: str, task: asyncio.Task[None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 from marketstream.config import PipelineConfig
 from marketstream.ingest.service import IngestService, PlannedConnection
@@ -31,9 +32,13 @@ class Pipeline:
         endpoints: PipelineEndpoints,
         *,
         plans: Sequence[PlannedConnection] | None = None,
+        instrument_cache: Path | None = None,
     ) -> None:
         self.ingest = IngestService(
-            config, endpoints.redis, plans=list(plans) if plans is not None else None
+            config,
+            endpoints.redis,
+            plans=list(plans) if plans is not None else None,
+            instrument_cache=instrument_cache,
         )
         self.writer = HotWriter(config, endpoints.redis, endpoints.questdb_http)
 

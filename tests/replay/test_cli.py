@@ -106,7 +106,9 @@ async def test_record_from_a_replay_server(coinbase: Path, tmp_path: Path) -> No
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), WAIT_S)
     assert process.returncode == 0, stderr
-    assert stdout.decode().startswith(f"recorded 54 frames and 0 snapshots from {server.ws_url}")
+    assert stdout.decode().startswith(
+        f"recorded 54 frames, 0 snapshots and 0 instrument lists from {server.ws_url}"
+    )
     served = [
         f.frame
         for f in frames_of(coinbase)

@@ -1,0 +1,113 @@
+"""Instrument lists fetched from our replay server, which serves the real captured OKX
+answers at their REST paths (see okx_format.py for the test-local parser)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from marketstream.config import InstrumentsConfig, PipelineConfig, load_config
+from marketstream.instruments.fetch import Target, fetch_all, fetch_exchange, targets
+from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
+from marketstream.replay.server import ReplayServer
+from marketstream.venues.base.venue import Venue
+from marketstream.venues.registry import DIALECTS, get_venue
+from tests.instruments.okx_format import CAPTURE, captured_answers, okx_with_instruments
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = InstrumentsConfig(retries=1, retry_initial_s=0.01, timeout_s=5)
+
+
+def config_with(environ: dict[str, str]) -> PipelineConfig:
+    return load_config(REPO / "configs" / "pipeline.yaml", environ=environ)
+
+
+def feed_only(path: Path) -> Path:
+    """An OKX recording with one feed frame and no REST answer: every GET is a 404."""
+    with RecordingWriter(path) as writer:
+        writer.write(RecordedFrame(1, "okx", "wss://ws.okx.com:8443/ws/v5/public", "{}"))
+    return path
+
+
+async def test_the_captured_answers_are_fetched_and_parsed() -> None:
+    served = captured_answers()
+    async with ReplayServer(CAPTURE, DIALECTS) as server:
+        outcome = await fetch_exchange(Target(okx_with_instruments(), server.http_url), QUICK)
+    assert outcome.ok, outcome.error
+    assert [a.body for a in outcome.answers] == [body for _, _, body in served]
+    assert [a.url.removeprefix(server.http_url) for a in outcome.answers] == [
+        url.removeprefix("https://www.okx.com") for url, _, _ in served
+    ]
+    # 513 spot + 166 swap + 104 futures listed in the three answers, each kept or refused
+    assert len(outcome.instruments) + outcome.refused == 513 + 166 + 104
+    by_symbol = {i.symbol: i for i in outcome.instruments}
+    swap = by_symbol["BTC-USDT-PERP"]
+    assert (swap.native_symbol, swap.kind, swap.contract_value) == (
+        "BTC-USDT-SWAP",
+        "linear_perpetual",
+        0.01,
+    )
+    future = by_symbol["BTC-USD-20220527"]
+    assert (future.kind, future.settle, future.expiry) == (
+        "inverse_future",
+        "BTC",
+        1_653_638_400_000_000_000,
+    )
+
+
+async def test_a_failed_fetch_says_which_exchange_and_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "marketstream.instruments.fetch")
+    async with ReplayServer(feed_only(tmp_path / "feed.jsonl"), DIALECTS) as server:
+        outcome = await fetch_exchange(Target(okx_with_instruments(), server.http_url), QUICK)
+    url = f"{server.http_url}/api/v5/public/instruments?instType=SPOT"
+    assert not outcome.ok
+    assert outcome.instruments == []
+    assert outcome.error == f"GET {url} failed: HTTP 404 Not Found"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"instruments: okx: GET {url} failed: HTTP 404 Not Found; keeping the cached or "
+        "shipped catalog"
+    ]
+
+
+async def test_an_unreachable_host_is_retried_then_reported() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    outcome = await fetch_exchange(Target(okx_with_instruments(), base), QUICK)
+    assert outcome.error is not None
+    assert outcome.error.startswith(f"GET {base}/api/v5/public/instruments?instType=SPOT failed")
+
+
+async def test_one_exchange_failing_leaves_the_others(tmp_path: Path) -> None:
+    async with (
+        ReplayServer(CAPTURE, DIALECTS) as good,
+        ReplayServer(feed_only(tmp_path / "feed.jsonl"), DIALECTS) as bad,
+    ):
+        venue = okx_with_instruments()
+        outcomes = await fetch_all(
+            [Target(venue, good.http_url), Target(venue, bad.http_url)], QUICK
+        )
+    assert [o.ok for o in outcomes] == [True, False]
+    assert outcomes[0].instruments
+
+
+def test_only_venues_that_list_instruments_and_have_a_rest_url_are_asked() -> None:
+    config = config_with({"MARKETSTREAM_EXCHANGES__OKX__REST_URL": "http://127.0.0.1:1"})
+    listing = okx_with_instruments()
+
+    def venue_of(name: str) -> Venue:
+        return listing if name == "okx" else get_venue(name)
+
+    chosen = targets(config, ["okx", "coinbase"], venue_of)
+    assert [(t.exchange, t.rest_base) for t in chosen] == [("okx", "http://127.0.0.1:1")]
+    without_rest = config_with({"MARKETSTREAM_EXCHANGES__OKX__REST_URL": "null"})
+    assert targets(without_rest, ["okx"], venue_of) == []
+    # venues without instrument_urls (every one on main today): nothing to ask, no error
+    bare = [n for n in config.exchanges if get_venue(n).instrument_urls is None]
+    assert targets(config, bare) == []

@@ -1,0 +1,170 @@
+"""`record` captures the instrument lists; the replay server serves them back; `normalize`
+maps a recording with the instruments it holds, else with the shipped snapshot.
+
+The OKX venue here lists instruments through the test-local parser of okx_format.py; the
+answers and trades are the real captured ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import marketstream.ingest.normalize as normalize_module
+from marketstream.config import IngestConfig, InstrumentsConfig, PipelineConfig
+from marketstream.ingest.normalize import normalize_recording
+from marketstream.ingest.recorder import record, resolve_target
+from marketstream.instruments.catalog import Catalog
+from marketstream.instruments.fetch import Target, fetch_exchange
+from marketstream.instruments.snapshot import load_shipped
+from marketstream.replay.recording_format import RecordingWriter, read_recording
+from marketstream.replay.server import ReplayServer
+from marketstream.schemas.records import Instrument
+from marketstream.venues.base.mapper import Mapper
+from marketstream.venues.okx.venue import OKX
+from marketstream.venues.registry import DIALECTS
+from tests.instruments.okx_format import captured_answers, okx_with_instruments
+
+TRADES = Path(__file__).resolve().parents[1] / "data" / "captures" / "okx-trades.jsonl"
+WAIT_S = 60.0
+
+
+def no_config() -> PipelineConfig:
+    raise AssertionError("everything was given: the configuration must not be read")
+
+
+def served_recording(path: Path) -> Path:
+    """The captured instrument answers, then the captured trades session."""
+    with RecordingWriter(path) as writer:
+        for frame in [*read_recording(TRADES.with_name("okx-instruments-rest.jsonl"))]:
+            writer.write(frame)
+        for frame in read_recording(TRADES):
+            writer.write(frame)
+    return path
+
+
+class MapperSpy:
+    """OKX's own mapper, remembering the instruments each one was made with."""
+
+    def __init__(self) -> None:
+        self.made_with: list[tuple[Instrument, ...]] = []
+
+    def __call__(self, symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> Mapper:
+        self.made_with.append(tuple(instruments))
+        return OKX.make_mapper(symbols, instruments)
+
+
+async def test_record_captures_the_instrument_lists_first(tmp_path: Path) -> None:
+    served = served_recording(tmp_path / "served.jsonl")
+    async with ReplayServer(served, DIALECTS, max_speed=True) as server:
+        target = resolve_target(
+            "okx",
+            url=server.ws_url,
+            rest_url=server.http_url,
+            symbols=["BTC-USDT"],
+            channels=["trades"],
+            load_config=no_config,
+        )
+        target = dataclasses.replace(target, exchange=okx_with_instruments())
+        out = tmp_path / "captured.jsonl"
+        stats = await asyncio.wait_for(
+            record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
+        )
+    captured = list(read_recording(out))
+    answers = captured_answers()
+    assert stats.instrument_lists == 3
+    assert [(f.url, f.frame) for f in captured[:3]] == [
+        (url.replace("https://www.okx.com", server.http_url), body) for url, _, body in answers
+    ]
+    assert not any(f.is_rest for f in captured[3:])
+    assert stats.frames == 3
+
+    # The capture replays its instrument lists as they were recorded.
+    async with ReplayServer(out, DIALECTS) as again:
+        outcome = await fetch_exchange(
+            Target(okx_with_instruments(), again.http_url), InstrumentsConfig(retries=0)
+        )
+    assert [a.body for a in outcome.answers] == [body for _, _, body in answers]
+
+
+async def test_record_goes_on_without_instrument_lists(tmp_path: Path) -> None:
+    """A venue's REST failing costs the lists (a warning), not the capture."""
+    async with ReplayServer(TRADES, DIALECTS, max_speed=True) as server:
+        target = resolve_target(
+            "okx",
+            url=server.ws_url,
+            rest_url=server.http_url,
+            symbols=["BTC-USDT"],
+            channels=["trades"],
+            load_config=no_config,
+        )
+        target = dataclasses.replace(target, exchange=okx_with_instruments())
+        warnings: list[str] = []
+        stats = await asyncio.wait_for(
+            record(
+                target,
+                tmp_path / "out.jsonl",
+                max_frames=3,
+                warn=warnings.append,
+                instruments=InstrumentsConfig(retries=0),
+            ),
+            WAIT_S,
+        )
+    assert (stats.instrument_lists, stats.frames) == (0, 3)
+    assert len(warnings) == 3
+    assert warnings[0].startswith("instrument list not recorded: GET http://")
+    assert warnings[0].endswith("instType=SPOT failed: HTTP 404 Not Found")
+
+
+def test_normalize_maps_with_the_recorded_instruments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = MapperSpy()
+    venue = dataclasses.replace(okx_with_instruments(), make_mapper=spy)
+    monkeypatch.setattr(normalize_module, "get_venue", lambda name: venue)
+    recording = served_recording(tmp_path / "okx.jsonl")
+    summary = normalize_recording(recording, "okx", io.BytesIO(), IngestConfig())
+
+    shipped = Catalog(load_shipped()).for_exchange("okx")
+    assert spy.made_with[0] == shipped  # before the answers: the shipped snapshot
+    last = {i.symbol: i for i in spy.made_with[-1]}
+    assert last["BTC-USDT-PERP"].contract_value == 0.01
+    assert last["BTC-USD-20220527"].native_symbol == "BTC-USD-220527"
+    assert summary.instrument_answers == 3
+    assert summary.instruments == len(last)
+    assert summary.counts["trade"] > 0
+    assert not any("instruments" in reason for reason in summary.rejected)
+    assert "instruments: " in "\n".join(summary.lines("okx"))
+
+
+def test_normalize_without_answers_uses_the_given_or_shipped_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = MapperSpy()
+    venue = dataclasses.replace(okx_with_instruments(), make_mapper=spy)
+    monkeypatch.setattr(normalize_module, "get_venue", lambda name: venue)
+    summary = normalize_recording(TRADES, "okx", io.BytesIO(), IngestConfig())
+    assert summary.instrument_answers == 0
+    shipped = Catalog(load_shipped()).for_exchange("okx")
+    assert spy.made_with
+    assert all(made == shipped for made in spy.made_with)
+
+    spy.made_with.clear()
+    url, recv_ns, body = captured_answers()[1]  # the SWAP list
+    assert venue.parse_instruments is not None
+    given = [i for i in venue.parse_instruments(url, body, recv_ns) if i.symbol == "BTC-USDT-PERP"]
+    normalize_recording(TRADES, "okx", io.BytesIO(), IngestConfig(), instruments=given)
+    assert spy.made_with
+    assert all(made == tuple(given) for made in spy.made_with)
+
+
+def test_a_venue_without_instrument_lists_normalizes_as_before() -> None:
+    """The registry's OKX, whatever it declares: a recording without answers normalizes."""
+    summary = normalize_recording(TRADES, "okx", io.BytesIO(), IngestConfig())
+    assert summary.instrument_answers == 0
+    assert summary.counts["trade"] > 0
