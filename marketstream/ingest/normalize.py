@@ -121,7 +121,7 @@ def normalize_recording(
             continue
         processor.mapper = mapper_for(recorded.url)
         processed = (
-            _rest_snapshot(exchange, processor, recorded)
+            _rest_snapshot(exchange, processor, recorded, known)
             if recorded.is_rest
             else processor.process(recorded.frame, recorded.recv_ns)
         )
@@ -142,14 +142,17 @@ def normalize_recording(
 
 
 def _rest_snapshot(
-    exchange: Venue, processor: FrameProcessor, recorded: RecordedFrame
+    exchange: Venue,
+    processor: FrameProcessor,
+    recorded: RecordedFrame,
+    instruments: Sequence[Instrument],
 ) -> Processed:
     """A recorded REST book snapshot, applied as live ingest would after fetching it."""
     if exchange.map_snapshot is None or exchange.snapshot_symbol is None:
         return Processed(rejected=[Rejected(f"{exchange.name} has no REST snapshots")])
     try:
         symbol = exchange.snapshot_symbol(recorded.url)
-        update = exchange.map_snapshot(recorded.frame, symbol, recorded.recv_ns)
+        update = exchange.map_snapshot(recorded.frame, symbol, recorded.recv_ns, instruments)
     except ValueError as exc:  # FrameError included
         return Processed(rejected=[Rejected(f"snapshot {recorded.url}: {exc}")])
     return processor.process_update(update)

@@ -33,8 +33,8 @@ from marketstream.ingest.transport import (
 )
 from marketstream.logs import context_logger
 from marketstream.retry import Backoff
-from marketstream.venues.base.mapper import BookUpdate
-from marketstream.venues.base.venue import SnapshotRequest, Subscription, Venue
+from marketstream.schemas.records import Instrument
+from marketstream.venues.base.venue import MapSnapshot, SnapshotRequest, Subscription, Venue
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Connection:
         metrics: IngestMetrics,
         settings: RunnerSettings,
         rest_url: str | None = None,
+        instruments: Sequence[Instrument] = (),
         rng: random.Random | None = None,
     ) -> None:
         self.exchange = exchange
@@ -89,6 +90,8 @@ class Connection:
         self.metrics = metrics
         self.settings = settings
         self.rest_url = rest_url
+        # The exchange's instruments, for REST snapshots' sizes; replaced with the mapper.
+        self.instruments = instruments
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.connections = 0
         self.session_frames = 0  # frames of the current (or last) session
@@ -271,7 +274,7 @@ class Connection:
         self,
         symbol: str,
         requests_for: Callable[[str, Sequence[str]], list[SnapshotRequest]],
-        map_snapshot: Callable[[str | bytes, str, int], BookUpdate],
+        map_snapshot: MapSnapshot,
     ) -> bool:
         """Fetch and apply one symbol's snapshot; False when it could not be had."""
         assert self.rest_url is not None
@@ -281,7 +284,7 @@ class Connection:
                 return False
             recv_ts = time.time_ns()
             try:
-                update = map_snapshot(body, request.symbol, recv_ts)
+                update = map_snapshot(body, request.symbol, recv_ts, self.instruments)
             except Exception as exc:  # FrameError (an error answer, a malformed
                 # body) or a mapper bug: the body goes to md:dlq, the book asks again later
                 self.publisher.add_dead_letter(

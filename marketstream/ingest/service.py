@@ -173,6 +173,7 @@ class IngestService:
                 metrics=self.metrics,
                 settings=settings,
                 rest_url=plan.config.rest_url,
+                instruments=self.instruments.for_exchange(plan.exchange.name),
             )
             for plan in self.plans
         ]
@@ -192,6 +193,7 @@ class IngestService:
                 log.exception("instruments: %s: kept the old mapper", exchange)
                 continue
             connection.processor.mapper = mapper
+            connection.instruments = instruments
         log.info("instruments: %s changed; mappers replaced", exchange)
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -83,6 +83,18 @@ class TradeHistory:
     used_weight_header: str | None = None  # where the venue reports the weight used
 
 
+class MapSnapshot(Protocol):
+    """A REST book snapshot's body -> the snapshot; the instruments size its levels."""
+
+    def __call__(
+        self,
+        body: str | bytes,
+        symbol: str,
+        recv_ts: int,
+        instruments: Sequence[Instrument] = (),
+    ) -> BookUpdate: ...
+
+
 class MapperForRecording(Protocol):
     """A recorded connection's URL (and the instruments) -> the mapper for its frames."""
 
@@ -124,7 +136,7 @@ class Venue:
     max_streams_per_connection: int = 200
     # Book snapshots fetched over REST, and how to map one (None: the feed sends them).
     snapshot_requests: Callable[[str, Sequence[str]], list[SnapshotRequest]] | None = None
-    map_snapshot: Callable[[str | bytes, str, int], BookUpdate] | None = None
+    map_snapshot: MapSnapshot | None = None
     # The normalized symbol a snapshot URL asks for (to replay recorded snapshots offline).
     snapshot_symbol: Callable[[str], str] | None = None
     # Messages that make the feed send a fresh book snapshot for one symbol (unsubscribe and

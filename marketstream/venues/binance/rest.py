@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from marketstream.errors import MarketStreamError
-from marketstream.schemas.records import Trade
+from marketstream.schemas.records import Instrument, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, in_venue
 from marketstream.venues.base.parsing import integer, levels, load_object
 from marketstream.venues.base.symbols import split_symbol
@@ -58,7 +58,13 @@ def snapshot_symbol(market: Market, url: str) -> str:
     return split_symbol(natives[0], market.perp)
 
 
-def map_snapshot(market: Market, body: str | bytes, symbol: str, recv_ts: int) -> BookUpdate:
+def map_snapshot(
+    market: Market,
+    body: str | bytes,
+    symbol: str,
+    recv_ts: int,
+    instruments: Sequence[Instrument] = (),
+) -> BookUpdate:
     what = "depth snapshot"
     try:
         data = load_object(body)
