@@ -22,7 +22,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import redis.asyncio
@@ -37,6 +37,7 @@ from marketstream.schemas.records import (
     Candle,
     Funding,
     Instrument,
+    InstrumentKind,
     Liquidation,
     OpenInterest,
     Quote,
@@ -125,7 +126,7 @@ def open_interest(exchange: str, n: int) -> list[Record]:
 
 def instruments(exchange: str, n: int) -> list[Record]:
     """One refresh of n instruments, every kind, then a second read of the first one."""
-    kinds = ("spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future")
+    kinds: tuple[InstrumentKind, ...] = get_args(InstrumentKind)
     refresh = [
         Instrument(exchange, f"C{i}-USD" + ("" if i % 5 == 0 else "-PERP"), T0, f"C{i}USD",
                    kinds[i % 5], f"C{i}", "USD", "USD" if i % 5 in (0, 1, 3) else f"C{i}",

@@ -317,12 +317,11 @@ def test_only_perpetuals_get_liquidations_and_open_interest() -> None:
         assert set(strings(table, "symbol")) == {"BTC-USDT-PERP"}
         assert set(strings(table, "exchange")) == {"binance-usdm", "okx"}
         assert np.all(np.diff(column(table, "ts")) >= 0)
-    assert history.truth()["liquidations"] == key_checksum(LIQUIDATIONS, history.liquidations)
-    again = one_day(PERPS)
-    assert again.liquidations is not None
-    assert again.liquidations.equals(history.liquidations)
-    assert history.open_interest is not None
-    assert not one_day(with_(PERPS, seed=8)).open_interest.equals(history.open_interest)  # type: ignore[union-attr]
+    liquidations = history.tables["liquidations"]
+    assert history.truth()["liquidations"] == key_checksum(LIQUIDATIONS, liquidations)
+    assert one_day(PERPS).tables["liquidations"].equals(liquidations)
+    other = one_day(with_(PERPS, seed=8)).tables["open_interest"]
+    assert not other.equals(history.tables["open_interest"])
 
 
 def test_liquidations_meet_trades_and_open_interest_is_valued_at_the_last_trade() -> None:
