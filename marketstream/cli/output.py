@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from marketstream.services.state import ServicesStatus
 
 ROW_FORMATS = ("json", "table")
-_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts"})
+_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts", "expiry"})
 
 
 def print_json(body: object) -> None:
