@@ -22,7 +22,7 @@ from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TRADES
 from marketstream.schemas.records import Instrument, Liquidation, OpenInterest, Record
-from marketstream.tiers.days import day_start_ns
+from marketstream.tiers.days import day_of_ns, day_start_ns
 from marketstream.tiers.questdb_partitions import HotTier
 from tests.integration.archive_tiers import (
     DAYS,
@@ -143,6 +143,25 @@ def test_killed_after_each_step_a_rerun_completes_with_no_loss_or_duplicate(
     assert killed.returncode == -9, killed.stdout + killed.stderr
     rerun = archive(tiers, "--once")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+
+    # The readers of every tier find the streamed rows in warm and cold, in their order.
+    first, after = day_start_ns(old_days[1]), day_start_ns(old_days[0] + timedelta(days=1))
+    with HotQueries.connect(tiers.pg_url) as hot:
+        queries = TieredQueries(hot, HotTier(tiers.http), tiers.warm, tiers.cold)
+        found: list[Record] = [
+            *queries.liquidations("okx", perp, first, after),
+            *queries.open_interest("okx", perp, first, after),
+        ]
+        latest = [i for i in queries.instruments("okx") if i.symbol in symbols]
+    streamed_events = [r for r in streamed if isinstance(r, Liquidation | OpenInterest)]
+    assert found == sorted(
+        streamed_events, key=lambda r: (type(r).__name__ != "Liquidation", r.ts, repr(r))
+    )
+    newest: dict[str, Instrument] = {}  # the last read of each, on the newer day (warm)
+    for record in streamed:
+        if isinstance(record, Instrument) and day_of_ns(record.ts) == old_days[0]:
+            newest[record.symbol] = record
+    assert latest == [newest[symbol] for symbol in sorted(newest)]
 
     for table, days in truth.items():
         spec = SPEC_BY_TABLE[table]
