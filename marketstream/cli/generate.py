@@ -18,7 +18,9 @@ MAX_SEED: Final = 2**63 - 1
 
 def add_commands(commands: Commands) -> None:
     generate = commands.add_parser(
-        "generate", help="write synthetic trades, quotes and 1m candles for past days to QuestDB"
+        "generate",
+        help="write synthetic trades, quotes, 1m candles (and, for -PERP symbols, liquidations "
+        "and open interest) for past days to QuestDB",
     )
     generate.add_argument("--days", required=True, metavar="N", help="how many days, 1 or more")
     generate.add_argument(

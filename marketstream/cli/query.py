@@ -1,10 +1,11 @@
-"""`marketstream query latest|trades|candles`: the hot tier, or every tier stitched by day
-(`marketstream.query`)."""
+"""`marketstream query latest|trades|candles|liquidations|open-interest|instruments`: the hot
+tier, or every tier stitched by day (`marketstream.query`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from marketstream.cli.common import Commands, add_state_dir, config_of
@@ -21,7 +22,9 @@ _QUERY_TIME_HELP = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoc
 
 def add_commands(commands: Commands) -> None:
     query = commands.add_parser(
-        "query", help="latest prices, trades and candles from the hot tier (QuestDB)"
+        "query",
+        help="latest prices, trades, candles, liquidations, open interest and instruments "
+        "from the hot tier (QuestDB) or every tier",
     )
     what = query.add_subparsers(title="query commands", metavar="WHAT")
     latest = what.add_parser("latest", help="the latest price of each instrument")
@@ -30,19 +33,37 @@ def add_commands(commands: Commands) -> None:
     latest.set_defaults(handler=_cmd_query_latest)
 
     trades = what.add_parser("trades", help="trades with start <= ts < end, in time order")
+    liquidations = what.add_parser(
+        "liquidations", help="liquidations with start <= ts < end, in time order"
+    )
+    open_interest = what.add_parser(
+        "open-interest",
+        help="open interest (base units; value in quote where sent) with start <= ts < end",
+    )
     candles = what.add_parser(
         "candles", help="OHLCV candles built from trades, for the bars opening in [start, end)"
     )
-    for sub in (trades, candles):
+    ranges = {
+        "trades": trades,
+        "liquidations": liquidations,
+        "open interest readings": open_interest,
+    }
+    for sub in (*ranges.values(), candles):
         sub.add_argument("--exchange", required=True, metavar="EX")
-        sub.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT")
+        sub.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT-PERP")
         sub.add_argument("--start", required=True, metavar="T", help=_QUERY_TIME_HELP)
         sub.add_argument("--end", required=True, metavar="T", help="exclusive; as --start")
-    trades.add_argument(
-        "--limit", default="10000", metavar="N", help="at most N trades, the earliest"
+    for rows, sub in ranges.items():
+        sub.add_argument(
+            "--limit", default="10000", metavar="N", help=f"at most N {rows}, the earliest"
+        )
+        sub.set_defaults(handler=_cmd_query_range, rows=rows)
+    instruments = what.add_parser(
+        "instruments", help="the newest metadata of every instrument, by exchange and symbol"
     )
-    trades.set_defaults(handler=_cmd_query_trades)
-    for sub in (trades, candles):
+    instruments.add_argument("--exchange", metavar="EX", help="only this exchange")
+    instruments.set_defaults(handler=_cmd_query_instruments)
+    for sub in (*ranges.values(), candles, instruments):
         sub.add_argument(
             "--tier",
             default="auto",
@@ -54,7 +75,7 @@ def add_commands(commands: Commands) -> None:
         "--interval", required=True, metavar="I", help="1s, 1m, 5m, 1h or 1d (UTC calendar)"
     )
     candles.set_defaults(handler=_cmd_query_candles)
-    for sub in (latest, trades, candles):
+    for sub in (latest, *ranges.values(), candles, instruments):
         sub.add_argument(
             "--format",
             default="json",
@@ -107,7 +128,8 @@ def _cmd_query_latest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_query_trades(args: argparse.Namespace) -> int:
+def _cmd_query_range(args: argparse.Namespace) -> int:
+    """trades, liquidations or open interest (`args.rows`) of one instrument and range."""
     from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
     output = _query_format(args.format)
@@ -116,15 +138,32 @@ def _cmd_query_trades(args: argparse.Namespace) -> int:
         hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
     )
     limit = hq.parse_limit(args.limit)
+    rows: Sequence[object]
     with _reader(args) as reader:
-        trades = reader.trades(exchange, symbol, start, end, limit=limit)
-    print_rows(trades, output)
-    if len(trades) == limit:
+        if args.rows == "liquidations":
+            rows = reader.liquidations(exchange, symbol, start, end, limit=limit)
+        elif args.rows == "open interest readings":
+            rows = reader.open_interest(exchange, symbol, start, end, limit=limit)
+        else:
+            rows = reader.trades(exchange, symbol, start, end, limit=limit)
+    print_rows(rows, output)
+    if len(rows) == limit:
         print(
-            f"marketstream: note: the first {limit} trades only (--limit); "
+            f"marketstream: note: the first {limit} {args.rows} only (--limit); "
             "narrow the range or raise --limit for more",
             file=sys.stderr,
         )
+    return 0
+
+
+def _cmd_query_instruments(args: argparse.Namespace) -> int:
+    from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
+
+    output = _query_format(args.format)
+    exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
+    with _reader(args) as reader:
+        instruments = reader.instruments(exchange)
+    print_rows(instruments, output)
     return 0
 
 

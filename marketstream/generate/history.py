@@ -1,4 +1,5 @@
-"""Synthetic trades, quotes and 1m candles for past days: pure, seeded, one day at a time.
+"""Synthetic trades, quotes, 1m candles, and for perpetuals liquidations and open interest,
+for past days: pure, seeded, one day at a time.
 
 The same seed gives the same rows for a day whatever range it is generated in, because every
 random draw comes from a generator seeded by (seed, purpose, exchange, symbol, day):
@@ -14,6 +15,11 @@ random draw comes from a generator seeded by (seed, purpose, exchange, symbol, d
   the ask and selling at the bid, so bid <= price <= ask; `last_px` is the previous trade.
 - Candles: exchange 1m bars, closed, from the day's trades (OHLCV and trade count), one per
   minute that has trades.
+- Perpetuals (`-PERP` symbols) also get liquidations, about one per `_LIQUIDATION_EVERY`
+  trades, each at the price and time of the trade it met and a few times its size, and open
+  interest every `_OI_STEP_NS`: a slow random walk around `_OI_NOTIONAL` of quote currency
+  in base units, its value at the last trade price. Their draws come from generators of
+  their own, so the other tables are the same with or without them.
 - Gaps (optional): per exchange, a few outages of minutes with no rows at all; trade ids skip
   over them, as a real feed's do after a disconnect. Spikes (optional): per symbol, a few
   sudden moves of 3-12% that decay over minutes. Either option leaves every other draw as it
@@ -25,6 +31,7 @@ sorted by `ts`; `from_arrow` turns them into records.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +46,15 @@ import pyarrow as pa
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.arrow import arrow_schema
 from marketstream.schemas.checksum import key_checksum
-from marketstream.schemas.columns import CANDLES, QUOTES, TRADES, TableSpec
+from marketstream.schemas.columns import (
+    CANDLES,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    QUOTES,
+    SPEC_BY_TABLE,
+    TRADES,
+    TableSpec,
+)
 from marketstream.schemas.instruments import EXCHANGES, parse_symbol
 
 F64 = npt.NDArray[np.float64]
@@ -71,6 +86,11 @@ _TRADE_NOTIONAL, _QUOTE_NOTIONAL = 300.0, 20_000.0  # median trade and quote siz
 _LATENCY_NS: Final = 15 * NS_PER_MS  # median exchange-to-receive delay
 _GAP_MEAN_MINUTES: Final = 10.0
 _SPIKE_SIZE, _SPIKE_DECAY_S = (0.03, 0.12), (60.0, 600.0)
+_LIQUIDATION_EVERY: Final = 400  # trades per liquidation, on average
+_LIQUIDATION_SIZE: Final = (1.0, 20.0)  # times the size of the trade it met
+_OI_STEP_NS: Final = 5 * NS_PER_MINUTE  # open interest readings: 288 a day
+_OI_NOTIONAL: Final = 2e9  # open interest around this much quote currency
+_OI_STEP_SD: Final = 0.002  # log change of open interest per reading
 
 
 _BOUNDS: Final = (
@@ -139,10 +159,21 @@ class DayHistory:
     trades: pa.Table
     quotes: pa.Table
     candles: pa.Table
+    liquidations: pa.Table | None = None  # None: no perpetual symbol was asked for
+    open_interest: pa.Table | None = None
 
     @property
     def tables(self) -> dict[str, pa.Table]:
-        return {TRADES.table: self.trades, QUOTES.table: self.quotes, CANDLES.table: self.candles}
+        tables = {
+            TRADES.table: self.trades,
+            QUOTES.table: self.quotes,
+            CANDLES.table: self.candles,
+        }
+        if self.liquidations is not None:
+            tables[LIQUIDATIONS.table] = self.liquidations
+        if self.open_interest is not None:
+            tables[OPEN_INTEREST.table] = self.open_interest
+        return tables
 
     @property
     def rows(self) -> int:
@@ -150,8 +181,9 @@ class DayHistory:
 
     def truth(self) -> dict[str, tuple[int, int]]:
         """(rows, key checksum) per table: what a tier holding this day must report."""
-        specs = {TRADES.table: TRADES, QUOTES.table: QUOTES, CANDLES.table: CANDLES}
-        return {name: key_checksum(specs[name], table) for name, table in self.tables.items()}
+        return {
+            name: key_checksum(SPEC_BY_TABLE[name], table) for name, table in self.tables.items()
+        }
 
 
 def generate(config: HistoryConfig, start: date, end: date) -> Iterator[DayHistory]:
@@ -227,6 +259,12 @@ class HistoryGenerator:
             log_mid = log_open + _sample(rng, grid, arrival.t, float(levels.vols[index]))
             if config.spikes:
                 log_mid += spikes.at(arrival.t)
+            perp = None
+            if parse_symbol(symbol).perp:
+                perp = _Perp(
+                    _rng(config.seed, "derivatives", exchange, symbol, index),
+                    config.start_price(symbol),
+                )
             pieces.append(
                 _exchange_day(
                     rng,
@@ -237,6 +275,7 @@ class HistoryGenerator:
                     codes=(e, s),
                     first_id=first_id,
                     down=gaps.get(exchange),
+                    perp=perp,
                 )
             )
         return pieces
@@ -330,6 +369,34 @@ class _Piece:
     candle_ts: I64
     ohlcv: tuple[F64, F64, F64, F64, F64]
     candle_trades: I64
+    liquidation: _Liquidations | None = None  # perpetuals only
+    open_interest: _OpenInterest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Perp:
+    """What a perpetual's derivative rows are drawn with: their own generator, so the other
+    tables are the same whether or not they are made."""
+
+    rng: np.random.Generator
+    start_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Liquidations:
+    ts: I64
+    recv: I64
+    buy: Mask
+    price: F64
+    size: F64
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenInterest:
+    ts: I64
+    recv: I64
+    amount: F64
+    value: F64
 
 
 def _arrivals(rng: np.random.Generator, n: int, mean_burst: float) -> _Arrivals:
@@ -423,6 +490,7 @@ def _exchange_day(
     codes: tuple[int, int],
     first_id: int,
     down: Mask | None,
+    perp: _Perp | None = None,
 ) -> _Piece:
     """One exchange's trades, quotes and candles of one symbol; `down`: its gap minutes."""
     n = len(arrival.t)
@@ -445,6 +513,11 @@ def _exchange_day(
     last_px = np.concatenate([[np.nan], price[:-1]])
     ids = first_id + np.arange(n, dtype=np.int64)
     keep = np.ones(n, np.bool_) if down is None else ~down[arrival.t // NS_PER_MINUTE]
+    derivatives = (
+        (None, None)
+        if perp is None
+        else _derivatives(perp, arrival.t, price, size, keep, down=down, market=market)
+    )
     t, price, size = arrival.t[keep], price[keep], size[keep]
     candle_ts, ohlcv, candle_trades = _candles(t, price, size, market)
     return _Piece(
@@ -465,7 +538,48 @@ def _exchange_day(
         candle_ts=candle_ts,
         ohlcv=ohlcv,
         candle_trades=candle_trades,
+        liquidation=derivatives[0],
+        open_interest=derivatives[1],
     )
+
+
+def _derivatives(
+    perp: _Perp,
+    t: I64,
+    price: F64,
+    size: F64,
+    keep: Mask,
+    *,
+    down: Mask | None,
+    market: _Market,
+) -> tuple[_Liquidations, _OpenInterest]:
+    """A perpetual's liquidations and open interest, from its trades' times and prices.
+
+    Every draw is made for the whole day (one per trade, one per reading) before the gap
+    minutes are left out, so the rows with gaps are a subset of the rows without.
+    """
+    rng, n = perp.rng, len(t)
+    hit = rng.random(n) < 1.0 / _LIQUIDATION_EVERY
+    buy = rng.random(n) < 0.5
+    factor = rng.uniform(*_LIQUIDATION_SIZE, n)
+    recv = _receive_times(rng, t)
+    liquidated = np.maximum(market.lot, np.round(size * factor, market.size_decimals))
+    hit &= keep
+    liquidations = _Liquidations(t[hit], recv[hit], buy[hit], price[hit], liquidated[hit])
+
+    readings = int(NS_PER_DAY // _OI_STEP_NS)
+    ts = np.arange(readings, dtype=np.int64) * _OI_STEP_NS + _OI_STEP_NS - NS_PER_S
+    walk = np.cumsum(rng.normal(0.0, _OI_STEP_SD, readings))
+    amount = np.round(_OI_NOTIONAL / perp.start_price * np.exp(walk), market.size_decimals)
+    oi_recv = ts + np.rint(np.exp(rng.normal(math.log(_LATENCY_NS), 0.5, readings))).astype(
+        np.int64
+    )
+    last = np.searchsorted(t, ts, side="right") - 1  # the last trade before the reading
+    value = np.round(amount * price[np.maximum(last, 0)], 2)
+    shown = last >= 0
+    if down is not None:
+        shown &= ~down[ts // NS_PER_MINUTE]
+    return liquidations, _OpenInterest(ts[shown], oi_recv[shown], amount[shown], value[shown])
 
 
 def _sizes(
@@ -557,12 +671,68 @@ def _assemble(
         "trades": pa.array(cat("candle_trades"), pa.int64()),
         "closed": pa.array(np.ones(count, dtype=np.bool_)),
     }
-    return DayHistory(
+    history = DayHistory(
         day,
         _table(TRADES, trades, trade_ts),
         _table(QUOTES, quotes, trade_ts),
         _table(CANDLES, candles, candle_ts),
     )
+    perps = [p for p in pieces if p.liquidation is not None and p.open_interest is not None]
+    if not any(parse_symbol(symbol).perp for symbol in symbols):
+        return history
+    return dataclasses.replace(
+        history,
+        liquidations=_liquidation_table(day_ns, perps, exchanges, symbols),
+        open_interest=_open_interest_table(day_ns, perps, exchanges, symbols),
+    )
+
+
+def _liquidation_table(
+    day_ns: int, pieces: list[_Piece], exchanges: tuple[str, ...], symbols: tuple[str, ...]
+) -> pa.Table:
+    parts = [p.liquidation for p in pieces if p.liquidation is not None]
+    ts = np.concatenate([np.zeros(0, np.int64), *(part.ts for part in parts)]) + day_ns
+    buy = np.concatenate([np.zeros(0, np.bool_), *(part.buy for part in parts)])
+    columns = {
+        **_instrument_names(pieces, [len(part.ts) for part in parts], exchanges, symbols),
+        "ts": _timestamps(ts),
+        "recv_ts": _timestamps(_cat([part.recv for part in parts], np.int64) + day_ns),
+        "side": _names(np.where(buy, 0, 1).astype(np.int32), ("buy", "sell")),
+        "price": pa.array(_cat([part.price for part in parts], np.float64), pa.float64()),
+        "size": pa.array(_cat([part.size for part in parts], np.float64), pa.float64()),
+    }
+    return _table(LIQUIDATIONS, columns, ts)
+
+
+def _open_interest_table(
+    day_ns: int, pieces: list[_Piece], exchanges: tuple[str, ...], symbols: tuple[str, ...]
+) -> pa.Table:
+    parts = [p.open_interest for p in pieces if p.open_interest is not None]
+    ts = _cat([part.ts for part in parts], np.int64) + day_ns
+    columns = {
+        **_instrument_names(pieces, [len(part.ts) for part in parts], exchanges, symbols),
+        "ts": _timestamps(ts),
+        "recv_ts": _timestamps(_cat([part.recv for part in parts], np.int64) + day_ns),
+        "open_interest": pa.array(_cat([p.amount for p in parts], np.float64), pa.float64()),
+        "value": pa.array(_cat([part.value for part in parts], np.float64), pa.float64()),
+    }
+    return _table(OPEN_INTEREST, columns, ts)
+
+
+def _instrument_names(
+    pieces: list[_Piece], lengths: list[int], exchanges: tuple[str, ...], symbols: tuple[str, ...]
+) -> dict[str, pa.Array[Any]]:
+    """The exchange and symbol columns of rows made piece by piece, `lengths` rows each."""
+    exchange = [np.full(n, p.exchange, np.int32) for p, n in zip(pieces, lengths, strict=True)]
+    symbol = [np.full(n, p.symbol, np.int32) for p, n in zip(pieces, lengths, strict=True)]
+    return {
+        "exchange": _names(_cat(exchange, np.int32), exchanges),
+        "symbol": _names(_cat(symbol, np.int32), symbols),
+    }
+
+
+def _cat(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.concatenate([np.zeros(0, dtype), *parts]).astype(dtype, copy=False)
 
 
 def _table(spec: TableSpec, columns: Mapping[str, pa.Array[Any]], ts: I64) -> pa.Table:

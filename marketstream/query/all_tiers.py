@@ -9,16 +9,17 @@ a day, so no bar straddles two tiers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from itertools import groupby
-from typing import Final
+from typing import Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from marketstream.query.hot_queries import (
+    DEFAULT_TRADES_LIMIT,
     INTERVALS,
     HotQueries,
     bar_ceil,
@@ -27,29 +28,42 @@ from marketstream.query.hot_queries import (
     check_limit,
     check_range,
     check_symbol,
+    order_keys,
 )
 from marketstream.schemas.arrow import conform, from_arrow
-from marketstream.schemas.columns import TRADES
-from marketstream.schemas.records import Candle, Trade
+from marketstream.schemas.columns import INSTRUMENTS, LIQUIDATIONS, OPEN_INTEREST, TRADES, TableSpec
+from marketstream.schemas.records import (
+    Candle,
+    Instrument,
+    Liquidation,
+    OpenInterest,
+    Record,
+    Trade,
+)
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_store import ColdStore
 from marketstream.tiers.days import day_start_ns, days_between
 from marketstream.tiers.questdb_partitions import HotTier
 
 NS_PER_DAY: Final = 86_400 * 10**9
+R = TypeVar("R", bound=Record)
 
 
 class TieredQueries:
-    """Trades and candles for any range, from QuestDB, ClickHouse and the cold Parquet files."""
+    """Trades, candles, liquidations, open interest and instruments for any range, from
+    QuestDB, ClickHouse and the cold Parquet files."""
 
     def __init__(self, hot: HotQueries, hot_tier: HotTier, warm: WarmTier, cold: ColdStore) -> None:
         self.hot, self.hot_tier, self.warm, self.cold = hot, hot_tier, warm, cold
 
-    def tiers_of(self, exchange: str, start_ns: int, end_ns: int) -> list[tuple[str, int, int]]:
-        """(tier, start, end) pieces of [start_ns, end_ns), hottest tier first for each day."""
-        hot_days = set(self.hot_tier.partitions(TRADES))
-        warm_days = set(self.warm.partitions(TRADES))
-        cold_days = {p.day for p in self.cold.partitions(TRADES.table) if p.exchange == exchange}
+    def tiers_of(
+        self, exchange: str, start_ns: int, end_ns: int, spec: TableSpec = TRADES
+    ) -> list[tuple[str, int, int]]:
+        """(tier, start, end) pieces of [start_ns, end_ns), hottest tier first for each day
+        (days as the tiers hold them for `spec`'s table)."""
+        hot_days = set(self.hot_tier.partitions(spec))
+        warm_days = set(self.warm.partitions(spec))
+        cold_days = {p.day for p in self.cold.partitions(spec.table) if p.exchange == exchange}
 
         def tier(day: date) -> str:
             if day in hot_days:
@@ -82,8 +96,94 @@ class TieredQueries:
             if tier == "hot":
                 found += self.hot.trades(exchange, symbol, low, high, limit=want)
             else:
-                table = self._trades_table(tier, exchange, symbol, low, high, limit=want)
+                table = self._range_table(TRADES, tier, exchange, symbol, low, high, limit=want)
                 found += [t for t in from_arrow(TRADES, table) if isinstance(t, Trade)]
+        return found
+
+    def liquidations(
+        self,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = DEFAULT_TRADES_LIMIT,
+    ) -> list[Liquidation]:
+        """Liquidations with start_ns <= ts < end_ns in time order, at most `limit`."""
+        return self._events(Liquidation, LIQUIDATIONS, exchange, symbol, start_ns, end_ns, limit)
+
+    def open_interest(
+        self,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = DEFAULT_TRADES_LIMIT,
+    ) -> list[OpenInterest]:
+        """Open interest readings with start_ns <= ts < end_ns in time order, at most `limit`."""
+        return self._events(OpenInterest, OPEN_INTEREST, exchange, symbol, start_ns, end_ns, limit)
+
+    def _events(  # noqa: PLR0917 - one reader behind the typed ones above
+        self,
+        record_type: type[R],
+        spec: TableSpec,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+    ) -> list[R]:
+        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
+        start_ns, end_ns = check_range(start_ns, end_ns)
+        limit = check_limit(limit)
+        found: list[R] = []
+        for tier, low, high in self.tiers_of(exchange, start_ns, end_ns, spec):
+            want = limit - len(found)
+            if want <= 0:
+                break
+            if tier == "hot":
+                found += self.hot.events(record_type, spec, exchange, symbol, low, high, want)
+            else:
+                table = self._range_table(spec, tier, exchange, symbol, low, high, limit=want)
+                found += [r for r in from_arrow(spec, table) if isinstance(r, record_type)]
+        return found
+
+    def instruments(self, exchange: str | None = None) -> list[Instrument]:
+        """The newest metadata row of every instrument (of one exchange) in any tier, sorted
+        by exchange and symbol.
+
+        The hot and warm tiers answer for all their rows; the cold tier for its newest day of
+        each exchange: instruments are read again at every ingest start and refresh, so an
+        instrument listed on an older cold day only was delisted before that newest day.
+        """
+        if exchange is not None:
+            exchange = check_exchange(exchange)
+        rows: list[Instrument] = list(self.hot.instruments(exchange))
+        rows += self._warm_instruments(exchange)
+        rows += self._cold_instruments(exchange)
+        return latest_instruments(rows)
+
+    def _warm_instruments(self, exchange: str | None) -> list[Instrument]:
+        where = "" if exchange is None else " WHERE exchange = {ex:String}"
+        arrow = self.warm.client.query_arrow(
+            f"SELECT {', '.join(INSTRUMENTS.names)} FROM "  # noqa: S608 - names from our specs
+            f"{self.warm.database}.{INSTRUMENTS.table}{where} "
+            "ORDER BY ts DESC LIMIT 1 BY exchange, symbol",
+            parameters={"ex": exchange} if exchange is not None else {},
+        )
+        table = conform(INSTRUMENTS, arrow)
+        return [r for r in from_arrow(INSTRUMENTS, table) if isinstance(r, Instrument)]
+
+    def _cold_instruments(self, exchange: str | None) -> list[Instrument]:
+        newest: dict[str, date] = {}
+        for part in self.cold.partitions(INSTRUMENTS.table, exchange):
+            newest[part.exchange] = max(part.day, newest.get(part.exchange, part.day))
+        found: list[Instrument] = []
+        for name, day in sorted(newest.items()):
+            start = day_start_ns(day)
+            table = self.cold.read_range(INSTRUMENTS, start, start + NS_PER_DAY, name)
+            found += [r for r in from_arrow(INSTRUMENTS, table) if isinstance(r, Instrument)]
         return found
 
     def ohlcv(
@@ -101,22 +201,32 @@ class TieredQueries:
             elif tier == "warm":
                 candles += self._warm_ohlcv(exchange, symbol, interval, piece_low, piece_high)
             else:
-                table = self._trades_table(
-                    "cold", exchange, symbol, piece_low, piece_high, limit=None
+                table = self._range_table(
+                    TRADES, "cold", exchange, symbol, piece_low, piece_high, limit=None
                 )
                 candles += ohlcv_from_trades(table, exchange, symbol, interval)
         return candles
 
-    def _trades_table(
-        self, tier: str, exchange: str, symbol: str, low: int, high: int, *, limit: int | None
+    def _range_table(  # noqa: PLR0917 - a piece of a range
+        self,
+        spec: TableSpec,
+        tier: str,
+        exchange: str,
+        symbol: str,
+        low: int,
+        high: int,
+        *,
+        limit: int | None,
     ) -> pa.Table:
+        """One instrument's rows of [low, high) in a warm or cold piece, in `order_keys`."""
+        order = order_keys(spec)
         if tier == "warm":
             arrow = self.warm.client.query_arrow(
-                f"SELECT {', '.join(TRADES.names)} FROM {self.warm.database}.{TRADES.table} "  # noqa: S608
+                f"SELECT {', '.join(spec.names)} FROM {self.warm.database}.{spec.table} "  # noqa: S608
                 "WHERE exchange = {ex:String} AND symbol = {sym:String} "
                 "AND ts >= fromUnixTimestamp64Nano({low:Int64}) "
                 "AND ts < fromUnixTimestamp64Nano({high:Int64}) "
-                "ORDER BY ts, trade_id LIMIT {limit:UInt64}",
+                f"ORDER BY {', '.join(order)} LIMIT {{limit:UInt64}}",
                 parameters={
                     "ex": exchange,
                     "sym": symbol,
@@ -125,9 +235,9 @@ class TieredQueries:
                     "limit": limit if limit is not None else 2**63 - 1,
                 },
             )
-            return conform(TRADES, arrow)
-        table = conform(TRADES, self.cold.read_range(TRADES, low, high, exchange, symbol))
-        table = table.sort_by([("ts", "ascending"), ("trade_id", "ascending")])
+            return conform(spec, arrow)
+        table = conform(spec, self.cold.read_range(spec, low, high, exchange, symbol))
+        table = table.sort_by([(name, "ascending") for name in order])
         return table if limit is None else table.slice(0, limit)
 
     def _warm_ohlcv(
@@ -150,6 +260,16 @@ class TieredQueries:
             Candle(exchange, symbol, interval, int(bar), o, h, lo, c, v, int(n), closed=True)
             for bar, o, h, lo, c, v, n in result.result_rows
         ]
+
+
+def latest_instruments(rows: Iterable[Instrument]) -> list[Instrument]:
+    """The newest row of each (exchange, symbol), sorted by them; on a tie, the first given."""
+    latest: dict[tuple[str, str], Instrument] = {}
+    for row in rows:
+        key = (row.exchange, row.symbol)
+        if key not in latest or row.ts > latest[key].ts:
+            latest[key] = row
+    return [latest[key] for key in sorted(latest)]
 
 
 def ohlcv_from_trades(table: pa.Table, exchange: str, symbol: str, interval: str) -> list[Candle]:

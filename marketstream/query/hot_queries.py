@@ -1,4 +1,5 @@
-"""Hot-tier reads from QuestDB over its PostgreSQL wire protocol: latest prices, trades, OHLCV.
+"""Hot-tier reads from QuestDB over its PostgreSQL wire protocol: latest prices, trades, OHLCV,
+liquidations, open interest and the latest instrument metadata.
 
 Every value a caller passes travels as a bound parameter; the SQL text holds only names from
 our own specs and a fixed whitelist of intervals, so no input can change a statement. Inputs
@@ -31,9 +32,25 @@ from psycopg.types.numeric import Int8
 from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
-from marketstream.schemas.columns import QUOTES, TRADES, TableSpec
+from marketstream.schemas.columns import (
+    INSTRUMENTS,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    QUOTES,
+    TRADES,
+    TableSpec,
+)
 from marketstream.schemas.instruments import EXCHANGES, parse_symbol
-from marketstream.schemas.records import Candle, Kind, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Instrument,
+    Kind,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 from marketstream.tiers.questdb_tables import OHLCV_1M_VIEW
 
 # QuestDB's PG wire accepts one user, `pg.user`/`pg.password` in its server.conf or the
@@ -98,8 +115,9 @@ def check_symbol(symbol: str) -> str:
         return parse_symbol(symbol).symbol
     except (ValueError, TypeError):
         raise QueryInputError(
-            f"symbol {_show(symbol)} is not normalized: expected BASE-QUOTE or BASE-QUOTE-PERP "
-            "in upper case, e.g. BTC-USDT or BTC-USDT-PERP"
+            f"symbol {_show(symbol)} is not normalized: expected BASE-QUOTE, BASE-QUOTE-PERP "
+            "or BASE-QUOTE-YYYYMMDD in upper case, e.g. BTC-USDT, BTC-USDT-PERP or "
+            "BTC-USD-20250328"
         ) from None
 
 
@@ -291,6 +309,32 @@ _TRADES_RANGE: Final = sql.SQL(
     "SELECT {columns} FROM {table} WHERE exchange = %s AND symbol = %s AND ts >= %s AND ts < %s "
     "ORDER BY ts LIMIT %s"
 ).format(columns=_select_list(TRADES), table=sql.Identifier(TRADES.table))
+
+
+def order_keys(spec: TableSpec) -> tuple[str, ...]:
+    """Time, then the rest of the dedup keys: one instrument's rows in one total order, the
+    same in every tier (`trade_id` for trades, side, price and size for liquidations)."""
+    rest = (k for k in spec.dedup_keys if k not in (spec.timestamp, "exchange", "symbol"))
+    return (spec.timestamp, *rest)
+
+
+def _range_sql(spec: TableSpec) -> sql.Composed:
+    return sql.SQL(
+        "SELECT {columns} FROM {table} WHERE exchange = %s AND symbol = %s AND ts >= %s "
+        "AND ts < %s ORDER BY {order} LIMIT %s"
+    ).format(
+        columns=_select_list(spec),
+        table=sql.Identifier(spec.table),
+        order=sql.SQL(", ").join(sql.Identifier(k) for k in order_keys(spec)),
+    )
+
+
+_RANGES: Final[dict[TableSpec, sql.Composed]] = {
+    spec: _range_sql(spec) for spec in (LIQUIDATIONS, OPEN_INTEREST)
+}
+_LATEST_INSTRUMENTS: Final = sql.SQL(
+    "SELECT {columns} FROM {table}{where} LATEST ON ts PARTITION BY exchange, symbol"
+)
 _LATEST_TRADE_PRICES: Final = sql.SQL(
     "SELECT exchange, symbol, cast(ts AS LONG), price FROM {table}{where} "
     "LATEST ON ts PARTITION BY exchange, symbol"
@@ -492,6 +536,64 @@ class HotQueries(Closing):
             )
             for ts, open_, high_, low_, close, volume, count in rows
         ]
+
+    def liquidations(
+        self,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = DEFAULT_TRADES_LIMIT,
+    ) -> list[Liquidation]:
+        """Liquidations with start_ns <= ts < end_ns in time order, at most `limit`."""
+        return self.events(Liquidation, LIQUIDATIONS, exchange, symbol, start_ns, end_ns, limit)
+
+    def open_interest(
+        self,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = DEFAULT_TRADES_LIMIT,
+    ) -> list[OpenInterest]:
+        """Open interest readings with start_ns <= ts < end_ns in time order, at most `limit`."""
+        return self.events(OpenInterest, OPEN_INTEREST, exchange, symbol, start_ns, end_ns, limit)
+
+    def events(  # noqa: PLR0917 - the reader behind the typed ones above
+        self,
+        record_type: type[R],
+        spec: TableSpec,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+    ) -> list[R]:
+        """Rows of `spec` (liquidations, open interest) with start_ns <= ts < end_ns, in
+        `order_keys` order, at most `limit`; `record_type` is the spec's record class."""
+        if spec not in _RANGES or spec.cls is not record_type:
+            raise TypeError(f"no range reader for {spec.table} as {record_type.__name__}")
+        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
+        start_ns, end_ns = check_range(start_ns, end_ns)
+        limit = check_limit(limit)
+        params: list[Param] = [exchange, symbol, Int8(start_ns), Int8(end_ns), Int8(limit)]
+        return self._records(record_type, spec, self._fetch(_RANGES[spec], params))
+
+    # --- instruments ------------------------------------------------------------------------
+
+    def instruments(self, exchange: str | None = None) -> list[Instrument]:
+        """The newest metadata row of every instrument (of one exchange), by exchange, symbol."""
+        conditions, params = instrument_conditions(exchange, None)
+        where: sql.Composable = sql.SQL("")
+        if conditions:
+            where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        query = _LATEST_INSTRUMENTS.format(
+            columns=_select_list(INSTRUMENTS), table=sql.Identifier(INSTRUMENTS.table), where=where
+        )
+        found = self._records(Instrument, INSTRUMENTS, self._fetch(query, params))
+        return sorted(found, key=lambda i: (i.exchange, i.symbol))
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -245,8 +245,9 @@ async def _summary(
         for sample in family.samples:
             if sample.name == "marketstream_ingest_records_total":
                 record_type, exchange = sample.labels["type"], sample.labels["exchange"]
-                published[record_type] += int(sample.value)
-                counts = by_exchange[exchange]["published"]
+                published[record_type] = published.get(record_type, 0) + int(sample.value)
+                of_exchange = by_exchange.setdefault(exchange, {"published": {}, "hot_rows": {}})
+                counts = of_exchange["published"]
                 counts[record_type] = counts.get(record_type, 0) + int(sample.value)
     hot_rows: dict[str, int] = {}
     for spec in SPECS:
@@ -254,8 +255,9 @@ async def _summary(
             f"SELECT exchange, count() FROM {spec.table} ORDER BY exchange"  # noqa: S608 - our tables
         )["dataset"]
         hot_rows[spec.table] = sum(int(count) for _, count in rows)
-        for exchange, count in rows:
-            by_exchange[exchange]["hot_rows"][spec.table] = int(count)
+        for exchange, count in rows:  # an exchange with no feed: instruments, say
+            of_exchange = by_exchange.setdefault(exchange, {"published": {}, "hot_rows": {}})
+            of_exchange["hot_rows"][spec.table] = int(count)
     client = connect_async(endpoints.redis)
     try:
         latest: dict[str, Any] = {}

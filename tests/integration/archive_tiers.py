@@ -8,11 +8,12 @@ every old day of every table, and other tests' data (2021 recordings) must not b
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,9 +27,11 @@ from marketstream.archiver.moves import FAILPOINT_ENV
 from marketstream.config import PipelineConfig, S3Config, ServicesConfig, load_config
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
-from marketstream.schemas.arrow import conform
+from marketstream.schemas.arrow import conform, to_arrow
 from marketstream.schemas.checksum import key_checksum
-from marketstream.schemas.columns import SPEC_BY_TABLE, TableSpec
+from marketstream.schemas.codec import encode_record
+from marketstream.schemas.columns import SPEC_BY_TABLE, TableSpec, spec_of
+from marketstream.schemas.records import Record
 from marketstream.services import process
 from marketstream.services.gateway_process import GatewaySetup, spawn_warm_server
 from marketstream.services.questdb_server import QuestDBPorts, start_questdb
@@ -36,8 +39,11 @@ from marketstream.tiers import clickhouse
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_parquet import decode
 from marketstream.tiers.cold_store import ColdStore
+from marketstream.tiers.days import day_of_ns
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_partitions import HotTier
+from marketstream.tiers.redis_bus import connect_async, stream_key
+from marketstream.writers.hot_writer import HotWriter
 from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import CONFIG_FILE, REPO, S3Endpoint
 
@@ -124,6 +130,56 @@ def load(tiers: Tiers, history: HistoryConfig, start: date, end: date) -> Truth:
     return summary.truth
 
 
+def write_hot(tiers: Tiers, redis_url: str, records: Sequence[Record]) -> Truth:
+    """Publish records to an emptied Redis and let the real hot writer put them into these
+    tiers' QuestDB; their truth per table and day once every one is queryable."""
+
+    async def run() -> None:
+        client = connect_async(redis_url)
+        try:
+            await client.flushdb()  # the writer takes every md:* stream: ours only
+            pipe = client.pipeline(transaction=False)
+            for record in records:
+                key = stream_key(spec_of(record).table, record.exchange)
+                pipe.execute_command("XADD", key, "*", "d", encode_record(record))
+            await pipe.execute()
+            hot = tiers.config.hot.model_copy(update={"metrics_port": 0, "batch_wait_ms": 10})
+            config = tiers.config.model_copy(update={"hot": hot})
+            writer = HotWriter(config, redis_url, tiers.http.base_url, consumer="archive-test")
+            stop = asyncio.Event()
+            task = asyncio.create_task(writer.run(stop))
+            try:
+                async with asyncio.timeout(120):
+                    await writer.wait_drained(queryable=True)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 120)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    return truth_of(records)
+
+
+def truth_of(records: Iterable[Record]) -> Truth:
+    by_day: dict[tuple[str, date], list[Record]] = {}
+    for record in records:
+        by_day.setdefault((spec_of(record).table, day_of_ns(record.ts)), []).append(record)
+    truth: Truth = {}
+    for (table, day), rows in by_day.items():
+        spec = SPEC_BY_TABLE[table]
+        truth.setdefault(table, {})[day] = key_checksum(spec, to_arrow(spec, rows))
+    return truth
+
+
+def merge_truth(into: Truth, more: Truth) -> None:
+    """Add another source's rows of the same tables and days (key checksums add up)."""
+    for table, days in more.items():
+        for day, (rows, checksum) in days.items():
+            old_rows, old_checksum = into.setdefault(table, {}).get(day, (0, 0))
+            into[table][day] = (old_rows + rows, (old_checksum + checksum) % 2**64)
+
+
 def wait_applied(tiers: Tiers) -> None:
     deadline = time.monotonic() + 60
     while not wal_applied(tiers.http):
@@ -190,8 +246,8 @@ def assert_tiered(tiers: Tiers, truth: Truth) -> None:
         assert found == {day: value for day, value in days.items() if value[0] > 0}, table
 
 
-def symbol_day(tiers: Tiers, spec: TableSpec, day: date, symbol: str) -> tuple[int, int]:
-    """(rows, checksum) of one symbol's rows of a day, summed over every tier that has any."""
+def symbol_day(tiers: Tiers, spec: TableSpec, day: date, symbols: Sequence[str]) -> tuple[int, int]:
+    """(rows, checksum) of these symbols' rows of a day, summed over every tier with any."""
     tables = [tiers.warm.read_day(spec, day)]
     hot = HotTier(tiers.http)
     if day in hot.partitions(spec):
@@ -203,7 +259,7 @@ def symbol_day(tiers: Tiers, spec: TableSpec, day: date, symbol: str) -> tuple[i
             tables.append(conform(spec, decode(data)))
     rows = checksum = 0
     for table in tables:
-        mine = table.filter(pc.equal(table.column("symbol"), pa.scalar(symbol)))
+        mine = table.filter(pc.is_in(table.column("symbol"), pa.array(symbols, pa.string())))
         n, c = key_checksum(spec, mine)
         rows, checksum = rows + n, (checksum + c) % 2**64
     return rows, checksum

@@ -19,7 +19,7 @@ from marketstream.config import load_config
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.run.demo import prepare_state, run_demo
 from marketstream.schemas.codec import decode_record
-from marketstream.schemas.columns import spec_of
+from marketstream.schemas.columns import SPEC_BY_TABLE, SPECS, spec_of
 from marketstream.services import process
 from marketstream.services.manager import stop_services
 from marketstream.services.state import load_record
@@ -61,9 +61,9 @@ def test_demo_covers_five_exchanges_real_and_generated(tmp_path: Path) -> None:
     for exchange, session in summary["sessions"].items():
         counts = summary["by_exchange"][exchange]
         truth = _offline(Path(session["file"]), exchange)
-        for table in ("trades", "quotes", "books", "funding"):
+        for table in ("trades", "quotes", "books", "funding", "liquidations"):
             # what ingest published is what QuestDB holds, exactly
-            published = counts["published"].get(table.removesuffix("s"), 0)
+            published = counts["published"].get(SPEC_BY_TABLE[table].record_type, 0)
             assert counts["hot_rows"].get(table, 0) == published, (exchange, table)
         for table in ("trades", "quotes", "funding"):
             # what the offline path makes of the same frames (books depend on when the live
@@ -73,6 +73,7 @@ def test_demo_covers_five_exchanges_real_and_generated(tmp_path: Path) -> None:
     assert summary["by_exchange"]["binance-usdm"]["hot_rows"]["trades"] == 91
     assert summary["by_exchange"]["coinbase"]["hot_rows"]["quotes"] == 107
     assert summary["dlq"] == 0
+    assert set(summary["hot_rows"]) == {spec.table for spec in SPECS}  # the new tables too
     venues = {key.split(":")[0].removesuffix("-usdm") for key in summary["latest"]}
     assert venues == {"binance", "coinbase", "kraken", "okx", "bybit"}
 

@@ -35,7 +35,15 @@ from marketstream.query.hot_queries import (
 )
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import CANDLES
-from marketstream.schemas.records import Candle, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Instrument,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 from marketstream.services import process
 from marketstream.tiers import questdb_tables
 from marketstream.tiers.questdb_rows import records_from_result, write_rows
@@ -131,17 +139,56 @@ def exchange_candles() -> list[Candle]:
     ]
 
 
+PERP = "HQD-USDT-PERP"  # liquidations and open interest
+
+
+def liquidations() -> list[Liquidation]:
+    """In time order; three at one nanosecond, in (side, price, size) order."""
+    return [
+        Liquidation(EX, PERP, D + 5 * S + 3, D + 5 * S + 9, "buy", 100.5, 0.25),
+        Liquidation(EX, PERP, D + 5 * S + 3, D + 5 * S + 9, "buy", 100.5, 0.5),
+        Liquidation(EX, PERP, D + 5 * S + 3, D + 5 * S + 8, "sell", 99.75, 2.0),
+        *(Liquidation(EX, PERP, D + i * MINUTE + 1, D + i * MINUTE + 5, "sell", 98.0 - i, 1.0)
+          for i in range(1, 6)),
+    ]  # fmt: skip
+
+
+def open_interest() -> list[OpenInterest]:
+    return [
+        OpenInterest(EX, PERP, D + i * 5 * MINUTE + 7, D + i * 5 * MINUTE + 11, 1000.0 + i,
+                     None if i % 2 else (1000.0 + i) * 100.0)
+        for i in range(6)
+    ]  # fmt: skip
+
+
+def instrument_rows() -> list[Instrument]:
+    """Two reads of okx's perpetual (the second newer, halted), a future and a bybit spot."""
+    perp = Instrument(EX, PERP, D + S, "HQD-USDT-SWAP", "linear_perpetual", "HQD", "USDT",
+                      "USDT", 0.01, 1.0, 0.25, 1.0, None, "trading")  # fmt: skip
+    return [
+        perp,
+        dataclasses.replace(perp, ts=D + 3600 * S + 5, status="halted"),
+        Instrument(EX, "HQD-USD-20251226", D + S, "HQD-USD-251226", "inverse_future", "HQD",
+                   "USD", "HQD", 100.0, 1.0, 0.5, 1.0, D + 36 * DAY + 8 * 3600 * S, "trading"),
+        Instrument("bybit", "HQD-USDT", D + 2 * S, "HQDUSDT", "spot", "HQD", "USDT", "USDT",
+                   1.0, 1.0, 0.001, 0.01, None, "trading"),
+    ]  # fmt: skip
+
+
+_TABLES = ("trades", "quotes", "candles", "liquidations", "open_interest", "instruments")
+
+
 def _settled(questdb: QuestDBEndpoints) -> bool:
+    names = ", ".join(f"'{name}'" for name in _TABLES)
     tables = questdb.http.exec(
-        "SELECT name, writerTxn, sequencerTxn FROM wal_tables() "
-        "WHERE name IN ('trades', 'quotes', 'candles')"
+        f"SELECT name, writerTxn, sequencerTxn FROM wal_tables() WHERE name IN ({names})"
     )["dataset"]
     views = questdb.http.exec(
         "SELECT view_status, refresh_base_table_txn, base_table_txn FROM materialized_views() "
         f"WHERE view_name = '{questdb_tables.OHLCV_1M_VIEW}'"
     )["dataset"]
     return (
-        len(tables) == 3
+        len(tables) == len(_TABLES)
         and all(writer == sequencer for _, writer, sequencer in tables)
         and len(views) == 1
         and views[0][0] == "valid"
@@ -160,7 +207,10 @@ def hot_data(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
     for _ in range(2):
         for statement in questdb_tables.create_all_sql() + questdb_tables.create_views_sql():
             questdb.http.exec(statement)
-    records: list[Record] = [*day_trades(), *few_trades(), *quotes(), *exchange_candles()]
+    records: list[Record] = [
+        *day_trades(), *few_trades(), *quotes(), *exchange_candles(),
+        *reversed(liquidations()), *open_interest(), *instrument_rows(),
+    ]  # fmt: skip
     with Sender.from_conf(questdb.ilp_conf) as sender:
         write_rows(sender, records)
         sender.flush()
@@ -171,7 +221,7 @@ def hot_data(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
         time.sleep(0.05)
     yield questdb
     questdb.http.exec(f"DROP MATERIALIZED VIEW IF EXISTS {questdb_tables.OHLCV_1M_VIEW}")
-    for table in ("trades", "quotes", "candles"):
+    for table in _TABLES:
         questdb.http.exec(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -224,6 +274,36 @@ def test_trades_in_a_range_round_trip_every_nanosecond(hot: HotQueries) -> None:
     assert hot.trades(EX, DAY_SYMBOL, start, end, limit=7) == trades[100:107]
     assert hot.trades(EX, DAY_SYMBOL, D, D + 2 * DAY, limit=10**6) == trades
     assert any(t.ts % 1000 for t in trades)  # sub-microsecond digits were at stake
+
+
+# --- liquidations, open interest, instruments -------------------------------------------------
+
+
+def test_liquidations_in_a_range_in_time_then_key_order(hot: HotQueries) -> None:
+    rows = liquidations()
+    assert hot.liquidations(EX, PERP, D, D + DAY) == rows
+    assert hot.liquidations(EX, PERP, D + 5 * S + 3, D + 5 * S + 4) == rows[:3]
+    assert hot.liquidations(EX, PERP, D, D + DAY, limit=2) == rows[:2]
+    assert hot.liquidations(EX, PERP, D + 5 * S + 4, D + 2 * MINUTE + 1) == rows[3:4]
+    assert hot.liquidations("bybit", PERP, D, D + DAY) == []
+
+
+def test_open_interest_in_a_range_keeps_missing_values(hot: HotQueries) -> None:
+    rows = open_interest()
+    assert hot.open_interest(EX, PERP, D, D + DAY) == rows
+    assert hot.open_interest(EX, PERP, rows[1].ts, rows[3].ts) == rows[1:3]
+    assert rows[1].value is None
+    assert hot.open_interest(EX, PERP, D, D + DAY, limit=1) == rows[:1]
+
+
+def test_instruments_are_the_newest_row_per_exchange_and_symbol(hot: HotQueries) -> None:
+    _, newer, future, spot = instrument_rows()
+    assert [i for i in hot.instruments() if i.symbol.startswith("HQD")] == [spot, future, newer]
+    assert hot.instruments(EX) == [future, newer]
+    assert hot.instruments("bybit") == [spot]
+    assert hot.instruments("kraken") == []
+    with pytest.raises(QueryInputError, match="exchange 'nyse' is not known"):
+        hot.instruments("nyse")
 
 
 # --- candles ----------------------------------------------------------------------------------
@@ -406,6 +486,31 @@ def test_cli_candles_as_a_table(hot_data: QuestDBEndpoints, tmp_path: Path) -> N
         row[ts_at:].startswith(format_ns(c.ts)) for row, c in zip(rows, expected, strict=True)
     )
     assert len({len(line) for line in [header, *rows]}) == 1
+
+
+def test_cli_liquidations_open_interest_and_instruments(
+    hot_data: QuestDBEndpoints, tmp_path: Path
+) -> None:
+    window = ("--exchange", EX, "--symbol", PERP, "--start", "2025-11-20", "--end", str(D + DAY))
+    result = _cli(hot_data, tmp_path, "liquidations", *window, "--limit", "3")
+    assert result.returncode == 0, result.stderr
+    assert [decode_record(line) for line in result.stdout.splitlines()] == liquidations()[:3]
+    assert "the first 3 liquidations only (--limit)" in result.stderr
+
+    result = _cli(hot_data, tmp_path, "open-interest", *window, "--format", "table")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == list(OpenInterest.__dataclass_fields__)
+    assert [row.split()[-2:] for row in rows] == [
+        [str(r.open_interest), "-" if r.value is None else str(r.value)] for r in open_interest()
+    ]
+
+    result = _cli(hot_data, tmp_path, "instruments", "--exchange", EX)
+    assert result.returncode == 0, result.stderr
+    _, newer, future, _ = instrument_rows()
+    assert [decode_record(line) for line in result.stdout.splitlines()] == [future, newer]
+    table = _cli(hot_data, tmp_path, "instruments", "--exchange", EX, "--format", "table")
+    assert format_ns(future.expiry or 0) in table.stdout.splitlines()[1]
 
 
 def test_cli_latest(hot_data: QuestDBEndpoints, tmp_path: Path) -> None:

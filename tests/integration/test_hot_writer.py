@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import os
 import signal
@@ -21,7 +22,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import redis.asyncio
@@ -31,7 +32,18 @@ from marketstream.config import PipelineConfig, ServicesConfig
 from marketstream.errors import ServiceError
 from marketstream.schemas.codec import encode_entry, encode_record
 from marketstream.schemas.columns import SPEC_BY_TABLE, SPECS, spec_of
-from marketstream.schemas.records import Book, Candle, Funding, Quote, Record, Trade
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Instrument,
+    InstrumentKind,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 from marketstream.services import process
 from marketstream.services.questdb_server import QuestDBPorts, QuestDBServer, start_questdb
 from marketstream.tiers.questdb import QuestDBHttp
@@ -93,6 +105,36 @@ def funding(exchange: str, n: int) -> list[Record]:
                 T0 + hour)
         for i in range(n)
     ]  # fmt: skip
+
+
+def liquidations(exchange: str, n: int) -> list[Record]:
+    """Pairs at one moment, one of each side: no id tells them apart, their values do."""
+    return [
+        Liquidation(exchange, "BTC-USDT-PERP", T0 + i // 2 * MS, T0 + i // 2 * MS + 9,
+                    "buy" if i % 2 else "sell", 97000.0 + i // 2, 0.001 * (1 + i % 7))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def open_interest(exchange: str, n: int) -> list[Record]:
+    return [
+        OpenInterest(exchange, "ETH-USDT-PERP", T0 + i * 1000 * MS, T0 + i * 1000 * MS + 4,
+                     250_000.0 + i, None if i % 3 == 0 else (250_000.0 + i) * 3000.0)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def instruments(exchange: str, n: int) -> list[Record]:
+    """One refresh of n instruments, every kind, then a second read of the first one."""
+    kinds: tuple[InstrumentKind, ...] = get_args(InstrumentKind)
+    refresh = [
+        Instrument(exchange, f"C{i}-USD" + ("" if i % 5 == 0 else "-PERP"), T0, f"C{i}USD",
+                   kinds[i % 5], f"C{i}", "USD", "USD" if i % 5 in (0, 1, 3) else f"C{i}",
+                   0.01 * (1 + i % 3), 1.0, 0.1, 0.001, T0 + i * 10**12 if i % 5 >= 3 else None,
+                   "trading" if i % 7 else "halted")
+        for i in range(n)
+    ]  # fmt: skip
+    return [*refresh, dataclasses.replace(refresh[0], ts=T0 + 60_000 * MS, status="halted")]
 
 
 def key_of(record: Record) -> str:
@@ -314,9 +356,13 @@ async def test_every_record_lands_exactly_once(
     a, b, late = "hw-once-a", "hw-once-b", "hw-once-late"
     before = [
         *trades(a, 3000), *quotes(a, 800), *candles(a, 60), *books(a, 200),
-        *funding(b, 30), *trades(b, 1000),
+        *funding(b, 30), *trades(b, 1000), *liquidations(a, 120), *open_interest(b, 90),
+        *instruments(b, 40),
     ]  # fmt: skip
-    after = [*trades(a, 2000, start=3000), *trades(late, 700), *books(b, 100)]
+    after = [
+        *trades(a, 2000, start=3000), *trades(late, 700), *books(b, 100),
+        *liquidations(late, 30), *open_interest(late, 10), *instruments(late, 5),
+    ]  # fmt: skip
     await publish(client, before)
     # Small flushes: a batch of 500 goes out in several, acknowledged after the last.
     config = hot_config(pipeline_config, flush_max_bytes=16_384)
@@ -336,12 +382,12 @@ async def test_every_record_lands_exactly_once(
     assert_exactly_once(questdb.http, published, (a, b, late))
     for table, n in Counter(spec_of(r).table for r in published).items():
         assert (table, sample(writer, "marketstream_hot_records_total", table=table)) == (table, n)
-    answer = questdb.http.exec(f"SELECT * FROM trades WHERE {_in((a, b, late))}")
-    back = records_from_result(
-        SPEC_BY_TABLE["trades"], [c["name"] for c in answer["columns"]], answer["dataset"]
-    )
+    for spec in SPECS:  # every value, every nanosecond, of every table
+        answer = questdb.http.exec(f"SELECT * FROM {spec.table} WHERE {_in((a, b, late))}")
+        back = records_from_result(spec, [c["name"] for c in answer["columns"]], answer["dataset"])
+        sent = [r for r in published if spec_of(r) is spec]
+        assert (spec.table, sorted(back, key=repr)) == (spec.table, sorted(sent, key=repr))
     sent = [r for r in published if isinstance(r, Trade)]
-    assert sorted(back, key=repr) == sorted(sent, key=repr)  # every value, every nanosecond
     await assert_fully_acknowledged(client, sorted({key_of(r) for r in published}))
     assert await client.xlen(DLQ_STREAM) == 0
     assert sample(writer, "marketstream_hot_freshness_seconds_count", table="trades") == len(sent)
@@ -363,7 +409,10 @@ async def test_replayed_entries_write_nothing_twice(
     pipeline_config: PipelineConfig,
 ) -> None:
     exchange = "hw-replay"
-    records = [*trades(exchange, 1500), *books(exchange, 200), *quotes(exchange, 300)]
+    records = [
+        *trades(exchange, 1500), *books(exchange, 200), *quotes(exchange, 300),
+        *liquidations(exchange, 100), *open_interest(exchange, 50), *instruments(exchange, 20),
+    ]  # fmt: skip
     writer = HotWriter(hot_config(pipeline_config), redis_url, questdb.http_url)
     async with running(writer) as task:
         await publish(client, records)

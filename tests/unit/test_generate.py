@@ -25,8 +25,8 @@ from marketstream.generate.history import (
 )
 from marketstream.schemas.arrow import arrow_schema, from_arrow
 from marketstream.schemas.checksum import key_checksum
-from marketstream.schemas.columns import CANDLES, QUOTES, TRADES
-from marketstream.schemas.records import Candle, Quote, Trade
+from marketstream.schemas.columns import CANDLES, LIQUIDATIONS, OPEN_INTEREST, QUOTES, TRADES
+from marketstream.schemas.records import Candle, Liquidation, OpenInterest, Quote, Trade
 from marketstream.schemas.validation import Limits, validate
 
 DAY = date(2025, 3, 10)
@@ -300,6 +300,69 @@ def test_spikes_move_prices_suddenly_and_change_only_prices() -> None:
     assert max(max_move(h) for h in spiky) > 0.03
     for quiet, wild in zip(calm, spiky, strict=True):
         assert quiet.truth() == wild.truth()  # same keys: times and ids do not move
+
+
+# --- perpetuals: liquidations and open interest ------------------------------------------------
+
+PERPS = with_(CONFIG, exchanges=("binance-usdm", "okx"), symbols=("BTC-USDT-PERP", "ETH-USDT"))
+
+
+def test_only_perpetuals_get_liquidations_and_open_interest() -> None:
+    assert set(one_day().tables) == {"trades", "quotes", "candles"}
+    history = one_day(PERPS)
+    assert set(history.tables) == {"trades", "quotes", "candles", "liquidations", "open_interest"}
+    for spec in (LIQUIDATIONS, OPEN_INTEREST):
+        table = history.tables[spec.table]
+        assert table.schema == arrow_schema(spec)
+        assert set(strings(table, "symbol")) == {"BTC-USDT-PERP"}
+        assert set(strings(table, "exchange")) == {"binance-usdm", "okx"}
+        assert np.all(np.diff(column(table, "ts")) >= 0)
+    liquidations = history.tables["liquidations"]
+    assert history.truth()["liquidations"] == key_checksum(LIQUIDATIONS, liquidations)
+    assert one_day(PERPS).tables["liquidations"].equals(liquidations)
+    other = one_day(with_(PERPS, seed=8)).tables["open_interest"]
+    assert not other.equals(history.tables["open_interest"])
+
+
+def test_liquidations_meet_trades_and_open_interest_is_valued_at_the_last_trade() -> None:
+    history = one_day(PERPS)
+    limits = Limits(now_ns=day_start_ns(DAY) + 2 * NS_PER_DAY, max_future_skew_ns=0)
+    trades = [t for t in from_arrow(TRADES, history.trades) if isinstance(t, Trade)]
+    at: dict[tuple[str, str, int], list[Trade]] = defaultdict(list)
+    for t in trades:
+        at[t.exchange, t.symbol, t.ts].append(t)
+    assert history.liquidations is not None
+    liquidations = from_arrow(LIQUIDATIONS, history.liquidations)
+    assert 5 <= len(liquidations) <= 4 * len(trades) // 400  # about one per 400 trades
+    for record in liquidations:
+        assert isinstance(record, Liquidation)
+        validate(record, limits)
+        assert any(  # the trade it met: its time and price, a few times its size
+            record.price == t.price and t.size <= record.size <= 20 * t.size + 1e-9
+            for t in at[record.exchange, record.symbol, record.ts]
+        )
+        assert record.recv_ts > record.ts
+    assert history.open_interest is not None
+    readings = from_arrow(OPEN_INTEREST, history.open_interest)
+    assert 500 < len(readings) <= 2 * 288  # every 5 minutes after the first trade, per exchange
+    for record in readings:
+        assert isinstance(record, OpenInterest)
+        validate(record, limits)
+        before = [t for t in trades if t.ts <= record.ts and t.exchange == record.exchange
+                  and t.symbol == record.symbol]  # fmt: skip
+        assert record.value == round(record.open_interest * before[-1].price, 2)
+        assert 2e9 / 3 < record.value < 3 * 2e9
+
+
+def test_gaps_leave_out_derivative_rows_and_change_no_other() -> None:
+    full, holed = one_day(PERPS), one_day(with_(PERPS, gaps=True))
+    dropped = 0
+    for spec in (LIQUIDATIONS, OPEN_INTEREST):
+        every = keys(full.tables[spec.table], spec.names)
+        kept = keys(holed.tables[spec.table], spec.names)
+        assert kept <= every, spec.table
+        dropped += len(every - kept)
+    assert dropped > 0
 
 
 # --- memory: one day at a time ------------------------------------------------------------------

@@ -45,7 +45,9 @@ def test_unknown_exchange_names_the_input_and_the_known_set(exchange: Any) -> No
     assert message.startswith(f"exchange {exchange!r} is not known: expected one of binance,")
 
 
-@pytest.mark.parametrize("symbol", ["BTC-USDT", "ETH-USD", "BTC-USDT-PERP", "1INCH-USDT"])
+@pytest.mark.parametrize(
+    "symbol", ["BTC-USDT", "ETH-USD", "BTC-USDT-PERP", "1INCH-USDT", "BTC-USD-20250328"]
+)
 def test_normalized_symbols_pass(symbol: str) -> None:
     assert hq.check_symbol(symbol) == symbol
 
@@ -54,7 +56,9 @@ def test_normalized_symbols_pass(symbol: str) -> None:
 def test_other_symbols_are_rejected(symbol: Any) -> None:
     with pytest.raises(QueryInputError) as exc:
         hq.check_symbol(symbol)
-    assert "is not normalized: expected BASE-QUOTE or BASE-QUOTE-PERP" in _one_line(exc)
+    assert "is not normalized: expected BASE-QUOTE, BASE-QUOTE-PERP or BASE-QUOTE-YYYYMMDD" in (
+        _one_line(exc)
+    )
 
 
 def test_a_long_input_is_shortened_in_the_message() -> None:

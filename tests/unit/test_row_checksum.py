@@ -15,8 +15,30 @@ from hypothesis import strategies as st
 
 from marketstream.schemas.arrow import arrow_schema, to_arrow
 from marketstream.schemas.checksum import column_hashes, key_checksum, row_checksum
-from marketstream.schemas.columns import BOOKS, CANDLES, FUNDING, QUOTES, SPECS, TRADES, TableSpec
-from marketstream.schemas.records import Book, Candle, Funding, Kind, Quote, Record, Trade
+from marketstream.schemas.columns import (
+    BOOKS,
+    CANDLES,
+    FUNDING,
+    INSTRUMENTS,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    QUOTES,
+    SPECS,
+    TRADES,
+    TableSpec,
+)
+from marketstream.schemas.records import (
+    Book,
+    Candle,
+    Funding,
+    Instrument,
+    Kind,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Record,
+    Trade,
+)
 from tests.unit.strategies import BY_SPEC
 
 T0 = 1_700_000_000_000_000_000
@@ -28,7 +50,11 @@ SAMPLES: dict[TableSpec, Record] = {
     CANDLES: Candle("okx", "BTC-USDT", "1m", T0, 100.0, 101.0, 99.0, 100.5, 12.5, 40, False),
     BOOKS: Book("okx", "BTC-USDT", T0, T0 + 1, 42, [(100.0, 1.0), (99.5, 2.0)], [(100.5, 3.0)]),
     FUNDING: Funding("okx", "BTC-USDT-PERP", T0, 0.0001, 100.1, None, T0 + 8 * 3600 * 10**9),
-}
+    LIQUIDATIONS: Liquidation("okx", "BTC-USD-PERP", T0, T0 + 5, "sell", 100.5, 0.0103),
+    OPEN_INTEREST: OpenInterest("okx", "BTC-USDT-PERP", T0, T0 + 2, 52000.125, 5.06e9),
+    INSTRUMENTS: Instrument("okx", "BTC-USDT-20250328", T0, "BTC-USDT-250328", "linear_future",
+                            "BTC", "USDT", "USDT", 0.01, 1.0, 0.1, 0.1, T0 + 10**15, "trading"),
+}  # fmt: skip
 
 
 def _changed(value: Any) -> list[Any]:
@@ -184,4 +210,7 @@ PINNED: dict[str, tuple[int, int]] = {
     "candles": (1, 0x4F71_E869_EDA8_FF71),
     "books": (1, 0xC590_0160_7470_9FE4),
     "funding": (1, 0x6ED2_983A_85C3_C0A7),
+    "liquidations": (1, 0xD61D_7751_71FE_4F50),
+    "open_interest": (1, 0x1873_B19B_98FE_31B0),
+    "instruments": (1, 0xB41A_80E2_B985_9C4B),
 }
