@@ -3,6 +3,7 @@ answers at their REST paths (see okx_format.py for the test-local parser)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from pathlib import Path
@@ -100,14 +101,14 @@ async def test_one_exchange_failing_leaves_the_others(tmp_path: Path) -> None:
 def test_only_venues_that_list_instruments_and_have_a_rest_url_are_asked() -> None:
     config = config_with({"MARKETSTREAM_EXCHANGES__OKX__REST_URL": "http://127.0.0.1:1"})
     listing = okx_with_instruments()
+    unlisted = dataclasses.replace(get_venue("coinbase"), instrument_urls=None)
 
     def venue_of(name: str) -> Venue:
-        return listing if name == "okx" else get_venue(name)
+        return {"okx": listing, "coinbase": unlisted}.get(name) or get_venue(name)
 
     chosen = targets(config, ["okx", "coinbase"], venue_of)
     assert [(t.exchange, t.rest_base) for t in chosen] == [("okx", "http://127.0.0.1:1")]
     without_rest = config_with({"MARKETSTREAM_EXCHANGES__OKX__REST_URL": "null"})
     assert targets(without_rest, ["okx"], venue_of) == []
-    # venues without instrument_urls (every one on main today): nothing to ask, no error
-    bare = [n for n in config.exchanges if get_venue(n).instrument_urls is None]
-    assert targets(config, bare) == []
+    # a venue without instrument_urls: nothing to ask, no error
+    assert targets(config, ["coinbase"], venue_of) == []
