@@ -185,9 +185,11 @@ def test_inverse_liquidation_size_is_in_the_base_coin() -> None:
     line_6 = _frames("bybit-v5-inverse.jsonl")[5]
     # liquidation.XRPUSD: side Sell (a short liquidated) -> a buy; 6949 USD / 0.5149 XRP
     (liquidation,) = _map(line_6, _mapper(line_6.url))
+    assert isinstance(liquidation, Liquidation)
+    assert liquidation.size == pytest.approx(6949 / 0.5149)  # 13495.82 XRP
     assert liquidation == Liquidation(
         "bybit", "XRP-USD-PERP", 1680673944093 * MS, line_6.recv_ns, "buy", 0.5149,
-        pytest.approx(6949 / 0.5149),
+        liquidation.size,
     )  # fmt: skip
 
 
@@ -197,21 +199,25 @@ def test_inverse_liquidation_size_is_in_the_base_coin() -> None:
 def test_spot_depth_1_quotes_and_trades() -> None:
     frames = _frames("bybit-v5-spot.jsonl")
     mapper = _mapper(frames[0].url)
-    first, second = _map(frames[0], mapper) + _map(frames[1], mapper)
+    quotes = [q for f in frames[:2] for q in _map(f, mapper) if isinstance(q, Quote)]
     # line 1: bid 28165.07 x 0.175231 / ask 28165.08 x 0.996816; line 2: bid -> 0.166754
-    assert (first.bid_px, first.bid_sz, first.ask_px, first.ask_sz) == (  # type: ignore[union-attr]
-        28165.07, 0.175231, 28165.08, 0.996816,
-    )  # fmt: skip
-    assert (second.bid_sz, second.ask_sz) == (0.166754, 0.996816)  # type: ignore[union-attr]
-    trades = _map(frames[4], mapper)  # line 5: 4 sells @ 28165.38
-    assert [t.trade_id for t in trades] == [  # type: ignore[union-attr]
-        "2290000000050703789", "2290000000050703790", "2290000000050703791",
-        "2290000000050703792",
-    ]  # fmt: skip
+    assert [(q.bid_px, q.bid_sz, q.ask_px, q.ask_sz) for q in quotes] == [
+        (28165.07, 0.175231, 28165.08, 0.996816),
+        (28165.07, 0.166754, 28165.08, 0.996816),
+    ]
+    trades = [t for t in _map(frames[4], mapper) if isinstance(t, Trade)]  # line 5
+    assert [(t.trade_id, t.price, t.side) for t in trades] == [
+        ("2290000000050703789", 28165.38, "sell"),
+        ("2290000000050703790", 28165.38, "sell"),
+        ("2290000000050703791", 28165.38, "sell"),
+        ("2290000000050703792", 28165.38, "sell"),
+    ]
     # 0.041732 + 0.008513 + 0.042384 + 0.055371 = 0.148000 BTC
-    assert sum(t.size for t in trades) == pytest.approx(0.148)  # type: ignore[union-attr]
-    (usdc,) = _map(frames[5], mapper)  # line 6: BTCUSDC Buy 0.00433 @ 28528.98
-    assert (usdc.symbol, usdc.size, usdc.side) == ("BTC-USDC", 0.00433, "buy")  # type: ignore[union-attr]
+    assert sum(t.size for t in trades) == pytest.approx(0.148)
+    usdc = [t for t in _map(frames[5], mapper) if isinstance(t, Trade)]  # line 6
+    assert [(t.symbol, t.size, t.price, t.side) for t in usdc] == [
+        ("BTC-USDC", 0.00433, 28528.98, "buy")
+    ]
 
 
 # --- legacy feed ---------------------------------------------------------------------------
