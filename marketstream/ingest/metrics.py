@@ -88,6 +88,12 @@ class IngestMetrics:
             ["exchange"],
             registry=r,
         )
+        self.rest_poll_errors = Counter(
+            "marketstream_ingest_rest_poll_errors",
+            "Failed REST polls (open interest; logged and retried with backoff)",
+            ["exchange"],
+            registry=r,
+        )
         self.connected = Gauge(
             "marketstream_ingest_connected", "Open exchange connections", ["exchange"], registry=r
         )

@@ -24,6 +24,7 @@ from marketstream.errors import ConfigError, ServiceError
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, processor_for
 from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.ingest.rest_polls import open_interest_pollers
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.tiers.redis_bus import connect_async
@@ -136,6 +137,8 @@ class IngestService:
             )
             for plan in self.plans
         ]
+        names = [plan.exchange.name for plan in self.plans]
+        self.pollers = open_interest_pollers(config, names, self.publisher, self.metrics)
         self.metrics_port: int | None = None
         self.failure: str | None = None  # why a task of ours failed; the process then ends
 
@@ -148,9 +151,13 @@ class IngestService:
         }
         redis_ok = self.publisher.has_room and now - self.publisher.last_flush_ok < 30
         feeds_ok = all(seconds <= stale_after for seconds in quiet.values())
+        polled = {p.exchange.name: round(now - p.last_answer, 1) for p in self.pollers}
+        poll_limit = stale_after + 2 * self.config.ingest.open_interest_poll_s
+        feeds_ok = feeds_ok and all(seconds <= poll_limit for seconds in polled.values())
         detail = {
             "redis_ok": redis_ok,
             "seconds_since_last_frame": quiet,
+            "seconds_since_last_rest_poll": polled,
             "published": self.publisher.published,
             "failure": self.failure,
         }
@@ -198,7 +205,9 @@ class IngestService:
             raise ServiceError(f"ingest stopped: {self.failure}")
 
     async def _connections(self, halt: asyncio.Event) -> None:
-        await asyncio.gather(*(c.run(halt) for c in self.connections))
+        await asyncio.gather(
+            *(c.run(halt) for c in self.connections), *(p.run(halt) for p in self.pollers)
+        )
 
     def _failed(self, what: str, task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()
