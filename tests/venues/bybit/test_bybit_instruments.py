@@ -121,3 +121,19 @@ def test_inverse_symbols_get_their_own_endpoint_and_derivative_channels() -> Non
 def test_derivative_channels_on_spot_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="liquidations is offered for derivatives only"):
         BYBIT.subscribe_messages(Subscription(("BTC-USDT",), ("trades", "liquidations")))
+
+
+def test_an_inverse_kline_volume_is_its_turnover_in_the_base_coin() -> None:
+    """Inverse `volume` counts USD contracts; `turnover` is BTC (the real 2023-04-05 BTCUSD
+    ticker: volume24h 661543991 USD / turnover24h 23389.1894 BTC = 28284, the price)."""
+    assert BYBIT.mapper_for_recording is not None
+    mapper = BYBIT.mapper_for_recording(f"{BASE}/inverse", captured())
+    kline = {
+        "start": 1680673800000, "end": 1680673859999, "interval": "1", "open": "28560.00",
+        "close": "28560.50", "high": "28561.00", "low": "28559.50", "volume": "285605",
+        "turnover": "10.0000", "confirm": False, "timestamp": 1680673823564,
+    }  # fmt: skip
+    frame = orjson.dumps({"topic": "kline.1.BTCUSD", "type": "snapshot", "ts": 1680673823566,
+                          "data": [kline]})  # fmt: skip
+    (candle,) = mapper(frame, 1680673823567 * 1_000_000)
+    assert (candle.symbol, candle.volume) == ("BTC-USD-PERP", 10.0)  # type: ignore[union-attr]
