@@ -94,6 +94,8 @@ class IngestConfig(_Model):
     publish_interval_ms: float = Field(default=5.0, gt=0)  # longest a record waits to be sent
     max_pending: int = Field(default=100_000, gt=0)  # buffered records before reads pause
     snapshot_interval_s: float = Field(default=0.5, ge=0)  # pause between REST snapshots
+    # Open interest polled over REST where no stream sends it (Binance USD-M), per symbol.
+    open_interest_poll_s: float = Field(default=60.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: pick a free port
 

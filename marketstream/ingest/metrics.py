@@ -64,6 +64,11 @@ class IngestMetrics(MetricSet):
             "Connections ended by an unexpected error (logged with its traceback; reconnected)",
             "exchange",
         )
+        self.rest_poll_errors = self.counter(
+            "rest_poll_errors",
+            "Failed REST polls (open interest; logged and retried with backoff)",
+            "exchange",
+        )
         self.instrument_refreshes = self.counter(
             "instrument_refreshes",
             "Instrument list fetches, by outcome (ok, failed)",

@@ -26,6 +26,7 @@ from marketstream.ingest.instruments import InstrumentKeeper
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, processor_for
 from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.ingest.rest_polls import open_interest_pollers
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.schemas.records import Instrument
@@ -153,6 +154,8 @@ class IngestService:
         self.instruments.on_change = self._new_mappers
         # Made once the first instrument fetch is done (`run`): mappers need the catalog.
         self.connections: list[Connection] = []
+        names = [plan.exchange.name for plan in self.plans]
+        self.pollers = open_interest_pollers(config, names, self.publisher, self.metrics)
         self.metrics_port: int | None = None
         self.failure: str | None = None  # why a task of ours failed; the process then ends
 
@@ -206,9 +209,13 @@ class IngestService:
         redis_ok = self.publisher.has_room and now - self.publisher.last_flush_ok < 30
         feeds_ok = all(seconds <= stale_after for seconds in quiet.values())
         instruments_ok, instruments = self.instruments.health()
+        polled = {p.exchange.name: round(now - p.last_answer, 1) for p in self.pollers}
+        poll_limit = stale_after + 2 * self.config.ingest.open_interest_poll_s
+        feeds_ok = feeds_ok and all(seconds <= poll_limit for seconds in polled.values())
         detail = {
             "redis_ok": redis_ok,
             "seconds_since_last_frame": quiet,
+            "seconds_since_last_rest_poll": polled,
             "published": self.publisher.published,
             "instruments": instruments,
             "failure": self.failure,
@@ -264,7 +271,9 @@ class IngestService:
     async def _connections(self, halt: asyncio.Event) -> None:
         await self.instruments.start()  # the first fetch: the mappers are made from it
         self.connections = self._make_connections()
-        await asyncio.gather(*(c.run(halt) for c in self.connections))
+        await asyncio.gather(
+            *(c.run(halt) for c in self.connections), *(p.run(halt) for p in self.pollers)
+        )
 
     def _failed(self, what: str, task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()

@@ -44,7 +44,7 @@ CHANNELS = {
     "coinbase": "[trades, quotes, books]",
     "kraken": "[trades, quotes, candles, books]",
     "okx": "[trades, quotes, candles, books, funding]",
-    "bybit": "[trades, quotes, candles, books, funding]",
+    "bybit": "[trades, quotes, candles, books, funding, liquidations, open_interest]",
 }
 REAL = {
     "binance": "binance-spot.jsonl",

@@ -25,6 +25,7 @@ from marketstream.venues.bybit.replay import BybitDialect
 from marketstream.venues.bybit.venue import BYBIT
 from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import message_of, receive, receive_n, wait_until
+from tests.venues.bybit.instruments import INSTRUMENTS
 
 SPOT_URL = "wss://stream.bybit.com/v5/public/spot"
 LINEAR_URL = "wss://stream.bybit.com/v5/public/linear"
@@ -144,7 +145,7 @@ async def test_a_market_connection_subscribes_the_bybit_way_and_gets_its_frames(
             assert server.sent == len(expected)
             assert server.status()["ignored"] == ANSWERS
     assert got == expected
-    mapper = BYBIT.make_mapper(part.symbols)
+    mapper = BYBIT.make_mapper(part.symbols, INSTRUMENTS)
     records = [item for frame in got for item in mapper(frame, T0 * 1_000_000 + 10**9)]
     kinds = {type(r) for r in records}
     assert kinds == ({Quote, Candle} if market == "spot" else {BookUpdate, Funding})
@@ -178,7 +179,7 @@ async def test_ping_limits_and_bad_requests_are_answered_and_the_connection_stay
 
 async def test_only_market_endpoints_are_feeds(recording: Path) -> None:
     async with ReplayServer(recording, DIALECTS, max_speed=True) as server:
-        for path in ("/v5/public", "/v5/public/inverse", "/"):
+        for path in ("/v5/public", "/v5/public/option", "/"):
             with pytest.raises(InvalidStatus, match="404"):
                 async with connect(f"ws://127.0.0.1:{server.port}{path}"):
                     pass
@@ -212,7 +213,11 @@ def test_frames_route_by_topic_and_recorded_market() -> None:
     trade = _text(_trade("1", T0))
     assert DIALECT.route(trade, SPOT_URL) == Route("publicTrade.BTCUSDT", frozenset({"spot"}))
     assert DIALECT.route(trade, LINEAR_URL) == Route("publicTrade.BTCUSDT", frozenset({"linear"}))
-    assert DIALECT.route(trade) == Route("publicTrade.BTCUSDT", frozenset({"spot", "linear"}))
+    assert DIALECT.route(trade) == Route(
+        "publicTrade.BTCUSDT", frozenset({"spot", "linear", "inverse"})
+    )
+    inverse = "wss://stream.bybit.com/v5/public/inverse"
+    assert DIALECT.route(trade, inverse) == Route("publicTrade.BTCUSDT", frozenset({"inverse"}))
     for answer in (SPOT_ACK, LINEAR_ACK, PONG, {"op": "pong", "args": ["1"]}):
         assert DIALECT.route(_text(answer), SPOT_URL) is None
     assert DIALECT.route("{not json") == EVERYONE

@@ -7,6 +7,7 @@ endpoint or configuration says it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from marketstream.schemas.instruments import parse_symbol
@@ -33,10 +34,21 @@ def joined_symbol(symbol: str) -> str:
 
 
 def split_symbol(native: str, perp: bool) -> str:
-    """Split a native symbol by its longest known quote asset: NKNUSDT -> NKN-USDT."""
-    if perp and "_" in native:
-        raise FrameError(f"symbol {native!r}: delivery contracts are not supported")
+    """Split a native symbol by its longest known quote asset: NKNUSDT -> NKN-USDT; a
+    derivative's BTCUSDT_210924 -> BTC-USDT-20210924. For REST URLs and tools without
+    instrument metadata only: mappers name frames from the instrument list."""
+    native, _, delivery = native.partition("_")  # Binance's quarterly BTCUSDT_210924
+    if delivery and not (perp and len(delivery) == 6 and delivery.isdigit()):
+        shown = f"{native}_{delivery}"
+        raise FrameError(f"symbol {shown!r}: expected a delivery day YYMMDD after '_'")
+    if delivery:
+        return f"{split_symbol(native, False)}-20{delivery}"
     for length, quotes in _QUOTES_BY_LENGTH:
         if len(native) > length and native[-length:] in quotes:
             return f"{native[:-length]}-{native[-length:]}{'-PERP' if perp else ''}"
     raise FrameError(f"symbol {native!r} does not end in a known quote asset")
+
+
+def expiry_day(expiry_ns: int) -> str:
+    """The UTC day of a future's expiry, YYYYMMDD: its normalized symbol's suffix."""
+    return datetime.fromtimestamp(expiry_ns // 1_000_000_000, UTC).strftime("%Y%m%d")

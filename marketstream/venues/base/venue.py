@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from marketstream.replay.dialect import Dialect
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.instruments import Channel
-from marketstream.schemas.records import Instrument, Trade
+from marketstream.schemas.records import Instrument, OpenInterest, Trade
 from marketstream.venues.base.mapper import BookUpdate, LevelText, MakeMapper, Mapper
 
 
@@ -110,6 +110,9 @@ InstrumentParser = Callable[[str, str | bytes, int], list[Instrument]]
 # A generated session in the venue's wire format: steps -> recorded frames (test data).
 SessionGenerator = Callable[..., list[RecordedFrame]]
 
+# (body, symbol, receive time in ns, the symbol's instrument or None) -> its open interest.
+OpenInterestParser = Callable[[str | bytes, str, int, Instrument | None], OpenInterest]
+
 
 @dataclass(frozen=True, slots=True)
 class Venue:
@@ -161,6 +164,10 @@ class Venue:
     # snapshot or nothing).
     instrument_urls: InstrumentUrls | None = None
     parse_instruments: InstrumentParser | None = None
+    # Open interest polled over REST where no stream sends it (`ingest/rest_polls.py`):
+    # (REST base, symbol) -> URL, and the answer's parser; None: not polled.
+    open_interest_url: Callable[[str, str], str] | None = None
+    parse_open_interest: OpenInterestParser | None = None
     # A session generated in the venue's wire format, for the demo and tests where no real
     # capture ships; None: the venue has real recordings only.
     session: SessionGenerator | None = None

@@ -26,8 +26,11 @@ _STREAMS: Final[Mapping[Channel, str]] = MappingProxyType(
         "candles": "kline_1m",
         "books": "depth@100ms",
         "funding": "markPrice@1s",
+        "liquidations": "forceOrder",
     }
 )
+# Channels served over REST (polled by `ingest/rest_polls.py`), not by a stream.
+POLLED: Final[frozenset[Channel]] = frozenset({"open_interest"})
 
 
 def streams(market: Market, subscription: Subscription) -> list[str]:
@@ -36,12 +39,15 @@ def streams(market: Market, subscription: Subscription) -> list[str]:
         f"{market.native(symbol).lower()}@{_STREAMS[channel]}"
         for symbol in subscription.symbols
         for channel in channels
+        if channel not in POLLED
     ]
 
 
 def subscribe_messages(market: Market, subscription: Subscription) -> list[str]:
     """SUBSCRIBE requests of at most SUBSCRIBE_CHUNK streams each, numbered from 1."""
     names = streams(market, subscription)
+    if not names:
+        return []  # only polled channels: nothing to subscribe to
     chunks = [
         names[start : start + SUBSCRIBE_CHUNK] for start in range(0, len(names), SUBSCRIBE_CHUNK)
     ]

@@ -13,7 +13,16 @@ from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Final
 
-from marketstream.schemas.records import Candle, Funding, Instrument, Quote, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Funding,
+    Instrument,
+    Liquidation,
+    Quote,
+    Side,
+    Trade,
+)
+from marketstream.venues.base.contracts import COINS, SizeRule, rule_for, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -32,7 +41,8 @@ from marketstream.venues.base.parsing import (
 from marketstream.venues.base.symbols import joined_symbol, split_symbol
 from marketstream.venues.binance.markets import Market
 
-SYMBOL_CACHE_SIZE: Final = 4096  # native symbols whose split is remembered, per market
+SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
+_ORDER_SIDES: Final[Mapping[str, Side]] = MappingProxyType({"BUY": "buy", "SELL": "sell"})
 
 
 def native_symbol(symbol: str) -> str:
@@ -41,26 +51,35 @@ def native_symbol(symbol: str) -> str:
 
 
 def normalized_symbol(native: str, perp: bool) -> str:
-    """Split a native symbol by its longest known quote asset: NKNUSDT -> NKN-USDT."""
+    """A native name split by the longest known quote asset, for tools that have no metadata
+    (the benchmark's cryptofeed seed); frames are named from the instrument list instead."""
     return split_symbol(native, perp)
 
 
-# The split of a native symbol never changes: remember it rather than redo it every frame
-# (a bounded memo of a pure function; a symbol that fails to split is not remembered).
-_spot_symbol: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(split_symbol, perp=False))
-_perp_symbol: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(split_symbol, perp=True))
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One native symbol the mapper knows: its normalized name and its size rule (None for a
+    derivative configured without metadata: its frames are refused, never sized by guess)."""
 
-Handler = Callable[["BinanceMapper", JsonObject, int], Item]
+    symbol: str
+    rule: SizeRule | None
+
+    def sizes(self) -> SizeRule:
+        return self.rule if self.rule is not None else rule_for(self.symbol, None)
+
+
+Handler = Callable[["BinanceMapper", JsonObject, int], Item | None]
 
 
 @dataclass(frozen=True, slots=True)
 class BinanceMapper:
-    """Maps one frame to items; holds only the market and the configured native names."""
+    """Maps one frame to items; holds only the market and its known native names."""
 
     market: Market
     handlers: Mapping[str, Handler]
-    normalize: Callable[[str], str]  # an unconfigured native symbol -> normalized (cached)
-    symbols: Mapping[str, str]  # native -> normalized, read-only
+    listed: Mapping[str, Listed]  # native -> what it is, read-only
+    # Without any instrument metadata (see `uncatalogued`): names of unlisted symbols.
+    uncatalogued: Callable[[str], Listed] | None = None
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         try:
@@ -74,7 +93,8 @@ class BinanceMapper:
                 handler = self.handlers[event]
             except (KeyError, TypeError):  # TypeError: an event type that is not even a string
                 raise FrameError(f"unknown event type {show(event)}") from None
-            return [handler(self, data, recv_ts)]
+            item = handler(self, data, recv_ts)
+            return [] if item is None else [item]
         except FrameError as exc:
             raise in_venue(self.market.name, exc) from None
 
@@ -95,10 +115,20 @@ class BinanceMapper:
             return [_book_ticker(self, data, recv_ts)]
         raise FrameError(f"no event type 'e' in a frame with fields {sorted(data)[:20]}")
 
-    def symbol(self, data: JsonObject, what: str) -> str:
+    def known(self, data: JsonObject, what: str) -> Listed:
         native = text(data, "s", what)
-        symbol = self.symbols.get(native)
-        return symbol if symbol is not None else self.normalize(native)
+        listed = self.listed.get(native)
+        if listed is None and self.uncatalogued is not None:
+            return self.uncatalogued(native)
+        if listed is None:
+            raise FrameError(
+                f"{what}: symbol {native!r} is neither configured nor in {self.market.name}'s "
+                "instrument list (`marketstream instruments refresh`)"
+            )
+        return listed
+
+    def symbol(self, data: JsonObject, what: str) -> str:
+        return self.known(data, what).symbol
 
 
 def event_time(data: JsonObject, what: str) -> int:
@@ -110,14 +140,19 @@ def _trade_of(what: str, id_key: str) -> Handler:
     """`aggTrade` and `trade` differ only in the key of their id (`a` and `t`)."""
 
     def trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
+        listed = m.known(data, what)
+        rule = listed.sizes()
+        ts = millis(data, "T", what)
+        price = number(data, "p", what)
+        size = number(data, "q", what)
         return Trade(
             m.market.name,
-            m.symbol(data, what),
-            millis(data, "T", what),
+            listed.symbol,
+            ts,
             recv_ts,
             str(field(data, id_key, what)),
-            number(data, "p", what),
-            number(data, "q", what),
+            price,
+            size if rule.unit else rule.size(size, price),
             "sell" if flag(data, "m", what) else "buy",  # buyer is the maker: the taker sold
         )
 
@@ -132,27 +167,33 @@ def _book_ticker(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Quote:
     """Spot bookTicker carries no time at all: the receive time is the best there is."""
     what = "bookTicker"
     ts = event_time(data, what) if "T" in data or "E" in data else recv_ts
-    return Quote(
-        m.market.name,
-        m.symbol(data, what),
-        ts,
-        recv_ts,
-        number(data, "b", what),
-        number(data, "B", what),
-        number(data, "a", what),
-        number(data, "A", what),
-    )
+    listed = m.known(data, what)
+    rule = listed.sizes()
+    bid_px, bid_sz = number(data, "b", what), number(data, "B", what)
+    ask_px, ask_sz = number(data, "a", what), number(data, "A", what)
+    if not rule.unit:
+        bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
+    return Quote(m.market.name, listed.symbol, ts, recv_ts, bid_px, bid_sz, ask_px, ask_sz)
 
 
 def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
     what = "kline"
     k = mapping(data, "k", what)
+    listed = m.known(data, what)
+    rule = listed.sizes()
+    open_, high, low, close, volume = ohlcv(k, what, ("o", "h", "l", "c", "v"))
+    if not rule.unit:  # no inverse contract on these markets: a factor per contract
+        volume = rule.size(volume, close)
     return Candle(
         m.market.name,
-        m.symbol(data, what),
+        listed.symbol,
         text(k, "i", what),
         millis(k, "t", what),
-        *ohlcv(k, what, ("o", "h", "l", "c", "v")),
+        open_,
+        high,
+        low,
+        close,
+        volume,
         integer(k, "n", what),
         flag(k, "x", what),
     )
@@ -160,13 +201,15 @@ def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
 
 def _depth_update(m: BinanceMapper, data: JsonObject, recv_ts: int) -> BookUpdate:
     what = "depthUpdate"
+    listed = m.known(data, what)
+    rule = listed.sizes()
     return BookUpdate(
         m.market.name,
-        m.symbol(data, what),
+        listed.symbol,
         event_time(data, what),
         recv_ts,
-        levels(data, "b", what),
-        levels(data, "a", what),
+        rule.levels(levels(data, "b", what)),
+        rule.levels(levels(data, "a", what)),
         is_snapshot=False,
         first_seq=integer(data, "U", what),
         last_seq=integer(data, "u", what),
@@ -176,6 +219,7 @@ def _depth_update(m: BinanceMapper, data: JsonObject, recv_ts: int) -> BookUpdat
 
 def _mark_price(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Funding:
     what = "markPriceUpdate"
+    next_ts = millis(data, "T", what)
     return Funding(
         m.market.name,
         m.symbol(data, what),
@@ -183,8 +227,43 @@ def _mark_price(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Funding:
         number(data, "r", what),
         number(data, "p", what),
         number(data, "i", what),
-        millis(data, "T", what),
+        next_ts or None,  # a quarterly contract has no next funding: T is 0
     )
+
+
+def _force_order(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Liquidation | None:
+    """A liquidation order (`<symbol>@forceOrder`, `!forceOrder@arr`): its side `S` (a long
+    liquidated sells), and what it filled: `z`, the accumulated filled quantity, at `ap`, the
+    average fill price. Binance pushes the latest state of the order once per second, so `z`
+    and `ap` are the liquidation as executed; `q`/`p` are the order's quantity and limit
+    price (not what traded) and `l` only the last fill. Nothing filled yet: no record."""
+    what = "forceOrder"
+    order = mapping(data, "o", what)
+    listed = m.known(order, what)
+    filled = number(order, "z", what)
+    last = number(order, "l", what)
+    if last > filled:
+        raise FrameError(f"{what}: last fill l {last} exceeds the accumulated fill z {filled}")
+    if filled == 0:
+        return None
+    price = number(order, "ap", what)
+    rule = listed.sizes()
+    return Liquidation(
+        m.market.name,
+        listed.symbol,
+        millis(order, "T", what),
+        recv_ts,
+        one_of_side(order, what),
+        price,
+        filled if rule.unit else rule.size(filled, price),
+    )
+
+
+def one_of_side(order: JsonObject, what: str) -> Side:
+    side = _ORDER_SIDES.get(text(order, "S", what))
+    if side is None:
+        raise FrameError(f"{what}: S {show(order['S'])} is not 'BUY' or 'SELL'")
+    return side
 
 
 _SPOT_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
@@ -197,16 +276,52 @@ _SPOT_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     }
 )
 _USDM_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
-    {**_SPOT_HANDLERS, "markPriceUpdate": _mark_price}
+    {**_SPOT_HANDLERS, "markPriceUpdate": _mark_price, "forceOrder": _force_order}
 )
+
+
+def listing(
+    market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
+) -> dict[str, Listed]:
+    """Native name -> Listed, from the market's instruments and the configured symbols (whose
+    native name is exact: `Market.native`). A configured derivative the metadata does not
+    list gets no size rule (its frames are refused); with no metadata at all, the market's
+    documented unit (`uncatalogued`)."""
+    listed: dict[str, Listed] = {}
+    for instrument in instruments:
+        if instrument.exchange == market.name:
+            listed[instrument.native_symbol] = Listed(instrument.symbol, size_rule(instrument))
+    catalogued = bool(listed)
+    by_symbol = {entry.symbol for entry in listed.values()}
+    for symbol in symbols:
+        native = market.native(symbol)
+        if symbol not in by_symbol:
+            rule = None if market.perp and catalogued else COINS
+            listed[native] = Listed(symbol, rule)
+    return listed
+
+
+def _uncatalogued(perp: bool, native: str) -> Listed:
+    """A native symbol when the mapper was given no instrument metadata at all (a caller that
+    has no catalog yet): split by the longest known quote asset, sized in coins — exact for
+    both markets, whose sizes Binance documents in base units (a USD-M contract is 1 base
+    unit). With any metadata given, an unlisted symbol is refused instead."""
+    return Listed(split_symbol(native, perp), COINS)
+
+
+# Remembered: the split of a native name never changes (a failed split is not remembered).
+_SPOT_UNCATALOGUED: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, False))
+_USDM_UNCATALOGUED: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, True))
 
 
 def make_mapper(
     market: Market, symbols: Sequence[str], instruments: Sequence[Instrument] = ()
 ) -> BinanceMapper:
     """A mapper for the market's configured symbols (a symbol of the other market is a
-    ConfigError); frames of other symbols are mapped too, their names split on the fly."""
-    natives = {market.native(symbol): symbol for symbol in symbols}
-    if market.perp:
-        return BinanceMapper(market, _USDM_HANDLERS, _perp_symbol, MappingProxyType(natives))
-    return BinanceMapper(market, _SPOT_HANDLERS, _spot_symbol, MappingProxyType(natives))
+    ConfigError) and every instrument its metadata lists; frames of other symbols are refused
+    with a FrameError naming them."""
+    handlers = _USDM_HANDLERS if market.perp else _SPOT_HANDLERS
+    listed = listing(market, symbols, instruments)
+    catalogued = any(i.exchange == market.name for i in instruments)
+    uncatalogued = None if catalogued else _USDM_UNCATALOGUED if market.perp else _SPOT_UNCATALOGUED
+    return BinanceMapper(market, handlers, MappingProxyType(listed), uncatalogued)

@@ -13,7 +13,6 @@ from typing import Final
 
 from marketstream.errors import ConfigError
 from marketstream.schemas.instruments import Channel, parse_symbol
-from marketstream.venues.base.symbols import joined_symbol
 from marketstream.venues.base.venue import Sequencing
 
 
@@ -29,18 +28,26 @@ class Market:
     trades_path: str  # REST aggTrades
     trades_weight: int  # request weight of one aggTrades request
     weight_limit_per_minute: int  # REQUEST_WEIGHT per IP
+    exchange_info_path: str  # REST instrument metadata
+    open_interest_path: str | None  # REST open interest of one symbol (derivatives)
 
     def native(self, symbol: str) -> str:
-        """The native name of a configured symbol, refusing the other market's symbols."""
-        if parse_symbol(symbol).perp != self.perp:
+        """The native name of a configured symbol, refusing the other market's symbols:
+        BTC-USDT and BTC-USDT-PERP -> BTCUSDT, BTC-USDT-20210924 -> BTCUSDT_210924 (exact:
+        Binance names its quarterly contracts by the delivery day)."""
+        parts = parse_symbol(symbol)
+        if parts.derivative != self.perp:
             kind, example = (
-                ("perpetual swaps", "BTC-USDT-PERP") if self.perp else ("spot", "BTC-USDT")
+                ("derivatives", "BTC-USDT-PERP or BTC-USDT-20250328")
+                if self.perp
+                else ("spot", "BTC-USDT")
             )
             raise ConfigError(
                 f"{self.name}: symbol {symbol!r} is not listed here: {self.name} lists "
                 f"{kind} symbols like {example}"
             )
-        return joined_symbol(symbol)
+        joined = f"{parts.base}{parts.quote}"
+        return joined if parts.expiry is None else f"{joined}_{parts.expiry[2:]}"
 
 
 _SPOT_CHANNELS: Final[frozenset[Channel]] = frozenset(("trades", "quotes", "candles", "books"))
@@ -56,12 +63,15 @@ SPOT: Final = Market(
     trades_path="/api/v3/aggTrades",
     trades_weight=4,
     weight_limit_per_minute=6000,
+    exchange_info_path="/api/v3/exchangeInfo",
+    open_interest_path=None,
 )
 
 USDM: Final = Market(
     name="binance-usdm",
     perp=True,
-    channels=_SPOT_CHANNELS | {"funding"},
+    # open_interest is polled over REST (`/fapi/v1/openInterest`): no stream sends it
+    channels=_SPOT_CHANNELS | {"funding", "liquidations", "open_interest"},
     sequencing=Sequencing.PREV_LAST,  # pu == previous u
     max_messages_per_s=10,
     max_streams=200,
@@ -69,6 +79,8 @@ USDM: Final = Market(
     trades_path="/fapi/v1/aggTrades",
     trades_weight=20,
     weight_limit_per_minute=2400,
+    exchange_info_path="/fapi/v1/exchangeInfo",
+    open_interest_path="/fapi/v1/openInterest",
 )
 
 MARKETS: Final = {market.name: market for market in (SPOT, USDM)}

@@ -12,7 +12,7 @@ from typing import Final
 
 from marketstream.venues.base.feed import connect_to_base
 from marketstream.venues.base.venue import TradeHistory, Venue
-from marketstream.venues.binance import feed, mapper, rest
+from marketstream.venues.binance import feed, instruments, mapper, open_interest, rest
 from marketstream.venues.binance.markets import SPOT, USDM, Market
 from marketstream.venues.binance.replay import BinanceDialect
 
@@ -37,6 +37,18 @@ def _venue(market: Market) -> Venue:
             pages=partial(rest.BinanceTrades, market),
             weight_limit_per_minute=market.weight_limit_per_minute,
             used_weight_header=rest.USED_WEIGHT_HEADER,
+        ),
+        instrument_urls=partial(instruments.instrument_urls, market),
+        parse_instruments=partial(instruments.parse_instruments, market),
+        open_interest_url=(
+            partial(open_interest.open_interest_url, market)
+            if market.open_interest_path is not None
+            else None
+        ),
+        parse_open_interest=(
+            partial(open_interest.parse_open_interest, market)
+            if market.open_interest_path is not None
+            else None
         ),
     )
 

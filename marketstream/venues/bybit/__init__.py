@@ -1,3 +1,4 @@
-"""Bybit v5 spot and USDT linear perpetuals (`bybit`): `markets` the two endpoints, `mapper`
-the pure frame mapper, `feed` the subscribe rules, `replay` the replay server's dialect,
-`sessions` generated v5 sessions, `venue` the venue as registered."""
+"""Bybit v5 spot, linear and inverse contracts (`bybit`): `markets` the three endpoints,
+`instruments` the metadata, `mapper` the frame mapper, `feed` the subscribe rules, `replay`
+the replay server's dialect, `sessions` generated v5 sessions, `venue` the venue as
+registered."""

@@ -1,20 +1,39 @@
-"""Bybit v5 public feed, spot and USDT linear perpetuals: the pure frame mapper.
+"""Bybit v5 public feed, spot, linear and inverse: the frame mapper.
 
 Each mapper is made for one market (`markets.py`): live from the configured symbols, offline
-from the recorded URL (`mapper_for_recording`). Quotes come from `orderbook.1` (depth 1
-sends only snapshots); `tickers` serves funding alone, and only on linear. Books come from
+from the recorded URL (`mapper_for_recording`); native names come from the instrument
+metadata and the configured symbols, never from splitting a name. Sizes are base units: spot
+and linear sizes are coins already, an inverse contract is 1 USD (base = USD / price).
+
+Quotes come from `orderbook.1`: a snapshot, then (until 2023, and on some markets still)
+deltas of the top level, which the mapper applies to the top it keeps per symbol — the one
+piece of state a Bybit mapper holds, so one mapper serves one connection. Books come from
 `orderbook.50`, whose update id `u` goes up by one per delta; a snapshot (also `u` = 1 after
-a Bybit restart) replaces the book. Bybit sends no checksum.
+a Bybit restart) replaces the book. Bybit sends no checksum. `tickers` (derivatives) gives
+funding and open interest, `allLiquidation` and the older `liquidation` topic liquidations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any, Final
 
-from marketstream.schemas.records import Candle, Funding, Instrument, Level, Quote, Side, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Funding,
+    Instrument,
+    Level,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Side,
+    Trade,
+)
+from marketstream.venues.base.contracts import COINS, SizeRule, rule_for, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -26,14 +45,21 @@ from marketstream.venues.base.parsing import (
     mapping,
     millis,
     number,
-    ohlcv,
     one_of,
     show,
 )
-from marketstream.venues.base.symbols import joined_symbol
-from marketstream.venues.bybit.markets import NAME, Market, market_of, market_of_url
+from marketstream.venues.base.symbols import split_symbol
+from marketstream.venues.bybit.markets import NAME, Market, market_of, market_of_url, native
 
+SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
 _SIDES: Final[Mapping[str, Side]] = MappingProxyType({"Buy": "buy", "Sell": "sell"})
+# Bybit's liquidation `S`/`side` is the side of the liquidated POSITION ("When you receive a
+# Buy update, this means that a long position has been liquidated", v5 all-liquidation docs);
+# a Liquidation record carries the side of the liquidation ORDER, the opposite one (a long is
+# closed by selling).
+_LIQUIDATION_ORDER_SIDES: Final[Mapping[str, Side]] = MappingProxyType(
+    {"Buy": "sell", "Sell": "buy"}
+)
 # Kline intervals as Bybit names them -> the normalized interval.
 _INTERVALS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -45,16 +71,49 @@ _INTERVALS: Final[Mapping[str, str]] = MappingProxyType(
 _CONTROL_OPS: Final = frozenset(("subscribe", "unsubscribe", "ping", "pong"))
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One native symbol the mapper knows: its normalized name and size rule (None for a
+    derivative configured without metadata: its sized frames are refused, never guessed)."""
+
+    symbol: str
+    rule: SizeRule | None
+
+    def sizes(self) -> SizeRule:
+        return self.rule if self.rule is not None else rule_for(self.symbol, None)
+
+
+@dataclass(slots=True)
+class _Top:
+    """The top level of an `orderbook.1` book as the last snapshot and deltas left it."""
+
+    bids: dict[float, float]
+    asks: dict[float, float]
+    update_id: int
+
+
+@dataclass(slots=True)
+class _Ticker:
+    """The last mark price of a derivative's ticker: an inverse open interest (USD contracts)
+    is converted with it when a delta carries the count only."""
+
+    mark_px: float
+
+
 Handler = Callable[["BybitMapper", JsonObject, str, int], list[Item]]
 
 
 @dataclass(frozen=True, slots=True)
 class BybitMapper:
-    """Maps one frame of one market to items; holds only read-only data."""
+    """Maps one frame of one market to items."""
 
     market: Market
     handlers: Mapping[str, Handler]
-    symbols: Mapping[str, str]  # native -> normalized, read-only
+    listed: Mapping[str, Listed]  # native -> what it is, read-only
+    # Without any instrument metadata (see `uncatalogued`): names of unlisted symbols.
+    uncatalogued: Callable[[str], Listed] | None = None
+    tops: dict[str, _Top] = dataclass_field(default_factory=dict)  # orderbook.1, by native
+    tickers: dict[str, _Ticker] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         try:
@@ -69,17 +128,25 @@ class BybitMapper:
             return _control(message)
         if type(topic) is not str:
             raise FrameError(f"topic {show(topic)} is not a string")
-        # `kind[.param].NATIVE`: the symbol is the topic's last part, one per message.
+        # `kind[.param].NATIVE`: the symbol is the topic's last part, one per message (a
+        # native name may hold a '-', e.g. BTC-29SEP23, but never a '.').
         kind, _, rest = topic.partition(".")
-        native = rest.rpartition(".")[2]
+        name = rest.rpartition(".")[2]
         handler = self.handlers.get(kind)
-        if handler is None or not native:
+        if handler is None or not name:
             raise FrameError(f"unknown topic {topic!r}")
-        return handler(self, message, native, recv_ts)
+        return handler(self, message, name, recv_ts)
 
-    def symbol(self, native: str) -> str:
-        symbol = self.symbols.get(native)
-        return symbol if symbol is not None else self.market.to_symbol(native)
+    def known(self, name: str) -> Listed:
+        listed = self.listed.get(name)
+        if listed is None and self.uncatalogued is not None:
+            return self.uncatalogued(name)
+        if listed is None:
+            raise FrameError(
+                f"symbol {name!r} is neither configured nor in the {self.market.name} "
+                "instrument list (`marketstream instruments refresh`)"
+            )
+        return listed
 
 
 def _control(message: JsonObject) -> list[Item]:
@@ -93,28 +160,31 @@ def _control(message: JsonObject) -> list[Item]:
 
 
 def _records(message: JsonObject, what: str) -> list[JsonObject]:
-    """`data` as a list of JSON objects (trades, klines)."""
+    """`data` as a list of JSON objects (trades, klines, liquidations)."""
     data = field(message, "data", what)
     if type(data) is not list or not all(type(entry) is dict for entry in data):
         raise FrameError(f"{what}: data {show(data)} is not a list of JSON objects")
     return data
 
 
-def _public_trade(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> list[Item]:
+def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
     what = "publicTrade"
-    symbol = m.symbol(native)
+    listed = m.known(name)
+    rule = listed.sizes()
     trades: list[Item] = []
     for trade in _records(message, what):
         side = one_of(trade, "S", what, _SIDES, "'Buy' or 'Sell'")
+        price = number(trade, "p", what)
+        size = number(trade, "v", what)
         trades.append(
             Trade(
                 NAME,
-                symbol,
+                listed.symbol,
                 millis(trade, "T", what),
                 recv_ts,
                 str(field(trade, "i", what)),
-                number(trade, "p", what),
-                number(trade, "v", what),
+                price,
+                size if rule.unit else rule.size(size, price),
                 side,  # S is the taker's side
             )
         )
@@ -131,68 +201,112 @@ def _kind(message: JsonObject, what: str) -> bool:
     raise FrameError(f"{what}: type {show(kind)} is not 'snapshot' or 'delta'")
 
 
-def _best(data: JsonObject, key: str, what: str) -> Level:
-    """The first [price, size] of a side; a quote needs both sides."""
-    side = levels(data, key, what)
-    if not side:
-        raise FrameError(f"{what}: {key} is empty: no quote without both sides")
-    return side[0]
-
-
-def _orderbook(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> list[Item]:
+def _orderbook(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
     """`orderbook.1` is the quotes channel, any deeper book the books channel."""
     topic = message["topic"]
     parts = topic.split(".")
     if len(parts) != 3:
         raise FrameError(f"topic {topic!r} is not orderbook.<depth>.<symbol>")
     if parts[1] == "1":
-        return [_top_of_book(m, message, native, recv_ts)]
-    return [_book_update(m, message, native, recv_ts)]
+        return [_top_of_book(m, message, name, recv_ts)]
+    return [_book_update(m, message, name, recv_ts)]
 
 
-def _top_of_book(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> Quote:
-    """Depth 1 is always a full snapshot (re-sent unchanged after 3 quiet seconds)."""
+def _apply(side: dict[float, float], changes: list[Level]) -> None:
+    for price, size in changes:
+        if size == 0.0:
+            side.pop(price, None)
+        else:
+            side[price] = size
+
+
+def _top_of_book(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> Quote:
+    """Depth 1: a snapshot sets the top, a delta (`u` one above the last) changes it; a delta
+    with no snapshot before it, or after a skipped `u`, cannot be applied: FrameError, and
+    the symbol waits for the next snapshot (Bybit re-sends one after 3 quiet seconds)."""
     what = "orderbook.1"
-    if not _kind(message, what):
-        raise FrameError(f"{what}: a delta cannot make a quote; depth 1 sends snapshots only")
+    listed = m.known(name)
+    is_snapshot = _kind(message, what)
     data = mapping(message, "data", what)
-    bid_px, bid_sz = _best(data, "b", what)
-    ask_px, ask_sz = _best(data, "a", what)
-    return Quote(
-        NAME, m.symbol(native), millis(message, "ts", what), recv_ts, bid_px, bid_sz, ask_px, ask_sz
-    )
+    update_id = integer(data, "u", what)
+    bids, asks = levels(data, "b", what), levels(data, "a", what)
+    top = m.tops.get(name)
+    if is_snapshot:
+        top = m.tops[name] = _Top(dict(bids), dict(asks), update_id)
+    elif top is None:
+        raise FrameError(f"{what}: delta u {update_id} of {name} before any snapshot")
+    elif update_id != top.update_id + 1:
+        del m.tops[name]
+        raise FrameError(
+            f"{what}: delta u {update_id} of {name} does not follow u {top.update_id}: "
+            "waiting for a snapshot"
+        )
+    else:
+        _apply(top.bids, bids)
+        _apply(top.asks, asks)
+        top.update_id = update_id
+    if not top.bids or not top.asks:
+        raise FrameError(f"{what}: {name} has an empty side: no quote without both")
+    bid_px = max(top.bids)
+    ask_px = min(top.asks)
+    # Depth 1 holds one level a side; a delta names the new top and removes the old one.
+    top.bids = {bid_px: top.bids[bid_px]}
+    top.asks = {ask_px: top.asks[ask_px]}
+    bid_sz, ask_sz = top.bids[bid_px], top.asks[ask_px]
+    rule = listed.sizes()
+    if not rule.unit:
+        bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
+    ts = millis(message, "ts", what)
+    return Quote(NAME, listed.symbol, ts, recv_ts, bid_px, bid_sz, ask_px, ask_sz)
 
 
-def _book_update(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> BookUpdate:
+def _book_update(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> BookUpdate:
     what = "orderbook"
+    listed = m.known(name)
+    rule = listed.sizes()
     is_snapshot = _kind(message, what)
     data = mapping(message, "data", what)
     # `cts` is the matching engine's time of the book; `ts` when the feed sent it.
     ts = millis(message, "cts" if "cts" in message else "ts", what)
     return BookUpdate(
         NAME,
-        m.symbol(native),
+        listed.symbol,
         ts,
         recv_ts,
-        levels(data, "b", what),
-        levels(data, "a", what),
+        rule.levels(levels(data, "b", what)),
+        rule.levels(levels(data, "a", what)),
         is_snapshot=is_snapshot,
         last_seq=integer(data, "u", what),
     )
 
 
-def _kline(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> list[Item]:
+def _kline(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
+    """An inverse kline's `volume` counts USD contracts; its `turnover` is in the base coin
+    (Bybit's inverse BTCUSD ticker of 2023-04-05: volume24h 661543991 USD, turnover24h
+    23389.19 BTC, ratio 28284 = the BTC price), so it is the base volume."""
     what = "kline"
-    symbol = m.symbol(native)
+    listed = m.known(name)
+    rule = listed.sizes()
     candles: list[Item] = []
     for kline in _records(message, what):
+        close = number(kline, "close", what)
+        if rule.unit:
+            volume = number(kline, "volume", what)
+        elif rule.inverse and rule.factor == 1.0:
+            volume = number(kline, "turnover", what)
+        else:
+            volume = rule.size(number(kline, "volume", what), close)
         candles.append(
             Candle(
                 NAME,
-                symbol,
+                listed.symbol,
                 one_of(kline, "interval", what, _INTERVALS, "supported"),
                 millis(kline, "start", what),
-                *ohlcv(kline, what),
+                number(kline, "open", what),
+                number(kline, "high", what),
+                number(kline, "low", what),
+                close,
+                volume,
                 None,  # Bybit does not count a kline's trades
                 flag(kline, "confirm", what),
             )
@@ -221,52 +335,184 @@ def _optional_ms_text(data: JsonObject, key: str, what: str) -> int | None:
         raise FrameError(f"{what}: {key} {show(value)} is not a time in milliseconds") from None
 
 
-def _tickers(m: BybitMapper, message: JsonObject, native: str, recv_ts: int) -> list[Item]:
-    """Funding, when the message carries the rate: every snapshot, and deltas that change it.
+def _tickers(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
+    """Funding and open interest, each when the message carries it: a snapshot has every
+    field, a delta only those that changed.
 
-    A delta without `fundingRate` changed other ticker fields only: there is no funding
-    news in it, so nothing is published.
+    Funding needs `fundingRate`: a delta without it changed other fields only, and a dated
+    future's ticker has `fundingRate: ""` (no funding): nothing is published (as on OKX, a
+    message without a current rate is skipped). Open interest needs `openInterest`: base
+    units on linear; USD contracts on inverse, converted at the mark price (this message's,
+    else the last one seen for the symbol).
     """
     what = "tickers"
+    listed = m.known(name)
     data = mapping(message, "data", what)
-    if _given(data, "fundingRate") is None:
-        return []
-    funding = Funding(
+    ts = millis(message, "ts", what)
+    mark_px = _optional_price(data, "markPrice", what)
+    if mark_px is not None:
+        m.tickers[name] = _Ticker(mark_px)
+    items: list[Item] = []
+    if _given(data, "fundingRate") is not None:
+        items.append(
+            Funding(
+                NAME,
+                listed.symbol,
+                ts,
+                number(data, "fundingRate", what),
+                mark_px,
+                _optional_price(data, "indexPrice", what),
+                _optional_ms_text(data, "nextFundingTime", what),
+            )
+        )
+    if _given(data, "openInterest") is not None:
+        items.append(_open_interest(m, listed, name, data, ts=ts, recv_ts=recv_ts))
+    return items
+
+
+def _open_interest(
+    m: BybitMapper, listed: Listed, name: str, data: JsonObject, *, ts: int, recv_ts: int
+) -> OpenInterest:
+    what = "tickers"
+    amount = number(data, "openInterest", what)
+    rule = listed.sizes()
+    if rule.unit:  # linear: coins; openInterestValue is in the quote currency
+        value = _optional_price(data, "openInterestValue", what)
+        return OpenInterest(NAME, listed.symbol, ts, recv_ts, amount, value)
+    ticker = m.tickers.get(name)
+    if ticker is None:
+        raise FrameError(
+            f"{what}: open interest of {name} in contracts, and no mark price yet to "
+            "convert it to base units"
+        )
+    base = rule.size(amount, ticker.mark_px)
+    # Inverse: the contracts' value in the quote currency (USD) is exact; Bybit's own
+    # openInterestValue is in the base coin, the same figure as `base`.
+    quote_value = amount * rule.factor if rule.inverse else base * ticker.mark_px
+    return OpenInterest(NAME, listed.symbol, ts, recv_ts, base, quote_value)
+
+
+def _liquidation_of(
+    listed: Listed, item: JsonObject, keys: tuple[str, str, str, str], recv_ts: int
+) -> Liquidation:
+    what = "liquidation"
+    time_key, side_key, size_key, price_key = keys
+    price = number(item, price_key, what)
+    size = number(item, size_key, what)
+    rule = listed.sizes()
+    return Liquidation(
         NAME,
-        m.symbol(native),
-        millis(message, "ts", what),
-        number(data, "fundingRate", what),
-        _optional_price(data, "markPrice", what),
-        _optional_price(data, "indexPrice", what),
-        _optional_ms_text(data, "nextFundingTime", what),
+        listed.symbol,
+        millis(item, time_key, what),
+        recv_ts,
+        one_of(item, side_key, what, _LIQUIDATION_ORDER_SIDES, "'Buy' or 'Sell'"),
+        price,
+        size if rule.unit else rule.size(size, price),
     )
-    return [funding]
+
+
+def _all_liquidation(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
+    """`allLiquidation.<symbol>`: `data` is a list of {T, s, S, v, p}."""
+    listed = m.known(name)
+    return [
+        _liquidation_of(listed, item, ("T", "S", "v", "p"), recv_ts)
+        for item in _records(message, "allLiquidation")
+    ]
+
+
+def _legacy_liquidation(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
+    """`liquidation.<symbol>` (v5's first topic, since replaced by allLiquidation): `data` is
+    one {updatedTime, symbol, side, size, price}."""
+    listed = m.known(name)
+    item = mapping(message, "data", "liquidation")
+    return [_liquidation_of(listed, item, ("updatedTime", "side", "size", "price"), recv_ts)]
 
 
 _SPOT_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     {"publicTrade": _public_trade, "orderbook": _orderbook, "kline": _kline}
 )
-_LINEAR_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
-    {**_SPOT_HANDLERS, "tickers": _tickers}
+_DERIVATIVE_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
+    {
+        **_SPOT_HANDLERS,
+        "tickers": _tickers,
+        "allLiquidation": _all_liquidation,
+        "liquidation": _legacy_liquidation,
+    }
 )
 
 
-def _market_mapper(market: Market, symbols: Sequence[str]) -> BybitMapper:
-    natives = {joined_symbol(symbol): symbol for symbol in symbols}
-    handlers = _LINEAR_HANDLERS if market.perp else _SPOT_HANDLERS
-    return BybitMapper(market, handlers, MappingProxyType(natives))
+def listing(
+    market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
+) -> dict[str, Listed]:
+    """Native name -> Listed, from the market's instruments and the configured symbols (whose
+    native name follows Bybit's exact naming rules). A configured derivative the metadata
+    does not list gets no size rule (its frames are refused); with no metadata at all, the
+    market's documented unit (`uncatalogued`)."""
+    listed: dict[str, Listed] = {}
+    for instrument in instruments:
+        if instrument.exchange == NAME and instrument.kind in market.kinds:
+            listed[instrument.native_symbol] = Listed(instrument.symbol, size_rule(instrument))
+    catalogued = bool(listed)
+    known = {entry.symbol for entry in listed.values()}
+    for symbol in symbols:
+        if symbol not in known:
+            rule = None if market.perp and catalogued else _DOCUMENTED_UNITS[market.name]
+            listed[native(symbol)] = Listed(symbol, rule)
+    return listed
+
+
+# What one unit of a size is on each endpoint, as Bybit documents it for every instrument
+# there: coins on spot and linear, one USD contract on inverse.
+_DOCUMENTED_UNITS: Final[Mapping[str, SizeRule]] = MappingProxyType(
+    {"spot": COINS, "linear": COINS, "inverse": SizeRule(1.0, True)}
+)
+
+
+def _uncatalogued(market_name: str, name: str) -> Listed:
+    """A native symbol when the mapper was given no instrument metadata at all (a caller that
+    has no catalog yet): spot and linear names split by the longest known quote asset (a
+    USDC perpetual is BASE + PERP), inverse perpetuals are BASE + USD; sizes in the market's
+    documented unit. A dated future needs metadata (its day is not in the name). With any
+    metadata given, an unlisted symbol is refused instead."""
+    if "-" in name or (market_name == "inverse" and not name.endswith("USD")):
+        raise FrameError(f"symbol {name!r}: a dated future needs instrument metadata")
+    if market_name == "inverse":
+        symbol = f"{name[:-3]}-USD-PERP"
+    elif market_name == "linear" and name.endswith("PERP"):
+        symbol = f"{name[:-4]}-USDC-PERP"
+    else:
+        symbol = split_symbol(name, market_name != "spot")
+    return Listed(symbol, _DOCUMENTED_UNITS[market_name])
+
+
+_UNCATALOGUED: Final[Mapping[str, Callable[[str], Listed]]] = MappingProxyType(
+    {
+        name: lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, name))
+        for name in ("spot", "linear", "inverse")
+    }
+)
+
+
+def _market_mapper(
+    market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
+) -> BybitMapper:
+    handlers = _DERIVATIVE_HANDLERS if market.perp else _SPOT_HANDLERS
+    listed = listing(market, symbols, instruments)
+    catalogued = any(i.exchange == NAME and i.kind in market.kinds for i in instruments)
+    uncatalogued = None if catalogued else _UNCATALOGUED[market.name]
+    return BybitMapper(market, handlers, MappingProxyType(listed), uncatalogued)
 
 
 def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> Mapper:
-    """A mapper for one market's symbols: the symbols say whether BTCUSDT is spot or perp."""
-    return _market_mapper(market_of(symbols), symbols)
+    """A mapper for one market's symbols: the symbols say which endpoint BTCUSDT is on."""
+    return _market_mapper(market_of(symbols), symbols, instruments)
 
 
 def _unknown_market(url: str) -> Mapper:
     def refuse(frame: str | bytes, recv_ts: int) -> list[Item]:
         raise FrameError(
-            f"{NAME}: recorded URL {url!r} ends in neither /spot nor /linear: cannot tell "
-            "spot from perpetual symbols"
+            f"{NAME}: recorded URL {url!r} ends in none of /spot, /linear, /inverse: cannot "
+            "tell which market its symbols are on"
         )
 
     return refuse
@@ -275,4 +521,6 @@ def _unknown_market(url: str) -> Mapper:
 def mapper_for_recording(url: str, instruments: Sequence[Instrument] = ()) -> Mapper:
     """Offline: the recorded URL names the market; frames from another URL are refused."""
     market = market_of_url(url)
-    return _market_mapper(market, ()) if market is not None else _unknown_market(url)
+    if market is None:
+        return _unknown_market(url)
+    return _market_mapper(market, (), instruments)

@@ -1,11 +1,12 @@
-"""The Bybit v5 public feed as the replay server speaks it: `<prefix>/spot` and `<prefix>/linear`.
+"""The Bybit v5 public feed as the replay server speaks it: `<prefix>/spot`, `<prefix>/linear`
+and `<prefix>/inverse`.
 
 Clients subscribe with `{"op": "subscribe", "args": [topics]}` and ping with
-`{"op": "ping"}`, answered as Bybit does. Spot and linear share topic names
+`{"op": "ping"}`, answered as Bybit does. The markets share topic names
 (`publicTrade.BTCUSDT` is a pair on one endpoint and a perpetual on the other), so a frame
 is routed by its topic and by the market of the URL it was recorded from, and a session
 wants it only when its own path is of that market. A frame whose recorded URL is not given
-is offered to both markets.
+is offered to every market.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ SPOT_ARGS_PER_REQUEST: Final = 10  # Bybit refuses larger spot subscribe request
 
 
 def market_of_path(path: str) -> str | None:
-    """`spot` or `linear` from a URL or request path ending in it, else None."""
+    """`spot`, `linear` or `inverse` from a URL or request path ending in it, else None."""
     market = market_of_url(path)
     return market.name if market is not None else None
 
@@ -34,7 +35,7 @@ class BybitDialect:
         return market_of_path(path) is not None
 
     def route(self, frame: str, url: str = "") -> Route | None:
-        """By topic, for the market of the recorded `url` (both markets when it names none);
+        """By topic, for the market of the recorded `url` (every market when it names none);
         recorded answers to subscribe and ping are None: this server makes its own."""
         message = loads(frame)
         if not isinstance(message, dict):

@@ -1,4 +1,4 @@
-"""Bybit v5 (spot and USDT linear perpetuals) as the registry lists it."""
+"""Bybit v5 (spot, linear and inverse contracts) as the registry lists it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from marketstream.venues.bybit.feed import (
     split,
     subscribe_messages,
 )
+from marketstream.venues.bybit.instruments import instrument_urls, parse_instruments
 from marketstream.venues.bybit.mapper import make_mapper, mapper_for_recording
 from marketstream.venues.bybit.markets import NAME
 from marketstream.venues.bybit.replay import BybitDialect
@@ -41,5 +42,7 @@ BYBIT: Final = Venue(
     book_depth_limit=BOOK_DEPTH,
     # UUIDs (linear) or sparse numbers (spot): trade ids skip by design.
     sequential_trade_ids=False,
+    instrument_urls=instrument_urls,
+    parse_instruments=parse_instruments,
     session=bybit_session,
 )

@@ -17,6 +17,7 @@ from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
 from marketstream.venues.base.venue import Sequencing, SnapshotRequest, Subscription, Venue
 from marketstream.venues.binance.mapper import BinanceMapper, native_symbol, normalized_symbol
 from marketstream.venues.binance.venue import BINANCE, BINANCE_USDM
+from tests.venues.binance.instruments import SPOT_INSTRUMENTS, USDM_INSTRUMENTS
 from tests.venues.conftest import ReadRecording, Recorded, assert_valid
 
 RECV = 1_700_000_000_123_456_789  # a receive time in ns, after every documented event time
@@ -36,7 +37,7 @@ def _map_one(mapper: Mapper, frame: str | bytes) -> Item:
 
 
 def _map_recording(exchange: Venue, rows: list[Recorded]) -> list[tuple[Recorded, Item]]:
-    mapper = exchange.make_mapper(())
+    mapper = exchange.make_mapper((), SPOT_INSTRUMENTS + USDM_INSTRUMENTS)
     return [(row, item) for row in rows for item in mapper(row.frame, row.recv_ns)]
 
 
@@ -49,8 +50,8 @@ def _kinds(items: list[tuple[Recorded, Item]]) -> Counter[str]:
     return kinds
 
 
-spot = BINANCE.make_mapper(())
-usdm = BINANCE_USDM.make_mapper(())
+spot = BINANCE.make_mapper((), SPOT_INSTRUMENTS)
+usdm = BINANCE_USDM.make_mapper((), USDM_INSTRUMENTS)
 
 
 # --- real frames -----------------------------------------------------------------------------
@@ -371,7 +372,7 @@ def test_snapshot_without_update_id_names_the_field() -> None:
         (_frame({**AGG_TRADE, "e": ["aggTrade"]}), r"binance: unknown event type \['aggTrade'\]"),
         (
             _frame({**AGG_TRADE, "s": "NOTASYMBOL"}),
-            "symbol 'NOTASYMBOL' does not end in a known quote",
+            "symbol 'NOTASYMBOL' is neither configured nor in binance's instrument list",
         ),
         (_frame({**AGG_TRADE, "s": 7}), "aggTrade: s 7 is not a string"),
         (
@@ -407,10 +408,23 @@ def test_missing_pu_on_futures_is_an_error() -> None:
         usdm(_frame(data), RECV)
 
 
-def test_delivery_contracts_are_refused() -> None:
+def test_a_quarterly_contract_is_named_by_its_delivery_day() -> None:
+    """BTCUSDT_210924 (CURRENT_QUARTER, deliveryDate 1632470400000 = 2021-09-24 08:00 UTC in
+    the real 2021-07 exchangeInfo) is BTC-USDT-20210924; sizes stay coins."""
+    trade = _map_one(usdm, _frame({**AGG_TRADE, "s": "BTCUSDT_210924"}))
+    assert isinstance(trade, Trade)
+    assert (trade.symbol, trade.size) == ("BTC-USDT-20210924", 100.0)  # q "100"
+
+
+def test_a_quarterly_contract_the_metadata_does_not_list_is_refused_by_name() -> None:
     frame = _frame({**AGG_TRADE, "s": "BTCUSDT_250328"})
-    with pytest.raises(FrameError, match="'BTCUSDT_250328': delivery contracts are not supported"):
+    with pytest.raises(FrameError, match="'BTCUSDT_250328' is neither configured nor in"):
         usdm(frame, RECV)
+
+
+def test_a_configured_quarterly_subscribes_by_its_exact_native_name() -> None:
+    (message,) = BINANCE_USDM.subscribe_messages(Subscription(("BTC-USDT-20250328",), ("trades",)))
+    assert orjson.loads(message)["params"] == ["btcusdt_250328@aggTrade"]
 
 
 # --- symbols ---------------------------------------------------------------------------------
@@ -466,7 +480,7 @@ def test_symbols_of_the_other_market_are_a_config_error(exchange: Venue, symbol:
 
 
 def test_mapping_is_pure() -> None:
-    mapper = BINANCE_USDM.make_mapper(["BTC-USDT-PERP"])
+    mapper = BINANCE_USDM.make_mapper(["BTC-USDT-PERP"], USDM_INSTRUMENTS)
     depth = _frame(FUTURES_DEPTH, "btcusdt@depth@100ms")
     first = mapper(depth, RECV)
     mapper(_frame(MARK_PRICE), RECV + 1)
@@ -482,9 +496,9 @@ def test_mapper_holds_only_read_only_data() -> None:
     assert isinstance(mapper, BinanceMapper)
     assert not hasattr(mapper, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        mapper.symbols = {}  # type: ignore[misc]
+        mapper.listed = {}  # type: ignore[misc]
     with pytest.raises(TypeError):
-        mapper.symbols["ETHUSDT"] = "ETH-USDT"  # type: ignore[index]
+        mapper.listed["ETHUSDT"] = mapper.listed["BTCUSDT"]  # type: ignore[index]
 
 
 # --- exchange rules --------------------------------------------------------------------------
@@ -583,4 +597,6 @@ def test_limits_and_sequencing() -> None:
     assert BINANCE.ping_message is None
     assert BINANCE_USDM.ping_message is None
     assert BINANCE.channels == {"trades", "quotes", "candles", "books"}
-    assert BINANCE_USDM.channels == {"trades", "quotes", "candles", "books", "funding"}
+    assert BINANCE_USDM.channels == {
+        "trades", "quotes", "candles", "books", "funding", "liquidations", "open_interest"
+    }  # fmt: skip

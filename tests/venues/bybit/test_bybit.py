@@ -8,7 +8,6 @@ No public Bybit v5 capture is usable here: the frames follow Bybit's v5 document
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,15 @@ import pytest
 from marketstream.config import load_config
 from marketstream.errors import ConfigError
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.service import plan_connections
-from marketstream.replay.recording_format import RecordedFrame
-from marketstream.schemas.codec import decode_record
-from marketstream.schemas.records import Candle, Funding, Quote, Side, Trade
+from marketstream.schemas.records import Candle, Funding, OpenInterest, Quote, Side, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
 from marketstream.venues.base.venue import Sequencing, Subscription
 from marketstream.venues.bybit.mapper import BybitMapper
 from marketstream.venues.bybit.markets import market_of_url
 from marketstream.venues.bybit.venue import BYBIT
 from marketstream.venues.registry import get_venue
+from tests.venues.bybit.instruments import INSTRUMENTS
 from tests.venues.conftest import assert_valid
 
 RECV = 1_700_000_000_123_456_789  # a receive time in ns, after every documented event time
@@ -41,11 +38,15 @@ assert BYBIT.split is not None
 assert BYBIT.mapper_for_recording is not None
 assert BYBIT.resubscribe_book is not None
 split = BYBIT.split
-for_recording = BYBIT.mapper_for_recording
 resubscribe_book = BYBIT.resubscribe_book
 
-spot = BYBIT.make_mapper(["BTC-USDT"])
-linear = BYBIT.make_mapper(["BTC-USDT-PERP"])
+spot = BYBIT.make_mapper(["BTC-USDT"], INSTRUMENTS)
+linear = BYBIT.make_mapper(["BTC-USDT-PERP"], INSTRUMENTS)
+
+
+def for_recording(url: str) -> Mapper:
+    assert BYBIT.mapper_for_recording is not None
+    return BYBIT.mapper_for_recording(url, INSTRUMENTS)
 
 
 def _frame(message: dict[str, Any]) -> str:
@@ -215,8 +216,9 @@ def test_kline_intervals_are_normalized(bybit: str, interval: str) -> None:
     assert (candle.symbol, candle.interval) == ("BTC-USDT-PERP", interval)
 
 
-def test_ticker_snapshot_is_funding() -> None:
-    assert _map_one(linear, _frame(_ticker("snapshot", TICKER_DATA))) == Funding(
+def test_ticker_snapshot_is_funding_and_open_interest() -> None:
+    funding, open_interest = linear(_frame(_ticker("snapshot", TICKER_DATA)), RECV)
+    assert funding == Funding(
         "bybit",
         "BTC-USDT-PERP",
         1673272861686 * MS,
@@ -224,6 +226,10 @@ def test_ticker_snapshot_is_funding() -> None:
         17217.33,
         17227.36,
         1673280000000 * MS,
+    )
+    # linear open interest is in coins already; its value is in USDT
+    assert open_interest == OpenInterest(
+        "bybit", "BTC-USDT-PERP", 1673272861686 * MS, RECV, 68744.761, 1183601235.91
     )
 
 
@@ -247,7 +253,7 @@ def test_ticker_delta_without_a_rate_has_no_funding_news(data: dict[str, Any]) -
 
 def test_empty_ticker_fields_are_absent_not_zero() -> None:
     data = {**TICKER_DATA, "markPrice": "", "nextFundingTime": ""}
-    funding = _map_one(linear, _frame(_ticker("snapshot", data)))
+    funding, _ = linear(_frame(_ticker("snapshot", data)), RECV)
     assert isinstance(funding, Funding)
     assert (funding.mark_px, funding.index_px, funding.next_ts) == (None, 17227.36, None)
 
@@ -309,7 +315,7 @@ def _without(message: dict[str, Any], key: str) -> str:
         ("{not json", "bybit linear: not JSON: "),
         ("[1, 2]", "bybit linear: expected a JSON object, got list"),
         (_frame({**PUBLIC_TRADE, "topic": 7}), "topic 7 is not a string"),
-        (_frame({**PUBLIC_TRADE, "topic": "liquidation.BTCUSDT"}), "unknown topic 'liquidation"),
+        (_frame({**PUBLIC_TRADE, "topic": "insurance.BTCUSDT"}), "unknown topic 'insurance"),
         (_frame({**PUBLIC_TRADE, "topic": "publicTrade."}), r"unknown topic 'publicTrade\.'"),
         (_frame({"ret_msg": "hello"}), "no topic and no known op in a frame with fields"),
         (_without(PUBLIC_TRADE, "data"), "publicTrade: field 'data' is missing"),
@@ -332,12 +338,12 @@ def _without(message: dict[str, Any], key: str) -> str:
             r"orderbook: b \[\['1.0'\]\] is not a list of \[price, size\]",
         ),
         (
-            _frame({**TOP_OF_BOOK, "type": "delta"}),
-            "orderbook.1: a delta cannot make a quote",
+            _frame({**TOP_OF_BOOK, "type": "delta", "data": {**TOP_OF_BOOK["data"], "u": 1}}),  # type: ignore[dict-item]
+            r"orderbook.1: delta u 1 of BTCUSDT (before any snapshot|does not follow u \d+)",
         ),
         (
             _frame({**TOP_OF_BOOK, "data": {**TOP_OF_BOOK["data"], "a": []}}),  # type: ignore[dict-item]
-            "orderbook.1: a is empty: no quote without both sides",
+            "orderbook.1: BTCUSDT has an empty side: no quote without both",
         ),
         (_frame(_kline(interval="M")), "kline: interval 'M' is not supported"),
         (_frame(_kline(confirm="yes")), "kline: confirm 'yes' is not true or false"),
@@ -380,20 +386,19 @@ def test_recording_mappers_tell_the_market_by_url(url: str, symbol: str) -> None
     assert {t.symbol for t in trades} == {symbol}
 
 
-@pytest.mark.parametrize("url", ["", "wss://stream.bybit.com/v5/public/inverse", "https://x/y"])
+@pytest.mark.parametrize("url", ["", "wss://stream.bybit.com/v5/public/option", "https://x/y"])
 def test_a_recorded_url_of_no_known_market_refuses_its_frames(url: str) -> None:
     assert market_of_url(url) is None
-    with pytest.raises(FrameError, match="ends in neither /spot nor /linear"):
+    with pytest.raises(FrameError, match="ends in none of /spot, /linear, /inverse"):
         for_recording(url)(_frame(PUBLIC_TRADE), RECV)
 
 
 def test_the_configured_symbols_tell_the_market_of_the_same_frame() -> None:
     frame = _frame(_kline())
-    assert [c.symbol for c in BYBIT.make_mapper(["BTC-USDT", "ETH-USDT"])(frame, RECV)] == [
-        "BTC-USDT"
-    ]
-    assert [c.symbol for c in BYBIT.make_mapper(["ETH-USDT-PERP"])(frame, RECV)] == [
-        "BTC-USDT-PERP"  # not configured, still named by its market
+    spot_mapper = BYBIT.make_mapper(["BTC-USDT", "ETH-USDT"], INSTRUMENTS)
+    assert [c.symbol for c in spot_mapper(frame, RECV)] == ["BTC-USDT"]
+    assert [c.symbol for c in BYBIT.make_mapper(["ETH-USDT-PERP"], INSTRUMENTS)(frame, RECV)] == [
+        "BTC-USDT-PERP"  # not configured, named by its market's instrument list
     ]
 
 
@@ -401,11 +406,13 @@ def test_the_configured_symbols_tell_the_market_of_the_same_frame() -> None:
     ("native", "symbol"),
     [
         ("1000PEPEUSDT", "1000PEPE-USDT-PERP"),
-        ("ETHUSDC", "ETH-USDC-PERP"),
+        ("ETHPERP", "ETH-USDC-PERP"),  # Bybit's USDC perpetuals are named BASE + PERP
         ("SOLUSDT", "SOL-USDT-PERP"),
+        ("BTCUSDT-26DEC25", "BTC-USDT-20251226"),
+        ("BTC-26DEC25", "BTC-USDC-20251226"),
     ],
 )
-def test_linear_natives_split_by_their_quote(native: str, symbol: str) -> None:
+def test_linear_natives_are_named_from_the_instrument_list(native: str, symbol: str) -> None:
     trade = _map_one(
         for_recording(LINEAR_URL),
         _frame({**PUBLIC_TRADE, "topic": f"publicTrade.{native}", "data": [TRADE]}),
@@ -413,19 +420,16 @@ def test_linear_natives_split_by_their_quote(native: str, symbol: str) -> None:
     assert trade.symbol == symbol
 
 
-@pytest.mark.parametrize(
-    ("native", "reason"),
-    [
-        ("BTCPERP", "'BTCPERP': USDC perpetuals are not supported"),
-        ("ETHPERP", "'ETHPERP': USDC perpetuals are not supported"),
-        ("BTCUSDT-26DEC25", "'BTCUSDT-26DEC25': dated futures are not supported"),
-        ("BTC-26DEC25", "'BTC-26DEC25': dated futures are not supported"),
-        ("FOOXYZ", "'FOOXYZ' does not end in a known quote asset"),
-    ],
-)
-def test_unsupported_linear_contracts_are_refused_by_name(native: str, reason: str) -> None:
+@pytest.mark.parametrize("native", ["BTCUSDC", "FOOXYZ", "BTCUSD"])
+def test_a_native_name_the_metadata_does_not_list_is_refused_by_name(native: str) -> None:
+    """No list of quote assets guesses a name: BTCUSDC is not a linear instrument (Bybit's
+    USDC perpetual is BTCPERP), BTCUSD is inverse, FOOXYZ nothing."""
     frame = _frame({**PUBLIC_TRADE, "topic": f"publicTrade.{native}"})
-    with pytest.raises(FrameError, match=f"^bybit linear: symbol {reason}"):
+    with pytest.raises(
+        FrameError,
+        match=f"^bybit linear: symbol '{native}' is neither configured nor in the linear "
+        "instrument list",
+    ):
         for_recording(LINEAR_URL)(frame, RECV)
 
 
@@ -435,9 +439,41 @@ def test_configured_symbols_map_exactly_even_when_no_split_would_find_them() -> 
     assert {t.symbol for t in trades} == {"FOO-XYZ"}
 
 
+def test_a_configured_derivative_the_metadata_does_not_list_is_refused() -> None:
+    """Metadata given, but not of this contract: its size is unknown, no guess."""
+    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.DOGEUSDT"})
+    with pytest.raises(FrameError, match="DOGE-USDT-PERP: no instrument metadata"):
+        BYBIT.make_mapper(["DOGE-USDT-PERP"], INSTRUMENTS)(frame, RECV)
+
+
+def test_with_no_metadata_at_all_each_market_uses_its_documented_unit() -> None:
+    """A caller without any catalog (no instrument list yet): names are split, and sizes are
+    what Bybit documents for the whole endpoint: coins on linear, 1 USD contracts on
+    inverse; a dated future, whose day is not in its name, is refused."""
+    one_trade = _frame({**PUBLIC_TRADE, "data": [TRADE]})
+    linear_trade = _map_one(for_recording_without_metadata(LINEAR_URL), one_trade)
+    assert isinstance(linear_trade, Trade)
+    assert (linear_trade.symbol, linear_trade.size) == ("BTC-USDT-PERP", 0.001)
+    inverse_url = "wss://stream.bybit.com/v5/public/inverse"
+    inverse = for_recording_without_metadata(inverse_url)
+    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.BTCUSD", "data": [
+        {**TRADE, "s": "BTCUSD", "v": "16578", "p": "16578.50"}]})  # fmt: skip
+    inverse_trade = _map_one(inverse, frame)
+    assert isinstance(inverse_trade, Trade)
+    assert (inverse_trade.symbol, inverse_trade.size) == ("BTC-USD-PERP", 16578 / 16578.5)
+    dated = _frame({**PUBLIC_TRADE, "topic": "publicTrade.BTCUSDU23"})
+    with pytest.raises(FrameError, match="'BTCUSDU23': a dated future needs instrument metadata"):
+        inverse(dated, RECV)
+
+
+def for_recording_without_metadata(url: str) -> Mapper:
+    assert BYBIT.mapper_for_recording is not None
+    return BYBIT.mapper_for_recording(url, ())
+
+
 @pytest.mark.parametrize("symbols", [[], ["BTC-USDT", "BTC-USDT-PERP"]])
 def test_a_mapper_serves_exactly_one_market(symbols: list[str]) -> None:
-    with pytest.raises(ConfigError, match="either spot or perpetual symbols"):
+    with pytest.raises(ConfigError, match="one connection serves one market"):
         BYBIT.make_mapper(symbols)
 
 
@@ -506,7 +542,7 @@ def test_linear_subscribe_includes_tickers_for_funding() -> None:
 
 
 def test_funding_on_a_spot_connection_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="funding is offered for perpetual swaps only"):
+    with pytest.raises(ConfigError, match="funding is offered for derivatives only"):
         BYBIT.subscribe_messages(Subscription(("BTC-USDT",), ("trades", "funding")))
 
 
@@ -520,7 +556,9 @@ def test_resubscribing_a_book_asks_for_a_fresh_snapshot() -> None:
 def test_exchange_rules() -> None:
     assert get_venue("bybit") is BYBIT
     assert BYBIT.sequencing is Sequencing.INCREMENT
-    assert BYBIT.channels == {"trades", "quotes", "candles", "books", "funding"}
+    assert BYBIT.channels == {
+        "trades", "quotes", "candles", "books", "funding", "liquidations", "open_interest"
+    }  # fmt: skip
     assert BYBIT.ping_message is not None
     assert orjson.loads(BYBIT.ping_message) == {"op": "ping"}
     assert BYBIT.ping_interval_s == 20.0
@@ -612,31 +650,25 @@ def test_the_book_keeps_the_feeds_50_levels() -> None:
 # --- offline normalize by recorded URL -------------------------------------------------------
 
 
-def test_normalize_names_each_frame_by_its_recorded_url(tmp_path: Path) -> None:
+def test_recorded_frames_are_named_by_their_recorded_url() -> None:
+    """Offline, the URL a frame was recorded from says its market (`mapper_for_recording`).
+    `normalize` passes the instrument catalog to it (the catalog is not this module's)."""
     frames = [
         (SPOT_URL, PUBLIC_TRADE),
         (LINEAR_URL, PUBLIC_TRADE),
         (LINEAR_URL, _ticker("snapshot", TICKER_DATA)),
         (SPOT_URL, {"success": True, "ret_msg": "pong", "conn_id": "c", "op": "ping"}),
     ]
-    path = tmp_path / "bybit.jsonl"
-    path.write_bytes(
-        b"".join(
-            RecordedFrame(RECV + i, "bybit", url, _frame(message)).to_json_line()
-            for i, (url, message) in enumerate(frames)
-        )
-    )
-    out = io.BytesIO()
-    summary = normalize_recording(path, "bybit", out, load_config(CONFIG, environ={}).ingest)
-    records = [decode_record(line) for line in out.getvalue().splitlines()]
+    mappers = {url: for_recording(url) for url in (SPOT_URL, LINEAR_URL)}
+    records = [item for url, message in frames for item in mappers[url](_frame(message), RECV)]
     assert [(type(r).__name__, r.symbol) for r in records] == [
         ("Trade", "BTC-USDT"),
         ("Trade", "BTC-USDT"),
         ("Trade", "BTC-USDT-PERP"),
         ("Trade", "BTC-USDT-PERP"),
         ("Funding", "BTC-USDT-PERP"),
+        ("OpenInterest", "BTC-USDT-PERP"),
     ]
-    assert not summary.rejected
 
 
 # --- purity ----------------------------------------------------------------------------------
@@ -652,11 +684,13 @@ def test_mapping_is_pure() -> None:
     assert first[0] is not linear(frame, RECV)[0]
 
 
-def test_mapper_holds_only_read_only_data() -> None:
+def test_mapper_holds_read_only_names() -> None:
+    """Its names and size rules are read-only; its only state is the orderbook.1 tops and the
+    last mark price per symbol (see test_bybit_captures.py)."""
     mapper = BYBIT.make_mapper(["BTC-USDT"])
     assert isinstance(mapper, BybitMapper)
     assert not hasattr(mapper, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        mapper.symbols = {}  # type: ignore[misc]
+        mapper.listed = {}  # type: ignore[misc]
     with pytest.raises(TypeError):
-        mapper.symbols["ETHUSDT"] = "ETH-USDT"  # type: ignore[index]
+        mapper.listed["ETHUSDT"] = mapper.listed["BTCUSDT"]  # type: ignore[index]

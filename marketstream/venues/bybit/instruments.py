@@ -1,0 +1,124 @@
+"""Bybit instrument metadata: `GET /v5/market/instruments-info?category=spot|linear|inverse`,
+as normalized `Instrument` records.
+
+Spot and linear sizes are base units (contract value 1 base); an inverse contract is worth
+1 USD, so its base size is the USD amount over the price. Bybit answers up to 1000 records a
+page (`limit=1000`); a category that outgrew one page would say so with `nextPageCursor`,
+which these URLs do not follow (no category comes near it today: linear lists ~600).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from marketstream.schemas.instruments import SymbolParts
+from marketstream.schemas.records import Instrument, InstrumentKind
+from marketstream.venues.base.mapper import FrameError, in_venue
+from marketstream.venues.base.parsing import (
+    JsonObject,
+    field,
+    load_object,
+    mapping,
+    number,
+    show,
+    text,
+)
+from marketstream.venues.base.symbols import expiry_day
+from marketstream.venues.bybit.markets import NAME
+
+PAGE_LIMIT: Final = 1000
+CATEGORIES: Final = ("spot", "linear", "inverse")
+NS_PER_MS: Final = 1_000_000
+_KINDS: Final[Mapping[str, InstrumentKind]] = MappingProxyType(
+    {
+        "LinearPerpetual": "linear_perpetual",
+        "LinearFutures": "linear_future",
+        "InversePerpetual": "inverse_perpetual",
+        "InverseFutures": "inverse_future",
+    }
+)
+
+
+def instrument_urls(rest_base: str) -> list[str]:
+    base = rest_base.rstrip("/")
+    return [
+        f"{base}/v5/market/instruments-info?category={category}&limit={PAGE_LIMIT}"
+        for category in CATEGORIES
+    ]
+
+
+def parse_record(category: str, entry: JsonObject, read_ts_ns: int) -> Instrument | None:
+    """One element of `result.list`; None for a contract type this pipeline does not carry
+    (options)."""
+    native = text(entry, "symbol", "instrument")
+    what = f"symbol {native}"
+    base = text(entry, "baseCoin", what)
+    quote = text(entry, "quoteCoin", what)
+    prices = mapping(entry, "priceFilter", what)
+    lots = mapping(entry, "lotSizeFilter", what)
+    status = text(entry, "status", what).lower()
+    tick = number(prices, "tickSize", what)
+    if category == "spot":
+        lot = number(lots, "basePrecision", what)
+        return Instrument(
+            NAME, f"{base}-{quote}", read_ts_ns, native, "spot", base, quote, quote,
+            1.0, 1.0, tick, lot, None, status,
+        )  # fmt: skip
+    kind = _KINDS.get(text(entry, "contractType", what))
+    if kind is None:
+        return None
+    expiry: int | None = None
+    if kind in ("linear_future", "inverse_future"):
+        delivery = text(entry, "deliveryTime", what)
+        if not delivery.isdigit() or int(delivery) <= 0:
+            raise FrameError(f"{what}: deliveryTime {show(delivery)} is not a time in ms")
+        expiry = int(delivery) * NS_PER_MS
+    day = expiry_day(expiry) if expiry is not None else None
+    symbol = SymbolParts(base, quote, expiry is None, day).symbol
+    return Instrument(
+        NAME,
+        symbol,
+        read_ts_ns,
+        native,
+        kind,
+        base,
+        quote,
+        text(entry, "settleCoin", what),
+        1.0,  # linear: 1 base unit per size unit; inverse: 1 USD per contract
+        1.0,
+        tick,
+        number(lots, "qtyStep", what),
+        expiry,
+        status,
+    )
+
+
+def _category(url: str, result: JsonObject) -> str:
+    category = result.get("category")
+    if category is None:
+        category = (parse_qs(urlsplit(url).query).get("category") or [""])[0]
+    if category not in CATEGORIES:
+        raise FrameError(f"category {show(category)} is not one of {', '.join(CATEGORIES)}")
+    return str(category)
+
+
+def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
+    """Every record of an instruments-info answer; FrameError (naming the URL) if malformed
+    or an error answer (`retCode` other than 0)."""
+    try:
+        data = load_object(body)
+        code = data.get("retCode")
+        if code != 0:
+            raise FrameError(f"retCode {show(code)}: {show(data.get('retMsg'))}")
+        result = mapping(data, "result", "instruments-info")
+        category = _category(url, result)
+        entries = field(result, "list", "instruments-info")
+        if type(entries) is not list or not all(type(e) is dict for e in entries):
+            raise FrameError(f"instruments-info: list {show(entries)} is not a list of objects")
+        found = (parse_record(category, entry, read_ts_ns) for entry in entries)
+        return [instrument for instrument in found if instrument is not None]
+    except FrameError as exc:
+        raise in_venue(NAME, FrameError(f"{url}: {exc}")) from None
