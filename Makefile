@@ -61,7 +61,7 @@ demo: deps
 # that parses them, keeping the instruments configs/pipeline.yaml configures.
 INSTRUMENT_ANSWERS ?= $(wildcard tests/data/captures/*-rest.jsonl)
 instruments-snapshot: $(STAMP)
-	$(BIN)/marketstream instruments snapshot $(INSTRUMENT_ANSWERS)
+	$(BIN)/marketstream instruments snapshot --all $(INSTRUMENT_ANSWERS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -50,6 +50,11 @@ def add_commands(commands: Commands) -> None:
     snapshot.add_argument(
         "--out", type=Path, metavar="FILE", help="default: the package's defaults/instruments.jsonl"
     )
+    snapshot.add_argument(
+        "--all",
+        action="store_true",
+        help="keep every instrument the answers list, not only the configured ones",
+    )
     snapshot.set_defaults(handler=_cmd_snapshot)
     group.set_defaults(handler=lambda _: _usage(group))
 
@@ -130,7 +135,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from marketstream.instruments.store import write_instruments  # noqa: PLC0415
 
     config = config_of(args)
-    build = build_snapshot(args.files, configured_symbols(config))
+    build = build_snapshot(args.files, configured_symbols(config), everything=args.all)
     out = args.out or SHIPPED_SNAPSHOT
     written = write_instruments(out, build.instruments)
     counts: dict[str, int] = {}

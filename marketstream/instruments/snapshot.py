@@ -79,9 +79,12 @@ def build_snapshot(
     recordings: Sequence[Path],
     wanted: Mapping[str, frozenset[str]],
     venues: Mapping[str, Venue] = VENUES,
+    *,
+    everything: bool = False,
 ) -> SnapshotBuild:
     """The configured instruments listed by the recordings' instrument answers, for every
-    venue of the registry that parses them (the newest answer of an instrument wins)."""
+    venue of the registry that parses them (the newest answer of an instrument wins);
+    `everything`: every instrument they list, so that recordings of other symbols map too."""
     frames = [frame for path in recordings for frame in read_recording(path) if frame.is_rest]
     build = SnapshotBuild()
     for name, symbols in sorted(wanted.items()):
@@ -90,7 +93,7 @@ def build_snapshot(
             build.unparsed.append(name)
             continue
         found = Catalog(instruments_in(venue, frames))
-        kept = [i for i in found.for_exchange(name) if i.symbol in symbols]
+        kept = [i for i in found.for_exchange(name) if everything or i.symbol in symbols]
         build.instruments.extend(kept)
         missing = sorted(symbols - {i.symbol for i in kept})
         if missing:

@@ -67,6 +67,7 @@ def write_instruments(path: Path, instruments: Iterable[Instrument]) -> int:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; it is public metadata, read by all
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Final
 
@@ -78,8 +77,6 @@ class BinanceMapper:
     market: Market
     handlers: Mapping[str, Handler]
     listed: Mapping[str, Listed]  # native -> what it is, read-only
-    # Without any instrument metadata (see `uncatalogued`): names of unlisted symbols.
-    uncatalogued: Callable[[str], Listed] | None = None
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         try:
@@ -118,8 +115,6 @@ class BinanceMapper:
     def known(self, data: JsonObject, what: str) -> Listed:
         native = text(data, "s", what)
         listed = self.listed.get(native)
-        if listed is None and self.uncatalogued is not None:
-            return self.uncatalogued(native)
         if listed is None:
             raise FrameError(
                 f"{what}: symbol {native!r} is neither configured nor in {self.market.name}'s "
@@ -284,34 +279,19 @@ def listing(
     market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
 ) -> dict[str, Listed]:
     """Native name -> Listed, from the market's instruments and the configured symbols (whose
-    native name is exact: `Market.native`). A configured derivative the metadata does not
-    list gets no size rule (its frames are refused); with no metadata at all, the market's
-    documented unit (`uncatalogued`)."""
+    native name is exact: `Market.native`). A configured symbol the metadata does not list
+    counts in coins, the unit Binance documents for both markets (a USD-M contract is one
+    base unit); any other name is refused (no name is guessed from a quote list)."""
     listed: dict[str, Listed] = {}
     for instrument in instruments:
         if instrument.exchange == market.name:
             listed[instrument.native_symbol] = Listed(instrument.symbol, size_rule(instrument))
-    catalogued = bool(listed)
     by_symbol = {entry.symbol for entry in listed.values()}
     for symbol in symbols:
         native = market.native(symbol)
         if symbol not in by_symbol:
-            rule = None if market.perp and catalogued else COINS
-            listed[native] = Listed(symbol, rule)
+            listed[native] = Listed(symbol, COINS)
     return listed
-
-
-def _uncatalogued(perp: bool, native: str) -> Listed:
-    """A native symbol when the mapper was given no instrument metadata at all (a caller that
-    has no catalog yet): split by the longest known quote asset, sized in coins — exact for
-    both markets, whose sizes Binance documents in base units (a USD-M contract is 1 base
-    unit). With any metadata given, an unlisted symbol is refused instead."""
-    return Listed(split_symbol(native, perp), COINS)
-
-
-# Remembered: the split of a native name never changes (a failed split is not remembered).
-_SPOT_UNCATALOGUED: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, False))
-_USDM_UNCATALOGUED: Final = lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, True))
 
 
 def make_mapper(
@@ -321,7 +301,4 @@ def make_mapper(
     ConfigError) and every instrument its metadata lists; frames of other symbols are refused
     with a FrameError naming them."""
     handlers = _USDM_HANDLERS if market.perp else _SPOT_HANDLERS
-    listed = listing(market, symbols, instruments)
-    catalogued = any(i.exchange == market.name for i in instruments)
-    uncatalogued = None if catalogued else _USDM_UNCATALOGUED if market.perp else _SPOT_UNCATALOGUED
-    return BinanceMapper(market, handlers, MappingProxyType(listed), uncatalogued)
+    return BinanceMapper(market, handlers, MappingProxyType(listing(market, symbols, instruments)))

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -48,7 +47,6 @@ from marketstream.venues.base.parsing import (
     one_of,
     show,
 )
-from marketstream.venues.base.symbols import split_symbol
 from marketstream.venues.bybit.markets import NAME, Market, market_of, market_of_url, native
 
 SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
@@ -110,8 +108,6 @@ class BybitMapper:
     market: Market
     handlers: Mapping[str, Handler]
     listed: Mapping[str, Listed]  # native -> what it is, read-only
-    # Without any instrument metadata (see `uncatalogued`): names of unlisted symbols.
-    uncatalogued: Callable[[str], Listed] | None = None
     tops: dict[str, _Top] = dataclass_field(default_factory=dict)  # orderbook.1, by native
     tickers: dict[str, _Ticker] = dataclass_field(default_factory=dict)
 
@@ -139,8 +135,6 @@ class BybitMapper:
 
     def known(self, name: str) -> Listed:
         listed = self.listed.get(name)
-        if listed is None and self.uncatalogued is not None:
-            return self.uncatalogued(name)
         if listed is None:
             raise FrameError(
                 f"symbol {name!r} is neither configured nor in the {self.market.name} "
@@ -445,19 +439,17 @@ def listing(
     market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
 ) -> dict[str, Listed]:
     """Native name -> Listed, from the market's instruments and the configured symbols (whose
-    native name follows Bybit's exact naming rules). A configured derivative the metadata
-    does not list gets no size rule (its frames are refused); with no metadata at all, the
-    market's documented unit (`uncatalogued`)."""
+    native name follows Bybit's exact naming rules). A configured symbol the metadata does
+    not list is sized in its endpoint's documented unit, which Bybit fixes for every
+    instrument there; any other name is refused (no name is guessed from a quote list)."""
     listed: dict[str, Listed] = {}
     for instrument in instruments:
         if instrument.exchange == NAME and instrument.kind in market.kinds:
             listed[instrument.native_symbol] = Listed(instrument.symbol, size_rule(instrument))
-    catalogued = bool(listed)
     known = {entry.symbol for entry in listed.values()}
     for symbol in symbols:
         if symbol not in known:
-            rule = None if market.perp and catalogued else _DOCUMENTED_UNITS[market.name]
-            listed[native(symbol)] = Listed(symbol, rule)
+            listed[native(symbol)] = Listed(symbol, _DOCUMENTED_UNITS[market.name])
     return listed
 
 
@@ -468,39 +460,11 @@ _DOCUMENTED_UNITS: Final[Mapping[str, SizeRule]] = MappingProxyType(
 )
 
 
-def _uncatalogued(market_name: str, name: str) -> Listed:
-    """A native symbol when the mapper was given no instrument metadata at all (a caller that
-    has no catalog yet): spot and linear names split by the longest known quote asset (a
-    USDC perpetual is BASE + PERP), inverse perpetuals are BASE + USD; sizes in the market's
-    documented unit. A dated future needs metadata (its day is not in the name). With any
-    metadata given, an unlisted symbol is refused instead."""
-    if "-" in name or (market_name == "inverse" and not name.endswith("USD")):
-        raise FrameError(f"symbol {name!r}: a dated future needs instrument metadata")
-    if market_name == "inverse":
-        symbol = f"{name[:-3]}-USD-PERP"
-    elif market_name == "linear" and name.endswith("PERP"):
-        symbol = f"{name[:-4]}-USDC-PERP"
-    else:
-        symbol = split_symbol(name, market_name != "spot")
-    return Listed(symbol, _DOCUMENTED_UNITS[market_name])
-
-
-_UNCATALOGUED: Final[Mapping[str, Callable[[str], Listed]]] = MappingProxyType(
-    {
-        name: lru_cache(maxsize=SYMBOL_CACHE_SIZE)(partial(_uncatalogued, name))
-        for name in ("spot", "linear", "inverse")
-    }
-)
-
-
 def _market_mapper(
     market: Market, symbols: Sequence[str], instruments: Sequence[Instrument]
 ) -> BybitMapper:
     handlers = _DERIVATIVE_HANDLERS if market.perp else _SPOT_HANDLERS
-    listed = listing(market, symbols, instruments)
-    catalogued = any(i.exchange == NAME and i.kind in market.kinds for i in instruments)
-    uncatalogued = None if catalogued else _UNCATALOGUED[market.name]
-    return BybitMapper(market, handlers, MappingProxyType(listed), uncatalogued)
+    return BybitMapper(market, handlers, MappingProxyType(listing(market, symbols, instruments)))
 
 
 def make_mapper(symbols: Sequence[str], instruments: Sequence[Instrument] = ()) -> Mapper:
