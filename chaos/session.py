@@ -71,7 +71,7 @@ def build_feeds(directory: Path, config: PipelineConfig, ports: dict[str, int]) 
 def expected_records(feed: Feed, config: PipelineConfig) -> list[Record]:
     """What ingest would publish from the whole session, through the same mapper path."""
     out = io.BytesIO()
-    normalize_recording(feed.recording, feed.exchange, out, config.ingest)
+    normalize_recording(feed.recording, feed.exchange, out, config.ingest, symbols=feed.symbols)
     return [decode_record(line) for line in out.getvalue().splitlines()]
 
 

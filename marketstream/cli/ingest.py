@@ -59,8 +59,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_normalize(args: argparse.Namespace) -> int:
     from marketstream.ingest.normalize import normalize_recording  # noqa: PLC0415
 
+    config = config_of(args)
+    configured = config.exchanges.get(args.exchange)
     summary = normalize_recording(
-        args.file, args.exchange, sys.stdout.buffer, config_of(args).ingest
+        args.file,
+        args.exchange,
+        sys.stdout.buffer,
+        config.ingest,
+        symbols=configured.symbols if configured is not None else (),
     )
     sys.stdout.buffer.flush()
     for line in summary.lines(args.exchange):

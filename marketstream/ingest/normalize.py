@@ -79,9 +79,11 @@ def normalize_recording(
     ingest: IngestConfig,
     *,
     instruments: Sequence[Instrument] | None = None,
+    symbols: Sequence[str] = (),
 ) -> NormalizeSummary:
     """`instruments`: the catalog before the recording's own answers (default: the shipped
-    snapshot)."""
+    snapshot). `symbols`: the configured ones, named as live ingest names them (exactly,
+    without metadata) where the catalog does not list them."""
     exchange = get_venue(exchange_name)
     base = Catalog(load_shipped() if instruments is None else instruments)
     known = base.for_exchange(exchange.name)
@@ -95,7 +97,9 @@ def normalize_recording(
         if mapper is None:
             make = exchange.mapper_for_recording
             mapper = mappers[url] = (
-                make(url, known) if make is not None else exchange.make_mapper((), known)
+                make(url, known, symbols)
+                if make is not None
+                else exchange.make_mapper(symbols, known)
             )
         return mapper
 

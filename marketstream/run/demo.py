@@ -101,7 +101,8 @@ def find_feeds(
     feeds = []
     for path, exchange, generated in found:
         out = io.BytesIO()
-        normalize_recording(path, exchange, out, config.ingest)
+        configured = config.exchanges[exchange].symbols if exchange in config.exchanges else ()
+        normalize_recording(path, exchange, out, config.ingest, symbols=configured)
         records = [decode_record(line) for line in out.getvalue().splitlines()]
         tables = {spec_of(r).table for r in records} | {"books"}  # books may need snapshots
         channels = tuple(TABLE_CHANNELS[t] for t in TABLE_CHANNELS if t in tables)

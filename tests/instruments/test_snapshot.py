@@ -31,20 +31,28 @@ def test_the_configured_instruments_are_kept_and_the_missing_named() -> None:
         "BTC-USDT",
         "BTC-USDT-PERP",
     ]
-    assert build.missing == {"okx": ["XYZ-USDT"]}
-    if VENUES["kraken"].parse_instruments is None:
-        assert build.unparsed == ["kraken"]
+    # Kraken parses instrument lists, but these files hold none of its answers
+    assert build.missing == {"okx": ["XYZ-USDT"], "kraken": ["BTC-USD"]}
+    assert build.unparsed == []
     spot_read_ns = captured_answers()[0][1]  # an instrument is as of the answer listing it
     assert next(i for i in build.instruments if i.symbol == "BTC-USDT").ts == spot_read_ns
 
 
+# Exchanges no captured answer covers yet, and why their configured symbols work without it.
+UNCOVERED: dict[str, str] = {
+    "bybit": "no whole v5 instruments-info answer is captured; Bybit fixes the size unit of "
+    "every instrument on an endpoint, so configured symbols are named and sized without it",
+}
+
+
 def test_the_shipped_snapshot_covers_the_configured_instruments() -> None:
-    """For every configured exchange whose venue parses instrument lists (none on main when
-    this was written: the snapshot was then empty), every configured symbol is shipped."""
+    """Every configured symbol of every venue that parses instrument lists is shipped,
+    except on the exchanges named in UNCOVERED (whose symbols must all be missing: a
+    captured answer for them means the exception is to be removed)."""
     config = load_config(REPO / "configs" / "pipeline.yaml", environ={})
     shipped = Catalog(load_shipped(SHIPPED_SNAPSHOT))
     for name, symbols in configured_symbols(config).items():
-        if VENUES[name].parse_instruments is None:
-            continue
+        assert VENUES[name].parse_instruments is not None, name
         missing = sorted(s for s in symbols if shipped.get(name, s) is None)
-        assert missing == [], f"{name}: run `make instruments-snapshot` ({missing})"
+        expected = sorted(symbols) if name in UNCOVERED else []
+        assert missing == expected, f"{name}: run `make instruments-snapshot` ({missing})"

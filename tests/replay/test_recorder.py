@@ -16,13 +16,34 @@ from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.ingest.recorder import RecordTarget, record, resolve_target
+from marketstream.instruments.recorded import is_instrument_answer
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter, read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.replay.source import request_target, scan_recording
 from marketstream.schemas.instruments import Exchange as ExchangeName
 from marketstream.venues.base.venue import Subscription
-from marketstream.venues.registry import DIALECTS
+from marketstream.venues.registry import DIALECTS, VENUES
 from tests.replay.helpers import WAIT_S, frames_of, message_of, wait_until
+
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
+
+
+def captured_instrument_answers(exchange: str) -> list[RecordedFrame]:
+    """The real instrument lists captured from `exchange` (tests/data/captures): served by
+    the replay server, so the recorder records them as it would from the exchange."""
+    venue = VENUES[exchange]
+    return [
+        frame
+        for path in sorted(CAPTURES.glob("*-rest.jsonl"))
+        for frame in read_recording(path)
+        if frame.exchange == exchange and frame.is_rest and is_instrument_answer(venue, frame.url)
+    ]
+
+
+def instrument_answers(captured: list[RecordedFrame], exchange: str) -> list[str]:
+    venue = VENUES[exchange]
+    return sorted(f.frame for f in captured if f.is_rest and is_instrument_answer(venue, f.url))
+
 
 USDM_SYMBOLS = ["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"]
 
@@ -44,7 +65,7 @@ def with_snapshots(usdm: Path, out: Path) -> list[RecordedFrame]:
         for i, native in enumerate(("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"))
     ]
     with RecordingWriter(out) as writer:
-        for frame in [*snapshots, *frames]:
+        for frame in [*captured_instrument_answers("binance-usdm"), *snapshots, *frames]:
             writer.write(frame)
     return snapshots
 
@@ -74,13 +95,22 @@ async def test_record_then_replay_round_trip(usdm: Path, tmp_path: Path) -> None
     assert [message_of(f.frame) for f in websocket[:answers]] == [{"result": None, "id": 1}]
     assert {f.url for f in websocket} == {server.ws_url}
     assert {f.exchange for f in captured} == {"binance-usdm"}
-    rest = sorted((f for f in captured if f.is_rest), key=lambda f: f.url)
+    usdm_answers = [f.frame for f in captured_instrument_answers("binance-usdm")]
+    assert instrument_answers(captured, "binance-usdm") == sorted(usdm_answers)
+    assert stats.instrument_lists == len(usdm_answers) == 1
+    rest = sorted(
+        (f for f in captured if f.is_rest and f.frame not in usdm_answers), key=lambda f: f.url
+    )
     assert [f.frame for f in rest] == [s.frame for s in sorted(snapshots, key=lambda s: s.url)]
     assert all(f.url.startswith(f"{server.http_url}/fapi/v1/depth?symbol=") for f in rest)
     assert (stats.frames, stats.snapshots, stats.connections) == (len(served) + answers, 4, 1)
     assert warnings == []
     replayable = scan_recording(out, DIALECTS)  # the capture replays: its answers are not resent
-    assert (replayable.total, replayable.ignored, len(replayable.rest)) == (len(served), 1, 4)
+    assert (replayable.total, replayable.ignored, len(replayable.rest)) == (
+        len(served),
+        1,
+        4 + len(usdm_answers),
+    )
 
 
 async def test_the_recorder_reconnects_and_misses_nothing(coinbase: Path, tmp_path: Path) -> None:
@@ -319,7 +349,8 @@ SPLIT_CASES = [
 
 
 def split_recording(case: SplitCase, path: Path) -> None:
-    lines = [RecordedFrame(T0 - 1, case.name, url, body) for url, body in case.snapshots]
+    lines = captured_instrument_answers(case.name)
+    lines += [RecordedFrame(T0 - 1, case.name, url, body) for url, body in case.snapshots]
     lines += [
         RecordedFrame(T0 + (i and LEAD_IN_NS + i * 1_000_000), case.name, url, frame)
         for i, (url, frame) in enumerate(case.served)
@@ -379,7 +410,13 @@ async def test_a_split_subscription_is_recorded_over_a_connection_per_part(
         assert [f.frame for f in websocket if f.url == url and f.frame in pushed] == served_here
     # One REST snapshot per book symbol, from the part with books only (the query's order
     # differs from the served URL's: the replay server looks them up sorted).
-    rest = sorted((request_target(f.url), f.frame) for f in captured if f.is_rest)
+    served_lists = [f.frame for f in captured_instrument_answers(case.name)]
+    assert instrument_answers(captured, case.name) == sorted(served_lists)
+    rest = sorted(
+        (request_target(f.url), f.frame)
+        for f in captured
+        if f.is_rest and f.frame not in served_lists
+    )
     assert rest == sorted((request_target(url), body) for url, body in case.snapshots)
     assert all(f.url.startswith(server.http_url) for f in captured if f.is_rest)
     assert (stats.frames, stats.connections, stats.snapshots) == (
@@ -387,15 +424,25 @@ async def test_a_split_subscription_is_recorded_over_a_connection_per_part(
         2,
         len(case.snapshots),
     )
-    assert warnings == []
+    # An instrument list the server does not hold (no Bybit v5 answer is captured) is a
+    # warning naming its URL; the recording goes on without it.
+    venue = VENUES[case.name]
+    assert venue.instrument_urls is not None
+    unserved = len(venue.instrument_urls(server.http_url)) - len(served_lists)
+    assert len(warnings) == unserved
+    assert all(w.startswith("instrument list not recorded: GET ") for w in warnings)
+    assert all("404" in w for w in warnings)
     replayable = scan_recording(out, DIALECTS)
     assert (replayable.total, replayable.ignored, len(replayable.rest)) == (
         len(pushes),
         answers,
-        len(case.snapshots),
+        len(case.snapshots) + len(served_lists),
     )
     normalized = io.BytesIO()
-    summary = normalize_recording(out, case.name, normalized, shipped_config.ingest)
+    configured = shipped_config.exchanges[case.name].symbols  # type: ignore[index]
+    summary = normalize_recording(
+        out, case.name, normalized, shipped_config.ingest, symbols=configured
+    )
     assert (summary.rejected, summary.gaps, summary.books_waiting) == ({}, 0, 0)
     records = [orjson.loads(line) for line in normalized.getvalue().splitlines()]
     assert {r["symbol"] for r in records if r["type"] == "trade"} == case.trades

@@ -96,9 +96,12 @@ class MapSnapshot(Protocol):
 
 
 class MapperForRecording(Protocol):
-    """A recorded connection's URL (and the instruments) -> the mapper for its frames."""
+    """A recorded connection's URL (the instruments, the configured symbols: those of the
+    URL's market are used) -> the mapper for its frames."""
 
-    def __call__(self, url: str, instruments: Sequence[Instrument] = ()) -> Mapper: ...
+    def __call__(
+        self, url: str, instruments: Sequence[Instrument] = (), symbols: Sequence[str] = ()
+    ) -> Mapper: ...
 
 
 # (REST base URL) -> the URLs that list the venue's instruments.

@@ -47,7 +47,14 @@ from marketstream.venues.base.parsing import (
     one_of,
     show,
 )
-from marketstream.venues.bybit.markets import NAME, Market, market_of, market_of_url, native
+from marketstream.venues.bybit.markets import (
+    NAME,
+    Market,
+    market_of,
+    market_of_symbol,
+    market_of_url,
+    native,
+)
 
 SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
 _SIDES: Final[Mapping[str, Side]] = MappingProxyType({"Buy": "buy", "Sell": "sell"})
@@ -482,9 +489,13 @@ def _unknown_market(url: str) -> Mapper:
     return refuse
 
 
-def mapper_for_recording(url: str, instruments: Sequence[Instrument] = ()) -> Mapper:
-    """Offline: the recorded URL names the market; frames from another URL are refused."""
+def mapper_for_recording(
+    url: str, instruments: Sequence[Instrument] = (), symbols: Sequence[str] = ()
+) -> Mapper:
+    """Offline: the recorded URL names the market (the configured symbols of that market are
+    known as live); frames from another URL are refused."""
     market = market_of_url(url)
     if market is None:
         return _unknown_market(url)
-    return _market_mapper(market, (), instruments)
+    own = [symbol for symbol in symbols if market_of_symbol(symbol) is market]
+    return _market_mapper(market, own, instruments)

@@ -439,31 +439,33 @@ def test_configured_symbols_map_exactly_even_when_no_split_would_find_them() -> 
     assert {t.symbol for t in trades} == {"FOO-XYZ"}
 
 
-def test_a_configured_derivative_the_metadata_does_not_list_is_refused() -> None:
-    """Metadata given, but not of this contract: its size is unknown, no guess."""
-    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.DOGEUSDT"})
-    with pytest.raises(FrameError, match="DOGE-USDT-PERP: no instrument metadata"):
-        BYBIT.make_mapper(["DOGE-USDT-PERP"], INSTRUMENTS)(frame, RECV)
-
-
-def test_with_no_metadata_at_all_each_market_uses_its_documented_unit() -> None:
-    """A caller without any catalog (no instrument list yet): names are split, and sizes are
-    what Bybit documents for the whole endpoint: coins on linear, 1 USD contracts on
-    inverse; a dated future, whose day is not in its name, is refused."""
-    one_trade = _frame({**PUBLIC_TRADE, "data": [TRADE]})
-    linear_trade = _map_one(for_recording_without_metadata(LINEAR_URL), one_trade)
-    assert isinstance(linear_trade, Trade)
-    assert (linear_trade.symbol, linear_trade.size) == ("BTC-USDT-PERP", 0.001)
-    inverse_url = "wss://stream.bybit.com/v5/public/inverse"
-    inverse = for_recording_without_metadata(inverse_url)
+def test_a_configured_symbol_the_metadata_does_not_list_counts_in_its_endpoints_unit() -> None:
+    """Metadata given, but not of this contract: Bybit fixes the size unit of every instrument
+    on an endpoint (coins on linear, 1 USD contracts on inverse), so the configured symbol
+    is sized in it; the native name is the exact join of the configured one."""
+    frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.DOGEUSDT", "data": [
+        {**TRADE, "s": "DOGEUSDT", "v": "250", "p": "0.0812"}]})  # fmt: skip
+    trade = _map_one(BYBIT.make_mapper(["DOGE-USDT-PERP"], INSTRUMENTS), frame)
+    assert isinstance(trade, Trade)
+    assert (trade.symbol, trade.size) == ("DOGE-USDT-PERP", 250.0)
+    inverse = BYBIT.make_mapper(["BTC-USD-PERP"], ())
     frame = _frame({**PUBLIC_TRADE, "topic": "publicTrade.BTCUSD", "data": [
         {**TRADE, "s": "BTCUSD", "v": "16578", "p": "16578.50"}]})  # fmt: skip
     inverse_trade = _map_one(inverse, frame)
     assert isinstance(inverse_trade, Trade)
     assert (inverse_trade.symbol, inverse_trade.size) == ("BTC-USD-PERP", 16578 / 16578.5)
-    dated = _frame({**PUBLIC_TRADE, "topic": "publicTrade.BTCUSDU23"})
-    with pytest.raises(FrameError, match="'BTCUSDU23': a dated future needs instrument metadata"):
-        inverse(dated, RECV)
+
+
+def test_a_name_neither_configured_nor_listed_is_refused_not_split() -> None:
+    """No quote list guesses where BTCUSDT splits: without metadata or configuration for it,
+    a frame's symbol is refused with a reason naming it."""
+    one_trade = _frame({**PUBLIC_TRADE, "data": [TRADE]})
+    with pytest.raises(FrameError, match="symbol 'BTCUSDT' is neither configured nor in"):
+        for_recording_without_metadata(LINEAR_URL)(one_trade, RECV)
+    assert BYBIT.mapper_for_recording is not None
+    linear_trade = _map_one(BYBIT.mapper_for_recording(LINEAR_URL, INSTRUMENTS), one_trade)
+    assert isinstance(linear_trade, Trade)
+    assert (linear_trade.symbol, linear_trade.size) == ("BTC-USDT-PERP", 0.001)
 
 
 def for_recording_without_metadata(url: str) -> Mapper:
