@@ -41,7 +41,9 @@ def _demo(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]
 
 def _offline(path: Path, exchange: str) -> Counter[str]:
     out = io.BytesIO()
-    normalize_recording(path, exchange, out, load_config(CONFIG_FILE, environ={}).ingest)
+    config = load_config(CONFIG_FILE, environ={})
+    configured = config.exchanges[exchange].symbols  # type: ignore[index]
+    normalize_recording(path, exchange, out, config.ingest, symbols=configured)
     return Counter(spec_of(decode_record(line)).table for line in out.getvalue().splitlines())
 
 

@@ -43,7 +43,7 @@ CHANNELS = {
     "binance-usdm": "[trades, quotes, candles, books]",
     "coinbase": "[trades, quotes, books]",
     "kraken": "[trades, quotes, candles, books]",
-    "okx": "[trades, quotes, candles, books, funding]",
+    "okx": "[trades, quotes, candles, books, funding, liquidations, open_interest]",
     "bybit": "[trades, quotes, candles, books, funding, liquidations, open_interest]",
 }
 REAL = {

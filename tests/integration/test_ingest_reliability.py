@@ -214,11 +214,13 @@ async def test_a_failing_publisher_task_stops_ingest_with_the_cause_and_healthz_
     async def broken(batch: object) -> None:
         raise RuntimeError("boom in the publisher")
 
-    service.publisher._write = broken  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
         await until(_true_when(lambda: service.metrics_port is not None), "ingest serves")
+        # the configured instruments are published at start; the publisher breaks after them
+        await until(_true_when(lambda: service.publisher.published > 0), "instruments out")
+        service.publisher._write = broken  # type: ignore[method-assign]
         assert service.health()[1]["failure"] is None
         service.publisher.add(trade(1))
         with pytest.raises(ServiceError, match="boom in the publisher"):

@@ -196,6 +196,7 @@ def test_missing_values_come_from_the_configuration(shipped_config: PipelineConf
 
 OKX_SYMBOLS = ("BTC-USDT", "ETH-USDT", "BTC-USDT-PERP", "ETH-USDT-PERP")
 SHIPPED_CHANNELS = ("trades", "quotes", "candles", "books", "funding")
+DERIVATIVE_ONLY = ("liquidations", "open_interest")  # also in the shipped configuration
 
 
 @pytest.mark.parametrize(
@@ -204,14 +205,17 @@ SHIPPED_CHANNELS = ("trades", "quotes", "candles", "books", "funding")
         (
             "okx",
             ["wss://ws.okx.com:8443/ws/v5/public", "wss://ws.okx.com:8443/ws/v5/business"],
-            [(OKX_SYMBOLS, ("trades", "quotes", "books", "funding")), (OKX_SYMBOLS, ("candles",))],
+            [
+                (OKX_SYMBOLS, ("trades", "quotes", "books", "funding", *DERIVATIVE_ONLY)),
+                (OKX_SYMBOLS, ("candles",)),
+            ],
         ),
         (
             "bybit",
             ["wss://stream.bybit.com/v5/public/spot", "wss://stream.bybit.com/v5/public/linear"],
             [
                 (("BTC-USDT", "ETH-USDT"), ("trades", "quotes", "candles", "books")),
-                (("BTC-USDT-PERP", "ETH-USDT-PERP"), SHIPPED_CHANNELS),
+                (("BTC-USDT-PERP", "ETH-USDT-PERP"), (*SHIPPED_CHANNELS, *DERIVATIVE_ONLY)),
             ],
         ),
     ],
