@@ -46,7 +46,10 @@ def test_groups_spread_exchanges_over_processes() -> None:
 
 def test_symbols_beyond_the_stream_limit_open_more_connections() -> None:
     symbols = [f"C{i}-USDT-PERP" for i in range(90)]
-    cfg = config(MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS=f"[{', '.join(symbols)}]")
+    cfg = config(
+        MARKETSTREAM_EXCHANGES__BINANCE_USDM__SYMBOLS=f"[{', '.join(symbols)}]",
+        MARKETSTREAM_EXCHANGES__BINANCE_USDM__CHANNELS="[trades, quotes, candles, books, funding]",
+    )
     usdm = [p for p in plan_connections(cfg) if p.exchange.name == "binance-usdm"]
     per_connection = 200 // 5  # futures: 200 streams per connection, 5 channels per symbol
     assert [len(p.subscription.symbols) for p in usdm] == [per_connection, per_connection, 10]
