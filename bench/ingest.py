@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,15 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.service import IngestService
+from marketstream.instruments.catalog import Catalog
+from marketstream.instruments.recorded import instruments_in
+from marketstream.instruments.snapshot import load_shipped, overlay
 from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services import process
 from marketstream.services.redis_server import start_redis
 from marketstream.tiers.redis_bus import connect, connect_async
+from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.base.sessions import write_session
 from marketstream.venues.registry import SESSIONS, get_venue
 from tests.conftest import recordings_path
@@ -43,14 +48,45 @@ E2E_REPEATS = 40  # the 1535-frame recording, 40 times over: ~61k frames
 USDM_SYMBOLS = "[SUSHI-USDT-PERP, AKRO-USDT-PERP, KEEP-USDT-PERP, CTK-USDT-PERP]"
 GENERATED_STEPS = 2000  # per generated session: ~8k frames of book, quote, trade, candle
 PRICE_READS = 20_000
+Step = tuple[Mapper, str, int]  # a frame with the mapper of its URL and its receive time
 
 
-def _processor(exchange: str, url: str) -> FrameProcessor:
+def _mapper(exchange: str, url: str, recorded: Sequence[RecordedFrame] = ()) -> Mapper:
+    """The mapper ingest would run for frames recorded from `url`, knowing what ingest knows:
+    the shipped instrument snapshot under the recording's own answers, the configured
+    symbols."""
+    config = load_config(CONFIG, environ={})
+    ex = get_venue(exchange)
+    known = overlay(Catalog(load_shipped()), instruments_in(ex, recorded)).for_exchange(ex.name)
+    configured = config.exchanges[exchange].symbols  # type: ignore[index]
+    if ex.mapper_for_recording is not None:
+        return ex.mapper_for_recording(url, known, configured)
+    return ex.make_mapper(configured, known)
+
+
+def _processor(exchange: str, url: str, recorded: Sequence[RecordedFrame] = ()) -> FrameProcessor:
+    """The live path's processor (mapper, books, validation) for frames from `url`."""
     ingest = load_config(CONFIG, environ={}).ingest
     ex = get_venue(exchange)
     books = BookKeeper(ex.name, ex.book_rules, depth=ingest.book_depth, interval_ns=10**9)
-    mapper = ex.mapper_for_recording(url) if ex.mapper_for_recording else ex.make_mapper(())
+    mapper = _mapper(exchange, url, recorded)
     return FrameProcessor(mapper, books, max_future_skew_ns=5 * 10**9, known_symbols=None)
+
+
+def okx_capture(directory: Path) -> Path:
+    """The real 2022 OKX session (tests/data/captures): spot, an inverse swap and an inverse
+    dated future, with the instrument answers read a minute before it."""
+    captures = ROOT / "tests" / "data" / "captures"
+    frames = [
+        frame
+        for name in ("okx-instruments-rest", "okx-trades", "okx-tickers", "okx-books")
+        for frame in read_recording(captures / f"{name}.jsonl")
+    ]
+    path = directory / "okx-capture-2022.jsonl"
+    path.write_bytes(
+        b"".join(f.to_json_line() for f in sorted(frames, key=lambda f: (not f.is_rest, f.recv_ns)))
+    )
+    return path
 
 
 def generated_sessions(directory: Path) -> list[Path]:
@@ -66,27 +102,41 @@ def generated_sessions(directory: Path) -> list[Path]:
 def normalize_rates(paths: list[Path]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for path in paths:
-        frames = [f for f in read_recording(path) if not f.is_rest]
+        recorded = list(read_recording(path))
+        frames = [f for f in recorded if not f.is_rest]
         exchange = frames[0].exchange
-        processor = _processor(exchange, frames[0].url)
-        records = sum(len(processor.process(f.frame, f.recv_ns).records) for f in frames)
+        processor = _processor(exchange, frames[0].url, recorded)
+        # a session over several endpoints (Bybit's spot and linear) maps each frame with
+        # its URL's mapper, as normalize does
+        mappers = {url: _mapper(exchange, url, recorded) for url in {f.url for f in frames}}
+        steps: list[Step] = [(mappers[f.url], f.frame, f.recv_ns) for f in frames]
+        processed = []
+        for mapper, frame, recv_ns in steps:
+            processor.mapper = mapper
+            processed.append(processor.process(frame, recv_ns))
+        records = sum(len(p.records) for p in processed)
+        rejected = sum(len(p.rejected) for p in processed)
+        label = "okx-capture" if "capture" in path.name else exchange
 
-        def run(frames: list[RecordedFrame] = frames, processor: FrameProcessor = processor) -> int:
-            for frame in frames:
-                processor.process(frame.frame, frame.recv_ns)
-            return len(frames)
+        def run(steps: list[Step] = steps, p: FrameProcessor = processor) -> int:
+            for mapper, frame, recv_ns in steps:
+                p.mapper = mapper
+                p.process(frame, recv_ns)
+            return len(steps)
 
         frames_per_s = per_second(run, repeats=3, min_seconds=0.5)
-        results[exchange] = {
-            "source": "generated session" if "generated" in path.name else "real recording",
+        source = "generated session" if "generated" in path.name else "real recording"
+        results[label] = {
+            "source": source,
             "frames": len(frames),
             "records": records,
+            "rejected": rejected,
             "frames_per_s": round(frames_per_s),
             "records_per_s": round(frames_per_s * records / len(frames)),
         }
         print(
-            f"  normalize {exchange:13s} {frames_per_s:>10,.0f} frames/s "
-            f"{frames_per_s * records / len(frames):>10,.0f} records/s"
+            f"  normalize {label:13s} {frames_per_s:>10,.0f} frames/s "
+            f"{frames_per_s * records / len(frames):>10,.0f} records/s ({rejected} rejected)"
         )
     return results
 
@@ -220,7 +270,11 @@ def run() -> dict[str, Any]:
         return {"skipped": f"no recordings at {recordings}"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        paths = sorted(recordings.glob("*.jsonl")) + generated_sessions(root)
+        paths = [
+            *sorted(recordings.glob("*.jsonl")),
+            okx_capture(root),
+            *generated_sessions(root),
+        ]
         results: dict[str, Any] = {"normalize": normalize_rates(paths)}
         server = start_redis(
             root / "redis",
