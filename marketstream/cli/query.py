@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from marketstream.cli.common import Commands, add_state_dir, config_of
 from marketstream.cli.output import ROW_FORMATS, print_rows
+from marketstream.schemas.records import Liquidation, OpenInterest, Record, Trade
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager as ContextManager
@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from marketstream.query.all_tiers import TieredQueries
     from marketstream.query.hot_queries import HotQueries
 
+# What each range command reads, by the plural its messages use.
+_RANGE_RECORDS: Final[dict[str, type[Record]]] = {
+    "trades": Trade,
+    "liquidations": Liquidation,
+    "open interest readings": OpenInterest,
+}
 _QUERY_TIME_HELP = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoch nanoseconds"
 
 
@@ -138,14 +144,9 @@ def _cmd_query_range(args: argparse.Namespace) -> int:
         hq.parse_time(args.start, "--start"), hq.parse_time(args.end, "--end")
     )
     limit = hq.parse_limit(args.limit)
-    rows: Sequence[object]
+    query = hq.RangeQuery(_RANGE_RECORDS[args.rows], exchange, symbol, start, end, limit)
     with _reader(args) as reader:
-        if args.rows == "liquidations":
-            rows = reader.liquidations(exchange, symbol, start, end, limit=limit)
-        elif args.rows == "open interest readings":
-            rows = reader.open_interest(exchange, symbol, start, end, limit=limit)
-        else:
-            rows = reader.trades(exchange, symbol, start, end, limit=limit)
+        rows = reader.records(query)
     print_rows(rows, output)
     if len(rows) == limit:
         print(

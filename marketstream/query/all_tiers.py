@@ -10,6 +10,7 @@ a day, so no bar straddles two tiers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date
 from itertools import groupby
 from typing import Final, TypeVar
@@ -19,27 +20,19 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from marketstream.query.hot_queries import (
-    DEFAULT_TRADES_LIMIT,
     INTERVALS,
     HotQueries,
+    RangeQuery,
     bar_ceil,
     check_exchange,
     check_interval,
-    check_limit,
     check_range,
     check_symbol,
     order_keys,
 )
 from marketstream.schemas.arrow import conform, from_arrow
-from marketstream.schemas.columns import INSTRUMENTS, LIQUIDATIONS, OPEN_INTEREST, TRADES, TableSpec
-from marketstream.schemas.records import (
-    Candle,
-    Instrument,
-    Liquidation,
-    OpenInterest,
-    Record,
-    Trade,
-)
+from marketstream.schemas.columns import INSTRUMENTS, TRADES, TableSpec
+from marketstream.schemas.records import Candle, Instrument, Record, Trade
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_store import ColdStore
 from marketstream.tiers.days import day_start_ns, days_between
@@ -85,68 +78,27 @@ class TieredQueries:
         self, exchange: str, symbol: str, start_ns: int, end_ns: int, *, limit: int = 10_000
     ) -> list[Trade]:
         """Trades with start_ns <= ts < end_ns in time order, at most `limit` (the earliest)."""
-        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
-        start_ns, end_ns = check_range(start_ns, end_ns)
-        limit = check_limit(limit)
-        found: list[Trade] = []
-        for tier, low, high in self.tiers_of(exchange, start_ns, end_ns):
-            want = limit - len(found)
-            if want <= 0:
-                break
-            if tier == "hot":
-                found += self.hot.trades(exchange, symbol, low, high, limit=want)
-            else:
-                table = self._range_table(TRADES, tier, exchange, symbol, low, high, limit=want)
-                found += [t for t in from_arrow(TRADES, table) if isinstance(t, Trade)]
-        return found
+        return self.records(RangeQuery(Trade, exchange, symbol, start_ns, end_ns, limit))
 
-    def liquidations(
-        self,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        limit: int = DEFAULT_TRADES_LIMIT,
-    ) -> list[Liquidation]:
-        """Liquidations with start_ns <= ts < end_ns in time order, at most `limit`."""
-        return self._events(Liquidation, LIQUIDATIONS, exchange, symbol, start_ns, end_ns, limit)
-
-    def open_interest(
-        self,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        limit: int = DEFAULT_TRADES_LIMIT,
-    ) -> list[OpenInterest]:
-        """Open interest readings with start_ns <= ts < end_ns in time order, at most `limit`."""
-        return self._events(OpenInterest, OPEN_INTEREST, exchange, symbol, start_ns, end_ns, limit)
-
-    def _events(  # noqa: PLR0917 - one reader behind the typed ones above
-        self,
-        record_type: type[R],
-        spec: TableSpec,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        limit: int,
-    ) -> list[R]:
-        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
-        start_ns, end_ns = check_range(start_ns, end_ns)
-        limit = check_limit(limit)
+    def records(self, query: RangeQuery[R]) -> list[R]:
+        """The query's records, in `order_keys` order: each tier's piece, hottest first."""
         found: list[R] = []
-        for tier, low, high in self.tiers_of(exchange, start_ns, end_ns, spec):
-            want = limit - len(found)
+        for tier, low, high in self.tiers_of(
+            query.exchange, query.start_ns, query.end_ns, query.spec
+        ):
+            want = query.limit - len(found)
             if want <= 0:
                 break
+            piece = replace(query, start_ns=low, end_ns=high, limit=want)
             if tier == "hot":
-                found += self.hot.events(record_type, spec, exchange, symbol, low, high, want)
+                found += self.hot.records(piece)
             else:
-                table = self._range_table(spec, tier, exchange, symbol, low, high, limit=want)
-                found += [r for r in from_arrow(spec, table) if isinstance(r, record_type)]
+                table = self._range_table(
+                    piece.spec, tier, piece.exchange, piece.symbol, low, high, limit=want
+                )
+                found += [
+                    r for r in from_arrow(piece.spec, table) if isinstance(r, query.record_type)
+                ]
         return found
 
     def instruments(self, exchange: str | None = None) -> list[Instrument]:

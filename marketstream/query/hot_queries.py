@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, Self, TypeVar
+from typing import Final, Generic, Literal, Self, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -41,16 +41,7 @@ from marketstream.schemas.columns import (
     TableSpec,
 )
 from marketstream.schemas.instruments import EXCHANGES, parse_symbol
-from marketstream.schemas.records import (
-    Candle,
-    Instrument,
-    Kind,
-    Liquidation,
-    OpenInterest,
-    Quote,
-    Record,
-    Trade,
-)
+from marketstream.schemas.records import Candle, Instrument, Kind, Quote, Record, Trade
 from marketstream.tiers.questdb_tables import OHLCV_1M_VIEW
 
 # QuestDB's PG wire accepts one user, `pg.user`/`pg.password` in its server.conf or the
@@ -77,6 +68,7 @@ MAX_NS: Final = 2**63 - 1
 MIN_EPOCH_NS_TEXT: Final = 10**17
 
 CandleSource = Literal["auto", "trades"]
+R = TypeVar("R", bound=Record)
 
 
 class QueryInputError(MarketStreamError, ValueError):
@@ -330,8 +322,44 @@ def _range_sql(spec: TableSpec) -> sql.Composed:
 
 
 _RANGES: Final[dict[TableSpec, sql.Composed]] = {
-    spec: _range_sql(spec) for spec in (LIQUIDATIONS, OPEN_INTEREST)
+    TRADES: _TRADES_RANGE,
+    **{spec: _range_sql(spec) for spec in (LIQUIDATIONS, OPEN_INTEREST)},
 }
+
+
+def range_spec(record_type: type[object]) -> TableSpec:
+    """The spec of a record type read by time range (trades, liquidations, open interest)."""
+    for spec in _RANGES:
+        if spec.cls is record_type:
+            return spec
+    raise TypeError(f"no range reader for {record_type.__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class RangeQuery(Generic[R]):
+    """One instrument's records of one type (`Trade`, `Liquidation`, `OpenInterest`) with
+    start_ns <= ts < end_ns, at most `limit` (the earliest). Checked when built, so every
+    reader, and every piece a reader cuts of it, takes it as it is."""
+
+    record_type: type[R]
+    exchange: str
+    symbol: str
+    start_ns: int
+    end_ns: int
+    limit: int = DEFAULT_TRADES_LIMIT
+
+    def __post_init__(self) -> None:
+        range_spec(self.record_type)
+        check_exchange(self.exchange)
+        object.__setattr__(self, "symbol", check_symbol(self.symbol))  # frozen; as normalized
+        check_range(self.start_ns, self.end_ns)
+        check_limit(self.limit)
+
+    @property
+    def spec(self) -> TableSpec:
+        return range_spec(self.record_type)
+
+
 _LATEST_INSTRUMENTS: Final = sql.SQL(
     "SELECT {columns} FROM {table}{where} LATEST ON ts PARTITION BY exchange, symbol"
 )
@@ -378,9 +406,6 @@ def instrument_conditions(
         conditions.append(sql.SQL("symbol = %s"))
         params.append(check_symbol(symbol))
     return conditions, params
-
-
-R = TypeVar("R", bound=Record)
 
 
 class HotQueries(Closing):
@@ -435,13 +460,13 @@ class HotQueries(Closing):
     def latest_trade(self, exchange: str, symbol: str) -> Trade | None:
         """The newest trade of one instrument (LATEST ON reads partitions newest first)."""
         params = [check_exchange(exchange), check_symbol(symbol)]
-        found = self._records(Trade, TRADES, self._fetch(_LATEST_TRADE, params))
+        found = self._typed(Trade, TRADES, self._fetch(_LATEST_TRADE, params))
         return found[0] if found else None
 
     def latest_quote(self, exchange: str, symbol: str) -> Quote | None:
         """The newest best bid/offer of one instrument; None when it has none."""
         params = [check_exchange(exchange), check_symbol(symbol)]
-        found = self._records(Quote, QUOTES, self._fetch(_LATEST_QUOTE, params))
+        found = self._typed(Quote, QUOTES, self._fetch(_LATEST_QUOTE, params))
         return found[0] if found else None
 
     def latest_prices(
@@ -472,13 +497,19 @@ class HotQueries(Closing):
         limit: int = DEFAULT_TRADES_LIMIT,
     ) -> list[Trade]:
         """Trades with start_ns <= ts < end_ns in time order, at most `limit` (the earliest)."""
-        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
-        start_ns, end_ns = check_range(start_ns, end_ns)
-        limit = check_limit(limit)
-        rows = self._fetch(
-            _TRADES_RANGE, [exchange, symbol, Int8(start_ns), Int8(end_ns), Int8(limit)]
-        )
-        return self._records(Trade, TRADES, rows)
+        return self.records(RangeQuery(Trade, exchange, symbol, start_ns, end_ns, limit))
+
+    def records(self, query: RangeQuery[R]) -> list[R]:
+        """The query's records, in `order_keys` order (trades by time)."""
+        q = query
+        params: list[Param] = [
+            q.exchange,
+            q.symbol,
+            Int8(q.start_ns),
+            Int8(q.end_ns),
+            Int8(q.limit),
+        ]
+        return self._typed(q.record_type, q.spec, self._fetch(_RANGES[q.spec], params))
 
     def ohlcv(
         self,
@@ -537,50 +568,6 @@ class HotQueries(Closing):
             for ts, open_, high_, low_, close, volume, count in rows
         ]
 
-    def liquidations(
-        self,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        limit: int = DEFAULT_TRADES_LIMIT,
-    ) -> list[Liquidation]:
-        """Liquidations with start_ns <= ts < end_ns in time order, at most `limit`."""
-        return self.events(Liquidation, LIQUIDATIONS, exchange, symbol, start_ns, end_ns, limit)
-
-    def open_interest(
-        self,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        limit: int = DEFAULT_TRADES_LIMIT,
-    ) -> list[OpenInterest]:
-        """Open interest readings with start_ns <= ts < end_ns in time order, at most `limit`."""
-        return self.events(OpenInterest, OPEN_INTEREST, exchange, symbol, start_ns, end_ns, limit)
-
-    def events(  # noqa: PLR0917 - the reader behind the typed ones above
-        self,
-        record_type: type[R],
-        spec: TableSpec,
-        exchange: str,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        limit: int,
-    ) -> list[R]:
-        """Rows of `spec` (liquidations, open interest) with start_ns <= ts < end_ns, in
-        `order_keys` order, at most `limit`; `record_type` is the spec's record class."""
-        if spec not in _RANGES or spec.cls is not record_type:
-            raise TypeError(f"no range reader for {spec.table} as {record_type.__name__}")
-        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
-        start_ns, end_ns = check_range(start_ns, end_ns)
-        limit = check_limit(limit)
-        params: list[Param] = [exchange, symbol, Int8(start_ns), Int8(end_ns), Int8(limit)]
-        return self._records(record_type, spec, self._fetch(_RANGES[spec], params))
-
     # --- instruments ------------------------------------------------------------------------
 
     def instruments(self, exchange: str | None = None) -> list[Instrument]:
@@ -592,7 +579,7 @@ class HotQueries(Closing):
         query = _LATEST_INSTRUMENTS.format(
             columns=_select_list(INSTRUMENTS), table=sql.Identifier(INSTRUMENTS.table), where=where
         )
-        found = self._records(Instrument, INSTRUMENTS, self._fetch(query, params))
+        found = self._typed(Instrument, INSTRUMENTS, self._fetch(query, params))
         return sorted(found, key=lambda i: (i.exchange, i.symbol))
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -624,7 +611,7 @@ class HotQueries(Closing):
             raise ServiceError(f"QuestDB at {self.endpoint} rejected a query: {reason}") from None
 
     @staticmethod
-    def _records(record_type: type[R], spec: TableSpec, rows: list[TupleRow]) -> list[R]:
+    def _typed(record_type: type[R], spec: TableSpec, rows: list[TupleRow]) -> list[R]:
         # The select list follows the spec's columns, which follow the record's fields.
         assert spec.cls is record_type
         return [record_type(*row) for row in rows]

@@ -17,7 +17,7 @@ import pytest
 from marketstream.config import ServicesConfig
 from marketstream.generate.history import HistoryConfig, generate
 from marketstream.query.all_tiers import TieredQueries, ohlcv_from_trades
-from marketstream.query.hot_queries import HotQueries
+from marketstream.query.hot_queries import HotQueries, RangeQuery
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.checksum import key_checksum
 from marketstream.schemas.columns import SPEC_BY_TABLE, TRADES
@@ -149,8 +149,8 @@ def test_killed_after_each_step_a_rerun_completes_with_no_loss_or_duplicate(
     with HotQueries.connect(tiers.pg_url) as hot:
         queries = TieredQueries(hot, HotTier(tiers.http), tiers.warm, tiers.cold)
         found: list[Record] = [
-            *queries.liquidations("okx", perp, first, after),
-            *queries.open_interest("okx", perp, first, after),
+            *queries.records(RangeQuery(Liquidation, "okx", perp, first, after)),
+            *queries.records(RangeQuery(OpenInterest, "okx", perp, first, after)),
         ]
         latest = [i for i in queries.instruments("okx") if i.symbol in symbols]
     streamed_events = [r for r in streamed if isinstance(r, Liquidation | OpenInterest)]

@@ -29,6 +29,7 @@ from marketstream.query.hot_queries import (
     HotQueries,
     LatestPrice,
     QueryInputError,
+    RangeQuery,
     bar_ceil,
     format_ns,
     pg_target,
@@ -281,19 +282,22 @@ def test_trades_in_a_range_round_trip_every_nanosecond(hot: HotQueries) -> None:
 
 def test_liquidations_in_a_range_in_time_then_key_order(hot: HotQueries) -> None:
     rows = liquidations()
-    assert hot.liquidations(EX, PERP, D, D + DAY) == rows
-    assert hot.liquidations(EX, PERP, D + 5 * S + 3, D + 5 * S + 4) == rows[:3]
-    assert hot.liquidations(EX, PERP, D, D + DAY, limit=2) == rows[:2]
-    assert hot.liquidations(EX, PERP, D + 5 * S + 4, D + 2 * MINUTE + 1) == rows[3:4]
-    assert hot.liquidations("bybit", PERP, D, D + DAY) == []
+    assert hot.records(RangeQuery(Liquidation, EX, PERP, D, D + DAY)) == rows
+    assert hot.records(RangeQuery(Liquidation, EX, PERP, D + 5 * S + 3, D + 5 * S + 4)) == rows[:3]
+    assert hot.records(RangeQuery(Liquidation, EX, PERP, D, D + DAY, limit=2)) == rows[:2]
+    assert (
+        hot.records(RangeQuery(Liquidation, EX, PERP, D + 5 * S + 4, D + 2 * MINUTE + 1))
+        == rows[3:4]
+    )
+    assert hot.records(RangeQuery(Liquidation, "bybit", PERP, D, D + DAY)) == []
 
 
 def test_open_interest_in_a_range_keeps_missing_values(hot: HotQueries) -> None:
     rows = open_interest()
-    assert hot.open_interest(EX, PERP, D, D + DAY) == rows
-    assert hot.open_interest(EX, PERP, rows[1].ts, rows[3].ts) == rows[1:3]
+    assert hot.records(RangeQuery(OpenInterest, EX, PERP, D, D + DAY)) == rows
+    assert hot.records(RangeQuery(OpenInterest, EX, PERP, rows[1].ts, rows[3].ts)) == rows[1:3]
     assert rows[1].value is None
-    assert hot.open_interest(EX, PERP, D, D + DAY, limit=1) == rows[:1]
+    assert hot.records(RangeQuery(OpenInterest, EX, PERP, D, D + DAY, limit=1)) == rows[:1]
 
 
 def test_instruments_are_the_newest_row_per_exchange_and_symbol(hot: HotQueries) -> None:
