@@ -1,33 +1,4 @@
-"""Normalized records, their validation, encodings and column layouts (imports nothing else)."""
-
-from marketstream.schemas.columns import SPEC_BY_TABLE, SPEC_BY_TYPE, SPECS, TableSpec, spec_of
-from marketstream.schemas.records import (
-    Book,
-    Candle,
-    Funding,
-    Instrument,
-    Kind,
-    Liquidation,
-    OpenInterest,
-    Quote,
-    Record,
-    Trade,
-)
-
-__all__ = [
-    "SPECS",
-    "SPEC_BY_TABLE",
-    "SPEC_BY_TYPE",
-    "Book",
-    "Candle",
-    "Funding",
-    "Instrument",
-    "Kind",
-    "Liquidation",
-    "OpenInterest",
-    "Quote",
-    "Record",
-    "TableSpec",
-    "Trade",
-    "spec_of",
-]
+"""Normalized records and all that derives from them (imports nothing else): `records` the
+classes, `columns` their table specs (`SPECS`), `validation` the boundary checks, `codec` the
+stream encoding, `arrow` the Arrow layout, `checksum` row checksums across tiers,
+`instruments` the exchange names and the symbol grammar."""

@@ -41,15 +41,22 @@ SideSym = Annotated[Side, Kind.SYMBOL]
 
 
 @dataclass(slots=True)
-class Event:
-    """What every record received as an event shares: where, what, exchange and receive time.
+class Stamped:
+    """What every record but `Candle` (whose `interval` comes before `ts`) starts with: the
+    exchange, the instrument and the time (ns) the values are of.
 
-    Subclasses add their fields after these four, so the columns keep this order everywhere.
+    Subclasses add their fields after these, so the columns keep this order everywhere.
     """
 
     exchange: Sym
     symbol: Sym
     ts: Nanos
+
+
+@dataclass(slots=True)
+class Event(Stamped):
+    """A record received as an event: the stamp, then the receive time."""
+
     recv_ts: Nanos
 
 
@@ -106,12 +113,9 @@ class Book(Event):
 
 
 @dataclass(slots=True)
-class Funding:
+class Funding(Stamped):
     """Perpetual swap funding: current rate, mark and index price, next funding time."""
 
-    exchange: Sym
-    symbol: Sym
-    ts: Nanos
     rate: Num
     mark_px: OptNum = None
     index_px: OptNum = None
@@ -148,17 +152,15 @@ KindSym = Annotated[InstrumentKind, Kind.SYMBOL]
 
 
 @dataclass(slots=True)
-class Instrument:
+class Instrument(Stamped):
     """One exchange instrument as its metadata describes it, as of `ts`.
 
     `contract_value * contract_multiplier` is what one unit of the exchange's size field is
     worth: base units for spot and linear contracts, quote units for inverse ones (see
-    `base_size`). Tick and lot size are in the exchange's own price and size units.
+    `base_size`). Tick and lot size are in the exchange's own price and size units; `ts` is
+    the time the metadata was read.
     """
 
-    exchange: Sym
-    symbol: Sym
-    ts: Nanos
     native_symbol: Sym
     kind: KindSym
     base: Sym
