@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.ingest import _big_recording, _processor, usdm_replay_config
-from marketstream.config import PipelineConfig, load_config
+from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig, load_config
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.replay.recording_format import read_recording
@@ -125,7 +125,9 @@ async def _writer_backlog(
     redis_url = endpoint(config, state, "redis")
     client = connect_async(redis_url)
     await client.flushdb()
-    publisher = Publisher(client, PublisherSettings(), IngestMetrics())
+    publisher = Publisher(
+        client, PublisherSettings.from_config(IngestConfig(), StreamsConfig()), IngestMetrics()
+    )
     flusher = asyncio.create_task(publisher.run())
     for i, record in enumerate(records):
         publisher.add(record)

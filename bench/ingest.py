@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.timing import per_second
-from marketstream.config import PipelineConfig, load_config
+from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig, load_config
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
@@ -200,7 +200,11 @@ async def _publish_from_memory(recording: Path, redis_url: str) -> dict[str, Any
     frames = [f for f in read_recording(recording) if not f.is_rest]
     processor = _processor(frames[0].exchange, frames[0].url)
     metrics = IngestMetrics()
-    publisher = Publisher(connect_async(redis_url), PublisherSettings(), metrics)
+    publisher = Publisher(
+        connect_async(redis_url),
+        PublisherSettings.from_config(IngestConfig(), StreamsConfig()),
+        metrics,
+    )
     flusher = asyncio.create_task(publisher.run())
     records = 0
     start = time.perf_counter()

@@ -17,10 +17,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import redis.asyncio
 from redis.exceptions import RedisError
 
+from marketstream.config import IngestConfig, StreamsConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.retry import Backoff, retry_async
 from marketstream.schemas.codec import encode_record
@@ -42,15 +44,35 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PublisherSettings:
-    batch: int = 1000
-    interval_s: float = 0.005
-    max_pending: int = 100_000
-    maxlen: int = 1_000_000
-    dlq_maxlen: int = 100_000
-    trim_interval_s: float = 5.0
+    """Batching and bounds from the configuration (`from_config`, the one place that reads
+    it), the consumer groups to declare, and the publisher's own retry pacing."""
+
+    batch: int
+    interval_s: float
+    max_pending: int
+    maxlen: int
+    dlq_maxlen: int
+    trim_interval_s: float
+    groups: tuple[str, ...]  # declared on every stream before writing
     retry_initial_s: float = 0.1
     retry_max_s: float = 5.0
-    groups: tuple[str, ...] = (HOT_WRITER_GROUP,)  # declared on every stream before writing
+
+    @classmethod
+    def from_config(
+        cls,
+        ingest: IngestConfig,
+        streams: StreamsConfig,
+        groups: tuple[str, ...] = (HOT_WRITER_GROUP,),
+    ) -> Self:
+        return cls(
+            batch=ingest.publish_batch,
+            interval_s=ingest.publish_interval_ms / 1000,
+            max_pending=ingest.max_pending,
+            maxlen=streams.maxlen,
+            dlq_maxlen=streams.dlq_maxlen,
+            trim_interval_s=streams.trim_interval_s,
+            groups=groups,
+        )
 
 
 @dataclass(slots=True)

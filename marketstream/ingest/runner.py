@@ -17,11 +17,13 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from prometheus_client import Counter
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from marketstream.config import IngestConfig
 from marketstream.http_client import get_async
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
@@ -43,12 +45,24 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024  # the largest REST-sized snapshot frames fit
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
-    stale_after_s: float = 30.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    snapshot_interval_s: float = 0.5
+    """Watchdog, backoff and snapshot pacing from the configuration (`from_config`, the one
+    place that reads it), and the connection's own timeouts."""
+
+    stale_after_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
+    snapshot_interval_s: float
     open_timeout_s: float = 10.0
     rest_timeout_s: float = 10.0
+
+    @classmethod
+    def from_config(cls, ingest: IngestConfig) -> Self:
+        return cls(
+            stale_after_s=ingest.stale_after_s,
+            backoff_initial_s=ingest.backoff_initial_s,
+            backoff_max_s=ingest.backoff_max_s,
+            snapshot_interval_s=ingest.snapshot_interval_s,
+        )
 
 
 class ReconnectBackoff:

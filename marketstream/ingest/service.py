@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, StreamsConfig
+from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig
 from marketstream.errors import ConfigError, ServiceError
 from marketstream.ingest.instruments import InstrumentKeeper
 from marketstream.ingest.metrics import IngestMetrics
@@ -78,29 +78,6 @@ def plan_connections(
     return plans
 
 
-def publisher_settings(
-    ingest: IngestConfig, streams: StreamsConfig, groups: tuple[str, ...]
-) -> PublisherSettings:
-    return PublisherSettings(
-        groups=groups,
-        batch=ingest.publish_batch,
-        interval_s=ingest.publish_interval_ms / 1000,
-        max_pending=ingest.max_pending,
-        maxlen=streams.maxlen,
-        dlq_maxlen=streams.dlq_maxlen,
-        trim_interval_s=streams.trim_interval_s,
-    )
-
-
-def runner_settings(ingest: IngestConfig) -> RunnerSettings:
-    return RunnerSettings(
-        stale_after_s=ingest.stale_after_s,
-        backoff_initial_s=ingest.backoff_initial_s,
-        backoff_max_s=ingest.backoff_max_s,
-        snapshot_interval_s=ingest.snapshot_interval_s,
-    )
-
-
 def make_processor(
     exchange: Venue,
     symbols: Sequence[str],
@@ -140,7 +117,7 @@ class IngestService:
         self.client = connect_async(redis_url)
         self.publisher = Publisher(
             self.client,
-            publisher_settings(config.ingest, config.streams, (config.hot.group,)),
+            PublisherSettings.from_config(config.ingest, config.streams, (config.hot.group,)),
             self.metrics,
         )
         self.instruments = InstrumentKeeper(
@@ -160,7 +137,7 @@ class IngestService:
         self.failure: str | None = None  # why a task of ours failed; the process then ends
 
     def _make_connections(self) -> list[Connection]:
-        settings = runner_settings(self.config.ingest)
+        settings = RunnerSettings.from_config(self.config.ingest)
         return [
             Connection(
                 plan.exchange,

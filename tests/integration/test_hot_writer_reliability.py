@@ -13,7 +13,7 @@ import redis
 import redis.asyncio
 
 from marketstream.cli import main
-from marketstream.config import PipelineConfig, ServicesConfig
+from marketstream.config import IngestConfig, PipelineConfig, ServicesConfig, StreamsConfig
 from marketstream.errors import ServiceError
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
@@ -62,10 +62,11 @@ async def test_entries_trimmed_hard_before_any_writer_ran_all_reach_questdb(
 ) -> None:
     exchange = "hw-pretrim"
     sent = trades(exchange, 2000)
-    settings = PublisherSettings(
-        batch=50, interval_s=0.002, maxlen=50, trim_interval_s=0.001,
-        groups=(pipeline_config.hot.group,),
-    )  # fmt: skip
+    settings = PublisherSettings.from_config(
+        IngestConfig(publish_batch=50, publish_interval_ms=2),
+        StreamsConfig(maxlen=50, trim_interval_s=0.001),
+        (pipeline_config.hot.group,),
+    )
     publisher = Publisher(client, settings, IngestMetrics())
     task = asyncio.create_task(publisher.run())
     for i, record in enumerate(sent):

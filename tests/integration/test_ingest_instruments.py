@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis.asyncio
 
-from marketstream.config import PipelineConfig, load_config
+from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig, load_config
 from marketstream.ingest.instruments import InstrumentKeeper
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
@@ -176,7 +176,9 @@ def make_keeper(
     config: PipelineConfig, client: redis.asyncio.Redis, cache: Path | None
 ) -> InstrumentKeeper:
     metrics = IngestMetrics()
-    publisher = Publisher(client, PublisherSettings(), metrics)
+    publisher = Publisher(
+        client, PublisherSettings.from_config(IngestConfig(), StreamsConfig()), metrics
+    )
     venue = okx_with_instruments()
     return InstrumentKeeper(
         config,

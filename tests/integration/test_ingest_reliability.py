@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio
 from websockets.asyncio.server import ServerConnection, serve
 
-from marketstream.config import IngestConfig, PipelineConfig
+from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.errors import ServiceError
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor
@@ -141,8 +141,10 @@ async def test_a_trim_loop_beside_a_consumer_never_fails_nor_drops_an_unread_ent
 async def test_the_publisher_declares_the_group_so_trimming_keeps_unread_entries(
     client: redis.asyncio.Redis,
 ) -> None:
-    settings = PublisherSettings(
-        batch=20, interval_s=0.002, maxlen=50, trim_interval_s=0.001, groups=("writers",)
+    settings = PublisherSettings.from_config(
+        IngestConfig(publish_batch=20, publish_interval_ms=2),
+        StreamsConfig(maxlen=50, trim_interval_s=0.001),
+        ("writers",),
     )
     publisher = Publisher(client, settings, IngestMetrics())
     task = asyncio.create_task(publisher.run())
@@ -172,7 +174,10 @@ async def test_a_trim_that_raises_is_logged_and_counted_and_publishing_goes_on(
         raise AttributeError("'NoneType' object has no attribute 'decode'")
 
     monkeypatch.setattr("marketstream.ingest.publisher.trim_stream", broken)
-    settings = PublisherSettings(batch=10, interval_s=0.002, maxlen=5, trim_interval_s=0.001)
+    settings = PublisherSettings.from_config(
+        IngestConfig(publish_batch=10, publish_interval_ms=2),
+        StreamsConfig(maxlen=5, trim_interval_s=0.001),
+    )
     publisher = Publisher(client, settings, IngestMetrics())
     task = asyncio.create_task(publisher.run())
     for i in range(50):
@@ -288,9 +293,13 @@ def connection(
         url,
         subscription,
         processor=processor or make_processor(exchange, subscription.symbols, IngestConfig()),
-        publisher=Publisher(client, PublisherSettings(interval_s=0.002), metrics),
+        publisher=Publisher(
+            client,
+            PublisherSettings.from_config(IngestConfig(publish_interval_ms=2), StreamsConfig()),
+            metrics,
+        ),
         metrics=metrics,
-        settings=settings or RunnerSettings(),
+        settings=settings or RunnerSettings.from_config(IngestConfig()),
     )
 
 
@@ -359,7 +368,7 @@ async def test_backoff_starts_over_after_a_session_with_frames_that_closed_abnor
             return
         await ws.wait_closed()
 
-    settings = RunnerSettings(backoff_initial_s=0.05, backoff_max_s=30.0)
+    settings = RunnerSettings.from_config(IngestConfig(backoff_initial_s=0.05, backoff_max_s=30.0))
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="marketstream.ingest.runner")
     async with feed(script) as url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -11,6 +12,7 @@ import orjson
 import pytest
 import redis.asyncio
 
+from marketstream.config import IngestConfig, StreamsConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.schemas.codec import decode_entry
@@ -30,7 +32,13 @@ from marketstream.tiers.redis_bus import (
 pytestmark = pytest.mark.integration
 
 T0 = 1_732_180_000_000_000_000
-SETTINGS = PublisherSettings(batch=50, interval_s=0.002, retry_initial_s=0.05, retry_max_s=0.2)
+SETTINGS = dataclasses.replace(
+    PublisherSettings.from_config(
+        IngestConfig(publish_batch=50, publish_interval_ms=2), StreamsConfig()
+    ),
+    retry_initial_s=0.05,
+    retry_max_s=0.2,
+)
 
 
 def trades(n: int, exchange: str = "binance", start: int = 0) -> list[Record]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio
 
+from marketstream.config import IngestConfig, StreamsConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.rest_polls import OpenInterestPoller
@@ -65,7 +66,11 @@ async def test_polled_open_interest_is_published_and_errors_dead_lettered(
     client: redis.asyncio.Redis, tmp_path: Path, recordings: Path
 ) -> None:
     metrics = IngestMetrics()
-    publisher = Publisher(client, PublisherSettings(interval_s=0.002), metrics)
+    publisher = Publisher(
+        client,
+        PublisherSettings.from_config(IngestConfig(publish_interval_ms=2), StreamsConfig()),
+        metrics,
+    )
     flusher = asyncio.create_task(publisher.run())
     stop = asyncio.Event()
     recording = _recording(tmp_path, recordings / "binance-usdm.jsonl")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+from marketstream.config import IngestConfig
 from marketstream.ingest.runner import ReconnectBackoff, RunnerSettings
 
 
 def test_the_wait_grows_without_frames_and_starts_over_after_a_session_with_frames() -> None:
-    settings = RunnerSettings(backoff_initial_s=0.5, backoff_max_s=30.0)
+    settings = RunnerSettings.from_config(IngestConfig(backoff_initial_s=0.5, backoff_max_s=30.0))
     backoff = ReconnectBackoff(settings, random.Random(7))
     empty = [backoff.after_session(received_frames=False) for _ in range(8)]
     assert empty[-1] >= settings.backoff_max_s / 2  # grown to the cap (half fixed, half jitter)

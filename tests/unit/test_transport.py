@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import marketstream
+from marketstream.config import IngestConfig
 from marketstream.ingest.runner import RunnerSettings
 from marketstream.retry import Backoff
 
@@ -40,7 +41,7 @@ def test_the_runner_and_the_recorder_connect_through_the_transport(module: str) 
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
-    settings = RunnerSettings(backoff_initial_s=0.5, backoff_max_s=10.0)
+    settings = RunnerSettings.from_config(IngestConfig(backoff_initial_s=0.5, backoff_max_s=10.0))
     rng = random.Random(7)
     backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, jitter=True)
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (3, 4.0), (5, 10.0), (60, 10.0)]:
