@@ -67,15 +67,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _cmd_refresh(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - load on use
 
-    from marketstream.instruments.fetch import fetch_all, targets  # noqa: PLC0415
-    from marketstream.instruments.store import (  # noqa: PLC0415
-        cache_path,
-        read_instruments,
-        write_instruments,
-    )
+    from marketstream.instruments import fetch, store  # noqa: PLC0415
 
     config = config_of(args)
-    chosen = targets(config, args.exchange)
+    chosen = fetch.targets(config, args.exchange)
     if not chosen:
         raise MarketStreamError(
             "nothing to fetch: no chosen exchange both lists instruments over REST and has "
@@ -83,17 +78,19 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         )
     # Failures are reported below, once each: not also as log warnings.
     logging.getLogger("marketstream.instruments.fetch").setLevel(logging.ERROR)
-    outcomes = asyncio.run(fetch_all(chosen, config.instruments))
+    outcomes = asyncio.run(fetch.fetch_all(chosen, config.instruments))
     failed = [o for o in outcomes if not o.ok]
     if len(failed) == len(outcomes):
         reasons = "; ".join(f"{o.exchange}: {o.error}" for o in failed)
         raise MarketStreamError(f"every instrument fetch failed: {reasons}")
-    path = cache_path(config, args.state_dir)
+    path = store.cache_path(config, args.state_dir)
     fetched = {o.exchange for o in outcomes if o.ok}
     kept = (
-        [i for i in read_instruments(path) if i.exchange not in fetched] if path.is_file() else []
+        [i for i in store.read_instruments(path) if i.exchange not in fetched]
+        if path.is_file()
+        else []
     )
-    written = write_instruments(path, [*kept, *(i for o in outcomes for i in o.instruments)])
+    written = store.write_instruments(path, [*kept, *(i for o in outcomes for i in o.instruments)])
     for outcome in outcomes:
         if outcome.ok:
             refused = f" ({outcome.refused} refused)" if outcome.refused else ""
@@ -127,17 +124,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from marketstream.instruments.snapshot import (  # noqa: PLC0415
-        SHIPPED_SNAPSHOT,
-        build_snapshot,
-        configured_symbols,
-    )
-    from marketstream.instruments.store import write_instruments  # noqa: PLC0415
+    from marketstream.instruments import snapshot, store  # noqa: PLC0415
 
     config = config_of(args)
-    build = build_snapshot(args.files, configured_symbols(config), everything=args.all)
-    out = args.out or SHIPPED_SNAPSHOT
-    written = write_instruments(out, build.instruments)
+    build = snapshot.build_snapshot(
+        args.files, snapshot.configured_symbols(config), everything=args.all
+    )
+    out = args.out or snapshot.SHIPPED_SNAPSHOT
+    written = store.write_instruments(out, build.instruments)
     counts: dict[str, int] = {}
     for instrument in build.instruments:
         counts[instrument.exchange] = counts.get(instrument.exchange, 0) + 1

@@ -92,7 +92,11 @@ def _check_format(text: str) -> str:
 
 def _cmd_quality_report(args: argparse.Namespace) -> int:
     from marketstream.quality import book_counters, render  # noqa: PLC0415
-    from marketstream.quality.report import check_min_completeness, collect  # noqa: PLC0415
+    from marketstream.quality.report import (  # noqa: PLC0415
+        ReportInputs,
+        check_min_completeness,
+        collect,
+    )
     from marketstream.quality.window import parse_window  # noqa: PLC0415
     from marketstream.query import hot_queries as hq  # noqa: PLC0415
 
@@ -113,19 +117,15 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     books = book_counters.read_book_counters(
         urls or book_counters.default_metrics_urls(config.ingest)
     )
+    inputs = ReportInputs(
+        threshold,
+        expected=_configured_instruments(config),
+        dead_letters=dead_letters,
+        books=books,
+        notes=notes,
+    )
     with _hot(config, args) as hot:
-        report = collect(
-            hot,
-            since,
-            until,
-            exchange=exchange,
-            symbol=symbol,
-            expected=_configured_instruments(config),
-            dead_letters=dead_letters,
-            books=books,
-            min_completeness=threshold,
-            notes=notes,
-        )
+        report = collect(hot, since, until, inputs, exchange=exchange, symbol=symbol)
     if output == "json":
         print_json(render.report_dict(report))
     else:
@@ -245,18 +245,10 @@ def _rest_url(config: PipelineConfig, exchange: str) -> str:
 def _instrument(
     hot: QualityQueries, exchange: str, symbol: str, since: int, until: int
 ) -> InstrumentQuality:
-    from marketstream.quality.report import collect  # noqa: PLC0415
+    from marketstream.quality.report import ReportInputs, collect  # noqa: PLC0415
 
-    report = collect(
-        hot,
-        since,
-        until,
-        exchange=exchange,
-        symbol=symbol,
-        expected=[(exchange, symbol)],
-        min_completeness=0.0,
-    )
-    return report.instruments[0]
+    inputs = ReportInputs(min_completeness=0.0, expected=[(exchange, symbol)])
+    return collect(hot, since, until, inputs, exchange=exchange, symbol=symbol).instruments[0]
 
 
 def _fetch_and_write(

@@ -18,7 +18,7 @@ Queries bind every value as a parameter, as `hot_queries` does; they run on its 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from psycopg import sql
@@ -191,23 +191,33 @@ class QualityReport:
         return [i for i in self.instruments if not i.passed]
 
 
+@dataclass(frozen=True, slots=True)
+class ReportInputs:
+    """What a report weighs the hot tier's figures against: the pass mark, the configured
+    instruments (`expected`, reported even without a trade), and the dead letters, book
+    counters and notes read elsewhere."""
+
+    min_completeness: float
+    expected: Collection[Instrument] = ()
+    dead_letters: DeadLetterCounts | None = None
+    books: BookCounters | None = None
+    notes: Iterable[str] = ()
+
+
 def assemble(
     since_ns: int,
     until_ns: int,
+    inputs: ReportInputs,
     *,
     summaries: Iterable[TradeSummary],
     minutes: Mapping[Instrument, Iterable[int]],
     ids: Mapping[Instrument, IdFigure],
-    expected: Collection[Instrument] = (),
-    dead_letters: DeadLetterCounts | None = None,
-    books: BookCounters | None = None,
-    min_completeness: float,
-    notes: Iterable[str] = (),
 ) -> QualityReport:
     """One row per instrument that traded in the range or is `expected` (configured)."""
+    dead_letters, books = inputs.dead_letters, inputs.books
     by_instrument = {(s.exchange, s.symbol): s for s in summaries}
     rows: list[InstrumentQuality] = []
-    for key in sorted(set(by_instrument) | set(expected)):
+    for key in sorted(set(by_instrument) | set(inputs.expected)):
         summary = by_instrument.get(key)
         coverage = minute_coverage(
             minutes.get(key, ()),
@@ -232,17 +242,17 @@ def assemble(
                 dead_letters=0 if dead_letters is None else dead_letters.instruments.get(key, 0),
                 worst_freshness_ns=None if summary is None else summary.worst_freshness_ns,
                 p99_freshness_ns=None if summary is None else summary.p99_freshness_ns,
-                passed=completeness is None or completeness >= min_completeness,
+                passed=completeness is None or completeness >= inputs.min_completeness,
             )
         )
     return QualityReport(
         since_ns=since_ns,
         until_ns=until_ns,
-        min_completeness=min_completeness,
+        min_completeness=inputs.min_completeness,
         instruments=tuple(rows),
         dead_letters=None if dead_letters is None else dict(sorted(dead_letters.exchanges.items())),
         book_sources=tuple(() if books is None else books.sources),
-        notes=(*notes, *(() if books is None else books.notes)),
+        notes=(*inputs.notes, *(() if books is None else books.notes)),
     )
 
 
@@ -265,16 +275,13 @@ def collect(
     hot: QualityQueries,
     since_ns: int,
     until_ns: int,
+    inputs: ReportInputs,
     *,
     exchange: str | None = None,
     symbol: str | None = None,
-    expected: Collection[Instrument] = (),
-    dead_letters: DeadLetterCounts | None = None,
-    books: BookCounters | None = None,
-    min_completeness: float,
-    notes: Iterable[str] = (),
 ) -> QualityReport:
-    """Ask the hot tier for the range's figures and assemble the report."""
+    """Ask the hot tier for the range's figures (of one exchange or symbol, where given) and
+    assemble the report; `inputs.expected` is cut to the same exchange and symbol."""
     summaries = hot.trade_summaries(since_ns, until_ns, exchange, symbol)
     minutes = hot.minutes_with_trades(since_ns, until_ns, exchange, symbol)
     ids = {
@@ -284,18 +291,14 @@ def collect(
     }
     wanted = [
         (ex, sym)
-        for ex, sym in expected
+        for ex, sym in inputs.expected
         if (exchange is None or ex == exchange) and (symbol is None or sym == symbol)
     ]
     return assemble(
         since_ns,
         until_ns,
+        replace(inputs, expected=wanted),
         summaries=summaries,
         minutes=minutes,
         ids=ids,
-        expected=wanted,
-        dead_letters=dead_letters,
-        books=books,
-        min_completeness=min_completeness,
-        notes=notes,
     )

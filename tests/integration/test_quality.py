@@ -31,7 +31,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters
 from marketstream.quality.gaps import IdRange, Interval
-from marketstream.quality.report import QualityQueries, collect
+from marketstream.quality.report import QualityQueries, ReportInputs, collect
 from marketstream.schemas.records import Trade
 from marketstream.services import process
 from marketstream.tiers import questdb_tables
@@ -147,8 +147,8 @@ def _nobody_listening() -> str:
 
 def test_minutes_ids_and_freshness_of_each_instrument(stored: QuestDBEndpoints) -> None:
     with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
-        report = collect(hot, D, END, symbol="QUAL-USDT", min_completeness=0.99)
-        coinbase = collect(hot, D, END, exchange="coinbase", min_completeness=0.99)
+        report = collect(hot, D, END, ReportInputs(0.99), symbol="QUAL-USDT")
+        coinbase = collect(hot, D, END, ReportInputs(0.99), exchange="coinbase")
     binance, bybit = report.instruments
     assert (binance.exchange, bybit.exchange) == ("binance", "bybit")
 
@@ -189,9 +189,8 @@ def test_configured_instruments_without_a_trade_count_as_missing(
             hot,
             D,
             END,
+            ReportInputs(0.5, expected=[("kraken", "QUAL-USD"), ("okx", "QUAL-USD")]),
             exchange="kraken",
-            expected=[("kraken", "QUAL-USD"), ("okx", "QUAL-USD")],
-            min_completeness=0.5,
         )
     (silent,) = report.instruments  # okx is filtered out
     assert (silent.exchange, silent.trades, silent.completeness) == ("kraken", 0, 0.0)

@@ -37,6 +37,7 @@ from marketstream.quality.ratelimit import TokenBucket, retry_after_s, seconds_t
 from marketstream.quality.render import report_dict, report_lines
 from marketstream.quality.report import (
     IdFigure,
+    ReportInputs,
     TradeSummary,
     assemble,
     check_min_completeness,
@@ -189,9 +190,17 @@ def sample_report() -> Any:
         ]
     )
     books = BookCounters(counts={("binance", "QUAL-USDT"): BookCounts(2, 2, 0)}, sources=["u"])
+    inputs = ReportInputs(
+        min_completeness=0.9,
+        expected=[("binance", "QUAL-USDT"), ("coinbase", "QUAL-USD")],
+        dead_letters=dead,
+        books=books,
+        notes=["a note"],
+    )
     return assemble(
         D,
         D + 10 * M,
+        inputs,
         summaries=[
             summary("binance", "QUAL-USDT", D, D + 9 * M),
             summary("bybit", "QUAL-USDT", D, D + 9 * M + 5 * S),
@@ -201,11 +210,6 @@ def sample_report() -> Any:
             ("bybit", "QUAL-USDT"): [D + i * M for i in range(10)],
         },
         ids={("binance", "QUAL-USDT"): IdFigure(id_gaps(breaks_of([1, 2, 3, 7, 8])))},
-        expected=[("binance", "QUAL-USDT"), ("coinbase", "QUAL-USD")],
-        dead_letters=dead,
-        books=books,
-        min_completeness=0.9,
-        notes=["a note"],
     )
 
 
@@ -677,11 +681,10 @@ def quality_row(
     report = assemble(
         D,
         D + 10 * M,
+        ReportInputs(min_completeness=0.99, expected=[key]),
         summaries=summaries,
         minutes={key: [D + i * M for i in minutes]},
         ids=ids,
-        expected=[key],
-        min_completeness=0.99,
     )
     return report.instruments[0]
 
