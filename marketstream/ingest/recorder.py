@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -207,26 +207,19 @@ async def _flush_periodically(writer: RecordingWriter) -> None:
         writer.flush_if_due()
 
 
+@dataclass(slots=True)
 class _Recorder:
     """The target's parts recorded concurrently into one writer, with shared counts."""
 
-    def __init__(
-        self,
-        target: RecordTarget,
-        writer: RecordingWriter,
-        max_frames: int | None,
-        snapshot_interval_s: float,
-        warn: Warn,
-    ) -> None:
-        self.target = target
-        self.writer = writer
-        self.max_frames = max_frames
-        self.snapshot_interval_s = snapshot_interval_s
-        self.warn = warn
-        self.stats = RecordStats()
-        self._snapshots: set[asyncio.Task[None]] = set()
-        self._warned_no_rest = False
-        self.instruments = InstrumentsConfig()
+    target: RecordTarget
+    writer: RecordingWriter
+    max_frames: int | None
+    snapshot_interval_s: float
+    warn: Warn
+    stats: RecordStats = field(default_factory=RecordStats, init=False)
+    instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig, init=False)
+    _snapshots: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _warned_no_rest: bool = field(default=False, init=False)
 
     async def run(self) -> None:
         """The instrument lists first, then until max_frames (then every part stops) or

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -47,26 +47,18 @@ class RestPolicy:
     used_weight_header: str | None = None  # e.g. x-mbx-used-weight-1m
 
 
+@dataclass(slots=True)
 class RestClient:
     """GET JSON with a weight per request; counts requests, weight and retries."""
 
-    def __init__(
-        self,
-        exchange: str,
-        bucket: TokenBucket,
-        policy: RestPolicy,
-        *,
-        transport: Transport = http_transport,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.exchange = exchange
-        self.bucket = bucket
-        self.policy = policy
-        self._transport = transport
-        self._wall_clock = wall_clock
-        self.requests = 0
-        self.weight = 0
-        self.retries = 0
+    exchange: str
+    bucket: TokenBucket
+    policy: RestPolicy
+    transport: Transport = field(default=http_transport, kw_only=True)
+    wall_clock: Callable[[], float] = field(default=time.time, kw_only=True)
+    requests: int = field(default=0, init=False)
+    weight: int = field(default=0, init=False)
+    retries: int = field(default=0, init=False)
 
     def get_json(self, url: str, weight: int) -> Any:
         failures = 0
@@ -75,7 +67,7 @@ class RestClient:
             self.requests += 1
             self.weight += weight
             try:
-                answer = self._transport(url, self.policy.timeout_s)
+                answer = self.transport(url, self.policy.timeout_s)
             except OSError as exc:
                 failures = self._back_off(failures, None, f"{_where(url)} unreachable: {exc}")
                 continue
@@ -84,7 +76,7 @@ class RestClient:
                 return self._decode(url, answer)
             problem = f"{_where(url)} answered HTTP {answer.status}: {_body_text(answer)}"
             if answer.status in BACK_OFF_STATUSES:
-                pause = retry_after_s(answer.headers.get("retry-after"), self._wall_clock())
+                pause = retry_after_s(answer.headers.get("retry-after"), self.wall_clock())
                 failures = self._back_off(failures, pause, problem)
             elif answer.status >= 500:
                 failures = self._back_off(failures, None, problem)
@@ -115,7 +107,7 @@ class RestClient:
             return
         used = answer.headers.get(header, "")
         if used.isdigit() and int(used) >= USED_WEIGHT_SHARE_LIMIT * limit:
-            self.bucket.hold(seconds_to_next_minute(self._wall_clock()))
+            self.bucket.hold(seconds_to_next_minute(self.wall_clock()))
 
     def _decode(self, url: str, answer: HttpAnswer) -> Any:
         try:
