@@ -8,14 +8,11 @@ is counted in base units (a contract is one base unit) and the answer carries no
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 from marketstream.errors import ConfigError
 from marketstream.schemas.records import Instrument, OpenInterest
 from marketstream.venues.base.contracts import rule_for
 from marketstream.venues.base.mapper import FrameError, in_venue
 from marketstream.venues.base.parsing import load_object, millis, number, text
-from marketstream.venues.base.symbols import split_symbol
 from marketstream.venues.binance.markets import Market
 
 
@@ -24,14 +21,6 @@ def open_interest_url(market: Market, rest_base: str, symbol: str) -> str:
     if market.open_interest_path is None:
         raise ConfigError(f"{market.name}: open interest is offered for derivatives only")
     return f"{rest_base.rstrip('/')}{market.open_interest_path}?symbol={market.native(symbol)}"
-
-
-def open_interest_symbol(market: Market, url: str) -> str:
-    """The normalized symbol an open interest URL asks for (to serve recorded answers)."""
-    natives = parse_qs(urlsplit(url).query).get("symbol")
-    if not natives:
-        raise FrameError(f"{market.name}: open interest URL {url!r} has no symbol parameter")
-    return split_symbol(natives[0], market.perp)
 
 
 def parse_open_interest(
