@@ -16,13 +16,13 @@ from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import (
     JsonObject,
     field,
-    load_object,
     number,
     objects,
     show,
     text,
 )
 from marketstream.venues.base.symbols import expiry_day
+from marketstream.venues.binance.mapper import rest_answer
 from marketstream.venues.binance.markets import Market
 
 NS_PER_MS: Final = 1_000_000
@@ -106,9 +106,7 @@ def parse_instruments(
     """Every symbol of an exchangeInfo answer; FrameError (naming the URL) if malformed.
     USD-M contracts of an unknown contract type are left out (no kind to give them)."""
     with answer_of(market.name, url):
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
+        data = rest_answer(body)
         entries = objects(data, "symbols", "exchangeInfo")
         found = (_instrument(market, entry, read_ts_ns) for entry in entries)
         return [instrument for instrument in found if instrument is not None]

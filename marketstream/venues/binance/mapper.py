@@ -120,6 +120,15 @@ class BinanceMapper:
         return self.known(data, what).symbol
 
 
+def rest_answer(body: str | bytes) -> JsonObject:
+    """A REST answer's JSON object; Binance's error answer (`{"code": ..., "msg": ...}`) is a
+    FrameError carrying both."""
+    data = load_object(body)
+    if "code" in data and "msg" in data:
+        raise FrameError(f"error {data['code']}: {data['msg']}")
+    return data
+
+
 def event_time(data: JsonObject, what: str) -> int:
     """The transaction time `T` where the event carries one (USD-M), else the event time."""
     return millis(data, "T" if "T" in data else "E", what)

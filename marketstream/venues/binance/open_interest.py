@@ -12,7 +12,8 @@ from marketstream.errors import ConfigError
 from marketstream.schemas.records import Instrument, OpenInterest
 from marketstream.venues.base.contracts import rule_for
 from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import load_object, millis, number, text
+from marketstream.venues.base.parsing import millis, number, text
+from marketstream.venues.binance.mapper import rest_answer
 from marketstream.venues.binance.markets import Market
 
 
@@ -29,9 +30,7 @@ def parse_open_interest(
     """The answer for `symbol` as a record; FrameError for an error answer or another symbol."""
     what = "openInterest"
     try:
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
+        data = rest_answer(body)
         native = text(data, "symbol", what)
         if native != market.native(symbol):
             raise FrameError(f"{what}: answer for {native!r}, expected {market.native(symbol)!r}")

@@ -21,9 +21,9 @@ import orjson
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.records import Instrument, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, in_venue
-from marketstream.venues.base.parsing import integer, levels, load_object
+from marketstream.venues.base.parsing import integer, levels
 from marketstream.venues.base.venue import JsonGetter, SnapshotRequest
-from marketstream.venues.binance.mapper import event_time, listing, make_mapper
+from marketstream.venues.binance.mapper import event_time, listing, make_mapper, rest_answer
 from marketstream.venues.binance.markets import Market
 
 SNAPSHOT_LIMIT: Final = 1000  # levels per side in a REST snapshot
@@ -76,9 +76,7 @@ def map_snapshot(
 ) -> BookUpdate:
     what = "depth snapshot"
     try:
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
+        data = rest_answer(body)
         ts = event_time(data, what) if "T" in data or "E" in data else recv_ts
         return BookUpdate(
             market.name,
