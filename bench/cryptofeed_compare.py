@@ -38,8 +38,8 @@ import orjson
 
 from bench.ingest import _processor
 from marketstream.ingest.processor import FrameProcessor
+from marketstream.instruments.snapshot import load_shipped
 from marketstream.replay.recording_format import RecordedFrame, read_recording
-from marketstream.venues.binance.mapper import normalized_symbol
 from tests.conftest import recordings_path
 
 REPEATS = 5  # timed blocks per side, interleaved ours / cryptofeed; the best of each is kept
@@ -373,14 +373,17 @@ def _seed_symbols(cls: Any, exchange: str, natives: list[str]) -> None:
     """What cryptofeed would read from the exchange's symbol endpoint, for these symbols only.
 
     Built in the endpoint's own format and parsed by cryptofeed's `_parse_symbol_data`, so its
-    symbol normalization is its own; our Binance quote-asset split only tells base from quote.
+    symbol normalization is its own; our shipped instrument snapshot only tells base from quote.
     """
     data: Any
     if exchange.startswith("binance"):
         perp = exchange == "binance-usdm"
+        listed = {i.native_symbol: i for i in load_shipped() if i.exchange == exchange}
         entries = []
         for native in natives:
-            base, quote = normalized_symbol(native, perp=False).split("-")
+            if native not in listed:
+                raise RuntimeError(f"{exchange}: {native!r} is not in the shipped instruments")
+            base, quote = listed[native].base, listed[native].quote
             entry: dict[str, Any] = {
                 "symbol": native,
                 "baseAsset": base,

@@ -125,7 +125,7 @@ def normalize_recording(
             continue
         processor.mapper = mapper_for(recorded.url)
         processed = (
-            _rest_snapshot(exchange, processor, recorded, known)
+            _rest_snapshot(exchange, processor, recorded, known, symbols)
             if recorded.is_rest
             else processor.process(recorded.frame, recorded.recv_ns)
         )
@@ -150,12 +150,13 @@ def _rest_snapshot(
     processor: FrameProcessor,
     recorded: RecordedFrame,
     instruments: Sequence[Instrument],
+    symbols: Sequence[str],
 ) -> Processed:
     """A recorded REST book snapshot, applied as live ingest would after fetching it."""
     if exchange.map_snapshot is None or exchange.snapshot_symbol is None:
         return Processed(rejected=[Rejected(f"{exchange.name} has no REST snapshots")])
     try:
-        symbol = exchange.snapshot_symbol(recorded.url)
+        symbol = exchange.snapshot_symbol(recorded.url, instruments, symbols)
         update = exchange.map_snapshot(recorded.frame, symbol, recorded.recv_ns, instruments)
     except ValueError as exc:  # FrameError included
         return Processed(rejected=[Rejected(f"snapshot {recorded.url}: {exc}")])

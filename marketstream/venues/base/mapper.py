@@ -7,7 +7,8 @@ emits top-N `Book` records at a cadence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +31,16 @@ def in_venue(venue: str, error: FrameError) -> FrameError:
     so the parts inside name only the field they read.
     """
     return FrameError(f"{venue}: {error}")
+
+
+@contextmanager
+def answer_of(venue: str, url: str) -> Iterator[None]:
+    """A REST answer being read: a FrameError raised inside comes out led by the venue and the
+    answer's URL (`venue: url: reason`)."""
+    try:
+        yield
+    except FrameError as exc:
+        raise in_venue(venue, FrameError(f"{url}: {exc}")) from None
 
 
 @dataclass(slots=True)

@@ -43,15 +43,23 @@ def _missing(key: str, what: str) -> FrameError:
     return FrameError(f"{what}: field {key!r} is missing")
 
 
-def load_object(frame: str | bytes) -> JsonObject:
-    """Decode a frame that must be one JSON object."""
-    try:
-        value = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"not JSON: {exc}: {show(frame)}") from None
-    if type(value) is not dict:
-        raise FrameError(f"expected a JSON object, got {type(value).__name__}: {show(value)}")
-    return value
+def _loader(kind: type[T], noun: str) -> Callable[[str | bytes], T]:
+    """The decoder of a frame or answer that must be one JSON value of `kind`."""
+
+    def load(frame: str | bytes) -> T:
+        try:
+            value = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            raise FrameError(f"not JSON: {exc}: {show(frame)}") from None
+        if type(value) is not kind:
+            raise FrameError(f"expected {noun}, got {type(value).__name__}: {show(value)}")
+        return value
+
+    return load
+
+
+load_object: Final[Callable[[str | bytes], JsonObject]] = _loader(dict, "a JSON object")
+load_list: Final[Callable[[str | bytes], list[Any]]] = _loader(list, "a JSON list")
 
 
 def ms_to_ns(ms: int) -> int:
@@ -108,6 +116,18 @@ def field(obj: JsonObject, key: str, what: str) -> Any:
         return obj[key]
     except KeyError:
         raise _missing(key, what) from None
+
+
+def objects(obj: JsonObject, key: str, what: str) -> list[JsonObject]:
+    """`obj[key]` as a list of JSON objects (the entries of a REST answer)."""
+    return each_object(field(obj, key, what), f"{what}: {key}")
+
+
+def each_object(value: object, what: str) -> list[JsonObject]:
+    """`value` as a list of JSON objects; `what` names it in the error."""
+    if type(value) is not list or not all(type(entry) is dict for entry in value):
+        raise FrameError(f"{what} {show(value)} is not a list of objects")
+    return value
 
 
 # The helpers below read `obj[key]` themselves rather than through `field`: they run for

@@ -13,8 +13,10 @@ the exchange would after a resubscribe.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from marketstream.replay.recording_format import RecordedFrame
 
@@ -94,6 +96,45 @@ class GeneratedSession:
     def add(self, exchange: str, url: str, at_ms: int, frame: str | bytes) -> None:
         text = frame.decode() if isinstance(frame, bytes) else frame
         self.frames.append(RecordedFrame(at_ms * 1_000_000 + RECV_DELAY_NS, exchange, url, text))
+
+
+class Tick(NamedTuple):
+    """One book's move at one step, and what the feed makes of it."""
+
+    step: int
+    ms: int
+    key: str  # the book's key: a URL, a pair, an instId
+    book: SimBook
+    bids: list[Text]
+    asks: list[Text]
+    lost: bool  # the gapped book's update at `gap_at`: it never arrives
+    resnapshot: bool  # `resnapshot_after` steps later a snapshot comes instead of the update
+
+
+def book_ticks(
+    books: Mapping[str, SimBook],
+    steps: int,
+    gap_at: int | None,
+    resnapshot_after: int,
+    gapped: str,
+) -> Iterator[Tick]:
+    """Every book's move at every step after T0, in order; the book keyed `gapped` loses its
+    update at `gap_at` and gets a snapshot `resnapshot_after` steps later (a resubscribe)."""
+    for step in range(1, steps + 1):
+        ms = T0_MS + step * STEP_MS
+        for key, book in books.items():
+            bids, asks = book.step(touch_top=gap_at == step)
+            gapped_here = gap_at is not None and key == gapped
+            yield Tick(
+                step,
+                ms,
+                key,
+                book,
+                bids,
+                asks,
+                lost=gapped_here and step == gap_at,
+                resnapshot=gapped_here and step == (gap_at or 0) + resnapshot_after,
+            )
 
 
 def iso_ms(ms: int) -> str:

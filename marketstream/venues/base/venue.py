@@ -104,6 +104,15 @@ class MapperForRecording(Protocol):
     ) -> Mapper: ...
 
 
+class SnapshotSymbol(Protocol):
+    """A REST snapshot's URL (the instruments and configured symbols, for venues whose native
+    name needs them) -> the normalized symbol it asks for."""
+
+    def __call__(
+        self, url: str, instruments: Sequence[Instrument] = (), symbols: Sequence[str] = ()
+    ) -> str: ...
+
+
 # (REST base URL) -> the URLs that list the venue's instruments.
 InstrumentUrls = Callable[[str], list[str]]
 # (URL, body, time read in ns) -> the instruments the answer lists; FrameError if malformed.
@@ -144,7 +153,7 @@ class Venue:
     snapshot_requests: Callable[[str, Sequence[str]], list[SnapshotRequest]] | None = None
     map_snapshot: MapSnapshot | None = None
     # The normalized symbol a snapshot URL asks for (to replay recorded snapshots offline).
-    snapshot_symbol: Callable[[str], str] | None = None
+    snapshot_symbol: SnapshotSymbol | None = None
     # Messages that make the feed send a fresh book snapshot for one symbol (unsubscribe and
     # subscribe again); None with no REST snapshots either: the runner reconnects instead.
     resubscribe_book: Callable[[str], list[str]] | None = None

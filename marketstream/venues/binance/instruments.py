@@ -12,9 +12,17 @@ from typing import Final
 
 from marketstream.schemas.instruments import SymbolParts
 from marketstream.schemas.records import Instrument, InstrumentKind
-from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import JsonObject, field, load_object, number, show, text
+from marketstream.venues.base.mapper import FrameError, answer_of
+from marketstream.venues.base.parsing import (
+    JsonObject,
+    field,
+    number,
+    objects,
+    show,
+    text,
+)
 from marketstream.venues.base.symbols import expiry_day
+from marketstream.venues.binance.mapper import rest_answer
 from marketstream.venues.binance.markets import Market
 
 NS_PER_MS: Final = 1_000_000
@@ -97,14 +105,8 @@ def parse_instruments(
 ) -> list[Instrument]:
     """Every symbol of an exchangeInfo answer; FrameError (naming the URL) if malformed.
     USD-M contracts of an unknown contract type are left out (no kind to give them)."""
-    try:
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
-        entries = field(data, "symbols", "exchangeInfo")
-        if type(entries) is not list or not all(type(e) is dict for e in entries):
-            raise FrameError(f"exchangeInfo: symbols {show(entries)} is not a list of objects")
+    with answer_of(market.name, url):
+        data = rest_answer(body)
+        entries = objects(data, "symbols", "exchangeInfo")
         found = (_instrument(market, entry, read_ts_ns) for entry in entries)
         return [instrument for instrument in found if instrument is not None]
-    except FrameError as exc:
-        raise in_venue(market.name, FrameError(f"{url}: {exc}")) from None

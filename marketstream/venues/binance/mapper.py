@@ -37,7 +37,7 @@ from marketstream.venues.base.parsing import (
     show,
     text,
 )
-from marketstream.venues.base.symbols import joined_symbol, split_symbol
+from marketstream.venues.base.symbols import joined_symbol
 from marketstream.venues.binance.markets import Market
 
 SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
@@ -47,12 +47,6 @@ _ORDER_SIDES: Final[Mapping[str, Side]] = MappingProxyType({"BUY": "buy", "SELL"
 def native_symbol(symbol: str) -> str:
     """BTC-USDT -> BTCUSDT, BTC-USDT-PERP -> BTCUSDT (the market tells spot from perpetual)."""
     return joined_symbol(symbol)
-
-
-def normalized_symbol(native: str, perp: bool) -> str:
-    """A native name split by the longest known quote asset, for tools that have no metadata
-    (the benchmark's cryptofeed seed); frames are named from the instrument list instead."""
-    return split_symbol(native, perp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +118,15 @@ class BinanceMapper:
 
     def symbol(self, data: JsonObject, what: str) -> str:
         return self.known(data, what).symbol
+
+
+def rest_answer(body: str | bytes) -> JsonObject:
+    """A REST answer's JSON object; Binance's error answer (`{"code": ..., "msg": ...}`) is a
+    FrameError carrying both."""
+    data = load_object(body)
+    if "code" in data and "msg" in data:
+        raise FrameError(f"error {data['code']}: {data['msg']}")
+    return data
 
 
 def event_time(data: JsonObject, what: str) -> int:

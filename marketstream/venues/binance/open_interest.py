@@ -8,14 +8,12 @@ is counted in base units (a contract is one base unit) and the answer carries no
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 from marketstream.errors import ConfigError
 from marketstream.schemas.records import Instrument, OpenInterest
 from marketstream.venues.base.contracts import rule_for
 from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import load_object, millis, number, text
-from marketstream.venues.base.symbols import split_symbol
+from marketstream.venues.base.parsing import millis, number, text
+from marketstream.venues.binance.mapper import rest_answer
 from marketstream.venues.binance.markets import Market
 
 
@@ -26,23 +24,13 @@ def open_interest_url(market: Market, rest_base: str, symbol: str) -> str:
     return f"{rest_base.rstrip('/')}{market.open_interest_path}?symbol={market.native(symbol)}"
 
 
-def open_interest_symbol(market: Market, url: str) -> str:
-    """The normalized symbol an open interest URL asks for (to serve recorded answers)."""
-    natives = parse_qs(urlsplit(url).query).get("symbol")
-    if not natives:
-        raise FrameError(f"{market.name}: open interest URL {url!r} has no symbol parameter")
-    return split_symbol(natives[0], market.perp)
-
-
 def parse_open_interest(
     market: Market, body: str | bytes, symbol: str, recv_ts: int, instrument: Instrument | None
 ) -> OpenInterest:
     """The answer for `symbol` as a record; FrameError for an error answer or another symbol."""
     what = "openInterest"
     try:
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
+        data = rest_answer(body)
         native = text(data, "symbol", what)
         if native != market.native(symbol):
             raise FrameError(f"{what}: answer for {native!r}, expected {market.native(symbol)!r}")

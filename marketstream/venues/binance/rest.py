@@ -21,10 +21,9 @@ import orjson
 from marketstream.errors import MarketStreamError
 from marketstream.schemas.records import Instrument, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, in_venue
-from marketstream.venues.base.parsing import integer, levels, load_object
-from marketstream.venues.base.symbols import split_symbol
+from marketstream.venues.base.parsing import integer, levels
 from marketstream.venues.base.venue import JsonGetter, SnapshotRequest
-from marketstream.venues.binance.mapper import event_time, make_mapper
+from marketstream.venues.binance.mapper import event_time, listing, make_mapper, rest_answer
 from marketstream.venues.binance.markets import Market
 
 SNAPSHOT_LIMIT: Final = 1000  # levels per side in a REST snapshot
@@ -50,12 +49,22 @@ def snapshot_requests(
     ]
 
 
-def snapshot_symbol(market: Market, url: str) -> str:
-    """The symbol a snapshot URL asks for, so that recorded snapshots normalize offline."""
+def snapshot_symbol(
+    market: Market, url: str, instruments: Sequence[Instrument] = (), symbols: Sequence[str] = ()
+) -> str:
+    """The symbol a snapshot URL asks for, so that recorded snapshots normalize offline: its
+    native name looked up in the market's instruments and the configured symbols, as the
+    mapper names frames (`mapper.listing`)."""
     natives = parse_qs(urlsplit(url).query).get("symbol")
     if not natives:
         raise FrameError(f"{market.name}: snapshot URL {url!r} has no symbol parameter")
-    return split_symbol(natives[0], market.perp)
+    listed = listing(market, symbols, instruments).get(natives[0])
+    if listed is None:
+        raise FrameError(
+            f"{market.name}: snapshot URL {url!r} asks for {natives[0]!r}, which is neither "
+            "configured nor in the instrument list (`marketstream instruments refresh`)"
+        )
+    return listed.symbol
 
 
 def map_snapshot(
@@ -67,9 +76,7 @@ def map_snapshot(
 ) -> BookUpdate:
     what = "depth snapshot"
     try:
-        data = load_object(body)
-        if "code" in data and "msg" in data:
-            raise FrameError(f"error {data['code']}: {data['msg']}")
+        data = rest_answer(body)
         ts = event_time(data, what) if "T" in data or "E" in data else recv_ts
         return BookUpdate(
             market.name,

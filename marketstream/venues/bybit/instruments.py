@@ -16,13 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from marketstream.schemas.instruments import SymbolParts
 from marketstream.schemas.records import Instrument, InstrumentKind
-from marketstream.venues.base.mapper import FrameError, in_venue
+from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import (
     JsonObject,
-    field,
     load_object,
     mapping,
     number,
+    objects,
     show,
     text,
 )
@@ -108,17 +108,13 @@ def _category(url: str, result: JsonObject) -> str:
 def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
     """Every record of an instruments-info answer; FrameError (naming the URL) if malformed
     or an error answer (`retCode` other than 0)."""
-    try:
+    with answer_of(NAME, url):
         data = load_object(body)
         code = data.get("retCode")
         if code != 0:
             raise FrameError(f"retCode {show(code)}: {show(data.get('retMsg'))}")
         result = mapping(data, "result", "instruments-info")
         category = _category(url, result)
-        entries = field(result, "list", "instruments-info")
-        if type(entries) is not list or not all(type(e) is dict for e in entries):
-            raise FrameError(f"instruments-info: list {show(entries)} is not a list of objects")
+        entries = objects(result, "list", "instruments-info")
         found = (parse_record(category, entry, read_ts_ns) for entry in entries)
         return [instrument for instrument in found if instrument is not None]
-    except FrameError as exc:
-        raise in_venue(NAME, FrameError(f"{url}: {exc}")) from None

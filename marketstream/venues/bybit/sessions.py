@@ -9,7 +9,7 @@ import random
 import orjson
 
 from marketstream.replay.recording_format import RecordedFrame
-from marketstream.venues.base.sessions import STEP_MS, T0_MS, GeneratedSession, SimBook
+from marketstream.venues.base.sessions import T0_MS, GeneratedSession, SimBook, book_ticks
 
 BYBIT_SPOT = "wss://stream.bybit.com/v5/public/spot"
 BYBIT_LINEAR = "wss://stream.bybit.com/v5/public/linear"
@@ -37,50 +37,48 @@ def bybit_session(
 
     for url in markets:
         snapshot(url, T0_MS)
-    for step in range(1, steps + 1):
-        ms = T0_MS + step * STEP_MS
-        for url, book in books.items():
-            bids, asks = book.step(touch_top=gap_at == step)
-            update_id[url] += 1
-            if gap_at == step and url == BYBIT_SPOT:
-                continue
-            if gap_at is not None and step == gap_at + resnapshot_after and url == BYBIT_SPOT:
-                snapshot(url, ms)
-                continue
-            data = {"s": "BTCUSDT", "b": [list(b) for b in bids], "a": [list(a) for a in asks],
-                    "u": update_id[url], "seq": update_id[url] * 10}  # fmt: skip
-            message(url, ms, {"topic": topic, "type": "delta", "data": data, "cts": ms})
-            (bid, bid_sz), (ask, ask_sz) = book.best()
-            top = {"s": "BTCUSDT", "b": [[bid, bid_sz]], "a": [[ask, ask_sz]],
-                   "u": step, "seq": step}  # fmt: skip
-            if step % 2 == 0:
-                message(url, ms, {"topic": "orderbook.1.BTCUSDT", "type": "snapshot",
-                                  "data": top, "cts": ms})  # fmt: skip
-            if step % 3 == 0:
-                trade = {"T": ms, "s": "BTCUSDT", "S": rng.choice(["Buy", "Sell"]), "v": "0.010",
-                         "p": ask, "L": "PlusTick", "i": f"{url[-6:]}-{step}",
-                         "BT": False}  # fmt: skip
-                message(url, ms, {"topic": "publicTrade.BTCUSDT", "type": "snapshot",
-                                  "data": [trade]})  # fmt: skip
-            if step % 10 == 0:
-                begin = ms - ms % 60_000
-                kline = {"start": begin, "end": begin + 59_999, "interval": "1", "open": bid,
-                         "close": ask, "high": ask, "low": bid, "volume": "1.5",
-                         "turnover": "150000", "confirm": False, "timestamp": ms}  # fmt: skip
-                message(url, ms, {"topic": "kline.1.BTCUSDT", "type": "snapshot",
-                                  "data": [kline]})  # fmt: skip
-            if step % 10 == 5 and url == BYBIT_LINEAR:
-                open_interest = 52000 + step  # BTC: linear open interest counts coins
-                ticker = {"symbol": "BTCUSDT", "fundingRate": "0.0001", "markPrice": ask,
-                          "indexPrice": bid, "nextFundingTime": str(ms + 3_600_000),
-                          "openInterest": f"{open_interest:.3f}",
-                          "openInterestValue": f"{open_interest * float(ask):.2f}"}  # fmt: skip
-                message(url, ms, {"topic": "tickers.BTCUSDT", "type": "snapshot",
-                                  "data": ticker})  # fmt: skip
-            if step % 10 == 7 and url == BYBIT_LINEAR:
-                # S is the liquidated position's side (Buy: a long was liquidated)
-                liquidation = {"T": ms - 3, "s": "BTCUSDT", "S": rng.choice(["Buy", "Sell"]),
-                               "v": "0.250", "p": bid}  # fmt: skip
-                message(url, ms, {"topic": "allLiquidation.BTCUSDT", "type": "snapshot",
-                                  "data": [liquidation]})  # fmt: skip
+    ticks = book_ticks(books, steps, gap_at, resnapshot_after, gapped=BYBIT_SPOT)
+    for step, ms, url, book, bids, asks, lost, resnapshot in ticks:
+        update_id[url] += 1
+        if lost:
+            continue
+        if resnapshot:
+            snapshot(url, ms)
+            continue
+        data = {"s": "BTCUSDT", "b": [list(b) for b in bids], "a": [list(a) for a in asks],
+                "u": update_id[url], "seq": update_id[url] * 10}  # fmt: skip
+        message(url, ms, {"topic": topic, "type": "delta", "data": data, "cts": ms})
+        (bid, bid_sz), (ask, ask_sz) = book.best()
+        top = {"s": "BTCUSDT", "b": [[bid, bid_sz]], "a": [[ask, ask_sz]],
+               "u": step, "seq": step}  # fmt: skip
+        if step % 2 == 0:
+            message(url, ms, {"topic": "orderbook.1.BTCUSDT", "type": "snapshot",
+                              "data": top, "cts": ms})  # fmt: skip
+        if step % 3 == 0:
+            trade = {"T": ms, "s": "BTCUSDT", "S": rng.choice(["Buy", "Sell"]), "v": "0.010",
+                     "p": ask, "L": "PlusTick", "i": f"{url[-6:]}-{step}",
+                     "BT": False}  # fmt: skip
+            message(url, ms, {"topic": "publicTrade.BTCUSDT", "type": "snapshot",
+                              "data": [trade]})  # fmt: skip
+        if step % 10 == 0:
+            begin = ms - ms % 60_000
+            kline = {"start": begin, "end": begin + 59_999, "interval": "1", "open": bid,
+                     "close": ask, "high": ask, "low": bid, "volume": "1.5",
+                     "turnover": "150000", "confirm": False, "timestamp": ms}  # fmt: skip
+            message(url, ms, {"topic": "kline.1.BTCUSDT", "type": "snapshot",
+                              "data": [kline]})  # fmt: skip
+        if step % 10 == 5 and url == BYBIT_LINEAR:
+            open_interest = 52000 + step  # BTC: linear open interest counts coins
+            ticker = {"symbol": "BTCUSDT", "fundingRate": "0.0001", "markPrice": ask,
+                      "indexPrice": bid, "nextFundingTime": str(ms + 3_600_000),
+                      "openInterest": f"{open_interest:.3f}",
+                      "openInterestValue": f"{open_interest * float(ask):.2f}"}  # fmt: skip
+            message(url, ms, {"topic": "tickers.BTCUSDT", "type": "snapshot",
+                              "data": ticker})  # fmt: skip
+        if step % 10 == 7 and url == BYBIT_LINEAR:
+            # S is the liquidated position's side (Buy: a long was liquidated)
+            liquidation = {"T": ms - 3, "s": "BTCUSDT", "S": rng.choice(["Buy", "Sell"]),
+                           "v": "0.250", "p": bid}  # fmt: skip
+            message(url, ms, {"topic": "allLiquidation.BTCUSDT", "type": "snapshot",
+                              "data": [liquidation]})  # fmt: skip
     return session.frames

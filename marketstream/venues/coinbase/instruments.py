@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import orjson
-
 from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument
-from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import JsonObject, number, show, text
+from marketstream.venues.base.mapper import answer_of
+from marketstream.venues.base.parsing import JsonObject, each_object, load_list, number, text
 from marketstream.venues.coinbase.symbols import NAME
 
 PRODUCTS_PATH: Final = "/products"
@@ -26,23 +24,10 @@ def instrument_urls(rest_base: str) -> list[str]:
 def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
     """The products' list -> instruments; FrameError (naming the URL) for anything else.
     Products whose id is no normalized symbol are left out (none were, in 2021)."""
-    try:
-        try:
-            products = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise FrameError(f"products: not JSON: {exc}") from None
-        if type(products) is not list:
-            raise FrameError(f"products: expected a JSON list of products, got {show(products)}")
-        instruments: list[Instrument] = []
-        for product in products:
-            if type(product) is not dict:
-                raise FrameError(f"products: entry {show(product)} is not a JSON object")
-            instrument = _instrument(product, read_ts_ns)
-            if instrument is not None:
-                instruments.append(instrument)
-        return instruments
-    except FrameError as exc:
-        raise FrameError(f"{in_venue(NAME, exc)} (from {url})") from None
+    with answer_of(NAME, url):
+        products = each_object(load_list(body), "products")
+        found = (_instrument(product, read_ts_ns) for product in products)
+        return [instrument for instrument in found if instrument is not None]
 
 
 def _instrument(product: JsonObject, read_ts_ns: int) -> Instrument | None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import orjson
-
 from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument
-from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import JsonObject, field, show, text
+from marketstream.venues.base.mapper import FrameError, answer_of
+from marketstream.venues.base.parsing import JsonObject, field, load_object, show, text
 from marketstream.venues.kraken.symbols import NAME, V1_ASSETS
 
 ASSET_PAIRS_PATH: Final = "/0/public/AssetPairs"
@@ -28,13 +26,8 @@ def instrument_urls(rest_base: str) -> list[str]:
 def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Instrument]:
     """`{"error": [], "result": {name: pair}}` -> instruments; FrameError (naming the URL) for
     an error answer or a malformed pair."""
-    try:
-        try:
-            message = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise FrameError(f"AssetPairs: not JSON: {exc}") from None
-        if type(message) is not dict:
-            raise FrameError(f"AssetPairs: expected a JSON object, got {show(message)}")
+    with answer_of(NAME, url):
+        message = load_object(body)
         if message.get("error"):
             raise FrameError(f"AssetPairs: error {show(message['error'])}")
         result = field(message, "result", "AssetPairs")
@@ -48,8 +41,6 @@ def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Inst
             if instrument is not None:
                 instruments.append(instrument)
         return instruments
-    except FrameError as exc:
-        raise FrameError(f"{in_venue(NAME, exc)} (from {url})") from None
 
 
 def _decimals(pair: JsonObject, key: str, what: str) -> float:

@@ -8,11 +8,11 @@ import orjson
 
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.venues.base.sessions import (
-    STEP_MS,
     T0_MS,
     GeneratedSession,
     SimBook,
     Text,
+    book_ticks,
     iso_ms,
 )
 from marketstream.venues.kraken.checksum import checksum
@@ -57,37 +57,35 @@ def kraken_session(
 
     for pair in pairs:
         snapshot(pair, T0_MS)
-    for step in range(1, steps + 1):
-        ms = T0_MS + step * STEP_MS
-        for pair, book in books.items():
-            bids, asks = book.step(touch_top=gap_at == step)
-            if gap_at == step and pair == "BTC/USD":
-                continue  # this update never arrives
-            if gap_at is not None and step == gap_at + resnapshot_after and pair == "BTC/USD":
-                snapshot(pair, ms)  # what the resubscribe brings
-                continue
-            crc = checksum(*book.top(10))
-            frame = _kraken_book("update", pair, bids, asks, crc=crc, ms=ms)
-            session.add("kraken", KRAKEN_URL, ms, frame)
-            (bid, bid_qty), (ask, ask_qty) = book.best()
-            if step % 2 == 0:
-                ticker = {"symbol": pair, "bid": float(bid), "bid_qty": float(bid_qty),
-                          "ask": float(ask), "ask_qty": float(ask_qty), "last": float(ask),
-                          "volume": 100.0, "vwap": float(bid), "low": float(bid),
-                          "high": float(ask), "change": 0.0, "change_pct": 0.0,
-                          "timestamp": iso_ms(ms)}  # fmt: skip
-                update(ms, "ticker", ticker)
-            if step % 3 == 0:
-                trade_id += 1
-                trade = {"symbol": pair, "side": rng.choice(["buy", "sell"]), "price": float(ask),
-                         "qty": round(rng.uniform(0.001, 1), 8), "ord_type": "market",
-                         "trade_id": trade_id, "timestamp": iso_ms(ms)}  # fmt: skip
-                update(ms, "trade", trade)
-            if step % 10 == 0:
-                begin = ms - ms % 60_000
-                ohlc = {"symbol": pair, "open": float(bid), "high": float(ask), "low": float(bid),
-                        "close": float(ask), "trades": 5, "volume": 1.5, "vwap": float(bid),
-                        "interval_begin": iso_ms(begin), "interval": 1,
-                        "timestamp": iso_ms(ms)}  # fmt: skip
-                update(ms, "ohlc", ohlc)
+    ticks = book_ticks(books, steps, gap_at, resnapshot_after, gapped="BTC/USD")
+    for step, ms, pair, book, bids, asks, lost, resnapshot in ticks:
+        if lost:
+            continue  # this update never arrives
+        if resnapshot:
+            snapshot(pair, ms)  # what the resubscribe brings
+            continue
+        crc = checksum(*book.top(10))
+        frame = _kraken_book("update", pair, bids, asks, crc=crc, ms=ms)
+        session.add("kraken", KRAKEN_URL, ms, frame)
+        (bid, bid_qty), (ask, ask_qty) = book.best()
+        if step % 2 == 0:
+            ticker = {"symbol": pair, "bid": float(bid), "bid_qty": float(bid_qty),
+                      "ask": float(ask), "ask_qty": float(ask_qty), "last": float(ask),
+                      "volume": 100.0, "vwap": float(bid), "low": float(bid),
+                      "high": float(ask), "change": 0.0, "change_pct": 0.0,
+                      "timestamp": iso_ms(ms)}  # fmt: skip
+            update(ms, "ticker", ticker)
+        if step % 3 == 0:
+            trade_id += 1
+            trade = {"symbol": pair, "side": rng.choice(["buy", "sell"]), "price": float(ask),
+                     "qty": round(rng.uniform(0.001, 1), 8), "ord_type": "market",
+                     "trade_id": trade_id, "timestamp": iso_ms(ms)}  # fmt: skip
+            update(ms, "trade", trade)
+        if step % 10 == 0:
+            begin = ms - ms % 60_000
+            ohlc = {"symbol": pair, "open": float(bid), "high": float(ask), "low": float(bid),
+                    "close": float(ask), "trades": 5, "volume": 1.5, "vwap": float(bid),
+                    "interval_begin": iso_ms(begin), "interval": 1,
+                    "timestamp": iso_ms(ms)}  # fmt: skip
+            update(ms, "ohlc", ohlc)
     return session.frames

@@ -14,8 +14,8 @@ from typing import Final
 
 from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument, InstrumentKind
-from marketstream.venues.base.mapper import FrameError, in_venue
-from marketstream.venues.base.parsing import JsonObject, field, load_object, show, text
+from marketstream.venues.base.mapper import FrameError, answer_of
+from marketstream.venues.base.parsing import JsonObject, field, load_object, objects, show, text
 from marketstream.venues.okx.symbols import NAME
 
 INSTRUMENTS_PATH: Final = "/api/v5/public/instruments"
@@ -39,24 +39,13 @@ def parse_instruments(url: str, body: str | bytes, read_ts_ns: int) -> list[Inst
     """`{"code": "0", "data": [...]}` -> instruments; FrameError for an error answer or a
     malformed entry. Entries whose names do not fit the symbol grammar (options, OKX's
     `BTC-USD_UM_XPERP-...` style products) are left out: no feed of ours maps them."""
-    try:
+    with answer_of(NAME, url):
         message = load_object(body)
         code = field(message, "code", "instruments")
         if code not in ("0", 0):
             raise FrameError(f"instruments: error {show(code)}: {show(message.get('msg'))}")
-        data = field(message, "data", "instruments")
-        if type(data) is not list:
-            raise FrameError(f"instruments: data {show(data)} is not a list")
-        instruments: list[Instrument] = []
-        for item in data:
-            if type(item) is not dict:
-                raise FrameError(f"instruments: entry {show(item)} is not a JSON object")
-            instrument = _instrument(item, read_ts_ns)
-            if instrument is not None:
-                instruments.append(instrument)
-        return instruments
-    except FrameError as exc:
-        raise FrameError(f"{in_venue(NAME, exc)} (from {url})") from None
+        found = (_instrument(item, read_ts_ns) for item in objects(message, "data", "instruments"))
+        return [instrument for instrument in found if instrument is not None]
 
 
 def _decimal(item: JsonObject, key: str, what: str, default: float | None = None) -> float:

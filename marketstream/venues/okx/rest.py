@@ -34,8 +34,11 @@ def snapshot_requests(rest_base: str, symbols: Sequence[str]) -> list[SnapshotRe
     ]
 
 
-def snapshot_symbol(url: str) -> str:
-    """The symbol a snapshot URL asks for, so that recorded snapshots normalize offline."""
+def snapshot_symbol(
+    url: str, instruments: Sequence[Instrument] = (), symbols: Sequence[str] = ()
+) -> str:
+    """The symbol a snapshot URL asks for, so that recorded snapshots normalize offline. An
+    instId names its market itself (BTC-USDT-SWAP): no instruments or symbols are needed."""
     inst_ids = parse_qs(urlsplit(url).query).get("instId")
     if not inst_ids:
         raise FrameError(f"{NAME}: snapshot URL {url!r} has no instId parameter")

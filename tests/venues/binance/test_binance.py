@@ -15,7 +15,7 @@ from marketstream.errors import ConfigError
 from marketstream.schemas.records import Candle, Funding, Quote, Side, Trade
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
 from marketstream.venues.base.venue import Sequencing, SnapshotRequest, Subscription, Venue
-from marketstream.venues.binance.mapper import BinanceMapper, native_symbol, normalized_symbol
+from marketstream.venues.binance.mapper import BinanceMapper, native_symbol
 from marketstream.venues.binance.venue import BINANCE, BINANCE_USDM
 from tests.venues.binance.instruments import SPOT_INSTRUMENTS, USDM_INSTRUMENTS
 from tests.venues.conftest import ReadRecording, Recorded, assert_valid
@@ -430,28 +430,39 @@ def test_a_configured_quarterly_subscribes_by_its_exact_native_name() -> None:
 # --- symbols ---------------------------------------------------------------------------------
 
 
+def _depth_url(native: str, usdm: bool = False) -> str:
+    path = "fapi/v1" if usdm else "api/v3"
+    return f"https://api.example/{path}/depth?symbol={native}&limit=1000"
+
+
 @pytest.mark.parametrize(
-    ("native", "perp", "symbol"),
+    ("native", "usdm", "symbol"),
     [
         ("NKNUSDT", False, "NKN-USDT"),
         ("BLZETH", False, "BLZ-ETH"),
         ("RUNEEUR", False, "RUNE-EUR"),
         ("LRCBTC", False, "LRC-BTC"),
-        ("ADAEUR", False, "ADA-EUR"),
-        ("BTCFDUSD", False, "BTC-FDUSD"),  # longest quote wins over USD-less tails
-        ("BTCTUSD", False, "BTC-TUSD"),
-        ("1000PEPEUSDT", True, "1000PEPE-USDT-PERP"),
-        ("ETHBTC", True, "ETH-BTC-PERP"),
+        ("ADAEUR", False, "ADA-EUR"),  # no quote list could tell ADA-EUR from AD-AEUR
+        ("BTCBUSD", False, "BTC-BUSD"),
+        ("1000SHIBUSDT", True, "1000SHIB-USDT-PERP"),
+        ("BTCUSDT_210924", True, "BTC-USDT-20210924"),
     ],
 )
-def test_native_symbols_split_by_their_longest_quote(native: str, perp: bool, symbol: str) -> None:
-    assert normalized_symbol(native, perp) == symbol
+def test_native_symbols_are_named_by_the_instrument_list(
+    native: str, usdm: bool, symbol: str
+) -> None:
+    exchange, instruments = (
+        (BINANCE_USDM, USDM_INSTRUMENTS) if usdm else (BINANCE, SPOT_INSTRUMENTS)
+    )
+    assert exchange.snapshot_symbol is not None
+    assert exchange.snapshot_symbol(_depth_url(native, usdm), instruments) == symbol
 
 
-@pytest.mark.parametrize("native", ["USDT", "", "BTCXYZ", "btcusdt"])
-def test_unsplittable_native_symbol_is_named(native: str) -> None:
-    with pytest.raises(FrameError, match=f"symbol '{native}' does not end in a known quote"):
-        normalized_symbol(native, False)
+@pytest.mark.parametrize("native", ["USDT", "BTCXYZ", "btcusdt", "NKNUSDT"])
+def test_a_native_symbol_neither_listed_nor_configured_is_named(native: str) -> None:
+    assert BINANCE.snapshot_symbol is not None
+    with pytest.raises(FrameError, match=f"asks for '{native}', which is neither configured nor"):
+        BINANCE.snapshot_symbol(_depth_url(native), USDM_INSTRUMENTS, ["BTC-USDT"])
 
 
 def test_native_symbol() -> None:
@@ -578,9 +589,9 @@ def test_snapshot_urls_name_their_symbol(exchange: Venue, symbols: list[str]) ->
     assert exchange.snapshot_requests is not None
     assert exchange.snapshot_symbol is not None
     requests = exchange.snapshot_requests("https://api.example", symbols)
-    assert [exchange.snapshot_symbol(request.url) for request in requests] == symbols
+    assert [exchange.snapshot_symbol(request.url, (), symbols) for request in requests] == symbols
     with pytest.raises(FrameError, match="snapshot URL 'https://x/depth' has no symbol"):
-        exchange.snapshot_symbol("https://x/depth")
+        exchange.snapshot_symbol("https://x/depth", (), symbols)
 
 
 def test_limits_and_sequencing() -> None:

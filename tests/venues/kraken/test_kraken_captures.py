@@ -46,7 +46,10 @@ def test_asset_pairs_name_symbols_from_wsname() -> None:
 
 
 def test_an_error_answer_is_refused() -> None:
-    with pytest.raises(FrameError, match="kraken: AssetPairs: error"):
+    with pytest.raises(
+        FrameError,
+        match=r"^kraken: https://api\.kraken\.com/0/public/AssetPairs: AssetPairs: error",
+    ):
         parse_instruments("https://api.kraken.com/0/public/AssetPairs",
                           '{"error":["EGeneral:Too many requests"]}', 1)  # fmt: skip
 

@@ -108,7 +108,10 @@ def test_instrument_values_checked_by_hand() -> None:
 
 def test_an_error_answer_is_refused_with_its_code() -> None:
     body = orjson.dumps({"code": "50011", "msg": "Too Many Requests", "data": []})
-    with pytest.raises(FrameError, match=r"okx: instruments: error '50011'.*Too Many Requests"):
+    with pytest.raises(
+        FrameError,
+        match=r"^okx: https://www.okx.com/\S+: instruments: error '50011'.*Too Many Requests",
+    ):
         parse_instruments("https://www.okx.com/api/v5/public/instruments?instType=SWAP", body, 1)
 
 
