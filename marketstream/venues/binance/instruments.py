@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from marketstream.schemas.instruments import SymbolParts
 from marketstream.schemas.records import Instrument, InstrumentKind
+from marketstream.venues.base.listing import listed
 from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -21,7 +21,6 @@ from marketstream.venues.base.parsing import (
     show,
     text,
 )
-from marketstream.venues.base.symbols import expiry_day
 from marketstream.venues.binance.mapper import rest_answer
 from marketstream.venues.binance.markets import Market
 
@@ -80,23 +79,19 @@ def _instrument(market: Market, entry: JsonObject, read_ts_ns: int) -> Instrumen
         settle = text(entry, "marginAsset", what)
     else:
         settle = quote
-    day = expiry_day(expiry) if expiry is not None else None
-    symbol = SymbolParts(base, quote, kind == "linear_perpetual", day).symbol
-    return Instrument(
+    # spot and USD-M sizes are base units: the default contract value of 1
+    return listed(
         market.name,
-        symbol,
-        read_ts_ns,
         native,
-        kind,
         base,
         quote,
-        settle,
-        1.0,  # spot and USD-M sizes are base units
-        1.0,
-        _filter(entry, "PRICE_FILTER", "tickSize", what),
-        _filter(entry, "LOT_SIZE", "stepSize", what),
-        expiry,
-        status_of(text(entry, "status", what)),
+        read_ts_ns=read_ts_ns,
+        tick_size=_filter(entry, "PRICE_FILTER", "tickSize", what),
+        lot_size=_filter(entry, "LOT_SIZE", "stepSize", what),
+        status=status_of(text(entry, "status", what)),
+        kind=kind,
+        settle=settle,
+        expiry=expiry,
     )
 
 

@@ -14,8 +14,8 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from marketstream.schemas.instruments import SymbolParts
 from marketstream.schemas.records import Instrument, InstrumentKind
+from marketstream.venues.base.listing import listed
 from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -26,7 +26,6 @@ from marketstream.venues.base.parsing import (
     show,
     text,
 )
-from marketstream.venues.base.symbols import expiry_day
 from marketstream.venues.bybit.markets import NAME
 
 PAGE_LIMIT: Final = 1000
@@ -61,38 +60,36 @@ def parse_record(category: str, entry: JsonObject, read_ts_ns: int) -> Instrumen
     lots = mapping(entry, "lotSizeFilter", what)
     status = text(entry, "status", what).lower()
     tick = number(prices, "tickSize", what)
+    kind: InstrumentKind = "spot"
+    expiry: int | None = None
+    settle: str | None = None  # spot: the quote
     if category == "spot":
         lot = number(lots, "basePrecision", what)
-        return Instrument(
-            NAME, f"{base}-{quote}", read_ts_ns, native, "spot", base, quote, quote,
-            1.0, 1.0, tick, lot, None, status,
-        )  # fmt: skip
-    kind = _KINDS.get(text(entry, "contractType", what))
-    if kind is None:
-        return None
-    expiry: int | None = None
-    if kind in ("linear_future", "inverse_future"):
-        delivery = text(entry, "deliveryTime", what)
-        if not delivery.isdigit() or int(delivery) <= 0:
-            raise FrameError(f"{what}: deliveryTime {show(delivery)} is not a time in ms")
-        expiry = int(delivery) * NS_PER_MS
-    day = expiry_day(expiry) if expiry is not None else None
-    symbol = SymbolParts(base, quote, expiry is None, day).symbol
-    return Instrument(
+    else:
+        contract = _KINDS.get(text(entry, "contractType", what))
+        if contract is None:
+            return None
+        kind = contract
+        lot = number(lots, "qtyStep", what)
+        settle = text(entry, "settleCoin", what)
+        if kind in ("linear_future", "inverse_future"):
+            delivery = text(entry, "deliveryTime", what)
+            if not delivery.isdigit() or int(delivery) <= 0:
+                raise FrameError(f"{what}: deliveryTime {show(delivery)} is not a time in ms")
+            expiry = int(delivery) * NS_PER_MS
+    # linear: 1 base unit per size unit; inverse: 1 USD per contract (the default value 1)
+    return listed(
         NAME,
-        symbol,
-        read_ts_ns,
         native,
-        kind,
         base,
         quote,
-        text(entry, "settleCoin", what),
-        1.0,  # linear: 1 base unit per size unit; inverse: 1 USD per contract
-        1.0,
-        tick,
-        number(lots, "qtyStep", what),
-        expiry,
-        status,
+        read_ts_ns=read_ts_ns,
+        tick_size=tick,
+        lot_size=lot,
+        status=status,
+        kind=kind,
+        settle=settle,
+        expiry=expiry,
     )
 
 

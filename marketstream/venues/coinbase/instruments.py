@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument
+from marketstream.venues.base.listing import listed
 from marketstream.venues.base.mapper import answer_of
 from marketstream.venues.base.parsing import JsonObject, each_object, load_list, number, text
 from marketstream.venues.coinbase.symbols import NAME
@@ -34,21 +34,15 @@ def _instrument(product: JsonObject, read_ts_ns: int) -> Instrument | None:
     product_id = text(product, "id", "product")
     what = f"product {product_id}"
     base, quote = text(product, "base_currency", what), text(product, "quote_currency", what)
-    if product_id != f"{base}-{quote}" or SYMBOL_RE.match(product_id) is None:
+    if product_id != f"{base}-{quote}":
         return None
-    return Instrument(
-        exchange=NAME,
-        symbol=product_id,
-        ts=read_ts_ns,
-        native_symbol=product_id,
-        kind="spot",
-        base=base,
-        quote=quote,
-        settle=quote,
-        contract_value=1.0,
-        contract_multiplier=1.0,
+    return listed(
+        NAME,
+        product_id,
+        base,
+        quote,
+        read_ts_ns=read_ts_ns,
         tick_size=number(product, "quote_increment", what),
         lot_size=number(product, "base_increment", what),
-        expiry=None,
         status=text(product, "status", what),
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument
+from marketstream.venues.base.listing import listed
 from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import JsonObject, field, load_object, show, text
 from marketstream.venues.kraken.symbols import NAME, V1_ASSETS
@@ -59,28 +59,21 @@ def _instrument(name: str, pair: JsonObject, read_ts_ns: int) -> Instrument | No
         raise FrameError(f"{what}: wsname {show(wsname)} is not a string")
     base, slash, quote = wsname.partition("/")
     base, quote = V1_ASSETS.get(base, base), V1_ASSETS.get(quote, quote)
-    symbol = f"{base}-{quote}"
-    if not slash or SYMBOL_RE.match(symbol) is None:
+    if not slash:
         return None
     tick = pair.get("tick_size")
     try:
         tick_size = float(tick) if tick is not None else _decimals(pair, "pair_decimals", what)
     except (TypeError, ValueError):
         raise FrameError(f"{what}: tick_size {show(tick)} is not a decimal number") from None
-    return Instrument(
-        exchange=NAME,
-        symbol=symbol,
-        ts=read_ts_ns,
-        native_symbol=f"{base}/{quote}",
-        kind="spot",
-        base=base,
-        quote=quote,
-        settle=quote,
-        contract_value=1.0,
-        contract_multiplier=1.0,
+    return listed(
+        NAME,
+        f"{base}/{quote}",
+        base,
+        quote,
+        read_ts_ns=read_ts_ns,
         tick_size=tick_size,
         lot_size=_decimals(pair, "lot_decimals", what),
-        expiry=None,
         # Answers before 2023 carry no status: a listed pair was tradable.
         status=text(pair, "status", what) if "status" in pair else "online",
     )

@@ -9,11 +9,10 @@ other by the tests.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
-from marketstream.schemas.instruments import SYMBOL_RE
 from marketstream.schemas.records import Instrument, InstrumentKind
+from marketstream.venues.base.listing import listed
 from marketstream.venues.base.mapper import FrameError, answer_of
 from marketstream.venues.base.parsing import JsonObject, field, load_object, objects, show, text
 from marketstream.venues.okx.symbols import NAME
@@ -78,7 +77,6 @@ def _instrument(item: JsonObject, read_ts_ns: int) -> Instrument | None:
         base, quote = text(item, "baseCcy", what), text(item, "quoteCcy", what)
         settle = quote
         contract_value = contract_multiplier = 1.0
-        symbol = f"{base}-{quote}"
     elif inst_type in ("SWAP", "FUTURES"):
         ct_type = text(item, "ctType", what)
         found = _KINDS.get((inst_type, ct_type))
@@ -93,29 +91,22 @@ def _instrument(item: JsonObject, read_ts_ns: int) -> Instrument | None:
         contract_multiplier = _decimal(item, "ctMult", what, default=1.0)
         if not dash:
             return None
-        if inst_type == "SWAP":
-            symbol = f"{base}-{quote}-PERP"
-        else:
+        if inst_type == "FUTURES":
             expiry = _expiry_ns(item, what)
-            day = datetime.fromtimestamp(expiry // 1_000_000_000, UTC).strftime("%Y%m%d")
-            symbol = f"{base}-{quote}-{day}"
     else:
         return None  # options and anything newer: not mapped
-    if SYMBOL_RE.match(symbol) is None:
-        return None
-    return Instrument(
-        exchange=NAME,
-        symbol=symbol,
-        ts=read_ts_ns,
-        native_symbol=inst_id,
-        kind=kind,
-        base=base,
-        quote=quote,
-        settle=settle,
-        contract_value=contract_value,
-        contract_multiplier=contract_multiplier,
+    return listed(
+        NAME,
+        inst_id,
+        base,
+        quote,
+        read_ts_ns=read_ts_ns,
         tick_size=_decimal(item, "tickSz", what),
         lot_size=_decimal(item, "lotSz", what),
-        expiry=expiry,
         status=text(item, "state", what),
+        kind=kind,
+        settle=settle,
+        expiry=expiry,
+        contract_value=contract_value,
+        contract_multiplier=contract_multiplier,
     )
