@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from marketstream.config import PipelineConfig, load_config
+from marketstream.schemas.instruments import EXCHANGES
 
 Handler = Callable[[argparse.Namespace], int]
 # What `add_subparsers` returns; each command group adds its commands to it.
@@ -85,3 +86,12 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def exchange_name(text: str) -> str:
+    """An argparse type: the name of an exchange MarketStream knows."""
+    if text not in EXCHANGES:
+        raise argparse.ArgumentTypeError(
+            f"unknown exchange {text!r}: expected one of {', '.join(EXCHANGES)}"
+        )
+    return text

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import Commands, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_state_dir, config_of, exchange_name
 from marketstream.cli.output import print_csv, print_rows
 from marketstream.errors import MarketStreamError
 
@@ -27,6 +27,7 @@ def add_commands(commands: Commands) -> None:
     refresh.add_argument(
         "--exchange",
         action="append",
+        type=exchange_name,
         metavar="EX",
         help="only this exchange (repeatable; default: every enabled one)",
     )
@@ -36,7 +37,7 @@ def add_commands(commands: Commands) -> None:
     listing = actions.add_parser(
         "list", help="the known instruments (the cache over the shipped snapshot)"
     )
-    listing.add_argument("--exchange", metavar="EX", help="only this exchange")
+    listing.add_argument("--exchange", type=exchange_name, metavar="EX", help="only this exchange")
     listing.add_argument("--symbol", metavar="S", help="only this symbol (normalized or native)")
     listing.add_argument("--format", choices=LIST_FORMATS, default="table")
     add_state_dir(listing)
@@ -116,6 +117,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
         ),
         key=lambda i: (i.exchange, i.symbol),
     )
+    if not rows:  # said on stderr, so that a pipe reading the rows gets none
+        wanted = " ".join(
+            f"{k} {v}" for k, v in (("exchange", args.exchange), ("symbol", args.symbol)) if v
+        )
+        print(f"marketstream: no known instrument matches {wanted or 'anything'}", file=sys.stderr)
+        return 0
     if args.format == "csv":
         print_csv(rows)
     else:

@@ -131,3 +131,23 @@ def test_list_without_a_cache_shows_the_shipped_snapshot(
     assert cli("instruments", "list", "--state-dir", str(tmp_path), "--format", "json") == 0
     shipped = read_instruments(SHIPPED_SNAPSHOT)
     assert len(capsys.readouterr().out.splitlines()) == len(shipped)
+
+
+def test_an_unknown_exchange_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli("instruments", "list", "--exchange", "ftx")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "marketstream instruments list: error: argument --exchange: unknown exchange 'ftx': "
+        "expected one of binance, binance-usdm, coinbase, kraken, okx, bybit"
+    )
+
+
+def test_a_list_that_matches_nothing_says_so_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("instruments", "list", "--exchange", "okx", "--symbol", "NOPE-USD")
+    assert cli(*argv, "--state-dir", str(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "marketstream: no known instrument matches exchange okx symbol NOPE-USD\n"
