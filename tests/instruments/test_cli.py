@@ -1,5 +1,5 @@
 """`marketstream instruments refresh|list` against our replay server serving the real
-captured OKX answers (the OKX venue wired with the test-local parser of okx_format.py)."""
+captured OKX answers."""
 
 from __future__ import annotations
 
@@ -12,27 +12,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-import marketstream.instruments.fetch as fetch_module
 from marketstream.cli import main
 from marketstream.instruments.store import read_instruments
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.replay.server import ReplayServer
-from marketstream.venues.base.venue import Venue
-from marketstream.venues.registry import DIALECTS, get_venue
-from tests.instruments.okx_format import CAPTURE, okx_with_instruments
+from marketstream.venues.registry import DIALECTS
+from tests.instruments.okx_answers import CAPTURE
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "pipeline.yaml")
 
 
 @pytest.fixture(autouse=True)
-def okx_lists_instruments(monkeypatch: pytest.MonkeyPatch) -> None:
-    listing = okx_with_instruments()
-
-    def venue_of(name: str) -> Venue:
-        return listing if name == "okx" else get_venue(name)
-
-    monkeypatch.setattr(fetch_module, "get_venue", venue_of)
+def no_environment_overlay(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("MARKETSTREAM_"):
             monkeypatch.delenv(name)

@@ -15,8 +15,9 @@ from marketstream.instruments.fetch import Target, fetch_all, fetch_exchange, ta
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.replay.server import ReplayServer
 from marketstream.venues.base.venue import Venue
+from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS, get_venue
-from tests.instruments.okx_format import CAPTURE, captured_answers, okx_with_instruments
+from tests.instruments.okx_answers import CAPTURE, captured_answers
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = InstrumentsConfig(retries=1, retry_initial_s=0.01, timeout_s=5)
@@ -36,7 +37,7 @@ def feed_only(path: Path) -> Path:
 async def test_the_captured_answers_are_fetched_and_parsed() -> None:
     served = captured_answers()
     async with ReplayServer(CAPTURE, DIALECTS) as server:
-        outcome = await fetch_exchange(Target(okx_with_instruments(), server.http_url), QUICK)
+        outcome = await fetch_exchange(Target(OKX, server.http_url), QUICK)
     assert outcome.ok, outcome.error
     assert [a.body for a in outcome.answers] == [body for _, _, body in served]
     assert [a.url.removeprefix(server.http_url) for a in outcome.answers] == [
@@ -64,7 +65,7 @@ async def test_a_failed_fetch_says_which_exchange_and_url(
 ) -> None:
     caplog.set_level(logging.WARNING, "marketstream.instruments.fetch")
     async with ReplayServer(feed_only(tmp_path / "feed.jsonl"), DIALECTS) as server:
-        outcome = await fetch_exchange(Target(okx_with_instruments(), server.http_url), QUICK)
+        outcome = await fetch_exchange(Target(OKX, server.http_url), QUICK)
     url = f"{server.http_url}/api/v5/public/instruments?instType=SPOT"
     assert not outcome.ok
     assert outcome.instruments == []
@@ -80,7 +81,7 @@ async def test_an_unreachable_host_is_retried_then_reported() -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    outcome = await fetch_exchange(Target(okx_with_instruments(), base), QUICK)
+    outcome = await fetch_exchange(Target(OKX, base), QUICK)
     assert outcome.error is not None
     assert outcome.error.startswith(f"GET {base}/api/v5/public/instruments?instType=SPOT failed")
 
@@ -90,7 +91,7 @@ async def test_one_exchange_failing_leaves_the_others(tmp_path: Path) -> None:
         ReplayServer(CAPTURE, DIALECTS) as good,
         ReplayServer(feed_only(tmp_path / "feed.jsonl"), DIALECTS) as bad,
     ):
-        venue = okx_with_instruments()
+        venue = OKX
         outcomes = await fetch_all(
             [Target(venue, good.http_url), Target(venue, bad.http_url)], QUICK
         )
@@ -100,11 +101,10 @@ async def test_one_exchange_failing_leaves_the_others(tmp_path: Path) -> None:
 
 def test_only_venues_that_list_instruments_and_have_a_rest_url_are_asked() -> None:
     config = config_with({"MARKETSTREAM_EXCHANGES__OKX__REST_URL": "http://127.0.0.1:1"})
-    listing = okx_with_instruments()
     unlisted = dataclasses.replace(get_venue("coinbase"), instrument_urls=None)
 
     def venue_of(name: str) -> Venue:
-        return {"okx": listing, "coinbase": unlisted}.get(name) or get_venue(name)
+        return unlisted if name == "coinbase" else get_venue(name)
 
     chosen = targets(config, ["okx", "coinbase"], venue_of)
     assert [(t.exchange, t.rest_base) for t in chosen] == [("okx", "http://127.0.0.1:1")]

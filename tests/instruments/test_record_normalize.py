@@ -28,7 +28,7 @@ from marketstream.schemas.records import Instrument
 from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS
-from tests.instruments.okx_format import captured_answers, okx_with_instruments
+from tests.instruments.okx_answers import captured_answers
 
 TRADES = Path(__file__).resolve().parents[1] / "data" / "captures" / "okx-trades.jsonl"
 WAIT_S = 60.0
@@ -70,7 +70,7 @@ async def test_record_captures_the_instrument_lists_first(tmp_path: Path) -> Non
             channels=["trades"],
             load_config=no_config,
         )
-        target = dataclasses.replace(target, exchange=okx_with_instruments())
+        target = dataclasses.replace(target, exchange=OKX)
         out = tmp_path / "captured.jsonl"
         stats = await asyncio.wait_for(
             record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
@@ -86,9 +86,7 @@ async def test_record_captures_the_instrument_lists_first(tmp_path: Path) -> Non
 
     # The capture replays its instrument lists as they were recorded.
     async with ReplayServer(out, DIALECTS) as again:
-        outcome = await fetch_exchange(
-            Target(okx_with_instruments(), again.http_url), InstrumentsConfig(retries=0)
-        )
+        outcome = await fetch_exchange(Target(OKX, again.http_url), InstrumentsConfig(retries=0))
     assert [a.body for a in outcome.answers] == [body for _, _, body in answers]
 
 
@@ -103,7 +101,7 @@ async def test_record_goes_on_without_instrument_lists(tmp_path: Path) -> None:
             channels=["trades"],
             load_config=no_config,
         )
-        target = dataclasses.replace(target, exchange=okx_with_instruments())
+        target = dataclasses.replace(target, exchange=OKX)
         warnings: list[str] = []
         stats = await asyncio.wait_for(
             record(
@@ -125,7 +123,7 @@ def test_normalize_maps_with_the_recorded_instruments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = MapperSpy()
-    venue = dataclasses.replace(okx_with_instruments(), make_mapper=spy)
+    venue = dataclasses.replace(OKX, make_mapper=spy)
     monkeypatch.setattr(normalize_module, "get_venue", lambda name: venue)
     recording = served_recording(tmp_path / "okx.jsonl")
     summary = normalize_recording(recording, "okx", io.BytesIO(), IngestConfig())
@@ -146,7 +144,7 @@ def test_normalize_without_answers_uses_the_given_or_shipped_catalog(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spy = MapperSpy()
-    venue = dataclasses.replace(okx_with_instruments(), make_mapper=spy)
+    venue = dataclasses.replace(OKX, make_mapper=spy)
     monkeypatch.setattr(normalize_module, "get_venue", lambda name: venue)
     summary = normalize_recording(TRADES, "okx", io.BytesIO(), IngestConfig())
     assert summary.instrument_answers == 0

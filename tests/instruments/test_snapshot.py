@@ -12,8 +12,9 @@ from marketstream.instruments.snapshot import (
     configured_symbols,
     load_shipped,
 )
+from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import VENUES
-from tests.instruments.okx_format import CAPTURE, captured_answers, okx_with_instruments
+from tests.instruments.okx_answers import CAPTURE, captured_answers
 
 REPO = Path(__file__).resolve().parents[2]
 TRADES = CAPTURE.with_name("okx-trades.jsonl")
@@ -24,7 +25,7 @@ def test_the_configured_instruments_are_kept_and_the_missing_named() -> None:
         "okx": frozenset({"BTC-USDT", "BTC-USDT-PERP", "BTC-USD-20220527", "XYZ-USDT"}),
         "kraken": frozenset({"BTC-USD"}),
     }
-    venues = {"okx": okx_with_instruments(), "kraken": VENUES["kraken"]}
+    venues = {"okx": OKX, "kraken": VENUES["kraken"]}
     build = build_snapshot([TRADES, CAPTURE], wanted, venues)  # frames are ignored
     assert sorted(i.symbol for i in build.instruments) == [
         "BTC-USD-20220527",

@@ -1,6 +1,6 @@
 """Ingest's instruments against a real Redis and our replay server serving the real captured
 OKX instrument answers (the OKX venue wired with the test-local parser of
-tests/instruments/okx_format.py): fetched before the mappers are made, the configured ones
+tests.instruments.okx_answers.py): fetched before the mappers are made, the configured ones
 published to md:instruments:okx, a change replaces the mappers and is published once, and
 the refresh loop survives its errors with /healthz telling the truth."""
 
@@ -31,7 +31,7 @@ from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.base.venue import Venue
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS
-from tests.instruments.okx_format import CAPTURE, okx_with_instruments
+from tests.instruments.okx_answers import CAPTURE
 from tests.integration.endpoints import CONFIG_FILE
 
 pytestmark = pytest.mark.integration
@@ -104,7 +104,7 @@ async def test_ingest_fetches_first_publishes_configured_and_swaps_mappers(
     client: redis.asyncio.Redis, tmp_path: Path
 ) -> None:
     spy = MapperSpy()
-    venue: Venue = dataclasses.replace(okx_with_instruments(), make_mapper=spy)
+    venue: Venue = dataclasses.replace(OKX, make_mapper=spy)
     changed = with_changed_swap(tmp_path / "changed.jsonl", "0.001")
     async with (
         ReplayServer(answers_then_trades(tmp_path / "okx.jsonl"), DIALECTS) as server,
@@ -179,7 +179,7 @@ def make_keeper(
     publisher = Publisher(
         client, PublisherSettings.from_config(IngestConfig(), StreamsConfig()), metrics
     )
-    venue = okx_with_instruments()
+    venue = OKX
     return InstrumentKeeper(
         config,
         {"okx": frozenset(CONFIGURED)},

@@ -20,9 +20,6 @@ from marketstream.schemas.records import (
     Book,
     Candle,
     Funding,
-    Instrument,
-    Liquidation,
-    OpenInterest,
     Quote,
     Record,
     Trade,
@@ -30,6 +27,7 @@ from marketstream.schemas.records import (
 from marketstream.tiers import clickhouse_tables, questdb_tables
 from marketstream.tiers.questdb_rows import records_from_result, write_rows
 from tests.integration.endpoints import QuestDBEndpoints
+from tests.record_samples import derivative_samples
 
 pytestmark = pytest.mark.integration
 
@@ -65,65 +63,7 @@ def sample_records() -> dict[str, list[Record]]:
             Funding("binance-usdm", "BTC-USDT-PERP", T0, 0.0001, 97260.0, 97255.5, T0 + day),
             Funding("okx", "BTC-USDT-PERP", T0 + 3, -0.00025),
         ],
-        "liquidations": [  # the same moment twice, told apart by side only
-            Liquidation("binance-usdm", "BTC-USDT-PERP", T0, T0 + 4, "buy", 97250.0, 0.002),
-            Liquidation("binance-usdm", "BTC-USDT-PERP", T0, T0 + 5, "sell", 97250.0, 0.002),
-            Liquidation("okx", "BTC-USD-PERP", T0 + day, T0 + day + 6, "sell", 97100.5, 0.0103),
-        ],
-        "open_interest": [
-            OpenInterest("bybit", "BTC-USDT-PERP", T0, T0 + 2, 52000.125, 5.06e9),
-            OpenInterest("okx", "BTC-USDT-20250328", T0 + day, T0 + day + 3, 1234.56, None),
-        ],
-        "instruments": [
-            Instrument(
-                "okx",
-                "BTC-USD-PERP",
-                T0,
-                "BTC-USD-SWAP",
-                "inverse_perpetual",
-                "BTC",
-                "USD",
-                "BTC",
-                100.0,
-                1.0,
-                0.1,
-                1.0,
-                None,
-                "trading",
-            ),
-            Instrument(
-                "okx",
-                "BTC-USDT-20250328",
-                T0,
-                "BTC-USDT-250328",
-                "linear_future",
-                "BTC",
-                "USDT",
-                "USDT",
-                0.01,
-                1.0,
-                0.1,
-                0.1,
-                T0 + 10**15,
-                "trading",
-            ),
-            Instrument(
-                "binance",
-                "BTC-USDT",
-                T0 + day,
-                "BTCUSDT",
-                "spot",
-                "BTC",
-                "USDT",
-                "USDT",
-                1.0,
-                1.0,
-                0.01,
-                1e-5,
-                None,
-                "halted",
-            ),
-        ],
+        **derivative_samples(T0, later=T0 + day),
     }
 
 

@@ -23,9 +23,6 @@ from marketstream.schemas.records import (
     Book,
     Candle,
     Funding,
-    Instrument,
-    Liquidation,
-    OpenInterest,
     Quote,
     Record,
     Trade,
@@ -44,6 +41,7 @@ from marketstream.tiers.cold_parquet import (
     read_metadata,
     sort_keys,
 )
+from tests.record_samples import derivative_samples
 from tests.unit.strategies import BY_SPEC
 
 T0 = 1_732_180_000_123_456_789  # nanoseconds that a microsecond reader would lose
@@ -72,65 +70,7 @@ SAMPLES: dict[str, list[Record]] = {
         Funding("binance-usdm", "BTC-USDT-PERP", T0, 0.0001, 97260.0, 97255.5, T0 + 10**9),
         Funding("binance-usdm", "BTC-USDT-PERP", T0 + 3, -0.00025),
     ],
-    "liquidations": [
-        Liquidation("okx", "BTC-USD-PERP", T0 + 2, T0 + 6, "sell", 97100.5, 0.0103),
-        Liquidation("binance-usdm", "BTC-USDT-PERP", T0, T0 + 4, "buy", 97250.0, 0.002),
-        Liquidation("binance-usdm", "BTC-USDT-PERP", T0, T0 + 5, "sell", 97250.0, 0.002),
-    ],
-    "open_interest": [
-        OpenInterest("okx", "BTC-USDT-20250328", T0 + 1, T0 + 3, 1234.56, None),
-        OpenInterest("bybit", "BTC-USDT-PERP", T0, T0 + 2, 52000.125, 5.06e9),
-    ],
-    "instruments": [
-        Instrument(
-            "okx",
-            "BTC-USD-PERP",
-            T0,
-            "BTC-USD-SWAP",
-            "inverse_perpetual",
-            "BTC",
-            "USD",
-            "BTC",
-            100.0,
-            1.0,
-            0.1,
-            1.0,
-            None,
-            "trading",
-        ),
-        Instrument(
-            "okx",
-            "BTC-USDT-20250328",
-            T0,
-            "BTC-USDT-250328",
-            "linear_future",
-            "BTC",
-            "USDT",
-            "USDT",
-            0.01,
-            1.0,
-            0.1,
-            0.1,
-            T0 + 10**15,
-            "trading",
-        ),
-        Instrument(
-            "binance",
-            "BTC-USDT",
-            T0 + 1,
-            "BTCUSDT",
-            "spot",
-            "BTC",
-            "USDT",
-            "USDT",
-            1.0,
-            1.0,
-            0.01,
-            1e-5,
-            None,
-            "halted",
-        ),
-    ],
+    **derivative_samples(T0, later=T0 + 2),
 }
 
 
