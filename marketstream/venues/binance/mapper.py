@@ -21,7 +21,7 @@ from marketstream.schemas.records import (
     Side,
     Trade,
 )
-from marketstream.venues.base.contracts import COINS, SizeRule, rule_for, size_rule
+from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -51,14 +51,11 @@ def native_symbol(symbol: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """One native symbol the mapper knows: its normalized name and its size rule (None for a
-    derivative configured without metadata: its frames are refused, never sized by guess)."""
+    """One native symbol the mapper knows: its normalized name and its size rule (from the
+    instrument list, else the unit the exchange documents for the endpoint)."""
 
     symbol: str
-    rule: SizeRule | None
-
-    def sizes(self) -> SizeRule:
-        return self.rule if self.rule is not None else rule_for(self.symbol, None)
+    rule: SizeRule
 
 
 Handler = Callable[["BinanceMapper", JsonObject, int], Item | None]
@@ -139,7 +136,7 @@ def _trade_of(what: str, id_key: str) -> Handler:
 
     def trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
         listed = m.known(data, what)
-        rule = listed.sizes()
+        rule = listed.rule
         ts = millis(data, "T", what)
         price = number(data, "p", what)
         size = number(data, "q", what)
@@ -166,7 +163,7 @@ def _book_ticker(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Quote:
     what = "bookTicker"
     ts = event_time(data, what) if "T" in data or "E" in data else recv_ts
     listed = m.known(data, what)
-    rule = listed.sizes()
+    rule = listed.rule
     bid_px, bid_sz = number(data, "b", what), number(data, "B", what)
     ask_px, ask_sz = number(data, "a", what), number(data, "A", what)
     if not rule.unit:
@@ -178,7 +175,7 @@ def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
     what = "kline"
     k = mapping(data, "k", what)
     listed = m.known(data, what)
-    rule = listed.sizes()
+    rule = listed.rule
     open_, high, low, close, volume = ohlcv(k, what, ("o", "h", "l", "c", "v"))
     if not rule.unit:  # no inverse contract on these markets: a factor per contract
         volume = rule.size(volume, close)
@@ -200,7 +197,7 @@ def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
 def _depth_update(m: BinanceMapper, data: JsonObject, recv_ts: int) -> BookUpdate:
     what = "depthUpdate"
     listed = m.known(data, what)
-    rule = listed.sizes()
+    rule = listed.rule
     return BookUpdate(
         m.market.name,
         listed.symbol,
@@ -245,7 +242,7 @@ def _force_order(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Liquidatio
     if filled == 0:
         return None
     price = number(order, "ap", what)
-    rule = listed.sizes()
+    rule = listed.rule
     return Liquidation(
         m.market.name,
         listed.symbol,

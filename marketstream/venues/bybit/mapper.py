@@ -32,7 +32,7 @@ from marketstream.schemas.records import (
     Side,
     Trade,
 )
-from marketstream.venues.base.contracts import COINS, SizeRule, rule_for, size_rule
+from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
     JsonObject,
@@ -78,14 +78,11 @@ _CONTROL_OPS: Final = frozenset(("subscribe", "unsubscribe", "ping", "pong"))
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """One native symbol the mapper knows: its normalized name and size rule (None for a
-    derivative configured without metadata: its sized frames are refused, never guessed)."""
+    """One native symbol the mapper knows: its normalized name and its size rule (from the
+    instrument list, else the unit the exchange documents for the endpoint)."""
 
     symbol: str
-    rule: SizeRule | None
-
-    def sizes(self) -> SizeRule:
-        return self.rule if self.rule is not None else rule_for(self.symbol, None)
+    rule: SizeRule
 
 
 @dataclass(slots=True)
@@ -171,7 +168,7 @@ def _records(message: JsonObject, what: str) -> list[JsonObject]:
 def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
     what = "publicTrade"
     listed = m.known(name)
-    rule = listed.sizes()
+    rule = listed.rule
     trades: list[Item] = []
     for trade in _records(message, what):
         side = one_of(trade, "S", what, _SIDES, "'Buy' or 'Sell'")
@@ -254,7 +251,7 @@ def _top_of_book(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -
     top.bids = {bid_px: top.bids[bid_px]}
     top.asks = {ask_px: top.asks[ask_px]}
     bid_sz, ask_sz = top.bids[bid_px], top.asks[ask_px]
-    rule = listed.sizes()
+    rule = listed.rule
     if not rule.unit:
         bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
     ts = millis(message, "ts", what)
@@ -264,7 +261,7 @@ def _top_of_book(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -
 def _book_update(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> BookUpdate:
     what = "orderbook"
     listed = m.known(name)
-    rule = listed.sizes()
+    rule = listed.rule
     is_snapshot = _kind(message, what)
     data = mapping(message, "data", what)
     # `cts` is the matching engine's time of the book; `ts` when the feed sent it.
@@ -287,7 +284,7 @@ def _kline(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list
     23389.19 BTC, ratio 28284 = the BTC price), so it is the base volume."""
     what = "kline"
     listed = m.known(name)
-    rule = listed.sizes()
+    rule = listed.rule
     candles: list[Item] = []
     for kline in _records(message, what):
         close = number(kline, "close", what)
@@ -376,7 +373,7 @@ def _open_interest(
 ) -> OpenInterest:
     what = "tickers"
     amount = number(data, "openInterest", what)
-    rule = listed.sizes()
+    rule = listed.rule
     if rule.unit:  # linear: coins; openInterestValue is in the quote currency
         value = _optional_price(data, "openInterestValue", what)
         return OpenInterest(NAME, listed.symbol, ts, recv_ts, amount, value)
@@ -400,7 +397,7 @@ def _liquidation_of(
     time_key, side_key, size_key, price_key = keys
     price = number(item, price_key, what)
     size = number(item, size_key, what)
-    rule = listed.sizes()
+    rule = listed.rule
     return Liquidation(
         NAME,
         listed.symbol,
