@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from marketstream.errors import ConfigError
 from marketstream.schemas.records import Instrument
 
 
@@ -33,25 +32,11 @@ class Catalog:
         for symbols in self._by_exchange.values():
             yield from symbols.values()
 
-    @property
-    def exchanges(self) -> tuple[str, ...]:
-        return tuple(self._by_exchange)
-
     def for_exchange(self, exchange: str) -> tuple[Instrument, ...]:
         return tuple(self._by_exchange.get(exchange, {}).values())
 
     def get(self, exchange: str, symbol: str) -> Instrument | None:
         return self._by_exchange.get(exchange, {}).get(symbol)
-
-    def require(self, exchange: str, symbol: str) -> Instrument:
-        """The instrument; ConfigError naming it and how to get metadata otherwise."""
-        instrument = self.get(exchange, symbol)
-        if instrument is None:
-            raise ConfigError(
-                f"{exchange}: no instrument metadata for {symbol!r}: expected it in the "
-                "instrument list (run `marketstream instruments refresh`, or check the symbol)"
-            )
-        return instrument
 
     def merged(self, newer: Iterable[Instrument]) -> Catalog:
         """This catalog with `newer` added or replacing the same exchange and symbol."""

@@ -156,9 +156,10 @@ class Instrument(Stamped):
     """One exchange instrument as its metadata describes it, as of `ts`.
 
     `contract_value * contract_multiplier` is what one unit of the exchange's size field is
-    worth: base units for spot and linear contracts, quote units for inverse ones (see
-    `base_size`). Tick and lot size are in the exchange's own price and size units; `ts` is
-    the time the metadata was read.
+    worth: base units for spot and linear contracts, quote units for inverse ones (the
+    mappers' `SizeRule`, `venues/base/contracts.py`, turns it into base units). Tick and lot
+    size are in the exchange's own price and size units; `ts` is the time the metadata was
+    read.
     """
 
     native_symbol: Sym
@@ -172,11 +173,6 @@ class Instrument(Stamped):
     lot_size: Num
     expiry: OptNanos
     status: Sym
-
-    def base_size(self, size: float, price: float) -> float:
-        """The exchange's size (contracts, coins) at `price`, in base-asset units."""
-        units = size * self.contract_value * self.contract_multiplier
-        return units / price if self.kind in INVERSE_KINDS else units
 
 
 Record = Trade | Quote | Candle | Book | Funding | Liquidation | OpenInterest | Instrument

@@ -8,6 +8,7 @@ import pytest
 
 from marketstream.errors import ConfigError
 from marketstream.schemas.records import Instrument
+from marketstream.venues.base.contracts import size_rule
 from marketstream.venues.base.mapper import FrameError
 from marketstream.venues.base.venue import Subscription
 from marketstream.venues.bybit.markets import native
@@ -35,7 +36,7 @@ def test_the_captured_records() -> None:
         "bybit", "BTC-USD-PERP", READ_TS, "BTCUSD", "inverse_perpetual", "BTC", "USD", "BTC",
         1.0, 1.0, 0.1, 1.0, None, "trading",
     )  # fmt: skip
-    assert inverse.base_size(28560.0, 28560.0) == 1.0  # 28560 USD contracts at 28560 = 1 BTC
+    assert size_rule(inverse).size(28560.0, 28560.0) == 1.0  # 28560 USD contracts at 28560 = 1 BTC
     assert (zrx.symbol, zrx.tick_size, zrx.lot_size) == ("ZRX-USDT-PERP", 0.00001, 1.0)
 
 
