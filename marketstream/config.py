@@ -134,6 +134,22 @@ class HotConfig(_Model):
     max_deliveries: int = Field(default=5, gt=0)  # an entry delivered more often goes to md:dlq
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
+    # `run`/`demo`: how many writer processes; writer i (from 0) serves /metrics on
+    # metrics_port + i * metrics_port_step (compose's 9102, 9112, ...), or a free port if 0
+    writers: int = Field(default=1, ge=1, le=64)
+    metrics_port_step: int = Field(default=10, ge=1)
+
+
+class SupervisorConfig(_Model):
+    """`run` and `demo` supervise ingest and the writers as child processes: a child that dies
+    is restarted after a pause doubling from backoff_initial_s; one that dies more than
+    max_restarts times within window_s ends the run (non-zero, the cause logged)."""
+
+    max_restarts: int = Field(default=5, ge=0)
+    window_s: float = Field(default=60.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=10.0, gt=0)
+    stop_timeout_s: float = Field(default=30.0, gt=0)  # SIGTERM, then SIGKILL after this
 
 
 class Horizons(_Model):
@@ -230,6 +246,7 @@ class PipelineConfig(_Model):
     instruments: InstrumentsConfig = InstrumentsConfig()
     streams: StreamsConfig = StreamsConfig()
     hot: HotConfig = HotConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
     horizons: Horizons = Horizons()
     archive: ArchiveConfig = ArchiveConfig()
     quality: QualityConfig = QualityConfig()

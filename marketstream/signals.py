@@ -8,13 +8,21 @@ same process (tests, the demo) starts from Python's defaults.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import signal
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final, TypeVar
 
+from marketstream import event_loop
+
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+# Set by `run`'s supervisor in its children's environment: the pid they follow.
+PARENT_PID_ENV: Final = "MARKETSTREAM_PARENT_PID"
+_PR_SET_PDEATHSIG: Final = 1
 
 T = TypeVar("T")
 
@@ -47,10 +55,24 @@ def thread_stop_event() -> Iterator[threading.Event]:
 
 
 def run_until_signal(job: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run `job(stop)` on a fresh event loop; SIGINT or SIGTERM sets `stop`."""
+    """Run `job(stop)` on a fresh (uvloop) event loop; SIGINT or SIGTERM sets `stop`."""
+
+    follow_parent()
 
     async def main() -> T:
         with stop_event() as stop:
             return await job(stop)
 
-    return asyncio.run(main())
+    return event_loop.run(main())
+
+
+def follow_parent(environ: Mapping[str, str] = os.environ) -> None:
+    """In a supervised child: ask Linux for SIGTERM when the supervisor dies (the stop
+    signal every daemon handles), so that no child outlives a supervisor killed with -9."""
+    parent = environ.get(PARENT_PID_ENV)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(parent):  # it died before prctl: nobody would send the signal
+        os.kill(os.getpid(), signal.SIGTERM)

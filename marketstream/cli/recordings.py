@@ -40,8 +40,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def _cmd_replay_server(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415 - load on use
-
+    from marketstream import event_loop  # noqa: PLC0415 - load on use
     from marketstream.replay.server import ReplayServer, serve_until_signal  # noqa: PLC0415
     from marketstream.venues.registry import DIALECTS  # noqa: PLC0415
 
@@ -55,7 +54,7 @@ def _cmd_replay_server(args: argparse.Namespace) -> int:
         drop_every=args.drop_every,
     )
     setup_logging()
-    asyncio.run(serve_until_signal(server, lambda line: print(line, flush=True)))
+    event_loop.run(serve_until_signal(server, lambda line: print(line, flush=True)))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`marketstream run` and `marketstream demo`: the hot path in one process (`marketstream.run`)."""
+"""`marketstream run` and `marketstream demo`: ingest and the hot writers as supervised child
+processes (`marketstream.run`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from marketstream.cli.common import Commands, add_state_dir, config_of
+from marketstream.cli.common import Commands, add_state_dir, config_of, positive_int
 from marketstream.cli.output import print_json, print_status
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
@@ -17,6 +18,7 @@ def add_commands(commands: Commands) -> None:
         "run", help="start the local services, ingest and the hot writer (Ctrl-C stops)"
     )
     add_state_dir(run)
+    _add_writers(run)
     run.set_defaults(handler=_cmd_run)
 
     demo = commands.add_parser(
@@ -55,39 +57,55 @@ def add_commands(commands: Commands) -> None:
         metavar="S",
         help="once drained, keep /metrics served for S seconds (URLs on stderr)",
     )
+    _add_writers(demo)
     demo.set_defaults(handler=_cmd_demo)
+
+
+def _add_writers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--writers",
+        type=positive_int,
+        metavar="N",
+        help="hot writer processes, each its own consumer in the group (default: hot.writers)",
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
-    from marketstream.instruments.store import cache_path  # noqa: PLC0415
-    from marketstream.run.pipeline import Pipeline  # noqa: PLC0415
+    from marketstream.run.processes import run_processes  # noqa: PLC0415
     from marketstream.services.manager import start_services  # noqa: PLC0415
     from marketstream.wiring import pipeline_endpoints  # noqa: PLC0415
 
     config = config_of(args)
-    plans = plan_connections(config)  # configuration errors before anything starts
+    plan_connections(config)  # configuration errors before anything starts
     status = start_services(config, args.state_dir)
     print_status(status, as_json=False)
     if not status.all_answering:
         return 1
-    pipeline = Pipeline(
-        config,
-        pipeline_endpoints(config, args.state_dir),
-        plans=plans,
-        instrument_cache=cache_path(config, args.state_dir),
-    )
+    endpoints = pipeline_endpoints(config, args.state_dir)
+    writers = args.writers or config.hot.writers
     setup_logging()
-    print("pipeline running: ingest -> Redis Streams -> QuestDB; Ctrl-C stops it", flush=True)
-
-    run_until_signal(pipeline.run)
+    print(
+        f"pipeline running: ingest -> Redis Streams -> {writers} hot writer process(es) -> "
+        "QuestDB; Ctrl-C stops it",
+        flush=True,
+    )
+    run_until_signal(
+        lambda stop: run_processes(
+            config,
+            endpoints,
+            stop,
+            writers=writers,
+            config_file=Path(args.config) if args.config else None,
+            state_dir=args.state_dir,
+        )
+    )
     print("pipeline stopped; services still run: `marketstream services stop` ends them")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
-
+    from marketstream import event_loop  # noqa: PLC0415
     from marketstream.replay.recording_format import default_recordings  # noqa: PLC0415
     from marketstream.run.demo import prepare_state, run_demo  # noqa: PLC0415
     from marketstream.services.manager import stop_services  # noqa: PLC0415
@@ -97,7 +115,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     setup_logging()
     prepare_state(config, args.state_dir)
     try:
-        summary = asyncio.run(
+        summary = event_loop.run(
             run_demo(
                 config,
                 recordings,
@@ -105,6 +123,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 linger_s=args.linger,
                 generate_missing=not args.only_recorded,
+                writers=args.writers,
             )
         )
     finally:

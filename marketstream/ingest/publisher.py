@@ -110,6 +110,7 @@ class Publisher:
         self._flushed = asyncio.Condition()
         self._stopping = False
         self.published = 0
+        self._in_flight = 0  # entries of the batch being written right now
         self.last_flush_ok = time.monotonic()
 
     # --- producers -------------------------------------------------------------------------
@@ -160,6 +161,11 @@ class Publisher:
     def buffered(self) -> int:
         """Records and dead letters accepted and not yet in Redis."""
         return len(self._batch)
+
+    @property
+    def unflushed(self) -> int:
+        """Accepted and not yet confirmed by Redis: buffered plus the batch being written."""
+        return len(self._batch) + self._in_flight
 
     @property
     def has_room(self) -> bool:
@@ -217,11 +223,14 @@ class Publisher:
             return 0
         self._batch = _Batch()
         started = time.perf_counter()
+        self._in_flight = len(batch)
         try:
             await self._write(batch)
         except BaseException:
             self._restore(batch)
             raise
+        finally:
+            self._in_flight = 0
         elapsed = time.perf_counter() - started
         self.metrics.publish_latency.observe(elapsed)
         self.metrics.batch_size.observe(len(batch))

@@ -194,6 +194,7 @@ class IngestService:
             "seconds_since_last_frame": quiet,
             "seconds_since_last_rest_poll": polled,
             "published": self.publisher.published,
+            "unflushed": self.publisher.unflushed,  # `demo` waits for 0 before it counts
             "instruments": instruments,
             "failure": self.failure,
         }

@@ -89,6 +89,7 @@ class ReplayServer:
         self.finished = asyncio.Event()
         self.sent = 0
         self.skipped = 0
+        self.messages = 0  # every message sent: frames and answers (what clients count)
         self._replayed_ns: int | None = None  # recv_ns of the frame the cursor passed last
         self._connections: set[_Connection] = set()
         self._subscribed = asyncio.Event()  # some open connection wants frames
@@ -164,6 +165,7 @@ class ReplayServer:
             "recording": str(self.recording),
             "sent": self.sent,
             "skipped": self.skipped,
+            "messages": self.messages,
             "total": self.total,
             "ignored": self.source.ignored,
             "connections": len(self._open()),
@@ -235,6 +237,7 @@ class ReplayServer:
                 self._update_subscribed()
                 return False
         conn.sent += 1
+        self.messages += 1
         if self._drop_every is not None and conn.sent >= self._drop_every:
             self._start_close(conn, f"replay: drop after {conn.sent} frames")
         return True
@@ -253,6 +256,7 @@ class ReplayServer:
                 async with conn.lock:
                     for answer in conn.session.on_message(text):
                         await ws.send(answer)
+                        self.messages += 1
                 self._update_subscribed()
         except ConnectionClosed:
             pass

@@ -1,13 +1,15 @@
 """`marketstream demo`: the hot path offline, on recordings, ending in a JSON summary.
 
-Each recording found is served by an in-process replay server; an exchange with no recording
-and a session generator (`Venue.session`) replays a session generated in its documented
-protocol, and the summary says which sessions were real and which generated; ingest,
-configured for exactly the recorded exchanges and symbols, publishes into Redis and the hot
-writer drains the streams into QuestDB. When every replay has finished and QuestDB has
-applied what was written, the summary reports what was published, what QuestDB holds
-(`SELECT count()`), the latest price of every instrument and how fresh the data was when it
-became queryable.
+Each recording found is served by a replay server in the demo's own process; an exchange
+with no recording and a session generator (`Venue.session`) replays a session generated in
+its documented protocol, and the summary says which sessions were real and which generated.
+Ingest, configured for exactly the recorded exchanges and symbols, and the hot writers run
+as supervised child processes (`run.supervisor`), as `marketstream run` starts them. When
+ingest has received every message the replays sent, Redis has confirmed every record it
+accepted and QuestDB has applied what the writers wrote, the summary reports what was
+published (ingest's /metrics), what QuestDB holds (`SELECT count()`), the latest price of
+every instrument, how fresh the data was when it became queryable, and each child process
+with its restarts.
 
 The demo runs its own services in their own state directory, emptied first, so its counts
 are its own: quotes are keyed by their receive time, and a second run into the same database
@@ -19,27 +21,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
-from marketstream.config import PipelineConfig
-from marketstream.errors import MarketStreamError
+from marketstream.config import CONFIG_PATH_ENV, ENV_PREFIX, ENV_SEPARATOR, PipelineConfig
+from marketstream.errors import MarketStreamError, ServiceError
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.service import plan_connections
 from marketstream.replay.recording_format import read_recording
 from marketstream.replay.server import ReplayServer
-from marketstream.run.pipeline import Pipeline
+from marketstream.run.processes import (
+    create_schema,
+    health,
+    pipeline_supervisor,
+    sample_sum,
+    scrape,
+    wait_drained,
+)
+from marketstream.run.supervisor import Supervisor, child_specs
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services.manager import start_services, stop_services
+from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.redis_bus import connect_async, price_key
 from marketstream.venues.base.sessions import write_session
 from marketstream.venues.registry import DIALECTS, SESSIONS
@@ -133,11 +145,15 @@ def demo_config(
     return PipelineConfig.model_validate(data)
 
 
-def histogram_quantile(registry: CollectorRegistry, name: str, q: float) -> float | None:
-    """The q-quantile of a Prometheus histogram (summed over labels), interpolated in its
-    bucket as Prometheus' histogram_quantile does; None without observations."""
+def histogram_quantile(
+    source: CollectorRegistry | Iterable[Metric], name: str, q: float
+) -> float | None:
+    """The q-quantile of a Prometheus histogram (summed over labels and over every family
+    given, e.g. several writers' scrapes), interpolated in its bucket as Prometheus'
+    histogram_quantile does; None without observations."""
+    families = source.collect() if isinstance(source, CollectorRegistry) else source
     buckets: dict[float, float] = {}
-    for family in registry.collect():
+    for family in families:
         for sample in family.samples:
             if sample.name == f"{name}_bucket":
                 bound = float(sample.labels["le"])
@@ -172,10 +188,14 @@ async def run_demo(
     linger_s: float = 0.0,
     on_drained: MetricsHook | None = None,
     generate_missing: bool = True,
+    writers: int | None = None,
+    on_started: Callable[[Supervisor], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Replay, drain, summarize. Once drained, the processes' /metrics stay served for
-    `linger_s` seconds (their URLs on stderr) and `on_drained` gets the URLs. With
-    `generate_missing`, exchanges without a recording replay a generated session."""
+    """Replay, drain, summarize. Ingest and `writers` hot writers (default `hot.writers`)
+    run as supervised child processes. Once drained, their /metrics stay served for
+    `linger_s` seconds (URLs on stderr) and `on_drained` gets the URLs by child name;
+    `on_started` gets the supervisor once the children run. With `generate_missing`,
+    exchanges without a recording replay a generated session."""
     generated_dir = state_dir / "generated-sessions" if generate_missing else None
     feeds = find_feeds(recordings, config, generated_dir)
     async with contextlib.AsyncExitStack() as stack:
@@ -193,56 +213,94 @@ async def run_demo(
         }
         demo = demo_config(config, feeds, servers)
         endpoints = pipeline_endpoints(demo, state_dir)
-        pipeline = Pipeline(demo, endpoints, plans=plan_connections(demo))
-        stop = asyncio.Event()
-        task = asyncio.create_task(pipeline.run(stop, ingest_metrics_port=0, writer_metrics_port=0))
+        await asyncio.to_thread(create_schema, endpoints.questdb_http)
+        config_file = state_dir / "demo-config.json"
+        config_file.write_bytes(orjson.dumps(demo.model_dump(mode="json")))
+        specs = child_specs(
+            demo.model_copy(
+                update={
+                    "ingest": demo.ingest.model_copy(update={"metrics_port": 0}),
+                    "hot": demo.hot.model_copy(update={"metrics_port": 0}),
+                }
+            ),
+            writers=writers or demo.hot.writers,
+            config_file=config_file,
+            state_dir=state_dir,
+            consumer_prefix="demo",
+        )
+        supervisor = pipeline_supervisor(demo, endpoints, specs, env=child_environment())
+        await supervisor.start()
         try:
+            if on_started is not None:
+                await on_started(supervisor)
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                for server in servers.values():
-                    await _finished(server, task)
-                await pipeline.ingest.publisher.wait_flushed()
-                await pipeline.writer.wait_drained(queryable=True)
-            urls = metrics_urls(demo, pipeline)
+                await _all_through(servers, supervisor)
+                await wait_drained(endpoints, demo.hot.group, queryable=True)
+            urls = {name: c["metrics"] for name, c in supervisor.status().items()}
             if linger_s > 0:
-                print(
-                    f"metrics for {linger_s:g} s: {urls['ingest']} (ingest), "
-                    f"{urls['writer']} (hot writer)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                listed = ", ".join(f"{url} ({name})" for name, url in urls.items())
+                print(f"metrics for {linger_s:g} s: {listed}", file=sys.stderr, flush=True)
             if on_drained is not None:
                 await on_drained(urls)
             await asyncio.sleep(linger_s)
+            supervisor.check()
+            summary = await _summary(supervisor, endpoints, feeds)
         finally:
-            stop.set()
-            await task
-    return await _summary(pipeline, endpoints, feeds)
+            await supervisor.stop()
+    return summary
 
 
-def metrics_urls(config: PipelineConfig, pipeline: Pipeline) -> dict[str, str]:
-    """Where the demo's ingest and hot writer serve /metrics (their ports are picked free)."""
+def child_environment() -> dict[str, str]:
+    """The demo's children read everything from the demo's own configuration file: no
+    `MARKETSTREAM_<SECTION>__<KEY>` overlay may point them elsewhere."""
     return {
-        "ingest": f"http://{config.ingest.metrics_host}:{pipeline.ingest.metrics_port}/metrics",
-        "writer": f"http://{config.hot.metrics_host}:{pipeline.writer.metrics_port}/metrics",
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith(ENV_PREFIX) and (ENV_SEPARATOR in k or k == CONFIG_PATH_ENV))
     }
 
 
-async def _finished(server: ReplayServer, task: asyncio.Task[None]) -> None:
-    while not server.finished.is_set():
-        if task.done():
-            task.result()  # the pipeline failed: say why
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)  # the last frames through ingest
+async def _all_through(servers: Mapping[str, ReplayServer], supervisor: Supervisor) -> None:
+    """Every replay finished, ingest received every message sent and Redis confirmed every
+    record it accepted. A restarted ingest lost its counts (and what it held): then its
+    frame count settling is all there is to wait for."""
+    for server in servers.values():
+        while not server.finished.is_set():
+            supervisor.check()
+            await asyncio.sleep(0.05)
+    ingest = supervisor.children["ingest"]
+    url = ingest.status(supervisor.metrics_host)["metrics"]
+    health_url = url.removesuffix("/metrics") + "/healthz"
+    previous: dict[str, float] = {}
+    while True:
+        supervisor.check()
+        try:
+            families = await scrape(url)
+            detail = await health(health_url)
+        except ServiceError:
+            await asyncio.sleep(0.1)  # restarting
+            continue
+        received = {
+            ex: sample_sum(families, "marketstream_ingest_frames_total", exchange=ex)
+            for ex in servers
+        }
+        complete = all(received[ex] >= server.messages for ex, server in servers.items())
+        settled = ingest.restarts > 0 and received == previous
+        if (complete or settled) and detail.get("unflushed") == 0:
+            return
+        previous = received
+        await asyncio.sleep(0.2 if ingest.restarts else 0.05)
 
 
 async def _summary(
-    pipeline: Pipeline, endpoints: PipelineEndpoints, feeds: list[DemoFeed]
+    supervisor: Supervisor, endpoints: PipelineEndpoints, feeds: list[DemoFeed]
 ) -> dict[str, Any]:
     by_exchange: dict[str, dict[str, dict[str, int]]] = {
         feed.exchange: {"published": {}, "hot_rows": {}} for feed in feeds
     }
     published: dict[str, int] = {spec.record_type: 0 for spec in SPECS}
-    for family in pipeline.ingest.metrics.registry.collect():
+    status = supervisor.status()
+    for family in await scrape(status["ingest"]["metrics"]):
         for sample in family.samples:
             if sample.name == "marketstream_ingest_records_total":
                 record_type, exchange = sample.labels["type"], sample.labels["exchange"]
@@ -250,9 +308,10 @@ async def _summary(
                 of_exchange = by_exchange.setdefault(exchange, {"published": {}, "hot_rows": {}})
                 counts = of_exchange["published"]
                 counts[record_type] = counts.get(record_type, 0) + int(sample.value)
+    questdb = QuestDBHttp(endpoints.questdb_http)
     hot_rows: dict[str, int] = {}
     for spec in SPECS:
-        rows = pipeline.writer.questdb.exec(
+        rows = questdb.exec(
             f"SELECT exchange, count() FROM {spec.table} ORDER BY exchange"  # noqa: S608 - our tables
         )["dataset"]
         hot_rows[spec.table] = sum(int(count) for _, count in rows)
@@ -270,9 +329,12 @@ async def _summary(
         dlq = int(await client.xlen("md:dlq"))
     finally:
         await client.aclose()
-    registry = pipeline.writer.metrics.registry
+    writer_families: list[Metric] = []
+    for name, child in status.items():
+        if name != "ingest":
+            writer_families += await scrape(child["metrics"])
     name = "marketstream_hot_receive_freshness_seconds"
-    p50, p99 = (histogram_quantile(registry, name, q) for q in (0.5, 0.99))
+    p50, p99 = (histogram_quantile(writer_families, name, q) for q in (0.5, 0.99))
     return {
         "sessions": {
             feed.exchange: {
@@ -280,6 +342,10 @@ async def _summary(
                 "file": str(feed.recording),
             }
             for feed in feeds
+        },
+        "processes": {
+            name: {"pid": child["pid"], "restarts": child["restarts"], "exits": child["exits"]}
+            for name, child in status.items()
         },
         "published": published,
         "hot_rows": hot_rows,
