@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import archive, cryptofeed_compare, hot, ingest, schemas
+from bench import archive, cryptofeed_compare, hot, ingest, pipeline, schemas
 
 RESULTS = Path(__file__).with_name("results.json")
 SUITES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -19,6 +19,7 @@ SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": ingest.run,
     "cryptofeed": cryptofeed_compare.run,  # optional: {"skipped": why} without cryptofeed
     "hot": hot.run,
+    "pipeline": pipeline.run,  # replay -> queryable, ingest and writers as processes
     "archive": archive.run,
 }
 

@@ -138,6 +138,6 @@ def test_a_running_demo_serves_nonzero_ingest_write_and_freshness_metrics(
         )
 
     assert total(scraped["ingest"], "marketstream_ingest_records_total") > 0
-    assert total(scraped["writer"], "marketstream_hot_records_total") > 0
-    assert total(scraped["writer"], "marketstream_hot_write_seconds_count") > 0
-    assert total(scraped["writer"], "marketstream_hot_receive_freshness_seconds_count") > 0
+    assert total(scraped["writer-1"], "marketstream_hot_records_total") > 0
+    assert total(scraped["writer-1"], "marketstream_hot_write_seconds_count") > 0
+    assert total(scraped["writer-1"], "marketstream_hot_receive_freshness_seconds_count") > 0
