@@ -1,4 +1,6 @@
-"""`marketstream run`: ingest and the hot writer on one event loop, until Ctrl-C.
+"""Ingest and the hot writer on one event loop, in one process (`bench/hot.py` measures it).
+
+`marketstream run` and `demo` run them as supervised processes instead (`run.processes`).
 
 Ingest publishes the configured exchanges into Redis Streams; the hot writer drains them into
 QuestDB. Both stop on the same event: connections close first, ingest flushes what it
