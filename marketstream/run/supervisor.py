@@ -240,12 +240,15 @@ class Supervisor:
         kept for the error if it keeps dying."""
         assert process.stdout is not None
         prefix = f"{child.spec.name}: ".encode()
-        out = sys.stderr.buffer
+        out = getattr(sys.stderr, "buffer", None)
         while line := await process.stdout.readline():
             child.tail.append(line.decode(errors="replace").rstrip())
             with contextlib.suppress(OSError, ValueError):
-                out.write(prefix + line)
-                out.flush()
+                if out is not None:
+                    out.write(prefix + line)
+                    out.flush()
+                else:  # a text-only stderr (an embedding application's)
+                    sys.stderr.write((prefix + line).decode(errors="replace"))
 
     async def _keep(self, child: Child) -> None:
         """Wait for the child to exit; restart it, or end the run when it keeps dying."""
@@ -289,7 +292,13 @@ class Supervisor:
             await asyncio.sleep(pause)
             if self._stopping:
                 return
-            await self._spawn(child)
+            try:
+                await self._spawn(child)
+            except OSError as exc:  # cannot even start it: no silent end of supervision
+                self.failure = f"{child.spec.name} cannot be restarted: {exc}"
+                log.error("supervisor: %s; stopping the run", self.failure)
+                self._failed.set()
+                return
 
     async def _terminate(self, child: Child) -> None:
         process = child.process
