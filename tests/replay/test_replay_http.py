@@ -27,6 +27,7 @@ async def test_status_reports_progress(usdm: Path) -> None:
             "recording": str(usdm),
             "sent": 0,
             "skipped": 0,
+            "messages": 0,
             "total": 1535,
             "ignored": 0,
             "connections": 0,
