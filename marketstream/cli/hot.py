@@ -25,7 +25,7 @@ def add_commands(commands: Commands) -> None:
     write_hot.add_argument(
         "--exchanges",
         metavar="EX[,EX...]",
-        help="the exchanges (stream hash tags) this writer serves, e.g. binance,okx "
+        help="the exchanges (stream hash tags) this writer serves, comma-separated "
         "(default: hot.exchanges, empty meaning all)",
     )
 
