@@ -35,7 +35,7 @@ from marketstream.replay.recording_format import RecordedFrame, read_recording
 from marketstream.schemas.instruments import EXCHANGES
 from marketstream.services import process
 from marketstream.services.redis_server import start_redis
-from marketstream.tiers.redis_bus import connect, connect_async
+from marketstream.tiers.redis_bus import connect, connect_async, price_key
 from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.base.sessions import write_session
 from marketstream.venues.registry import SESSIONS, get_venue
@@ -251,7 +251,7 @@ def _frames_received(service: IngestService) -> float:
 
 def _price_reads(redis_url: str) -> dict[str, Any]:
     client = connect(redis_url)
-    key = "price:binance-usdm:SUSHI-USDT-PERP"
+    key = price_key("binance-usdm", "SUSHI-USDT-PERP")
     client.get(key)
     samples = []
     for _ in range(PRICE_READS):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import archive, cryptofeed_compare, hot, ingest, pipeline, schemas
+from bench import archive, cluster, cryptofeed_compare, hot, ingest, pipeline, schemas
 
 RESULTS = Path(__file__).with_name("results.json")
 SUITES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -21,6 +21,7 @@ SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "hot": hot.run,
     "pipeline": pipeline.run,  # replay -> queryable, ingest and writers as processes
     "archive": archive.run,
+    "cluster": cluster.run,  # 1, 2 and 4 writer processes on a 3-node Redis Cluster
 }
 
 

@@ -52,7 +52,7 @@ from marketstream.services import process as service_process
 from marketstream.services.manager import start_services, stop_services
 from marketstream.services.state import load_record
 from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.redis_bus import connect
+from marketstream.tiers.redis_bus import connect, stream_key
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "chaos" / "results.json"
@@ -165,7 +165,7 @@ class Run:
             raise MarketStreamError(f"chaos: services did not start: {', '.join(failing)}")
         self.endpoints = self._endpoints()
         self.questdb = QuestDBHttp(self.endpoints["questdb_http"], timeout_s=3.0)
-        streams = [f"md:{c}:{f.exchange}" for f in self.feeds for c in f.channels]
+        streams = [stream_key(c, f.exchange) for f in self.feeds for c in f.channels]
         self.tap = Tap(self.endpoints["redis"], streams)
         self.tap.create_groups()
         self.tap.start()

@@ -116,6 +116,9 @@ class StreamsConfig(_Model):
     maxlen: int = Field(default=1_000_000, gt=0)
     dlq_maxlen: int = Field(default=100_000, gt=0)
     trim_interval_s: float = Field(default=5.0, gt=0)
+    # Also SET the version-1 latest-price keys (`price:<exchange>:<symbol>`) beside
+    # `price:{<exchange>}:<symbol>`, so readers of the old names keep working while they move.
+    legacy_price_keys: bool = True
 
 
 class HotConfig(_Model):
@@ -132,6 +135,9 @@ class HotConfig(_Model):
     flush_timeout_s: float = Field(default=10.0, gt=0)  # one ILP/HTTP request at most
     flush_max_bytes: int = Field(default=1_048_576, gt=0)  # a larger batch takes several flushes
     max_deliveries: int = Field(default=5, gt=0)  # an entry delivered more often goes to md:dlq
+    # The exchanges (hash tags) this writer serves; empty: all. Each tag to exactly one set
+    # of writers: writers with different lists split the streams between them.
+    exchanges: tuple[str, ...] = ()
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
     # `run`/`demo`: how many writer processes; writer i (from 0) serves /metrics on
@@ -203,7 +209,10 @@ class QualityConfig(_Model):
 class Endpoints(_Model):
     """Service addresses; None means the ones `marketstream services start` recorded."""
 
-    redis: Annotated[str | None, _url("redis://", "rediss://", "unix://")] = None
+    redis: Annotated[
+        str | None,
+        _url("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://"),
+    ] = None
     questdb_http: Annotated[str | None, _url("http://", "https://")] = None
     questdb_pg: Annotated[str | None, _url("postgresql://", "postgres://")] = None
     questdb_ilp: Annotated[str | None, _url("tcp://")] = None

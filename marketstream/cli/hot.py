@@ -22,6 +22,12 @@ def add_commands(commands: Commands) -> None:
         help="consumer name in the group (default: host-pid); a restart under the same name "
         "resumes its own pending entries first",
     )
+    write_hot.add_argument(
+        "--exchanges",
+        metavar="EX[,EX...]",
+        help="the exchanges (stream hash tags) this writer serves, comma-separated "
+        "(default: hot.exchanges, empty meaning all)",
+    )
 
 
 def _cmd_write_hot(args: argparse.Namespace) -> int:
@@ -30,7 +36,12 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     endpoints = pipeline_endpoints(config, args.state_dir)
-    writer = HotWriter(config, endpoints.redis, endpoints.questdb_http, consumer=args.consumer)
+    exchanges = None
+    if args.exchanges is not None:
+        exchanges = [name.strip() for name in args.exchanges.split(",") if name.strip()]
+    writer = HotWriter(
+        config, endpoints.redis, endpoints.questdb_http, consumer=args.consumer, exchanges=exchanges
+    )
     setup_logging()
 
     run_until_signal(lambda stop: writer.run(stop, metrics_port=args.metrics_port))

@@ -169,11 +169,11 @@ def _dead_letters(
     """md:dlq counted in the range; None with a note when Redis is not to be had."""
     from marketstream.errors import ServiceError  # noqa: PLC0415
     from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters  # noqa: PLC0415
-    from marketstream.tiers.redis_bus import connect  # noqa: PLC0415
+    from marketstream.tiers.redis_bus import connect_bus  # noqa: PLC0415
     from marketstream.wiring import endpoint  # noqa: PLC0415
 
     try:
-        client = connect(endpoint(config, args.state_dir, "redis"))
+        client = connect_bus(endpoint(config, args.state_dir, "redis"))
         try:
             return count_dead_letters(read_dead_letters(client, since, until), exchange)
         finally:

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Self
 
-import redis.asyncio
 from redis.exceptions import RedisError
 
 from marketstream.config import IngestConfig, StreamsConfig
@@ -31,9 +30,11 @@ from marketstream.schemas.records import Quote, Record, Trade
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
     HOT_WRITER_GROUP,
+    AsyncRedis,
     LatestPrice,
     dead_letter_fields,
     declare_groups,
+    legacy_price_key,
     price_key,
     stream_key,
     trim_stream,
@@ -54,6 +55,7 @@ class PublisherSettings:
     dlq_maxlen: int
     trim_interval_s: float
     groups: tuple[str, ...]  # declared on every stream before writing
+    legacy_price_keys: bool = False  # also SET the version-1 `price:<exchange>:<symbol>`
     retry_initial_s: float = 0.1
     retry_max_s: float = 5.0
 
@@ -72,6 +74,7 @@ class PublisherSettings:
             dlq_maxlen=streams.dlq_maxlen,
             trim_interval_s=streams.trim_interval_s,
             groups=groups,
+            legacy_price_keys=streams.legacy_price_keys,
         )
 
 
@@ -79,7 +82,7 @@ class PublisherSettings:
 class _Batch:
     entries: list[tuple[str, bytes]] = field(default_factory=list)  # (stream, record JSON)
     dead: list[dict[bytes, bytes]] = field(default_factory=list)
-    prices: dict[str, LatestPrice] = field(default_factory=dict)
+    prices: dict[tuple[str, str], LatestPrice] = field(default_factory=dict)  # (ex, symbol)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (exchange, type) -> n
     first_added: float = 0.0
 
@@ -92,7 +95,7 @@ class Publisher:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: AsyncRedis,
         settings: PublisherSettings,
         metrics: IngestMetrics,
     ) -> None:
@@ -100,8 +103,8 @@ class Publisher:
         self.settings = settings
         self.metrics = metrics
         self._batch = _Batch()
-        self._prices: dict[str, LatestPrice] = {}
-        self._traded: set[str] = set()  # price keys whose price comes from a trade by now
+        self._prices: dict[tuple[str, str], LatestPrice] = {}
+        self._traded: set[tuple[str, str]] = set()  # instruments priced by a trade by now
         self._streams: set[str] = set()
         self._declared: set[str] = set()  # streams known to hold the groups
         self._wake = asyncio.Event()
@@ -176,7 +179,7 @@ class Publisher:
         await self._room.wait()
 
     def _update_price(self, record: Trade | Quote, batch: _Batch) -> None:
-        key = price_key(record.exchange, record.symbol)
+        key = (record.exchange, record.symbol)
         current = self._prices.get(key)
         if isinstance(record, Trade):
             if current is None:
@@ -268,8 +271,12 @@ class Publisher:
             pipe.execute_command("XADD", key, "*", "d", data)
         for fields in batch.dead:
             pipe.xadd(DLQ_STREAM, fields)  # type: ignore[arg-type]
-        for key, price in batch.prices.items():
-            pipe.execute_command("SET", key, price.encode())
+        legacy = self.settings.legacy_price_keys
+        for (exchange, symbol), price in batch.prices.items():
+            encoded = price.encode()
+            pipe.execute_command("SET", price_key(exchange, symbol), encoded)
+            if legacy:
+                pipe.execute_command("SET", legacy_price_key(exchange, symbol), encoded)
         try:
             await pipe.execute()
         except BaseException:

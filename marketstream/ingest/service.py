@@ -30,7 +30,7 @@ from marketstream.ingest.rest_polls import open_interest_pollers
 from marketstream.ingest.runner import Connection, RunnerSettings
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.schemas.records import Instrument
-from marketstream.tiers.redis_bus import connect_async
+from marketstream.tiers.redis_bus import connect_bus_async
 from marketstream.venues.base.venue import Subscription, Venue
 from marketstream.venues.registry import get_venue
 
@@ -114,7 +114,7 @@ class IngestService:
         self.redis_url = redis_url
         self.plans = plans if plans is not None else plan_connections(config, only)
         self.metrics = IngestMetrics()
-        self.client = connect_async(redis_url)
+        self.client = connect_bus_async(redis_url)
         self.publisher = Publisher(
             self.client,
             PublisherSettings.from_config(config.ingest, config.streams, (config.hot.group,)),

@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from marketstream.errors import ServiceError
-from marketstream.tiers.redis_bus import DLQ_STREAM, Entry
+from marketstream.tiers.redis_bus import DLQ_STREAM, Entry, SyncRedis
 
 NS_PER_MS: Final = 1_000_000
 PAGE: Final = 1000
@@ -79,7 +79,7 @@ def id_bounds(since_ns: int, until_ns: int) -> tuple[str, str]:
 
 
 def read_dead_letters(
-    client: redis.Redis, since_ns: int, until_ns: int, *, key: str = DLQ_STREAM
+    client: SyncRedis, since_ns: int, until_ns: int, *, key: str = DLQ_STREAM
 ) -> Iterator[dict[bytes, bytes]]:
     """The fields of every entry added in [since, until), oldest first, read in pages."""
     start, end = id_bounds(since_ns, until_ns)

@@ -1,22 +1,34 @@
 """Redis: the stream bus and the latest-price cache. This module owns the public contract.
 
-Keys (documented in the README, read by users with plain XREAD and GET):
-- `md:<table>:<exchange>`: one stream per record type and exchange; entry field `d` holds
-  the record as JSON (`marketstream.schemas.codec`).
-- `md:dlq`: rejected input, with the raw frame, the exchange and the reason.
-- `price:<exchange>:<symbol>`: the latest price as JSON.
+Keys (Redis contract version 2, documented in the README, read with plain XREAD and GET):
+- `md:{<exchange>}:<table>`: one stream per record type and exchange; entry field `d` holds
+  the record as JSON (`marketstream.schemas.codec`). The exchange is a hash tag: on a Redis
+  Cluster every stream of an exchange lives in one slot, so one XREADGROUP reads them all.
+- `md:dlq`: rejected input, with the raw frame, the exchange and the reason (one key).
+- `price:{<exchange>}:<symbol>`: the latest price as JSON.
+
+Version 1 named them `md:<table>:<exchange>` and `price:<exchange>:<symbol>`; the hot writer
+still drains version-1 streams (`parse_stream_key` reads both), and the publisher can keep
+writing version-1 price keys for a transition (`streams.legacy_price_keys`).
+
+`connect_bus`/`connect_bus_async` choose a single server or a cluster by the URL's scheme:
+`redis+cluster://host:port` (or `rediss+cluster://`) starts from that node and discovers the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, TypeAlias, cast
 
 import orjson
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.crc import key_slot
 
+from marketstream.config import redact_url
 from marketstream.errors import ServiceError
 
 DLQ_STREAM: Final = "md:dlq"
@@ -27,12 +39,60 @@ TRIM_SCAN_LIMIT: Final = 100_000  # entries inspected per trim: trims run often,
 Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields) as XRANGE returns them
 
 
+CONTRACT_VERSION: Final = 2  # the key names; the entry layout (field `d`) is unchanged
+CLUSTER_SCHEMES: Final = ("redis+cluster://", "rediss+cluster://")
+
+# A single server or a cluster: the commands used here behave alike on both, except that a
+# command over several keys must stay within one hash slot on a cluster.
+AsyncRedis: TypeAlias = redis.asyncio.Redis | redis.asyncio.RedisCluster
+SyncRedis: TypeAlias = redis.Redis | redis.RedisCluster
+
+
 def stream_key(table: str, exchange: str) -> str:
+    """`md:{binance}:trades`: the exchange is the hash tag (one slot per exchange)."""
+    return f"md:{{{exchange}}}:{table}"
+
+
+def legacy_stream_key(table: str, exchange: str) -> str:
+    """The version-1 name, `md:trades:binance`, still drained by the hot writer."""
     return f"md:{table}:{exchange}"
 
 
 def price_key(exchange: str, symbol: str) -> str:
+    return f"price:{{{exchange}}}:{symbol}"
+
+
+def legacy_price_key(exchange: str, symbol: str) -> str:
+    """The version-1 name, written too while `streams.legacy_price_keys` is on."""
     return f"price:{exchange}:{symbol}"
+
+
+def stream_pattern(exchange: str | None = None) -> str:
+    """SCAN pattern of version-2 streams (`{` is not special in Redis patterns)."""
+    return f"md:{{{exchange}}}:*" if exchange else "md:{*}:*"
+
+
+def parse_stream_key(key: str) -> tuple[str, str] | None:
+    """(table, exchange) of a stream name of either version; None for anything else
+    (`md:dlq` included). The table is not checked against the known ones here."""
+    parts = key.split(":")
+    if len(parts) != 3 or parts[0] != "md":
+        return None
+    middle, last = parts[1], parts[2]
+    if middle.startswith("{") and middle.endswith("}"):
+        exchange = middle[1:-1]
+        return (last, exchange) if exchange and last else None
+    if "{" in middle or "}" in middle or "{" in last or "}" in last:
+        return None
+    return (middle, last) if middle and last else None
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def _plain_url(url: str) -> str:
+    return url.replace("+cluster://", "://", 1)
 
 
 def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
@@ -43,17 +103,52 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     except ValueError as exc:
-        raise ServiceError(f"Redis URL {url!r} is not valid: {exc}") from None
+        raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
 
 
 def connect_async(url: str, *, timeout_s: float = 5.0) -> redis.asyncio.Redis:
-    """The asyncio client the ingest and hot-writer loops use (hiredis parses replies)."""
+    """The asyncio client for one server (hiredis parses replies)."""
     try:
         return redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
         )
     except ValueError as exc:
-        raise ServiceError(f"Redis URL {url!r} is not valid: {exc}") from None
+        raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
+
+
+def connect_bus(url: str, *, timeout_s: float = 5.0) -> SyncRedis:
+    """`connect`, or a cluster client for a redis+cluster:// URL (it reads the slot map from
+    that node on first command and follows the cluster from there)."""
+    if not is_cluster_url(url):
+        return connect(url, timeout_s=timeout_s)
+    try:
+        return redis.cluster.RedisCluster.from_url(
+            _plain_url(url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+    except (ValueError, redis.RedisError) as exc:
+        raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
+
+
+def connect_bus_async(url: str, *, timeout_s: float = 5.0) -> AsyncRedis:
+    """The asyncio client the ingest and hot-writer loops use: `connect_async`, or a cluster
+    client for a redis+cluster:// URL."""
+    if not is_cluster_url(url):
+        return connect_async(url, timeout_s=timeout_s)
+    try:
+        return redis.asyncio.cluster.RedisCluster.from_url(
+            _plain_url(url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+    except (ValueError, redis.RedisError) as exc:
+        raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
+
+
+def is_cluster(client: AsyncRedis | SyncRedis) -> bool:
+    return isinstance(client, redis.asyncio.RedisCluster | redis.RedisCluster)
+
+
+def slot_of(key: str) -> int:
+    """The cluster hash slot of a key (its hash tag's, when it has one)."""
+    return key_slot(key.encode())
 
 
 @dataclass(slots=True)
@@ -104,7 +199,7 @@ def _format_id(parsed: tuple[int, int]) -> str:
 
 
 async def read_range(
-    client: redis.asyncio.Redis,
+    client: AsyncRedis,
     key: str,
     start: str | bytes = "-",
     end: str | bytes = "+",
@@ -114,7 +209,7 @@ async def read_range(
     return cast(list[Entry], await client.xrange(key, start, end, count=count) or [])
 
 
-async def oldest_unacknowledged(client: redis.asyncio.Redis, key: str) -> tuple[int, int] | None:
+async def oldest_unacknowledged(client: AsyncRedis, key: str) -> tuple[int, int] | None:
     """The smallest entry id some consumer group still needs; None when no group exists.
 
     A group needs its pending entries (delivered, not acknowledged) and everything after its
@@ -141,9 +236,7 @@ async def oldest_unacknowledged(client: redis.asyncio.Redis, key: str) -> tuple[
     return oldest
 
 
-async def declare_groups(
-    client: redis.asyncio.Redis, keys: Iterable[str], groups: Iterable[str]
-) -> int:
+async def declare_groups(client: AsyncRedis, keys: Iterable[str], groups: Iterable[str]) -> int:
     """Create each consumer group on each stream at id 0, the stream too if it is missing
     (XGROUP CREATE ... 0 MKSTREAM), in one round trip; an existing group is left as it is.
 
@@ -168,7 +261,7 @@ async def declare_groups(
     return created
 
 
-async def trim_stream(client: redis.asyncio.Redis, key: str, maxlen: int) -> int:
+async def trim_stream(client: AsyncRedis, key: str, maxlen: int) -> int:
     """Bound a stream to about `maxlen` entries without dropping an unacknowledged one.
 
     XTRIM MAXLEN ignores consumer groups (before Redis 8.2), so the cut is computed here: the

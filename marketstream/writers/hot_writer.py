@@ -28,7 +28,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -44,7 +44,7 @@ from marketstream.schemas.codec import DecodeError, decode_entry
 from marketstream.schemas.records import Record
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
-from marketstream.tiers.redis_bus import connect_async
+from marketstream.tiers.redis_bus import connect_bus_async
 from marketstream.writers.hot_writer_metrics import HotWriterMetrics
 from marketstream.writers.hot_writer_questdb import (
     QuestDBUnavailableError,
@@ -166,6 +166,7 @@ class HotWriter:
         questdb_http_url: str,
         *,
         consumer: str | None = None,
+        exchanges: Sequence[str] | None = None,
     ) -> None:
         if consumer is not None and not consumer.strip():
             raise ServiceError("the hot writer's consumer name must not be empty")
@@ -178,7 +179,8 @@ class HotWriter:
         self.consumer = consumer or default_consumer()
         self.log = context_logger(log, consumer=self.consumer)
         self.metrics = HotWriterMetrics()
-        self.client = connect_async(redis_url)
+        self.client = connect_bus_async(redis_url)
+        self.exchanges = tuple(exchanges if exchanges is not None else config.hot.exchanges)
         self.questdb = QuestDBHttp(questdb_http_url)
         self.metrics_port: int | None = None
         self.streams: set[str] = set()
@@ -221,8 +223,9 @@ class HotWriter:
     async def drained(self) -> bool:
         """True when every record stream has been delivered to the group and acknowledged:
         each record is in QuestDB or in md:dlq. QuestDB applies its WAL a few ms later;
-        `wait_drained(queryable=True)` waits for that too."""
-        keys = sorted(await discover_streams(self.client))
+        `wait_drained(queryable=True)` waits for that too. Only this writer's exchanges
+        (`hot.exchanges`) count."""
+        keys = sorted(await discover_streams(self.client, self.exchanges))
         states = await group_states(self.client, keys, self.group)
         for key in keys:
             state = states[key]
@@ -400,7 +403,7 @@ class HotWriter:
 
     async def _refresh(self) -> None:
         """Find streams that appeared (new exchanges) and give them the group."""
-        found = await discover_streams(self.client)
+        found = await discover_streams(self.client, self.exchanges)
         for key in sorted(found - self.streams):
             if await ensure_group(self.client, key, self.group):
                 self.log.info(

@@ -2,16 +2,22 @@
 
 Every command here works on the writers' group (`hot.group`, `hot-writer` by default); the
 writer's loop decides when to call them. Replies are typed as Redis sends them (RESP2, as
-`redis_bus.connect_async` speaks).
+`redis_bus.connect_bus_async` speaks).
+
+The client may be a single server or a Redis Cluster. XREADGROUP over several streams must stay
+within one hash slot on a cluster: `read_group` sends one per slot (one per exchange, whose
+streams share the hash tag; one per version-1 stream still being drained), concurrently.
+Pipelines split by node there (redis-py's cluster pipeline), and every other command names
+one key.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import redis.asyncio
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
@@ -20,11 +26,16 @@ from marketstream.schemas.columns import SPEC_BY_TABLE
 from marketstream.schemas.records import Record
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
+    AsyncRedis,
     dead_letter_fields,
+    is_cluster,
+    parse_stream_key,
     read_range,
+    slot_of,
+    stream_pattern,
 )
 
-STREAM_PATTERN: Final = "md:*"
+ALL_PATTERN: Final = "md:*"  # both versions: version-1 `md:<table>:<exchange>` is drained too
 SCAN_COUNT: Final = 1000
 LAG_SCAN_LIMIT: Final = 100_000  # entries counted when Redis cannot tell a group's lag
 
@@ -33,8 +44,9 @@ RawEntry = tuple[bytes, dict[bytes, bytes] | None]
 
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
-    """One entry of a `md:<table>:<exchange>` stream as XREADGROUP/XAUTOCLAIM returned it;
-    `fields` is empty when the entry was deleted after it was delivered."""
+    """One entry of a `md:{<exchange>}:<table>` stream (or a version-1 `md:<table>:<exchange>`)
+    as XREADGROUP/XAUTOCLAIM returned it; `fields` is empty when the entry was deleted after
+    it was delivered."""
 
     stream: str
     id: bytes
@@ -42,7 +54,8 @@ class StreamEntry:
 
     @property
     def exchange(self) -> str:
-        return self.stream.split(":", 2)[-1]
+        parsed = parse_stream_key(self.stream)
+        return parsed[1] if parsed else self.stream
 
     @property
     def added_ns(self) -> int:
@@ -61,23 +74,32 @@ class DeadLetter:
     record: Record | None = None
 
 
-def is_record_stream(key: str) -> bool:
-    """`md:<table>:<exchange>` for a known table; `md:dlq` and strangers are not ours."""
-    parts = key.split(":")
-    return len(parts) == 3 and parts[0] == "md" and parts[1] in SPEC_BY_TABLE and bool(parts[2])
+def is_record_stream(key: str, exchanges: Iterable[str] = ()) -> bool:
+    """`md:{<exchange>}:<table>` or version-1 `md:<table>:<exchange>` for a known table, and
+    an exchange among `exchanges` (empty: any); `md:dlq` and strangers are not ours."""
+    parsed = parse_stream_key(key)
+    if parsed is None or parsed[0] not in SPEC_BY_TABLE:
+        return False
+    wanted = tuple(exchanges)
+    return not wanted or parsed[1] in wanted
 
 
-async def discover_streams(client: redis.asyncio.Redis) -> set[str]:
-    """Every record stream that exists now (SCAN, so Redis is never blocked on a large DB)."""
+async def discover_streams(client: AsyncRedis, exchanges: Sequence[str] = ()) -> set[str]:
+    """Every record stream of `exchanges` (empty: all) that exists now, both key versions
+    (SCAN, so Redis is never blocked on a large DB; on a cluster every master is scanned)."""
+    patterns = [ALL_PATTERN]
+    if exchanges:
+        patterns = [p for ex in exchanges for p in (stream_pattern(ex), f"md:*:{ex}")]
     found: set[str] = set()
-    async for key in client.scan_iter(match=STREAM_PATTERN, count=SCAN_COUNT, _type="stream"):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        if name != DLQ_STREAM and is_record_stream(name):
-            found.add(name)
+    for pattern in patterns:
+        async for key in client.scan_iter(match=pattern, count=SCAN_COUNT, _type="stream"):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if is_record_stream(name, exchanges):
+                found.add(name)
     return found
 
 
-async def ensure_group(client: redis.asyncio.Redis, key: str, group: str) -> bool:
+async def ensure_group(client: AsyncRedis, key: str, group: str) -> bool:
     """Create the group at the stream's start (a new group reads everything); True if new."""
     try:
         await client.xgroup_create(key, group, id="0", mkstream=True)
@@ -93,7 +115,7 @@ def _entries(key: str, raw: Iterable[RawEntry]) -> list[StreamEntry]:
 
 
 async def read_group(
-    client: redis.asyncio.Redis,
+    client: AsyncRedis,
     group: str,
     consumer: str,
     cursors: Mapping[str, str | bytes],
@@ -103,7 +125,40 @@ async def read_group(
 ) -> dict[str, list[StreamEntry]]:
     """XREADGROUP: cursor `>` reads new entries, an id re-reads this consumer's own pending
     entries after it. COUNT applies per stream. A history read answers every stream asked,
-    an empty list meaning "nothing more pending"."""
+    an empty list meaning "nothing more pending".
+
+    On a cluster, one XREADGROUP per hash slot, sent concurrently: first without blocking,
+    and only if none had anything, again blocking `block_ms` (a blocked read of an idle
+    exchange must not hold up the reads of a busy one)."""
+    if not is_cluster(client):
+        return await _read_group(client, group, consumer, cursors, count=count, block_ms=block_ms)
+    by_slot: dict[int, dict[str, str | bytes]] = {}
+    for key, cursor in cursors.items():
+        by_slot.setdefault(slot_of(key), {})[key] = cursor
+    result: dict[str, list[StreamEntry]] = {}
+    for block in (None, block_ms) if block_ms is not None else (None,):
+        replies = await asyncio.gather(
+            *(
+                _read_group(client, group, consumer, part, count=count, block_ms=block)
+                for part in by_slot.values()
+            )
+        )
+        for reply in replies:
+            result.update(reply)
+        if any(result.values()):
+            break
+    return result
+
+
+async def _read_group(
+    client: AsyncRedis,
+    group: str,
+    consumer: str,
+    cursors: Mapping[str, str | bytes],
+    *,
+    count: int,
+    block_ms: int | None,
+) -> dict[str, list[StreamEntry]]:
     streams: dict[KeyT, StreamIdT] = {key: cursor for key, cursor in cursors.items()}
     reply = await client.xreadgroup(group, consumer, streams, count=count, block=block_ms)
     result: dict[str, list[StreamEntry]] = {}
@@ -114,7 +169,7 @@ async def read_group(
 
 
 async def claim_idle(
-    client: redis.asyncio.Redis,
+    client: AsyncRedis,
     key: str,
     group: str,
     consumer: str,
@@ -135,9 +190,7 @@ async def claim_idle(
     return cursor, _entries(key, cast(list[RawEntry], reply[1]))
 
 
-async def acknowledge(
-    client: redis.asyncio.Redis, group: str, entries: Sequence[StreamEntry]
-) -> None:
+async def acknowledge(client: AsyncRedis, group: str, entries: Sequence[StreamEntry]) -> None:
     """XACK the entries, one command per stream, in one round trip."""
     by_stream = _ids_by_stream(entries)
     if not by_stream:
@@ -149,7 +202,7 @@ async def acknowledge(
 
 
 async def delivery_counts(
-    client: redis.asyncio.Redis,
+    client: AsyncRedis,
     group: str,
     consumer: str,
     entries: Sequence[StreamEntry],
@@ -182,7 +235,7 @@ async def delivery_counts(
 
 
 async def redeliver(
-    client: redis.asyncio.Redis, group: str, consumer: str, entries: Sequence[StreamEntry]
+    client: AsyncRedis, group: str, consumer: str, entries: Sequence[StreamEntry]
 ) -> None:
     """XCLAIM the entries to the consumer again: Redis counts one more delivery of each (the
     count survives a crash of the writer) and their idle time starts over."""
@@ -230,7 +283,7 @@ def dead_letter_entry(letter: DeadLetter) -> dict[bytes, bytes]:
 
 
 async def send_dead_letters(
-    client: redis.asyncio.Redis, letters: Sequence[dict[bytes, bytes]], maxlen: int
+    client: AsyncRedis, letters: Sequence[dict[bytes, bytes]], maxlen: int
 ) -> None:
     """XADD to md:dlq in one round trip; raises if any of them failed (nothing is acked then)."""
     pipe = client.pipeline(transaction=False)
@@ -248,7 +301,7 @@ class GroupState:
 
 
 async def group_states(
-    client: redis.asyncio.Redis, keys: Sequence[str], group_name: str
+    client: AsyncRedis, keys: Sequence[str], group_name: str
 ) -> dict[str, GroupState | None]:
     """XINFO GROUPS for each stream; None where the stream has not the group (yet).
 

@@ -20,11 +20,12 @@ from marketstream.config import PipelineConfig, ServicesConfig, load_config
 from marketstream.errors import ServiceError
 from marketstream.services import process
 from marketstream.services.questdb_server import QuestDBPorts, start_questdb
+from marketstream.services.redis_cluster import RedisCluster, start_redis_cluster
 from marketstream.services.redis_server import start_redis
 from marketstream.services.state import StateLayout
 from marketstream.tiers import clickhouse as clickhouse_tier
 from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.redis_bus import connect_async
+from marketstream.tiers.redis_bus import connect_async, connect_bus_async
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints, S3Endpoint
 
 T = TypeVar("T")
@@ -72,6 +73,30 @@ def redis_url(services_config: ServicesConfig, service_layout: StateLayout) -> I
     )
     yield server.url
     process.stop(server.process.pid, server.process.marker)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    services_config: ServicesConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisCluster]:
+    """A real 3-master Redis Cluster from redis-server on free loopback ports."""
+    root = tmp_path_factory.mktemp("redis-cluster")
+    cluster = _start_or_fail(
+        "Redis Cluster",
+        lambda: start_redis_cluster(root, nodes=3, timeout_s=services_config.start_timeout_s),
+    )
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def cluster_client(redis_cluster: RedisCluster) -> AsyncIterator[redis.asyncio.RedisCluster]:
+    """A cluster client, every master emptied first."""
+    connection = connect_bus_async(redis_cluster.url)
+    assert isinstance(connection, redis.asyncio.RedisCluster)
+    await connection.flushall(target_nodes=redis.asyncio.RedisCluster.PRIMARIES)
+    yield connection
+    await connection.aclose()
 
 
 @pytest.fixture(scope="session")

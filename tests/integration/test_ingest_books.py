@@ -124,7 +124,7 @@ async def test_gap_is_counted_and_the_book_resyncs(
     assert other_gaps == 0  # the other books follow their pu chain without a break
     books = [
         record
-        for _, fields in await read_range(client, "md:books:binance-usdm")
+        for _, fields in await read_range(client, "md:{binance-usdm}:books")
         if isinstance(record := decode_entry(fields), Book)
     ]
     sushi = [b for b in books if b.symbol == "SUSHI-USDT-PERP"]

@@ -71,7 +71,7 @@ class AckBeforeXPending(redis.asyncio.Redis):
 async def test_trim_survives_everything_acknowledged_between_xinfo_and_xpending(
     client: redis.asyncio.Redis, redis_url: str
 ) -> None:
-    key = "md:trades:race"
+    key = "md:{race}:trades"
     for i in range(100):
         await client.xadd(key, {"d": str(i)})
     await client.xgroup_create(key, HOT_WRITER_GROUP, id="0")
@@ -90,7 +90,7 @@ async def test_trim_survives_everything_acknowledged_between_xinfo_and_xpending(
 async def test_a_trim_loop_beside_a_consumer_never_fails_nor_drops_an_unread_entry(
     client: redis.asyncio.Redis, redis_url: str
 ) -> None:
-    key = "md:trades:trimloop"
+    key = "md:{trimloop}:trades"
     total = 6000
     await client.xgroup_create(key, HOT_WRITER_GROUP, id="0", mkstream=True)
     trimmer = connect_async(redis_url)
@@ -154,7 +154,7 @@ async def test_the_publisher_declares_the_group_so_trimming_keeps_unread_entries
             await asyncio.sleep(0.005)  # several flushes, with trims between them
     await publisher.close()
     await asyncio.wait_for(task, WAIT_S)
-    key = "md:trades:binance"
+    key = "md:{binance}:trades"
     [group] = await client.xinfo_groups(key)
     assert group["name"] == b"writers"
     assert group["last-delivered-id"] == b"0-0"  # declared at id 0: it will read everything
@@ -185,11 +185,11 @@ async def test_a_trim_that_raises_is_logged_and_counted_and_publishing_goes_on(
         await asyncio.sleep(0.003)  # flushes and trims interleave
     await publisher.close()
     await asyncio.wait_for(task, WAIT_S)
-    assert await client.xlen("md:trades:binance") == 50
+    assert await client.xlen("md:{binance}:trades") == 50
     errors = publisher.metrics.registry.get_sample_value("marketstream_ingest_trim_errors_total")
     assert errors is not None
     assert errors > 0
-    assert "trimming md:trades:binance failed" in caplog.text
+    assert "trimming md:{binance}:trades failed" in caplog.text
 
 
 def _unreachable_binance(config: PipelineConfig) -> PipelineConfig:
@@ -340,7 +340,7 @@ async def test_a_mapper_that_raises_costs_one_frame_to_the_dlq_and_the_feed_goes
             await asyncio.wait_for(runner, WAIT_S)
             await conn.publisher.close()
             await asyncio.wait_for(flusher, WAIT_S)
-    trades = [orjson.loads(f[b"d"]) for _, f in await read_range(client, "md:trades:binance")]
+    trades = [orjson.loads(f[b"d"]) for _, f in await read_range(client, "md:{binance}:trades")]
     assert [t["trade_id"] for t in trades] == ["1", "2"]
     [(_, letter)] = await read_range(client, DLQ_STREAM)
     assert letter[b"frame"] == crafted.encode()

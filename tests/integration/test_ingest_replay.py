@@ -129,7 +129,7 @@ async def test_replayed_recording_arrives_complete(
     assert await client.xlen(DLQ_STREAM) == 0
 
     last_trade = max((r for r in truth if spec_of(r).table == "trades"), key=lambda r: r.ts)
-    latest = orjson.loads(await client.get(f"price:{exchange}:{last_trade.symbol}") or b"null")
+    latest = orjson.loads(await client.get(f"price:{{{exchange}}}:{last_trade.symbol}") or b"null")
     newest_for_symbol = max(
         (r for r in truth if r.symbol == last_trade.symbol and spec_of(r).table == "trades"),
         key=lambda r: r.ts,

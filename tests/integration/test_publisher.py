@@ -72,9 +72,9 @@ async def test_records_reach_their_streams_in_order(client: redis.asyncio.Redis)
     task = asyncio.create_task(publisher.run())
     await publisher.close()
     await asyncio.wait_for(task, timeout=30)
-    assert await stream_records(client, "md:trades:binance") == sent[:120]
-    assert await stream_records(client, "md:trades:coinbase") == sent[120:123]
-    assert await stream_records(client, "md:quotes:binance") == [quote]
+    assert await stream_records(client, "md:{binance}:trades") == sent[:120]
+    assert await stream_records(client, "md:{coinbase}:trades") == sent[120:123]
+    assert await stream_records(client, "md:{binance}:quotes") == [quote]
     assert publisher.published == len(sent)
 
 
@@ -82,12 +82,12 @@ async def test_latest_price_merges_trades_and_quotes(client: redis.asyncio.Redis
     publisher = Publisher(client, SETTINGS, IngestMetrics())
     publisher.add(Quote("binance", "BTC-USDT", T0, T0, 99.0, 1.0, 101.0, 1.0))
     await publisher.flush()
-    before_trade = await get_json(client, "price:binance:BTC-USDT")
+    before_trade = await get_json(client, "price:{binance}:BTC-USDT")
     assert before_trade == {"price": 100.0, "ts": T0, "bid": 99.0, "ask": 101.0}  # the mid
     publisher.add(Trade("binance", "BTC-USDT", T0 + 5, T0 + 6, "9", 100.5, 1.0, "sell"))
     publisher.add(Quote("binance", "BTC-USDT", T0 + 7, T0 + 8, 100.0, 1.0, 100.75, 1.0))
     await publisher.flush()
-    latest = await get_json(client, "price:binance:BTC-USDT")
+    latest = await get_json(client, "price:{binance}:BTC-USDT")
     assert latest == {"price": 100.5, "ts": T0 + 7, "bid": 100.0, "ask": 100.75}
 
 
@@ -149,7 +149,7 @@ async def test_nothing_accepted_is_lost_while_redis_is_down(
     try:
         await publisher.close()
         await asyncio.wait_for(task, timeout=60)
-        got = await stream_records(client, "md:trades:binance")
+        got = await stream_records(client, "md:{binance}:trades")
         assert [r.trade_id for r in got] == [str(i) for i in range(200)]  # type: ignore[union-attr]
     finally:
         await client.aclose()
@@ -157,7 +157,7 @@ async def test_nothing_accepted_is_lost_while_redis_is_down(
 
 
 async def test_trim_never_drops_what_a_group_still_needs(client: redis.asyncio.Redis) -> None:
-    key = "md:trades:trimtest"
+    key = "md:{trimtest}:trades"
     for i in range(100):
         await client.xadd(key, {"d": str(i)})
     added = await ids(client, key)
@@ -178,7 +178,7 @@ async def test_trim_never_drops_what_a_group_still_needs(client: redis.asyncio.R
 
 
 async def test_trim_without_groups_keeps_the_newest(client: redis.asyncio.Redis) -> None:
-    key = "md:quotes:trimtest"
+    key = "md:{trimtest}:quotes"
     for i in range(50):
         await client.xadd(key, {"d": str(i)})
     added = await ids(client, key)

@@ -96,7 +96,7 @@ async def test_polled_open_interest_is_published_and_errors_dead_lettered(
         await asyncio.wait_for(task, WAIT_S)
     await publisher.close()
     await asyncio.wait_for(flusher, WAIT_S)
-    entries = await read_range(client, "md:open_interest:binance-usdm")
+    entries = await read_range(client, "md:{binance-usdm}:open_interest")
     records = [decode_entry(fields) for _, fields in entries]
     assert len(records) == 1
     record = records[0]
