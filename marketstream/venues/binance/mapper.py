@@ -87,16 +87,18 @@ class BinanceMapper:
     handlers: Mapping[type, Handler]  # message Struct -> its handler
     listed: Mapping[str, Listed]  # native -> what it is, read-only
     name: str = field(init=False)  # the market's name, read for every record
+    perp: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.market.name)
+        object.__setattr__(self, "perp", self.market.perp)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
         """A combined-stream frame decodes straight into its message Struct; anything else
         (replies, errors, raw payloads, bad frames) is read by `_other`, which maps it or
         names what is wrong."""
         try:
-            if self.market.perp:
+            if self.perp:
                 event: Any = _USDM_FRAME.decode(frame).data
             else:
                 combined = _SPOT_FRAME.decode(frame)
@@ -157,11 +159,14 @@ class BinanceMapper:
     def known(self, native: str, what: str) -> Listed:
         listed = self.listed.get(native)
         if listed is None:
-            raise FrameError(
-                f"{what}: symbol {native!r} is neither configured nor in {self.name}'s "
-                "instrument list (`marketstream instruments refresh`)"
-            )
+            raise self.unknown(native, what)
         return listed
+
+    def unknown(self, native: str, what: str) -> FrameError:
+        return FrameError(
+            f"{what}: symbol {native!r} is neither configured nor in {self.name}'s "
+            "instrument list (`marketstream instruments refresh`)"
+        )
 
 
 def rest_answer(body: str | bytes) -> JsonObject:
@@ -179,7 +184,9 @@ def event_time(data: JsonObject, what: str) -> int:
 
 
 def _agg_trade(m: BinanceMapper, ev: AggTrade, recv_ts: int) -> Trade:
-    listed = m.known(ev.s, "aggTrade")
+    listed = m.listed.get(ev.s)  # `known`, inlined on the hot paths
+    if listed is None:
+        raise m.unknown(ev.s, "aggTrade")
     return _trade_of(m, listed, ev, str(ev.a), recv_ts)
 
 
@@ -208,7 +215,9 @@ def _trade_of(
 
 def _book_ticker(m: BinanceMapper, ev: BookTicker | SpotBookTicker, recv_ts: int) -> Quote:
     """Spot bookTicker carries no time at all: the receive time is the best there is."""
-    listed = m.known(ev.s, "bookTicker")
+    listed = m.listed.get(ev.s)
+    if listed is None:
+        raise m.unknown(ev.s, "bookTicker")
     rule = listed.rule
     t = ev.T if ev.T is not None else ev.E
     bid_px, bid_sz, ask_px, ask_sz = ev.b, ev.B, ev.a, ev.A
