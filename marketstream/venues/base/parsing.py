@@ -269,7 +269,7 @@ _MSGSPEC_NOUNS: Final = {
     "array": "a list of the documented form",
 }
 _MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
-_EXPECTED_RE: Final = re.compile(r"Expected `([a-z]+)`")
+_EXPECTED_RE: Final = re.compile(r"Expected `([a-z]+)(?: \| null)?`")
 _AT_RE: Final = re.compile(r" - at `\$((?:\.[^.\[`]+|\[[0-9]+\])*)`$")
 _STEP_RE: Final = re.compile(r"\.([^.\[`]+)|\[([0-9]+)\]")
 
@@ -299,7 +299,10 @@ def _explained(data: JsonObject, message: str) -> str:
     except (KeyError, IndexError, TypeError):
         return f"{inner}, in {show(data)}"
     expected = _EXPECTED_RE.match(inner)
-    noun = _MSGSPEC_NOUNS.get(expected.group(1)) if expected else None
+    if expected:
+        noun = _MSGSPEC_NOUNS.get(expected.group(1))
+    else:  # a Literal: msgspec says "Invalid enum value"
+        noun = "one of the documented values" if inner.startswith("Invalid enum") else None
     name = path.lstrip(".") or "the payload"
     if noun is None:
         return f"{name} {show(value)}: {inner}"
