@@ -39,20 +39,21 @@ class SpotBookTicker(msgspec.Struct):
 
 
 class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+    # In the order they are read, so a frame missing several names the one read first.
     s: str
-    a: int | str  # the id, published as text
+    T: int
     p: float
     q: float
-    T: int
+    a: int | str  # the id, published as text
     m: bool  # the buyer is the maker: the taker sold
 
 
 class RawTrade(msgspec.Struct, tag_field="e", tag="trade"):
     s: str
-    t: int | str
+    T: int
     p: float
     q: float
-    T: int
+    t: int | str
     m: bool
 
 
