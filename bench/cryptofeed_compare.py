@@ -44,6 +44,10 @@ from tests.conftest import recordings_path
 
 REPEATS = 5  # timed blocks per side, interleaved ours / cryptofeed; the best of each is kept
 MIN_SECONDS = 0.5  # each timed block runs whole passes over the frames for at least this long
+# The long comparison: the recording's frames repeated to at least this many, one pass a block
+# (as a whole-process run over a big recording would see them), interleaved, best of LONG_REPEATS.
+LONG_FRAMES = 300_000
+LONG_REPEATS = 3
 INSTALL_LOG = Path(sys.prefix) / "bench-deps.log"  # where `make bench-deps` keeps pip's output
 
 
@@ -183,12 +187,47 @@ def _compare(feed: _Feed, path: Path, warnings: _WarningCounter) -> dict[str, An
     result["ratio_frames_per_s"] = round(ours_rate.frames_per_s / theirs_rate.frames_per_s, 2)
     if ours_per_update.books:
         result["ours_book_per_update"] = per_update_rate.report(ours_per_update.records)
-    print(
-        f"  {exchange:13s} {len(frames):>6,} frames  ours {ours_rate.frames_per_s:>9,.0f} "
-        f"frames/s  cryptofeed {theirs_rate.frames_per_s:>9,.0f} frames/s  "
-        f"ratio {result['ratio_frames_per_s']}"
-    )
+    _print(exchange, len(frames), ours_rate, theirs_rate, result["ratio_frames_per_s"])
+    result["long"] = _compare_long(feed, recorded, frames, exchange, url)
     return result
+
+
+def _print(exchange: str, frames: int, ours: _Rate, theirs: _Rate, ratio: float) -> None:
+    print(
+        f"  {exchange:13s} {frames:>7,} frames  ours {ours.frames_per_s:>9,.0f} "
+        f"frames/s  cryptofeed {theirs.frames_per_s:>9,.0f} frames/s  ratio {ratio}"
+    )
+
+
+def _compare_long(
+    feed: _Feed, recorded: list[RecordedFrame], frames: list[RecordedFrame], exchange: str, url: str
+) -> dict[str, Any]:
+    """The same comparison on the frames repeated to at least LONG_FRAMES: both sides checked
+    to have produced records from them."""
+    long_frames = frames * -(-LONG_FRAMES // len(frames))
+    loop = asyncio.new_event_loop()
+    try:
+        theirs = _Cryptofeed(feed, recorded, long_frames, loop)
+        theirs.warm_up()
+        ours = _Ours(exchange, url, long_frames)
+        ours_rate, theirs_rate = _Rate(), _Rate()
+        for _ in range(LONG_REPEATS):
+            ours_rate.keep(ours.timed())
+            theirs_rate.keep(loop.run_until_complete(theirs.timed()))
+    finally:
+        loop.close()
+    if not ours.records or not theirs.records:
+        side = "ours" if not ours.records else "cryptofeed"
+        return {"frames": len(long_frames), "error": f"{side} produced no records"}
+    ratio = round(ours_rate.frames_per_s / theirs_rate.frames_per_s, 2)
+    _print(exchange, len(long_frames), ours_rate, theirs_rate, ratio)
+    return {
+        "frames": len(long_frames),
+        "repeats": LONG_REPEATS,
+        "ours": ours_rate.report(ours.records),
+        "cryptofeed": theirs_rate.report(theirs.records),
+        "ratio_frames_per_s": ratio,
+    }
 
 
 def _kind(frame: str) -> str:

@@ -154,10 +154,10 @@ def _rest_snapshot(
 ) -> Processed:
     """A recorded REST book snapshot, applied as live ingest would after fetching it."""
     if exchange.map_snapshot is None or exchange.snapshot_symbol is None:
-        return Processed(rejected=[Rejected(f"{exchange.name} has no REST snapshots")])
+        return Processed([], [Rejected(f"{exchange.name} has no REST snapshots")])
     try:
         symbol = exchange.snapshot_symbol(recorded.url, instruments, symbols)
         update = exchange.map_snapshot(recorded.frame, symbol, recorded.recv_ns, instruments)
     except ValueError as exc:  # FrameError included
-        return Processed(rejected=[Rejected(f"snapshot {recorded.url}: {exc}")])
+        return Processed([], [Rejected(f"snapshot {recorded.url}: {exc}")])
     return processor.process_update(update)

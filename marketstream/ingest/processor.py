@@ -6,14 +6,15 @@ snapshot, and the caller (the connection runner, or `normalize`) acts on it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Final
 
 from marketstream.config import IngestConfig
 from marketstream.ingest.books import BookKeeper, invalid_level
 from marketstream.schemas.records import Record
-from marketstream.schemas.validation import InvalidRecordError, Limits, passes, validate
-from marketstream.venues.base.mapper import BookUpdate, FrameError, Mapper
+from marketstream.schemas.validation import PASSES, InvalidRecordError, Limits, validate
+from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
 from marketstream.venues.base.venue import Venue
 
 
@@ -24,36 +25,71 @@ class Rejected:
     mapper_error: bool = False  # the mapper raised something other than FrameError (a bug)
 
 
-@dataclass(slots=True, init=False)
-class Processed:
-    records: list[Record]
-    rejected: list[Rejected]
-    gaps: list[str]  # symbols whose book lost its sequence
-    checksum_failures: list[str]  # books the exchange disowned
-    checksums_verified: int  # updates whose exchange checksum our book matched
-    resynced: list[str]  # symbols re-synced from a snapshot
-    snapshots_needed: list[str]
+# Shared by every Processed without such an outcome: a frame that only yields good records
+# (nearly all) then costs one small object, not seven lists.
+_NONE: Final[tuple[()]] = ()
 
-    # Written out: one is made per frame, and list literals cost less than the
-    # `default_factory` calls a generated __init__ makes.
+
+class Processed:
+    """What one frame produced. Read-only for the caller; the outcomes other than `records`
+    are empty tuples unless the frame produced some."""
+
+    __slots__ = (
+        "checksum_failures",
+        "checksums_verified",
+        "gaps",
+        "records",
+        "rejected",
+        "resynced",
+        "snapshots_needed",
+    )
+
     def __init__(
         self,
-        records: list[Record] | None = None,
+        records: list[Record],
+        rejected: Sequence[Rejected] = _NONE,
         *,
-        rejected: list[Rejected] | None = None,
-        gaps: list[str] | None = None,
-        checksum_failures: list[str] | None = None,
-        checksums_verified: int = 0,
-        resynced: list[str] | None = None,
-        snapshots_needed: list[str] | None = None,
+        gaps: Sequence[str] = _NONE,  # symbols whose book lost its sequence
+        checksum_failures: Sequence[str] = _NONE,  # books the exchange disowned
+        checksums_verified: int = 0,  # updates whose exchange checksum our book matched
+        resynced: Sequence[str] = _NONE,  # symbols re-synced from a snapshot
+        snapshots_needed: Sequence[str] = _NONE,
     ) -> None:
-        self.records = [] if records is None else records
-        self.rejected = [] if rejected is None else rejected
-        self.gaps = [] if gaps is None else gaps
-        self.checksum_failures = [] if checksum_failures is None else checksum_failures
+        self.records = records
+        self.rejected = rejected
+        self.gaps = gaps
+        self.checksum_failures = checksum_failures
         self.checksums_verified = checksums_verified
-        self.resynced = [] if resynced is None else resynced
-        self.snapshots_needed = [] if snapshots_needed is None else snapshots_needed
+        self.resynced = resynced
+        self.snapshots_needed = snapshots_needed
+
+
+@dataclass(slots=True)
+class _Outcomes:
+    """The lists a frame with book updates or bad records fills, made only for such frames."""
+
+    records: list[Record] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    checksum_failures: list[str] = field(default_factory=list)
+    checksums_verified: int = 0
+    resynced: list[str] = field(default_factory=list)
+    snapshots_needed: list[str] = field(default_factory=list)
+
+    def processed(self) -> Processed:
+        """Empty outcomes as the shared empty tuple, as the fast path leaves them."""
+        return Processed(
+            self.records,
+            self.rejected or _NONE,
+            gaps=self.gaps or _NONE,
+            checksum_failures=self.checksum_failures or _NONE,
+            checksums_verified=self.checksums_verified,
+            resynced=self.resynced or _NONE,
+            snapshots_needed=self.snapshots_needed or _NONE,
+        )
+
+
+_PASSES: Final = PASSES
 
 
 class FrameProcessor:
@@ -73,35 +109,41 @@ class FrameProcessor:
         self.known_symbols = known_symbols
 
     def process(self, frame: str | bytes, recv_ts: int) -> Processed:
-        out = Processed()
         try:
             items = self.mapper(frame, recv_ts)
         except FrameError as exc:
-            out.rejected.append(Rejected(str(exc)))
-            return out
+            return Processed([], [Rejected(str(exc))])
         except Exception as exc:  # a mapper bug must cost one frame, not the feed
             reason = f"the mapper failed on this frame: {type(exc).__name__}: {exc}"
-            out.rejected.append(Rejected(reason, mapper_error=True))
-            return out
+            return Processed([], [Rejected(reason, mapper_error=True)])
+        # The common case in one pass: every item a record that passes, published as the
+        # mapper's own (fresh) list. Anything else goes through `_each`, item by item.
         latest_ts = recv_ts + self.max_future_skew_ns
         known_symbols = self.known_symbols
-        records = out.records
+        try:
+            for item in items:
+                if not _PASSES[type(item)](item, latest_ts, known_symbols):
+                    return self._each(items, recv_ts)
+        except (KeyError, TypeError, ValueError):  # a book update, or a malformed field
+            return self._each(items, recv_ts)
+        return Processed(items)  # type: ignore[arg-type]  # all of them records, checked above
+
+    def _each(self, items: list[Item], recv_ts: int) -> Processed:
+        out = _Outcomes()
         for item in items:
             if isinstance(item, BookUpdate):
                 self._book(item, recv_ts, out)
-            elif passes(item, latest_ts, known_symbols):
-                records.append(item)
             else:
                 self._check(item, recv_ts, out)
-        return out
+        return out.processed()
 
     def process_update(self, update: BookUpdate) -> Processed:
         """A book update that did not come in a frame (a REST snapshot)."""
-        out = Processed()
+        out = _Outcomes()
         self._book(update, update.recv_ts, out)
-        return out
+        return out.processed()
 
-    def _book(self, update: BookUpdate, recv_ts: int, out: Processed) -> None:
+    def _book(self, update: BookUpdate, recv_ts: int, out: _Outcomes) -> None:
         if self.known_symbols is not None and update.symbol not in self.known_symbols:
             out.rejected.append(
                 Rejected(f"symbol {update.symbol!r} is not configured for {update.exchange}")
@@ -134,7 +176,7 @@ class FrameProcessor:
         for record in outcome.books:
             self._check(record, recv_ts, out)
 
-    def _check(self, record: Record, recv_ts: int, out: Processed) -> None:
+    def _check(self, record: Record, recv_ts: int, out: _Outcomes) -> None:
         """The full validation, with its reason when the record fails."""
         try:
             validate(record, Limits(recv_ts, self.max_future_skew_ns, self.known_symbols))

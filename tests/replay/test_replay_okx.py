@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from marketstream.ingest.books import BookKeeper
-from marketstream.ingest.processor import FrameProcessor
+from marketstream.ingest.processor import FrameProcessor, Rejected
 from marketstream.replay.dialect import EVERYONE, Route
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.replay.server import ReplayServer
@@ -25,6 +25,7 @@ from marketstream.schemas.records import (
     Liquidation,
     OpenInterest,
     Quote,
+    Record,
     Trade,
 )
 from marketstream.venues.base.venue import Subscription
@@ -213,13 +214,15 @@ async def test_the_okx_exchange_rules_replay_both_endpoints_into_records(recordi
                 session(bus, business, 2 + 2),
             )
     assert public_frames[-1] == business_frames[-1] == "pong"
-    records, rejected, verified = [], [], 0
+    records: list[Record] = []
+    rejected: list[Rejected] = []
+    verified = 0
     for i, frame in enumerate([*public_frames, *business_frames]):
         out = processor.process(frame, T0 + i)
         records += out.records
         rejected += out.rejected
         verified += out.checksums_verified
-        assert (out.gaps, out.checksum_failures) == ([], [])
+        assert (out.gaps, out.checksum_failures) == ((), ())
     assert rejected == []
     assert verified == 2  # the snapshot and the update
     assert [type(r).__name__ for r in records] == [

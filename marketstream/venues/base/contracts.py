@@ -7,7 +7,7 @@ size is that amount over the price of the trade or level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from marketstream.schemas.instruments import parse_symbol
@@ -21,10 +21,11 @@ class SizeRule:
 
     factor: float  # base units (linear) or quote units (inverse) per unit of the size field
     inverse: bool
+    # Coins already (factor 1, linear): a plain field, read for every record of every frame.
+    unit: bool = field(init=False, compare=False)
 
-    @property
-    def unit(self) -> bool:
-        return self.factor == 1.0 and not self.inverse
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit", self.factor == 1.0 and not self.inverse)
 
     def size(self, size: float, price: float) -> float:
         return size * self.factor / price if self.inverse else size * self.factor

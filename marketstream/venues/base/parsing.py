@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, TypeVar
 
+import msgspec
 import orjson
 
 from marketstream.schemas.records import Level
@@ -255,3 +256,54 @@ def text_levels(
     except (KeyError, IndexError, TypeError, ValueError):
         raise FrameError(f"{what}: {key} {show(entries)} is not a list of {form}") from None
     return levels, texts
+
+
+# --- msgspec: a payload the typed decoders refused, explained as the helpers above would ---
+
+_MSGSPEC_NOUNS: Final = {
+    "float": "a decimal number",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "object": "a JSON object",
+    "array": "a list of the documented form",
+}
+_MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
+_EXPECTED_RE: Final = re.compile(r"Expected `([a-z]+)(?: \| null)?`")
+_AT_RE: Final = re.compile(r" - at `\$((?:\.[^.\[`]+|\[[0-9]+\])*)`$")
+_STEP_RE: Final = re.compile(r"\.([^.\[`]+)|\[([0-9]+)\]")
+
+
+def converted(data: JsonObject, kind: Any, what: str) -> Any:
+    """An already-decoded payload as the msgspec type `kind` (lax: decimal strings become
+    floats); a payload that does not fit raises FrameError naming the field, its value and
+    what was expected (`aggTrade: p 'abc' is not a decimal number`)."""
+    try:
+        return msgspec.convert(data, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise FrameError(f"{what}: {_explained(data, str(exc))}") from None
+
+
+def _explained(data: JsonObject, message: str) -> str:
+    at = _AT_RE.search(message)
+    path = at.group(1) if at else ""
+    inner = message[: at.start()] if at else message
+    missing = _MISSING_RE.fullmatch(inner)
+    if missing:
+        where = path.lstrip(".")
+        return f"field {missing.group(1)!r} is missing" + (f" in {where}" if where else "")
+    value: Any = data
+    try:
+        for key, index in _STEP_RE.findall(path):
+            value = value[key] if key else value[int(index)]
+    except (KeyError, IndexError, TypeError):
+        return f"{inner}, in {show(data)}"
+    expected = _EXPECTED_RE.match(inner)
+    if expected:
+        noun = _MSGSPEC_NOUNS.get(expected.group(1))
+    else:  # a Literal: msgspec says "Invalid enum value"
+        noun = "one of the documented values" if inner.startswith("Invalid enum") else None
+    name = path.lstrip(".") or "the payload"
+    if noun is None:
+        return f"{name} {show(value)}: {inner}"
+    return f"{name} {show(value)} is not {noun}"

@@ -8,9 +8,11 @@ between the markets comes in a `Market` value (`markets.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 from marketstream.schemas.records import (
     Candle,
@@ -18,30 +20,39 @@ from marketstream.schemas.records import (
     Instrument,
     Liquidation,
     Quote,
-    Side,
     Trade,
 )
 from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, in_venue
 from marketstream.venues.base.parsing import (
+    NS_PER_MS,
     JsonObject,
-    field,
-    flag,
-    integer,
-    levels,
+    converted,
     load_object,
     mapping,
     millis,
-    number,
-    ohlcv,
     show,
-    text,
 )
 from marketstream.venues.base.symbols import joined_symbol
 from marketstream.venues.binance.markets import Market
+from marketstream.venues.binance.messages import (
+    SPOT_TAGS,
+    USDM_TAGS,
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    ForceOrder,
+    Kline,
+    MarkPrice,
+    RawTrade,
+    SpotBookTicker,
+    SpotCombined,
+    SpotEvent,
+    UsdmCombined,
+    UsdmEvent,
+)
 
 SYMBOL_CACHE_SIZE: Final = 4096  # native names remembered per market without metadata
-_ORDER_SIDES: Final[Mapping[str, Side]] = MappingProxyType({"BUY": "buy", "SELL": "sell"})
 
 
 def native_symbol(symbol: str) -> str:
@@ -58,7 +69,14 @@ class Listed:
     rule: SizeRule
 
 
-Handler = Callable[["BinanceMapper", JsonObject, int], Item | None]
+Handler = Callable[["BinanceMapper", Any, int], Item | None]
+
+# The decoders of the hot path; lax, so that decimal strings become floats in C.
+_USDM_FRAME: Final = msgspec.json.Decoder(UsdmCombined, strict=False)
+_SPOT_FRAME: Final = msgspec.json.Decoder(SpotCombined)
+_SPOT_EVENT: Final = msgspec.json.Decoder(SpotEvent, strict=False)
+_SPOT_TICKER: Final = msgspec.json.Decoder(SpotBookTicker, strict=False)
+_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +84,64 @@ class BinanceMapper:
     """Maps one frame to items; holds only the market and its known native names."""
 
     market: Market
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[type, Handler]  # message Struct -> its handler
     listed: Mapping[str, Listed]  # native -> what it is, read-only
+    name: str = field(init=False)  # the market's name, read for every record
+    perp: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.market.name)
+        object.__setattr__(self, "perp", self.market.perp)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
+        """A combined-stream frame decodes straight into its message Struct; anything else
+        (replies, errors, raw payloads, bad frames) is read by `_other`, which maps it or
+        names what is wrong."""
+        try:
+            if self.perp:
+                event: Any = _USDM_FRAME.decode(frame).data
+            else:
+                combined = _SPOT_FRAME.decode(frame)
+                is_ticker = combined.stream.endswith("@bookTicker")
+                event = (_SPOT_TICKER if is_ticker else _SPOT_EVENT).decode(combined.data)
+        except _NOT_DECODED:
+            event = self._other(frame)
+            if event is None:
+                return []
+        try:
+            item = self.handlers[type(event)](self, event, recv_ts)
+        except FrameError as exc:
+            raise in_venue(self.name, exc) from None
+        return [] if item is None else [item]
+
+    def _other(self, frame: str | bytes) -> Any:
+        """The message of a frame the fast decoders refused, or None for a reply to a
+        request; FrameError naming what is wrong when it is none of the market's messages."""
         try:
             message = load_object(frame)
             stream = message.get("stream")
             data = message if stream is None else mapping(message, "data", "combined stream")
             event = data.get("e")
             if event is None:
-                return self._untyped(data, stream, recv_ts)
-            try:
-                handler = self.handlers[event]
-            except (KeyError, TypeError):  # TypeError: an event type that is not even a string
-                raise FrameError(f"unknown event type {show(event)}") from None
-            item = handler(self, data, recv_ts)
-            return [] if item is None else [item]
+                return self._untyped(data, stream)
+            if type(event) is not str or event not in self.tags:
+                raise FrameError(f"unknown event type {show(event)}")
+            return converted(data, self.events, event)
         except FrameError as exc:
-            raise in_venue(self.market.name, exc) from None
+            raise in_venue(self.name, exc) from None
 
-    def _untyped(self, data: JsonObject, stream: object, recv_ts: int) -> list[Item]:
+    @property
+    def tags(self) -> frozenset[str]:
+        return USDM_TAGS if self.market.perp else SPOT_TAGS
+
+    @property
+    def events(self) -> Any:
+        return UsdmEvent if self.market.perp else SpotEvent
+
+    def _untyped(self, data: JsonObject, stream: object) -> SpotBookTicker | None:
         """Replies to requests, errors, and the spot bookTicker, which has no event type."""
         if "result" in data and "id" in data:
-            return []  # SUBSCRIBE / LIST_SUBSCRIPTIONS acknowledged
+            return None  # SUBSCRIBE / LIST_SUBSCRIPTIONS acknowledged
         if "error" in data:
             error = data["error"]
             if type(error) is dict:
@@ -100,21 +152,21 @@ class BinanceMapper:
         if (type(stream) is str and stream.endswith("@bookTicker")) or (
             "u" in data and "b" in data and "a" in data
         ):
-            return [_book_ticker(self, data, recv_ts)]
+            ticker: SpotBookTicker = converted(data, SpotBookTicker, "bookTicker")
+            return ticker
         raise FrameError(f"no event type 'e' in a frame with fields {sorted(data)[:20]}")
 
-    def known(self, data: JsonObject, what: str) -> Listed:
-        native = text(data, "s", what)
+    def known(self, native: str, what: str) -> Listed:
         listed = self.listed.get(native)
         if listed is None:
-            raise FrameError(
-                f"{what}: symbol {native!r} is neither configured nor in {self.market.name}'s "
-                "instrument list (`marketstream instruments refresh`)"
-            )
+            raise self.unknown(native, what)
         return listed
 
-    def symbol(self, data: JsonObject, what: str) -> str:
-        return self.known(data, what).symbol
+    def unknown(self, native: str, what: str) -> FrameError:
+        return FrameError(
+            f"{what}: symbol {native!r} is neither configured nor in {self.name}'s "
+            "instrument list (`marketstream instruments refresh`)"
+        )
 
 
 def rest_answer(body: str | bytes) -> JsonObject:
@@ -131,147 +183,138 @@ def event_time(data: JsonObject, what: str) -> int:
     return millis(data, "T" if "T" in data else "E", what)
 
 
-def _trade_of(what: str, id_key: str) -> Handler:
+def _agg_trade(m: BinanceMapper, ev: AggTrade, recv_ts: int) -> Trade:
+    listed = m.listed.get(ev.s)  # `known`, inlined on the hot paths
+    if listed is None:
+        raise m.unknown(ev.s, "aggTrade")
+    return _trade_of(m, listed, ev, str(ev.a), recv_ts)
+
+
+def _trade(m: BinanceMapper, ev: RawTrade, recv_ts: int) -> Trade:
+    listed = m.known(ev.s, "trade")
+    return _trade_of(m, listed, ev, str(ev.t), recv_ts)
+
+
+def _trade_of(
+    m: BinanceMapper, listed: Listed, ev: AggTrade | RawTrade, trade_id: str, recv_ts: int
+) -> Trade:
     """`aggTrade` and `trade` differ only in the key of their id (`a` and `t`)."""
-
-    def trade(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Trade:
-        listed = m.known(data, what)
-        rule = listed.rule
-        ts = millis(data, "T", what)
-        price = number(data, "p", what)
-        size = number(data, "q", what)
-        return Trade(
-            m.market.name,
-            listed.symbol,
-            ts,
-            recv_ts,
-            str(field(data, id_key, what)),
-            price,
-            size if rule.unit else rule.size(size, price),
-            "sell" if flag(data, "m", what) else "buy",  # buyer is the maker: the taker sold
-        )
-
-    return trade
-
-
-_agg_trade = _trade_of("aggTrade", "a")
-_trade = _trade_of("trade", "t")
-
-
-def _book_ticker(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Quote:
-    """Spot bookTicker carries no time at all: the receive time is the best there is."""
-    what = "bookTicker"
-    ts = event_time(data, what) if "T" in data or "E" in data else recv_ts
-    listed = m.known(data, what)
     rule = listed.rule
-    bid_px, bid_sz = number(data, "b", what), number(data, "B", what)
-    ask_px, ask_sz = number(data, "a", what), number(data, "A", what)
+    price, size = ev.p, ev.q
+    return Trade(
+        m.name,
+        listed.symbol,
+        ev.T * NS_PER_MS,
+        recv_ts,
+        trade_id,
+        price,
+        size if rule.unit else rule.size(size, price),
+        "sell" if ev.m else "buy",  # buyer is the maker: the taker sold
+    )
+
+
+def _book_ticker(m: BinanceMapper, ev: BookTicker | SpotBookTicker, recv_ts: int) -> Quote:
+    """Spot bookTicker carries no time at all: the receive time is the best there is."""
+    listed = m.listed.get(ev.s)
+    if listed is None:
+        raise m.unknown(ev.s, "bookTicker")
+    rule = listed.rule
+    t = ev.T if ev.T is not None else ev.E
+    bid_px, bid_sz, ask_px, ask_sz = ev.b, ev.B, ev.a, ev.A
     if not rule.unit:
         bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
-    return Quote(m.market.name, listed.symbol, ts, recv_ts, bid_px, bid_sz, ask_px, ask_sz)
-
-
-def _kline(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Candle:
-    what = "kline"
-    k = mapping(data, "k", what)
-    listed = m.known(data, what)
-    rule = listed.rule
-    open_, high, low, close, volume = ohlcv(k, what, ("o", "h", "l", "c", "v"))
-    if not rule.unit:  # no inverse contract on these markets: a factor per contract
-        volume = rule.size(volume, close)
-    return Candle(
-        m.market.name,
+    return Quote(
+        m.name,
         listed.symbol,
-        text(k, "i", what),
-        millis(k, "t", what),
-        open_,
-        high,
-        low,
-        close,
-        volume,
-        integer(k, "n", what),
-        flag(k, "x", what),
-    )
-
-
-def _depth_update(m: BinanceMapper, data: JsonObject, recv_ts: int) -> BookUpdate:
-    what = "depthUpdate"
-    listed = m.known(data, what)
-    rule = listed.rule
-    return BookUpdate(
-        m.market.name,
-        listed.symbol,
-        event_time(data, what),
+        recv_ts if t is None else t * NS_PER_MS,
         recv_ts,
-        rule.levels(levels(data, "b", what)),
-        rule.levels(levels(data, "a", what)),
+        bid_px,
+        bid_sz,
+        ask_px,
+        ask_sz,
+    )
+
+
+def _kline(m: BinanceMapper, ev: Kline, recv_ts: int) -> Candle:
+    listed = m.known(ev.s, "kline")
+    rule = listed.rule
+    k = ev.k
+    volume = k.v if rule.unit else rule.size(k.v, k.c)  # no inverse contract here: a factor
+    return Candle(m.name, listed.symbol, k.i, k.t * NS_PER_MS, k.o, k.h, k.l, k.c, volume, k.n, k.x)
+
+
+def _depth_update(m: BinanceMapper, ev: DepthUpdate, recv_ts: int) -> BookUpdate:
+    what = "depthUpdate"
+    listed = m.known(ev.s, what)
+    rule = listed.rule
+    perp = m.market.perp
+    if perp and ev.pu is None:
+        raise FrameError(f"{what}: field 'pu' is missing")
+    return BookUpdate(
+        m.name,
+        listed.symbol,
+        (ev.T if ev.T is not None else ev.E) * NS_PER_MS,
+        recv_ts,
+        rule.levels(ev.b),
+        rule.levels(ev.a),
         is_snapshot=False,
-        first_seq=integer(data, "U", what),
-        last_seq=integer(data, "u", what),
-        prev_seq=integer(data, "pu", what) if m.market.perp else None,
+        first_seq=ev.U,
+        last_seq=ev.u,
+        prev_seq=ev.pu if perp else None,
     )
 
 
-def _mark_price(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Funding:
-    what = "markPriceUpdate"
-    next_ts = millis(data, "T", what)
+def _mark_price(m: BinanceMapper, ev: MarkPrice, recv_ts: int) -> Funding:
     return Funding(
-        m.market.name,
-        m.symbol(data, what),
-        millis(data, "E", what),
-        number(data, "r", what),
-        number(data, "p", what),
-        number(data, "i", what),
-        next_ts or None,  # a quarterly contract has no next funding: T is 0
+        m.name,
+        m.known(ev.s, "markPriceUpdate").symbol,
+        ev.E * NS_PER_MS,
+        ev.r,
+        ev.p,
+        ev.i,
+        ev.T * NS_PER_MS or None,  # a quarterly contract has no next funding: T is 0
     )
 
 
-def _force_order(m: BinanceMapper, data: JsonObject, recv_ts: int) -> Liquidation | None:
+def _force_order(m: BinanceMapper, ev: ForceOrder, recv_ts: int) -> Liquidation | None:
     """A liquidation order (`<symbol>@forceOrder`, `!forceOrder@arr`): its side `S` (a long
     liquidated sells), and what it filled: `z`, the accumulated filled quantity, at `ap`, the
     average fill price. Binance pushes the latest state of the order once per second, so `z`
     and `ap` are the liquidation as executed; `q`/`p` are the order's quantity and limit
     price (not what traded) and `l` only the last fill. Nothing filled yet: no record."""
     what = "forceOrder"
-    order = mapping(data, "o", what)
-    listed = m.known(order, what)
-    filled = number(order, "z", what)
-    last = number(order, "l", what)
+    order = ev.o
+    listed = m.known(order.s, what)
+    filled, last = order.z, order.l
     if last > filled:
         raise FrameError(f"{what}: last fill l {last} exceeds the accumulated fill z {filled}")
     if filled == 0:
         return None
-    price = number(order, "ap", what)
+    price = order.ap
     rule = listed.rule
     return Liquidation(
-        m.market.name,
+        m.name,
         listed.symbol,
-        millis(order, "T", what),
+        order.T * NS_PER_MS,
         recv_ts,
-        one_of_side(order, what),
+        "sell" if order.S == "SELL" else "buy",
         price,
         filled if rule.unit else rule.size(filled, price),
     )
 
 
-def one_of_side(order: JsonObject, what: str) -> Side:
-    side = _ORDER_SIDES.get(text(order, "S", what))
-    if side is None:
-        raise FrameError(f"{what}: S {show(order['S'])} is not 'BUY' or 'SELL'")
-    return side
-
-
-_SPOT_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
+_SPOT_HANDLERS: Final[Mapping[type, Handler]] = MappingProxyType(
     {
-        "aggTrade": _agg_trade,
-        "trade": _trade,
-        "bookTicker": _book_ticker,
-        "kline": _kline,
-        "depthUpdate": _depth_update,
+        AggTrade: _agg_trade,
+        RawTrade: _trade,
+        BookTicker: _book_ticker,
+        SpotBookTicker: _book_ticker,
+        Kline: _kline,
+        DepthUpdate: _depth_update,
     }
 )
-_USDM_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
-    {**_SPOT_HANDLERS, "markPriceUpdate": _mark_price, "forceOrder": _force_order}
+_USDM_HANDLERS: Final[Mapping[type, Handler]] = MappingProxyType(
+    {**_SPOT_HANDLERS, MarkPrice: _mark_price, ForceOrder: _force_order}
 )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
-from marketstream.schemas.records import Level, Quote, Side, Trade
+import msgspec
+
+from marketstream.schemas.records import Level, Quote, Trade
 from marketstream.venues.base.mapper import (
     BookUpdate,
     FrameError,
@@ -19,38 +21,39 @@ from marketstream.venues.base.mapper import (
     frame_only,
     in_venue,
 )
-from marketstream.venues.base.parsing import (
-    JsonObject,
-    field,
-    iso_time,
-    iso_time_or,
-    levels,
-    load_object,
-    number,
-    one_of,
-    optional_number,
-    show,
-    text,
+from marketstream.venues.base.parsing import converted, field, iso_to_ns, load_object, show
+from marketstream.venues.coinbase.messages import (
+    TAGS,
+    L2Update,
+    LastMatch,
+    Match,
+    Message,
+    Snapshot,
+    Ticker,
 )
 from marketstream.venues.coinbase.symbols import NAME, native_symbol
-
-# A match's `side` is the maker order's side; the taker, whose side a Trade records, took
-# the other one.
-_TAKER_SIDE: Final[Mapping[str, Side]] = MappingProxyType({"buy": "sell", "sell": "buy"})
-_BOOK_SIDE: Final[Mapping[str, int]] = MappingProxyType({"buy": 0, "sell": 1})
-
 
 _PLACEHOLDER_TIME: Final = "0001-01-01T00:00:00"
 
 
-def _time(data: JsonObject, key: str, what: str, default: int | None = None) -> int:
+_FRAME: Final = msgspec.json.Decoder(Message, strict=False)
+_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def _time(value: str | None, key: str, what: str, default: int | None = None) -> int:
     """An event time; `default` where the field may be absent. Coinbase writes the
     placeholder `0001-01-01T00:00:00Z` where it has no time: that is refused, not read as a
     year-1 timestamp that fits no int64 nanoseconds (nor is a receive time put in for it)."""
-    ts = iso_time(data, key, what) if default is None else iso_time_or(data, key, what, default)
+    if value is None:
+        if default is None:
+            raise FrameError(f"{what}: field {key!r} is missing")
+        return default
+    try:
+        ts = iso_to_ns(value)
+    except (AttributeError, TypeError, ValueError):
+        raise FrameError(f"{what}: {key} {show(value)} is not an ISO-8601 UTC time") from None
     if ts < 0:
-        value = data[key]
-        if str(value).startswith(_PLACEHOLDER_TIME):
+        if value.startswith(_PLACEHOLDER_TIME):
             raise FrameError(
                 f"{what}: {key} {show(value)} is Coinbase's placeholder for an unknown time, "
                 "not an event time"
@@ -59,116 +62,99 @@ def _time(data: JsonObject, key: str, what: str, default: int | None = None) -> 
     return ts
 
 
-def _trade(data: JsonObject, recv_ts: int) -> list[Item]:
-    what = "match"
-    taker_side = one_of(data, "side", what, _TAKER_SIDE, "'buy' or 'sell'")
+def _trade(m: Match, recv_ts: int) -> list[Item]:
     trade = Trade(
         NAME,
-        text(data, "product_id", what),
-        _time(data, "time", what),
+        m.product_id,
+        _time(m.time, "time", "match"),
         recv_ts,
-        str(field(data, "trade_id", what)),
-        number(data, "price", what),
-        number(data, "size", what),
-        taker_side,
+        str(m.trade_id),
+        m.price,
+        m.size,
+        "sell" if m.side == "buy" else "buy",  # the maker's side: the taker took the other
     )
     return [trade]
 
 
-def _ticker(data: JsonObject, recv_ts: int) -> list[Item]:
+def _ticker(t: Ticker, recv_ts: int) -> list[Item]:
     """Sizes exist only in newer tickers; the first ticker after subscribing has no time."""
-    what = "ticker"
     quote = Quote(
         NAME,
-        text(data, "product_id", what),
-        _time(data, "time", what, recv_ts),
+        t.product_id,
+        _time(t.time, "time", "ticker", recv_ts),
         recv_ts,
-        number(data, "best_bid", what),
-        optional_number(data, "best_bid_size", what),
-        number(data, "best_ask", what),
-        optional_number(data, "best_ask_size", what),
-        number(data, "price", what),
+        t.best_bid,
+        t.best_bid_size,
+        t.best_ask,
+        t.best_ask_size,
+        t.price,
     )
     return [quote]
 
 
-def _snapshot(data: JsonObject, recv_ts: int) -> list[Item]:
-    what = "snapshot"
+def _snapshot(s: Snapshot, recv_ts: int) -> list[Item]:
     update = BookUpdate(
         NAME,
-        text(data, "product_id", what),
-        _time(data, "time", what, recv_ts),
+        s.product_id,
+        _time(s.time, "time", "snapshot", recv_ts),
         recv_ts,
-        levels(data, "bids", what),
-        levels(data, "asks", what),
+        s.bids,
+        s.asks,
         is_snapshot=True,
     )
     return [update]
 
 
-def _changes(data: JsonObject, what: str) -> tuple[list[Level], list[Level]]:
-    """`[["buy", price, size], ["sell", ...]]` -> (bids, asks); size 0 removes the level."""
-    changes = field(data, "changes", what)
-    sides: tuple[list[Level], list[Level]] = ([], [])
-    try:
-        for side, price, size in changes:
-            sides[_BOOK_SIDE[side]].append((float(price), float(size)))
-    except (KeyError, TypeError, ValueError):
-        raise FrameError(
-            f"{what}: changes {show(changes)} is not a list of [side, price, size] "
-            "with side 'buy' or 'sell' and decimal price and size"
-        ) from None
-    return sides
-
-
-def _l2update(data: JsonObject, recv_ts: int) -> list[Item]:
-    what = "l2update"
-    bids, asks = _changes(data, what)
+def _l2update(u: L2Update, recv_ts: int) -> list[Item]:
+    bids: list[Level] = []
+    asks: list[Level] = []
+    for side, price, size in u.changes:
+        (bids if side == "buy" else asks).append((price, size))
     update = BookUpdate(
-        NAME,
-        text(data, "product_id", what),
-        _time(data, "time", what),
-        recv_ts,
-        bids,
-        asks,
-        is_snapshot=False,
+        NAME, u.product_id, _time(u.time, "time", "l2update"), recv_ts, bids, asks, False
     )
     return [update]
 
 
-def _control(data: JsonObject, recv_ts: int) -> list[Item]:
-    """Subscription confirmations and heartbeats: nothing to publish."""
-    return []
-
-
-def _error(data: JsonObject, recv_ts: int) -> list[Item]:
-    raise FrameError(f"error: {data.get('message')} ({data.get('reason')})")
-
-
-_HANDLERS: Final[Mapping[str, Callable[[JsonObject, int], list[Item]]]] = MappingProxyType(
+_HANDLERS: Final[Mapping[type, Callable[[Any, int], list[Item]]]] = MappingProxyType(
     {
-        "match": _trade,
-        "last_match": _trade,  # the latest trade, sent once per product after subscribing
-        "ticker": _ticker,
-        "snapshot": _snapshot,
-        "l2update": _l2update,
-        "subscriptions": _control,
-        "heartbeat": _control,
-        "error": _error,
+        Match: _trade,
+        LastMatch: _trade,
+        Ticker: _ticker,
+        Snapshot: _snapshot,
+        L2Update: _l2update,
     }
 )
+
+
+def _other(frame: str | bytes) -> Message | None:
+    """A frame the typed decoder refused: a control message (None: nothing to publish), an
+    error, or a bad frame, named as such."""
+    message = load_object(frame)
+    kind = field(message, "type", "message")
+    if type(kind) is str and kind in _CONTROL:
+        return None
+    if kind == "error":
+        raise FrameError(f"error: {message.get('message')} ({message.get('reason')})")
+    if type(kind) is not str or kind not in TAGS:
+        raise FrameError(f"unknown message type {show(kind)}")
+    decoded: Message = converted(message, Message, kind)
+    return decoded
+
+
+_CONTROL: Final = frozenset(("subscriptions", "heartbeat"))  # confirmations: nothing to publish
 
 
 def map_frame(frame: str | bytes, recv_ts: int) -> list[Item]:
     """The Coinbase mapper: it needs nothing but the frame, so one function serves all."""
     try:
-        message = load_object(frame)
-        kind = field(message, "type", "message")
         try:
-            handler = _HANDLERS[kind]
-        except (KeyError, TypeError):
-            raise FrameError(f"unknown message type {show(kind)}") from None
-        return handler(message, recv_ts)
+            message: Message | None = _FRAME.decode(frame)
+        except _NOT_DECODED:
+            message = _other(frame)
+            if message is None:
+                return []
+        return _HANDLERS[type(message)](message, recv_ts)
     except FrameError as exc:
         raise in_venue(NAME, exc) from None
 

@@ -365,8 +365,8 @@ def test_snapshot_without_update_id_names_the_field() -> None:
         (_frame({**AGG_TRADE, "p": None}), "aggTrade: p None is not a decimal number"),
         (_frame({**AGG_TRADE, "m": "yes"}), "aggTrade: m 'yes' is not true or false"),
         (
-            _frame({**AGG_TRADE, "T": "1672515782134"}),
-            "aggTrade: T '1672515782134' is not an integer time",
+            _frame({**AGG_TRADE, "T": "soon"}),
+            "aggTrade: T 'soon' is not an integer",
         ),
         (_frame({**AGG_TRADE, "e": "forceOrder"}), "binance: unknown event type 'forceOrder'"),
         (_frame({**AGG_TRADE, "e": ["aggTrade"]}), r"binance: unknown event type \['aggTrade'\]"),
@@ -381,7 +381,7 @@ def test_snapshot_without_update_id_names_the_field() -> None:
         ),
         (
             _frame({**FUTURES_DEPTH, "b": [["1.0"]]}),
-            r"depthUpdate: b \[\['1.0'\]\] is not a list of \[price, size\]",
+            r"depthUpdate: b\[0\] \['1.0'\] is not a list of the documented form",
         ),
         (
             _frame({"u": 1, "s": "BNBUSDT", "b": "1.0", "a": "2.0", "A": "1"}),

@@ -88,7 +88,7 @@ def test_every_v1_book_checksum_verifies() -> None:
     verified = 0
     for line in lines("kraken-v1-book.jsonl"):
         out = processor.process(line.frame, line.recv_ns)
-        assert (out.rejected, out.gaps, out.checksum_failures) == ([], [], [])
+        assert (out.rejected, out.gaps, out.checksum_failures) == ((), (), ())
         verified += out.checksums_verified
     assert verified == 4269
 

@@ -478,7 +478,7 @@ def test_the_keeper_verifies_the_checksum_of_a_snapshot_and_every_update() -> No
         out = proc.process(
             book_frame("update", bids, asks, seq=seq, prev=prev, crc=exchange.checksum()), RECV
         )
-        assert (out.gaps, out.checksum_failures, out.rejected) == ([], [], [])
+        assert (out.gaps, out.checksum_failures, out.rejected) == ((), (), ())
         verified += out.checksums_verified
     assert verified == 301
     book = proc.books.book("BTC-USDT")
@@ -498,15 +498,15 @@ def test_an_update_with_seq_id_equal_to_prev_seq_id_is_a_heartbeat() -> None:
     crc = exchange.checksum()
     for _ in range(2):  # right after the snapshot, and again later
         out = proc.process(book_frame("update", [], [], seq=50, prev=50, crc=crc), RECV)
-        assert (out.gaps, out.checksum_failures, out.snapshots_needed) == ([], [], [])
+        assert (out.gaps, out.checksum_failures, out.snapshots_needed) == ((), (), ())
     exchange.change([("100.5", "3")], [])
     out = proc.process(
         book_frame("update", [("100.5", "3")], [], seq=51, prev=50, crc=exchange.checksum()),
         RECV,
     )
-    assert (out.gaps, out.checksum_failures, out.checksums_verified) == ([], [], 1)
+    assert (out.gaps, out.checksum_failures, out.checksums_verified) == ((), (), 1)
     out = proc.process(book_frame("update", [], [], seq=51, prev=51, crc=exchange.checksum()), RECV)
-    assert (out.gaps, out.checksum_failures, out.checksums_verified) == ([], [], 1)
+    assert (out.gaps, out.checksum_failures, out.checksums_verified) == ((), (), 1)
     assert proc.books.book("BTC-USDT").last_seq == 51
 
 
@@ -537,7 +537,7 @@ def test_a_prev_seq_id_gap_resets_the_book() -> None:
     )
     assert out.gaps == ["BTC-USDT"]
     assert out.snapshots_needed == ["BTC-USDT"]
-    assert out.checksum_failures == []
+    assert out.checksum_failures == ()
     assert proc.books.totals().gaps == 1
 
 
@@ -707,8 +707,8 @@ def test_a_rest_snapshot_without_seq_id_is_anchored_by_the_next_update() -> None
     book = proc.books.book("BTC-USDT")
     assert (book.synced, book.last_seq) == (True, None)
     out = proc.process(update_frame(4711, 4712, ("99.5", "2")), RECV)  # any prevSeqId
-    assert (out.gaps, book.last_seq, book.bids[99.5]) == ([], 4712, 2.0)
-    assert proc.process(update_frame(4712, 4713, ("99.4", "1")), RECV).gaps == []
+    assert (out.gaps, book.last_seq, book.bids[99.5]) == ((), 4712, 2.0)
+    assert proc.process(update_frame(4712, 4713, ("99.4", "1")), RECV).gaps == ()
     out = proc.process(update_frame(4714, 4715, ("99.3", "1")), RECV)  # 4713 -> 4714 missing
     assert out.gaps == ["BTC-USDT"]
     assert out.snapshots_needed == ["BTC-USDT"]

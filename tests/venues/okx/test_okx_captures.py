@@ -219,7 +219,7 @@ def test_every_book_checksum_verifies_with_sizes_in_base_units() -> None:
     verified, books = 0, []
     for line in read_capture("okx-books.jsonl"):
         out = processor.process(line.frame, line.recv_ns)
-        assert (out.rejected, out.gaps, out.checksum_failures) == ([], [], [])
+        assert (out.rejected, out.gaps, out.checksum_failures) == ((), (), ())
         verified += out.checksums_verified
         books += [r for r in out.records if isinstance(r, Book)]
     assert verified == 290
