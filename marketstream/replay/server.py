@@ -10,6 +10,10 @@ Drops (`drop_every`, `GET /_control/drop`) are clean closes with code 1001 (goin
 frames sent before the close frame reach the client in order, which an abrupt close would
 not guarantee, and clients must reconnect on any close anyway. Plain HTTP on the same port
 serves `/_control/status`, `/_control/drop` and the recording's REST responses.
+
+The server never negotiates permessage-deflate, whatever the client offers: on loopback it
+saves no bandwidth and costs both sides a zlib pass per frame (most of the server's CPU at
+maximum speed). Clients still offer it, as they should to a live exchange over the Internet.
 """
 
 from __future__ import annotations
@@ -104,7 +108,11 @@ class ReplayServer:
         self._source = await asyncio.to_thread(scan_recording, self.recording, self._dialects)
         try:
             self._server = await serve(
-                self._handle, self.host, self._port, process_request=self._process_request
+                self._handle,
+                self.host,
+                self._port,
+                process_request=self._process_request,
+                compression=None,  # see the module docstring
             )
         except OSError as exc:
             where = f"{self.host}:{self._port}"
