@@ -34,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from marketstream.errors import MarketStreamError
 from marketstream.replay.dialect import Dialect, Session
@@ -239,7 +240,9 @@ class ReplayServer:
             if conn.closing or not _wants(conn.session, frame):
                 return False
             try:
-                await conn.ws.send(conn.session.render(frame.text))
+                text = conn.session.render(frame.text)
+                if not _write_now(conn.ws, text):
+                    await conn.ws.send(text)
             except ConnectionClosed:
                 conn.closing = True  # the handler forgets it; never offer it frames again
                 self._update_subscribed()
@@ -315,6 +318,22 @@ class ReplayServer:
             error = f"no recorded response for GET {request.path}"
             return _json(HTTPStatus.NOT_FOUND, {"error": error})
         return _response(HTTPStatus.OK, body.encode())
+
+
+def _write_now(ws: ServerConnection, text: str) -> bool:
+    """Send one text message without `ws.send`'s per-message context manager, coroutine and
+    drain check (most of the server's CPU per frame at maximum speed): only while the
+    connection is open and its write buffer below the high-water mark. Otherwise False, and
+    the caller uses `ws.send`, which waits for a slow client and raises ConnectionClosed."""
+    transport = ws.transport
+    if ws.protocol.state is not State.OPEN:
+        return False
+    if transport.get_write_buffer_size() >= transport.get_write_buffer_limits()[1]:
+        return False
+    ws.protocol.send_text(text.encode())
+    for data in ws.protocol.data_to_send():
+        transport.write(data)
+    return True
 
 
 def _wants(session: Session, frame: ReplayFrame) -> bool:
