@@ -111,11 +111,15 @@ class Connection:
         self.session_frames = 0  # frames of the current (or last) session
         self.backoff = ReconnectBackoff(settings, self.rng)
         self.last_frame = time.monotonic()
-        self._frames = metrics.frames.labels(exchange=exchange.name)
-        self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
+        self.frames_received = 0  # every session's; /metrics reads it (`FrameCounts`)
+        metrics.frames.track(self)
         self._checksums_verified = metrics.checksums_verified.labels(exchange=exchange.name)
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self.log = context_logger(log, exchange=exchange.name)
+
+    @property
+    def exchange_name(self) -> str:
+        return self.exchange.name
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -188,8 +192,7 @@ class Connection:
         async for frame in ws:
             recv_ts = time.time_ns()
             self.last_frame = time.monotonic()
-            self._frames.inc()
-            self._last_frame_gauge.set(time.time())
+            self.frames_received += 1
             self.session_frames += 1
             self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
             if not self.publisher.has_room:
