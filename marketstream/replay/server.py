@@ -229,29 +229,37 @@ class ReplayServer:
 
     async def _deliver(self, frame: ReplayFrame) -> bool | None:
         """True if sent to some connection, False if none wants it, None if all sends failed."""
-        targets = [c for c in self._open() if _wants(c.session, frame)]
+        targets = [c for c in self._connections if not c.closing and _wants(c.session, frame)]
         if not targets:
             return False
         sent = [await self._send(c, frame) for c in targets]
         return True if any(sent) else None
 
     async def _send(self, conn: _Connection, frame: ReplayFrame) -> bool:
-        async with conn.lock:
-            if conn.closing or not _wants(conn.session, frame):
-                return False
-            try:
-                text = conn.session.render(frame.text)
-                if not _write_now(conn.ws, text):
-                    await conn.ws.send(text)
-            except ConnectionClosed:
-                conn.closing = True  # the handler forgets it; never offer it frames again
-                self._update_subscribed()
-                return False
+        if conn.lock.locked() or not self._write_at_once(conn, frame):
+            async with conn.lock:  # after an answer being sent, or waiting for a slow client
+                if conn.closing or not _wants(conn.session, frame):
+                    return False
+                try:
+                    await conn.ws.send(conn.session.render(frame.text))
+                except ConnectionClosed:
+                    conn.closing = True  # the handler forgets it; never offer it frames again
+                    self._update_subscribed()
+                    return False
         conn.sent += 1
         self.messages += 1
         if self._drop_every is not None and conn.sent >= self._drop_every:
             self._start_close(conn, f"replay: drop after {conn.sent} frames")
         return True
+
+    @staticmethod
+    def _write_at_once(conn: _Connection, frame: ReplayFrame) -> bool:
+        """The common case, without awaiting (so without the lock: nothing can run between
+        the checks and the write): the connection is open, wants the frame, and its socket
+        buffer has room."""
+        if conn.closing or not _wants(conn.session, frame):
+            return False
+        return _write_now(conn.ws, conn.session.render(frame.text))
 
     # connections -----------------------------------------------------------------------
 
