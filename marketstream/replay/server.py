@@ -55,6 +55,9 @@ class _Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: int = 0
     closing: bool = False
+    # Frames serialized and not yet written: the pump writes a burst at once (`_flush`).
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
 
 
 class ReplayServer:
@@ -201,9 +204,10 @@ class ReplayServer:
                 await self._settle()
             while frame is not None:
                 if not self._subscribed.is_set():
+                    self._flush()
                     await self._subscribed.wait()
                     self._pacer.restart()
-                await self._pacer.wait(frame.recv_ns)
+                await self._pacer.wait(frame.recv_ns, self._flush)
                 if not self._subscribed.is_set():
                     continue  # everyone left while we waited: keep the frame for the next one
                 delivered = await self._deliver(frame)
@@ -216,6 +220,7 @@ class ReplayServer:
                 self._replayed_ns = frame.recv_ns
                 frame = next(frames, None)
         finally:
+            self._flush()
             frames.close()
         self.finished.set()
         log.info("replay of %s finished: %d frames sent", source.path, self.sent)
@@ -237,6 +242,7 @@ class ReplayServer:
 
     async def _send(self, conn: _Connection, frame: ReplayFrame) -> bool:
         if conn.lock.locked() or not self._write_at_once(conn, frame):
+            self._flush()  # before anything else may run: the frames so far go first
             async with conn.lock:  # after an answer being sent, or waiting for a slow client
                 if conn.closing or not _wants(conn.session, frame):
                     return False
@@ -256,10 +262,21 @@ class ReplayServer:
     def _write_at_once(conn: _Connection, frame: ReplayFrame) -> bool:
         """The common case, without awaiting (so without the lock: nothing can run between
         the checks and the write): the connection is open, wants the frame, and its socket
-        buffer has room."""
+        buffer has room. The frame joins the connection's burst (`_flush`)."""
         if conn.closing or not _wants(conn.session, frame):
             return False
-        return _write_now(conn.ws, conn.session.render(frame.text))
+        return _serialize(conn, conn.session.render(frame.text))
+
+    def _flush(self) -> None:
+        """Write every connection's burst, one write each: one send per frame costs the
+        server more than the frame itself (on loopback a send runs the receiver's TCP
+        path too). The pump calls this before each point where it may be suspended, so
+        whenever other code runs (answers, closes, pings, status) nothing is pending."""
+        for conn in self._connections:
+            if conn.pending:
+                conn.ws.transport.write(b"".join(conn.pending))
+                conn.pending.clear()
+                conn.pending_bytes = 0
 
     # connections -----------------------------------------------------------------------
 
@@ -328,19 +345,25 @@ class ReplayServer:
         return _response(HTTPStatus.OK, body.encode())
 
 
-def _write_now(ws: ServerConnection, text: str) -> bool:
-    """Send one text message without `ws.send`'s per-message context manager, coroutine and
-    drain check (most of the server's CPU per frame at maximum speed): only while the
-    connection is open and its write buffer below the high-water mark. Otherwise False, and
-    the caller uses `ws.send`, which waits for a slow client and raises ConnectionClosed."""
-    transport = ws.transport
+def _serialize(conn: _Connection, text: str) -> bool:
+    """Frame one text message into the connection's burst without `ws.send`'s per-message
+    context manager, coroutine and drain check (most of the server's CPU per frame at
+    maximum speed): only while the connection is open and its write buffer, burst
+    included, is below the high-water mark. Otherwise False, and the caller uses `ws.send`,
+    which waits for a slow client and raises ConnectionClosed."""
+    ws = conn.ws
     if ws.protocol.state is not State.OPEN:
         return False
-    if transport.get_write_buffer_size() >= transport.get_write_buffer_limits()[1]:
+    transport = ws.transport
+    if (
+        transport.get_write_buffer_size() + conn.pending_bytes
+        >= (transport.get_write_buffer_limits()[1])
+    ):
         return False
     ws.protocol.send_text(text.encode())
     for data in ws.protocol.data_to_send():
-        transport.write(data)
+        conn.pending.append(data)
+        conn.pending_bytes += len(data)
     return True
 
 
