@@ -29,6 +29,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
 from marketstream.ingest.transport import (
+    FeedConnection,
     connect_feed,
     keep_alive,
     subscribe,
@@ -153,6 +154,7 @@ class Connection:
             open_timeout_s=self.settings.open_timeout_s,
             max_frame_bytes=MAX_FRAME_BYTES,
             max_queue=64,
+            connection=FeedConnection,
         ) as ws:
             self.connections += 1
             if self.connections > 1:
@@ -178,6 +180,7 @@ class Connection:
             try:
                 await subscribe(ws, self.exchange, self.subscription)
                 self._request_all_snapshots()
+                assert isinstance(ws, FeedConnection)  # connect_feed(connection=...)
                 await self._read(ws, stop)
                 if failed:
                     raise failed[0]
@@ -187,16 +190,20 @@ class Connection:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+    async def _read(self, ws: FeedConnection, stop: asyncio.Event) -> None:
         self.last_frame = time.monotonic()
-        async for frame in ws:
-            recv_ts = time.time_ns()
-            self.last_frame = time.monotonic()
-            self.frames_received += 1
-            self.session_frames += 1
-            self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
-            if not self.publisher.has_room:
-                await self.publisher.wait_for_room()  # backpressure: stop reading
+        process, handle, publisher = self.processor.process, self._handle, self.publisher
+        async for batch in ws.batches():
+            self.last_frame = time.monotonic()  # the batch arrived in one read
+            for frame in batch:
+                recv_ts = time.time_ns()
+                self.frames_received += 1
+                self.session_frames += 1
+                handle(process(frame, recv_ts), frame, recv_ts)
+                if not publisher.has_room:
+                    await publisher.wait_for_room()  # backpressure: stop reading
+                if stop.is_set():
+                    break
             if stop.is_set():
                 break
         if not stop.is_set():
