@@ -112,6 +112,8 @@ class FrameCounts:
     because a Prometheus counter and gauge updated per frame (a lock each) cost more than
     the rest of the transport's per-frame bookkeeping."""
 
+    labelnames = ("exchange",)
+
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
         self._sources: list[FrameSource] = []
@@ -119,15 +121,12 @@ class FrameCounts:
     def track(self, source: FrameSource) -> None:
         self._sources.append(source)
 
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples (what the registry checks names with)."""
+        yield from self._families()
+
     def collect(self) -> Iterator[Metric]:
-        frames = CounterMetricFamily(
-            f"{self._prefix}_frames", "Frames received", labels=["exchange"]
-        )
-        last = GaugeMetricFamily(
-            f"{self._prefix}_last_frame_timestamp_seconds",
-            "Wall-clock time of the last frame received",
-            labels=["exchange"],
-        )
+        frames, last = self._families()
         totals: dict[str, int] = {}
         latest: dict[str, float] = {}
         to_wall = time.time() - time.monotonic()
@@ -141,3 +140,14 @@ class FrameCounts:
             last.add_metric([name], latest.get(name, 0.0))
         yield frames
         yield last
+
+    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+        frames = CounterMetricFamily(
+            f"{self._prefix}_frames", "Frames received", labels=self.labelnames
+        )
+        last = GaugeMetricFamily(
+            f"{self._prefix}_last_frame_timestamp_seconds",
+            "Wall-clock time of the last frame received",
+            labels=self.labelnames,
+        )
+        return frames, last
