@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from marketstream.metrics_server import MetricSet
 
@@ -15,7 +21,8 @@ class IngestMetrics(MetricSet):
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__("marketstream_ingest", registry)
-        self.frames = self.counter("frames", "Frames received", "exchange")
+        self.frames = FrameCounts("marketstream_ingest")
+        self.registry.register(self.frames)
         self.records = self.counter("records", "Records published", "exchange", "type")
         self.dlq = self.counter("dlq", "Frames or records sent to md:dlq", "exchange")
         self.reconnects = self.counter("reconnects", "Connections re-established", "exchange")
@@ -80,6 +87,67 @@ class IngestMetrics(MetricSet):
             "Instrument refreshes ended by an unexpected error (logged; the next one retries)",
         )
         self.connected = self.gauge("connected", "Open exchange connections", "exchange")
-        self.last_frame = self.gauge(
-            "last_frame_timestamp_seconds", "Wall-clock time of the last frame received", "exchange"
+
+
+class FrameSource(Protocol):
+    """A connection as `FrameCounts` reads it."""
+
+    @property
+    def exchange_name(self) -> str: ...
+
+    @property
+    def frames_received(self) -> int:
+        """Frames received over the connection's whole life (every session)."""
+        ...
+
+    @property
+    def last_frame(self) -> float:
+        """`time.monotonic()` when the last frame arrived."""
+        ...
+
+
+class FrameCounts:
+    """`<prefix>_frames_total` and `<prefix>_last_frame_timestamp_seconds` by exchange, read
+    from the connections when scraped: a connection counts its frames in plain attributes,
+    because a Prometheus counter and gauge updated per frame (a lock each) cost more than
+    the rest of the transport's per-frame bookkeeping."""
+
+    labelnames = ("exchange",)
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._sources: list[FrameSource] = []
+
+    def track(self, source: FrameSource) -> None:
+        self._sources.append(source)
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples (what the registry checks names with)."""
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        frames, last = self._families()
+        totals: dict[str, int] = {}
+        latest: dict[str, float] = {}
+        to_wall = time.time() - time.monotonic()
+        for source in self._sources:
+            name = source.exchange_name
+            totals[name] = totals.get(name, 0) + source.frames_received
+            if source.frames_received:
+                latest[name] = max(latest.get(name, 0.0), source.last_frame + to_wall)
+        for name, total in totals.items():
+            frames.add_metric([name], total)
+            last.add_metric([name], latest.get(name, 0.0))
+        yield frames
+        yield last
+
+    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+        frames = CounterMetricFamily(
+            f"{self._prefix}_frames", "Frames received", labels=self.labelnames
         )
+        last = GaugeMetricFamily(
+            f"{self._prefix}_last_frame_timestamp_seconds",
+            "Wall-clock time of the last frame received",
+            labels=self.labelnames,
+        )
+        return frames, last

@@ -29,6 +29,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
 from marketstream.ingest.publisher import Publisher
 from marketstream.ingest.transport import (
+    FeedConnection,
     connect_feed,
     keep_alive,
     subscribe,
@@ -111,11 +112,15 @@ class Connection:
         self.session_frames = 0  # frames of the current (or last) session
         self.backoff = ReconnectBackoff(settings, self.rng)
         self.last_frame = time.monotonic()
-        self._frames = metrics.frames.labels(exchange=exchange.name)
-        self._last_frame_gauge = metrics.last_frame.labels(exchange=exchange.name)
+        self.frames_received = 0  # every session's; /metrics reads it (`FrameCounts`)
+        metrics.frames.track(self)
         self._checksums_verified = metrics.checksums_verified.labels(exchange=exchange.name)
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self.log = context_logger(log, exchange=exchange.name)
+
+    @property
+    def exchange_name(self) -> str:
+        return self.exchange.name
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -149,6 +154,7 @@ class Connection:
             open_timeout_s=self.settings.open_timeout_s,
             max_frame_bytes=MAX_FRAME_BYTES,
             max_queue=64,
+            connection=FeedConnection,
         ) as ws:
             self.connections += 1
             if self.connections > 1:
@@ -174,6 +180,7 @@ class Connection:
             try:
                 await subscribe(ws, self.exchange, self.subscription)
                 self._request_all_snapshots()
+                assert isinstance(ws, FeedConnection)  # connect_feed(connection=...)
                 await self._read(ws, stop)
                 if failed:
                     raise failed[0]
@@ -183,17 +190,20 @@ class Connection:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+    async def _read(self, ws: FeedConnection, stop: asyncio.Event) -> None:
         self.last_frame = time.monotonic()
-        async for frame in ws:
-            recv_ts = time.time_ns()
-            self.last_frame = time.monotonic()
-            self._frames.inc()
-            self._last_frame_gauge.set(time.time())
-            self.session_frames += 1
-            self._handle(self.processor.process(frame, recv_ts), frame, recv_ts)
-            if not self.publisher.has_room:
-                await self.publisher.wait_for_room()  # backpressure: stop reading
+        process, handle, publisher = self.processor.process, self._handle, self.publisher
+        async for batch in ws.batches():
+            self.last_frame = time.monotonic()  # the batch arrived in one read
+            for frame in batch:
+                recv_ts = time.time_ns()
+                self.frames_received += 1
+                self.session_frames += 1
+                handle(process(frame, recv_ts), frame, recv_ts)
+                if not publisher.has_room:
+                    await publisher.wait_for_room()  # backpressure: stop reading
+                if stop.is_set():
+                    break
             if stop.is_set():
                 break
         if not stop.is_set():

@@ -10,6 +10,10 @@ Drops (`drop_every`, `GET /_control/drop`) are clean closes with code 1001 (goin
 frames sent before the close frame reach the client in order, which an abrupt close would
 not guarantee, and clients must reconnect on any close anyway. Plain HTTP on the same port
 serves `/_control/status`, `/_control/drop` and the recording's REST responses.
+
+The server never negotiates permessage-deflate, whatever the client offers: on loopback it
+saves no bandwidth and costs both sides a zlib pass per frame (most of the server's CPU at
+maximum speed). Clients still offer it, as they should to a live exchange over the Internet.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from marketstream.errors import MarketStreamError
 from marketstream.replay.dialect import Dialect, Session
@@ -50,6 +55,9 @@ class _Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: int = 0
     closing: bool = False
+    # Frames serialized and not yet written: the pump writes a burst at once (`_flush`).
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
 
 
 class ReplayServer:
@@ -104,7 +112,11 @@ class ReplayServer:
         self._source = await asyncio.to_thread(scan_recording, self.recording, self._dialects)
         try:
             self._server = await serve(
-                self._handle, self.host, self._port, process_request=self._process_request
+                self._handle,
+                self.host,
+                self._port,
+                process_request=self._process_request,
+                compression=None,  # see the module docstring
             )
         except OSError as exc:
             where = f"{self.host}:{self._port}"
@@ -192,9 +204,10 @@ class ReplayServer:
                 await self._settle()
             while frame is not None:
                 if not self._subscribed.is_set():
+                    self._flush()
                     await self._subscribed.wait()
                     self._pacer.restart()
-                await self._pacer.wait(frame.recv_ns)
+                await self._pacer.wait(frame.recv_ns, self._flush)
                 if not self._subscribed.is_set():
                     continue  # everyone left while we waited: keep the frame for the next one
                 delivered = await self._deliver(frame)
@@ -207,6 +220,7 @@ class ReplayServer:
                 self._replayed_ns = frame.recv_ns
                 frame = next(frames, None)
         finally:
+            self._flush()
             frames.close()
         self.finished.set()
         log.info("replay of %s finished: %d frames sent", source.path, self.sent)
@@ -220,27 +234,49 @@ class ReplayServer:
 
     async def _deliver(self, frame: ReplayFrame) -> bool | None:
         """True if sent to some connection, False if none wants it, None if all sends failed."""
-        targets = [c for c in self._open() if _wants(c.session, frame)]
+        targets = [c for c in self._connections if not c.closing and _wants(c.session, frame)]
         if not targets:
             return False
         sent = [await self._send(c, frame) for c in targets]
         return True if any(sent) else None
 
     async def _send(self, conn: _Connection, frame: ReplayFrame) -> bool:
-        async with conn.lock:
-            if conn.closing or not _wants(conn.session, frame):
-                return False
-            try:
-                await conn.ws.send(conn.session.render(frame.text))
-            except ConnectionClosed:
-                conn.closing = True  # the handler forgets it; never offer it frames again
-                self._update_subscribed()
-                return False
+        if conn.lock.locked() or not self._write_at_once(conn, frame):
+            self._flush()  # before anything else may run: the frames so far go first
+            async with conn.lock:  # after an answer being sent, or waiting for a slow client
+                if conn.closing or not _wants(conn.session, frame):
+                    return False
+                try:
+                    await conn.ws.send(conn.session.render(frame.text))
+                except ConnectionClosed:
+                    conn.closing = True  # the handler forgets it; never offer it frames again
+                    self._update_subscribed()
+                    return False
         conn.sent += 1
         self.messages += 1
         if self._drop_every is not None and conn.sent >= self._drop_every:
             self._start_close(conn, f"replay: drop after {conn.sent} frames")
         return True
+
+    @staticmethod
+    def _write_at_once(conn: _Connection, frame: ReplayFrame) -> bool:
+        """The common case, without awaiting (so without the lock: nothing can run between
+        the checks and the write): the connection is open, wants the frame, and its socket
+        buffer has room. The frame joins the connection's burst (`_flush`)."""
+        if conn.closing or not _wants(conn.session, frame):
+            return False
+        return _serialize(conn, conn.session.render(frame.text))
+
+    def _flush(self) -> None:
+        """Write every connection's burst, one write each: one send per frame costs the
+        server more than the frame itself (on loopback a send runs the receiver's TCP
+        path too). The pump calls this before each point where it may be suspended, so
+        whenever other code runs (answers, closes, pings, status) nothing is pending."""
+        for conn in self._connections:
+            if conn.pending:
+                conn.ws.transport.write(b"".join(conn.pending))
+                conn.pending.clear()
+                conn.pending_bytes = 0
 
     # connections -----------------------------------------------------------------------
 
@@ -307,6 +343,28 @@ class ReplayServer:
             error = f"no recorded response for GET {request.path}"
             return _json(HTTPStatus.NOT_FOUND, {"error": error})
         return _response(HTTPStatus.OK, body.encode())
+
+
+def _serialize(conn: _Connection, text: str) -> bool:
+    """Frame one text message into the connection's burst without `ws.send`'s per-message
+    context manager, coroutine and drain check (most of the server's CPU per frame at
+    maximum speed): only while the connection is open and its write buffer, burst
+    included, is below the high-water mark. Otherwise False, and the caller uses `ws.send`,
+    which waits for a slow client and raises ConnectionClosed."""
+    ws = conn.ws
+    if ws.protocol.state is not State.OPEN:
+        return False
+    transport = ws.transport
+    if (
+        transport.get_write_buffer_size() + conn.pending_bytes
+        >= (transport.get_write_buffer_limits()[1])
+    ):
+        return False
+    ws.protocol.send_text(text.encode())
+    for data in ws.protocol.data_to_send():
+        conn.pending.append(data)
+        conn.pending_bytes += len(data)
+    return True
 
 
 def _wants(session: Session, frame: ReplayFrame) -> bool:

@@ -8,7 +8,7 @@ never held in memory and a bad line stops the server before any client connects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -133,7 +133,9 @@ class Pacer:
         """Forget the timeline: after a pause (no client) the next frame goes at once."""
         self._anchor = None
 
-    async def wait(self, recv_ns: int) -> None:
+    async def wait(self, recv_ns: int, before_pause: Callable[[], None] | None = None) -> None:
+        """Return when the frame is due; `before_pause` is called first whenever this
+        suspends (sleeps or yields), never otherwise."""
         self._count += 1
         delay = 0.0
         if self._speed is not None:
@@ -143,6 +145,10 @@ class Pacer:
             start, start_ns = self._anchor
             delay = start + (recv_ns - start_ns) / 1e9 / self._speed - now
         if delay > 0:
+            if before_pause is not None:
+                before_pause()
             await asyncio.sleep(delay)
         elif self._count % self._yield_every == 0:
+            if before_pause is not None:
+                before_pause()
             await asyncio.sleep(0)

@@ -78,6 +78,25 @@ async def test_records_reach_their_streams_in_order(client: redis.asyncio.Redis)
     assert publisher.published == len(sent)
 
 
+async def test_one_flush_larger_than_a_batch_keeps_each_stream_in_order(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A flush holding several batches' worth of two interleaved streams (as after Redis was
+    away) writes every entry once, in order, each as `XADD key * d <record>` would."""
+    publisher = Publisher(client, SETTINGS, IngestMetrics())
+    binance, coinbase = trades(3 * SETTINGS.batch + 7), trades(SETTINGS.batch + 1, "coinbase")
+    for i, record in enumerate(binance):
+        publisher.add(record)
+        if i < len(coinbase):
+            publisher.add(coinbase[i])
+    assert await publisher.flush() == len(binance) + len(coinbase)
+    assert await stream_records(client, "md:trades:binance") == binance
+    assert await stream_records(client, "md:trades:coinbase") == coinbase
+    entries = await read_range(client, "md:trades:coinbase")
+    assert all(list(fields) == [b"d"] for _, fields in entries)
+    assert publisher.published == len(binance) + len(coinbase)
+
+
 async def test_latest_price_merges_trades_and_quotes(client: redis.asyncio.Redis) -> None:
     publisher = Publisher(client, SETTINGS, IngestMetrics())
     publisher.add(Quote("binance", "BTC-USDT", T0, T0, 99.0, 1.0, 101.0, 1.0))

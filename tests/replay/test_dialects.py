@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
 from marketstream.replay.dialect import EVERYONE, Route
+from marketstream.replay.recording_format import read_recording
 from marketstream.venues.binance.replay import BinanceDialect
 from marketstream.venues.coinbase.replay import CoinbaseDialect
 
@@ -32,6 +35,25 @@ def test_binance_routes_by_stream_and_drops_recorded_answers() -> None:
     assert BINANCE.route('{"result":null,"id":1}') is None
     assert BINANCE.route("{not json") == EVERYONE
     assert BINANCE.route('{"e":"aggTrade"}') == EVERYONE
+
+
+def _decoded_route(frame: str) -> Route | None:
+    """The route by decoding the whole frame, as the dialect's general path does."""
+    message = orjson.loads(frame)
+    return Route(message["stream"].lower())
+
+
+def test_binance_reads_the_stream_without_decoding_as_decoding_would(usdm: Path) -> None:
+    frames = [f.frame for f in read_recording(usdm) if not f.is_rest]
+    routed = [(BINANCE.route(frame), frame) for frame in frames]
+    assert all(route == _decoded_route(frame) for route, frame in routed if route is not None)
+    assert {route for route, _ in routed if route is not None} > {Route("sushiusdt@aggtrade")}
+    escaped = '{"stream":"btc\\u0055sdt@aggTrade","data":{}}'  # "btcUsdt@aggTrade", escaped
+    assert BINANCE.route(escaped) == Route("btcusdt@aggtrade")
+    # A frame that names its stream goes to that stream's subscribers even where its data
+    # is malformed, as on the live feed; one that is not JSON from the start goes to everyone.
+    assert BINANCE.route('{"stream":"btcusdt@aggTrade","data":{oops}') == Route("btcusdt@aggtrade")
+    assert BINANCE.route('{"stream":"btcusdt@aggTrade"') == EVERYONE
 
 
 def test_binance_subscribe_unsubscribe_and_list() -> None:

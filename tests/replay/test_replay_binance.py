@@ -50,6 +50,21 @@ async def test_a_subset_gets_only_its_streams(usdm: Path) -> None:
     assert got == expected
 
 
+async def test_the_server_declines_compression_the_client_offers(usdm: Path) -> None:
+    """On loopback permessage-deflate only costs CPU on both sides: the client (ours, as it
+    connects to a live exchange) offers it and the replay server must not take it up."""
+    wanted = "sushiusdt@aggTrade"
+    expected = [f.frame for f in frames_of(usdm) if stream_of(f.frame) == wanted]
+    server = ReplayServer(usdm, DIALECTS, max_speed=True)
+    async with server, connect(f"ws://127.0.0.1:{server.port}/stream?streams={wanted}") as ws:
+        assert ws.request is not None
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.protocol.extensions == []
+        assert await receive_n(ws, len(expected)) == expected
+
+
 async def test_the_raw_endpoint_sends_payloads_unwrapped(usdm: Path) -> None:
     stream = "keepusdt@depth@100ms"
     expected = [

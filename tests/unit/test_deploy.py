@@ -27,7 +27,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from marketstream.archiver.metrics import ArchiveMetrics
 from marketstream.cli import build_parser
 from marketstream.config import ENV_PREFIX, ENV_SEPARATOR, load_config
-from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.metrics import FrameCounts, IngestMetrics
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.writers.hot_writer_metrics import HotWriterMetrics
 
@@ -485,11 +485,15 @@ def exported_metrics() -> dict[str, set[str]]:
     }
     for metrics in (IngestMetrics(), HotWriterMetrics(), ArchiveMetrics()):
         for metric in vars(metrics).values():
-            if not isinstance(metric, MetricWrapperBase):
+            if isinstance(metric, MetricWrapperBase):
+                labels = set(metric._labelnames)
+            elif isinstance(metric, FrameCounts):  # read from the connections when scraped
+                labels = set(metric.labelnames)
+            else:
                 continue
             for family in metric.describe():
                 for suffix in suffixes.get(family.type, ("",)):
-                    names[family.name + suffix] = set(metric._labelnames)
+                    names[family.name + suffix] = labels
     return names
 
 

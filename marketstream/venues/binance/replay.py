@@ -14,6 +14,7 @@ from marketstream.replay.dialect import EVERYONE, Route, Session, dumps, loads
 _INVALID_JSON: Final = 3  # Binance's own error codes for the combined stream API
 _INVALID_REQUEST: Final = 2
 _ANSWER_KEYS: Final = frozenset({"result", "error", "id"})
+_STREAM_PREFIX: Final = '{"stream":"'
 
 
 class BinanceDialect:
@@ -25,7 +26,22 @@ class BinanceDialect:
         base = urlsplit(path).path
         return base in ("/stream", "/ws") or base.startswith("/ws/")
 
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}  # by stream name as written: a handful
+
     def route(self, frame: str, url: str = "") -> Route | None:
+        # Combined-stream frames name their stream first: read it without decoding the
+        # frame (the server routes every frame it sends), so one whose data is malformed
+        # goes to its stream's subscribers, as live. Anything else is decoded.
+        if frame.startswith(_STREAM_PREFIX) and frame.endswith("}"):
+            end = frame.find('"', len(_STREAM_PREFIX))
+            if end > 0 and frame.startswith(',"data":', end + 1):
+                stream = frame[len(_STREAM_PREFIX) : end]
+                route = self._routes.get(stream)
+                if route is None and "\\" not in stream:
+                    route = self._routes[stream] = Route(stream.lower())
+                if route is not None:
+                    return route
         message = loads(frame)
         if isinstance(message, dict) and isinstance(message.get("stream"), str):
             return Route(message["stream"].lower())
