@@ -90,9 +90,9 @@ async def test_one_flush_larger_than_a_batch_keeps_each_stream_in_order(
         if i < len(coinbase):
             publisher.add(coinbase[i])
     assert await publisher.flush() == len(binance) + len(coinbase)
-    assert await stream_records(client, "md:trades:binance") == binance
-    assert await stream_records(client, "md:trades:coinbase") == coinbase
-    entries = await read_range(client, "md:trades:coinbase")
+    assert await stream_records(client, "md:{binance}:trades") == binance
+    assert await stream_records(client, "md:{coinbase}:trades") == coinbase
+    entries = await read_range(client, "md:{coinbase}:trades")
     assert all(list(fields) == [b"d"] for _, fields in entries)
     assert publisher.published == len(binance) + len(coinbase)
 
