@@ -492,18 +492,23 @@ class HotWriter:
             await _sleep(stop, block_ms / 1000)
             return
         # COUNT applies per stream: divided, so a batch stays near batch_size (at most one
-        # entry per stream more).
-        count = max(1, room // len(self._new_cursors))
-        got = await read_group(
-            self.client,
-            self.group,
-            self.consumer,
-            self._new_cursors,
-            count=count,
-            block_ms=block_ms,
-        )
-        for entries in got.values():
-            batch.add_new(entries)
+        # entry per stream more). Streams that gave all they were asked for are read again at
+        # once, sharing the room left, so that a backlog on a few streams fills the batch in
+        # a few round trips rather than in ever smaller reads.
+        cursors: dict[str, str] = self._new_cursors
+        block: int | None = block_ms
+        while cursors and room > 0:
+            count = max(1, room // len(cursors))
+            got = await read_group(
+                self.client, self.group, self.consumer, cursors, count=count, block_ms=block
+            )
+            full: dict[str, str] = {}
+            for key, entries in got.items():
+                batch.add_new(entries)
+                room -= len(entries)
+                if len(entries) == count:
+                    full[key] = ">"
+            cursors, block = full, None  # what is left is there now: no wait
 
     # --- writing a batch --------------------------------------------------------------------
     async def _write(self, batch: _Batch, stop: asyncio.Event) -> _Batch | None:
