@@ -39,7 +39,7 @@ from marketstream.writers.hot_writer_metrics import HotWriterMetrics, observe_ma
 
 DEFAULT_ROW_BYTES: Final = 256  # a first guess of a row's ILP size, before one was written
 ILP_PROTOCOL_VERSION: Final = 2  # binary doubles and arrays (book sides); no /settings probe
-# Errors of Sender.row that are about the row's values, never about the sender or the server.
+# Errors of Sender.dataframe that are about the rows' values, never the sender or the server.
 _ROW_ERROR_CODES: Final = frozenset(
     {
         QuestDBErrorCode.InvalidName,

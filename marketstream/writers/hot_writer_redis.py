@@ -1,8 +1,9 @@
 """The hot writer's Redis side: stream discovery, the consumer group, reads, claims and acks.
 
 Every command here works on the writers' group (`hot.group`, `hot-writer` by default); the
-writer's loop decides when to call them. Replies are typed as Redis sends them (RESP2, as
-`redis_bus.connect_async` speaks).
+writer's loop decides when to call them. Replies are typed as redis-py hands them over;
+XREADGROUP's are left as hiredis parsed them (`raw_stream_reads`), since building a dict per
+entry cost more than the rest of reading.
 """
 
 from __future__ import annotations
