@@ -6,8 +6,9 @@
 - freshness: the same at twice the recorded pace, so that it measures the pipeline and not a
   backlog; p50/p99 from local receive to written (the recording's exchange times are 2021);
 - writer alone: a backlog of real records (the recording's, shifted in time so that every
-  copy is a new row) published to Redis first, then one writer drains it: its records/s and
-  flush p99 without replay and ingest competing for the two cores;
+  copy is a new row) published to Redis first, then one writer drains it: its rows/s from
+  start-up done to queryable, with the counts checked, and flush p99 without replay and
+  ingest competing for the two cores (`python -m bench.hot backlog [repeats]` runs it alone);
 - queries: p50 of `latest_trade`, `trades` (up to 1,000 rows) and 1m candles over the data.
 """
 
@@ -32,11 +33,15 @@ from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.replay.recording_format import read_recording
 from marketstream.run.demo import histogram_quantile
 from marketstream.run.pipeline import Pipeline
+from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
+from marketstream.tiers.questdb import QuestDBHttp
+from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import connect_async
 from marketstream.wiring import endpoint, hot_queries, pipeline_endpoints
 from marketstream.writers.hot_writer import HotWriter
+from marketstream.writers.hot_writer_redis import discover_streams, group_states
 from tests.conftest import recordings_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,10 +124,29 @@ def _backlog_records(recording: Path, count: int) -> list[Record]:
     return records[:count]
 
 
+def _distinct_rows(records: list[Record]) -> dict[str, int]:
+    """Rows each table holds once every record is written: distinct dedup keys (a candle
+    updated while its bar was open is one row)."""
+    keys: dict[str, set[tuple[Any, ...]]] = {}
+    for record in records:
+        spec = spec_of(record)
+        key = (getattr(record, spec.timestamp), *(getattr(record, k) for k in spec.dedup_keys))
+        keys.setdefault(spec.table, set()).add(key)
+    return {table: len(found) for table, found in keys.items()}
+
+
 async def _writer_backlog(
     config: PipelineConfig, state: Path, records: list[Record]
 ) -> dict[str, Any]:
+    """One writer process drains `records` published beforehand; rows/s from the moment it
+    has its tables (start-up excluded) until every row is queryable. The counts are checked:
+    each table holds its distinct records, every entry is acknowledged, none is pending."""
     redis_url = endpoint(config, state, "redis")
+    http = QuestDBHttp(endpoint(config, state, "questdb_http"))
+    for sql in create_all_sql():
+        http.exec(sql)
+    for spec in SPECS:  # earlier suites wrote the same instruments: start from empty tables
+        http.exec(f"TRUNCATE TABLE {spec.table}")
     client = connect_async(redis_url)
     await client.flushdb()
     publisher = Publisher(
@@ -136,20 +160,62 @@ async def _writer_backlog(
             await asyncio.sleep(0)
     await publisher.close()
     await flusher
-    await client.aclose()
-    writer = HotWriter(config, redis_url, endpoint(config, state, "questdb_http"))
+    writer = HotWriter(config, redis_url, http.base_url)
     stop = asyncio.Event()
-    start = time.perf_counter()
     task = asyncio.create_task(writer.run(stop, metrics_port=0))
-    await writer.wait_drained(queryable=True)
+    while not writer.health()[1]["questdb_ready"] and not task.done():
+        await asyncio.sleep(0.001)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    await writer.wait_drained(queryable=True, poll_s=0.005)
     elapsed = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start  # the writer's threads; the bench's polls are idle
     stop.set()
     await task
+    expected = _distinct_rows(records)
+    rows = {t: int(http.exec(f"SELECT count() FROM {t}")["dataset"][0][0]) for t in expected}  # noqa: S608
+    keys = sorted(await discover_streams(client))
+    states = await group_states(client, keys, config.hot.group)
+    await client.aclose()
+    left = {k: s for k, s in states.items() if s is None or s.lag or s.pending}
+    if rows != expected or writer.written != len(records) or left or writer.dead_lettered:
+        raise AssertionError(
+            f"writer backlog: expected rows {expected} and {len(records)} entries acknowledged, "
+            f"got rows {rows}, {writer.written} acknowledged, {writer.dead_lettered} dead "
+            f"letters, streams not drained: {left}"
+        )
     return {
-        "records_written": writer.written,
-        "records_per_s": round(writer.written / elapsed),
+        "entries": len(records),
+        "rows_in_questdb": sum(rows.values()),
+        "rows_per_s": round(writer.written / elapsed),
+        "seconds": round(elapsed, 3),
+        # Rows per CPU second of the writer process: what wall time would give on idle cores.
+        "rows_per_cpu_s": round(writer.written / cpu_s),
         **_flushes(writer.metrics.registry),
     }
+
+
+def _backlog(config: PipelineConfig, state: Path, recordings: Path) -> dict[str, Any]:
+    records = _backlog_records(recordings / "binance-usdm.jsonl", BACKLOG_RECORDS)
+    backlog = asyncio.run(_writer_backlog(config, state, records))
+    print(
+        f"  one writer process on a backlog of {backlog['entries']:,} entries: "
+        f"{backlog['rows_per_s']:,} rows/s, {backlog['rows_per_cpu_s']:,} rows per CPU second "
+        f"({backlog['rows_in_questdb']:,} rows, counts checked); {backlog['flushes']} flushes, "
+        f"p50 {backlog['flush_ms_p50']} ms, p99 {backlog['flush_ms_p99']} ms"
+    )
+    return backlog
+
+
+def run_backlog(repeats: int = 1) -> list[dict[str, Any]]:
+    """The writer figure alone (`python -m bench.hot backlog [repeats]`), on fresh services."""
+    config = load_config(CONFIG, environ={})
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        start_services(config, state)
+        try:
+            return [_backlog(config, state, recordings_path()) for _ in range(repeats)]
+        finally:
+            stop_services(config, state)
 
 
 async def _replay_done(http_url: str) -> bool:
@@ -219,18 +285,7 @@ def run() -> dict[str, Any]:
                 f"{paced['flushes']} flushes, p50 {paced['flush_ms_p50']} ms, "
                 f"p99 {paced['flush_ms_p99']} ms"
             )
-            backlog = asyncio.run(
-                _writer_backlog(
-                    config,
-                    state,
-                    _backlog_records(recordings / "binance-usdm.jsonl", BACKLOG_RECORDS),
-                )
-            )
-            print(
-                f"  one writer on a backlog of {backlog['records_written']:,} records: "
-                f"{backlog['records_per_s']:,} records/s; {backlog['flushes']} flushes, "
-                f"p50 {backlog['flush_ms_p50']} ms, p99 {backlog['flush_ms_p99']} ms"
-            )
+            backlog = _backlog(config, state, recordings)
             queries = _queries(config, state)
             print(
                 f"  queries p50: latest {queries['latest_trade_ms_p50']} ms, "
@@ -240,3 +295,9 @@ def run() -> dict[str, Any]:
         finally:
             stop_services(config, state)
     return {"max_speed": fast, "paced_2x": paced, "writer_backlog": backlog, "queries": queries}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["backlog"]:
+        raise SystemExit("usage: python -m bench.hot backlog [repeats]  (make bench runs all)")
+    run_backlog(int(sys.argv[2]) if len(sys.argv) > 2 else 1)

@@ -40,8 +40,8 @@ from marketstream.errors import ServiceError
 from marketstream.logs import context_logger
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.retry import Backoff, retry_async
-from marketstream.schemas.codec import DecodeError, decode_entry
-from marketstream.schemas.records import Record
+from marketstream.schemas.codec import DecodeError
+from marketstream.schemas.entry_structs import EntryRecord, decode_entry_fields
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import connect_bus_async
@@ -63,6 +63,7 @@ from marketstream.writers.hot_writer_redis import (
     discover_streams,
     ensure_group,
     group_states,
+    raw_stream_reads,
     read_group,
     redeliver,
     send_dead_letters,
@@ -90,7 +91,7 @@ class DecodedBatch:
     from their stream after delivery (nothing to write, only to acknowledge)."""
 
     entries: list[StreamEntry] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
+    records: list[EntryRecord] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     deleted: list[StreamEntry] = field(default_factory=list)
 
@@ -102,8 +103,8 @@ def decode_batch(entries: Iterable[StreamEntry]) -> DecodedBatch:
             batch.deleted.append(entry)
             continue
         try:
-            record = decode_entry(entry.fields)
-        except (DecodeError, TypeError, ValueError) as exc:
+            record = decode_entry_fields(entry.fields)
+        except DecodeError as exc:
             batch.dead.append(DeadLetter(entry, "undecodable", f"not a record: {exc}"))
             continue
         batch.entries.append(entry)
@@ -114,31 +115,50 @@ def decode_batch(entries: Iterable[StreamEntry]) -> DecodedBatch:
 @dataclass(slots=True)
 class _Batch:
     """The entries in hand; an entry met twice (re-read and claimed) is kept once. Each has
-    its delivery count (1 for a new entry) and, after a failed write, why it failed."""
+    its delivery count (1 for a new entry, the only ones not stored) and, after a failed
+    write, why it failed."""
 
     entries: list[StreamEntry] = field(default_factory=list)
-    seen: set[tuple[str, bytes]] = field(default_factory=set)
     deliveries: dict[tuple[str, bytes], int] = field(default_factory=dict)
     errors: dict[tuple[str, bytes], str] = field(default_factory=dict)
     started: float = 0.0
+    _seen: set[tuple[str, bytes]] | None = None  # built once an entry may come twice
 
     def add(
         self,
         entries: Iterable[StreamEntry],
         deliveries: dict[tuple[str, bytes], int] | None = None,
     ) -> int:
+        """Entries re-read or claimed (they may be in hand already), with their counts."""
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = {(e.stream, e.id) for e in self.entries}
         added = 0
         for entry in entries:
             key = (entry.stream, entry.id)
-            if key in self.seen:
+            if key in seen:
                 continue
-            if not self.entries:
-                self.started = time.monotonic()
-            self.seen.add(key)
+            self._start()
+            seen.add(key)
             self.entries.append(entry)
-            self.deliveries[key] = (deliveries or {}).get(key, 1)
+            count = (deliveries or {}).get(key, 1)
+            if count != 1:
+                self.deliveries[key] = count
             added += 1
         return added
+
+    def add_new(self, entries: list[StreamEntry]) -> None:
+        """Entries XREADGROUP `>` delivered for the first time: none of them can be in hand."""
+        if not entries:
+            return
+        self._start()
+        self.entries.extend(entries)
+        if self._seen is not None:
+            self._seen.update((e.stream, e.id) for e in entries)
+
+    def _start(self) -> None:
+        if not self.entries:
+            self.started = time.monotonic()
 
     def delivered(self, entry: StreamEntry) -> int:
         return self.deliveries.get((entry.stream, entry.id), 1)
@@ -179,7 +199,7 @@ class HotWriter:
         self.consumer = consumer or default_consumer()
         self.log = context_logger(log, consumer=self.consumer)
         self.metrics = HotWriterMetrics()
-        self.client = connect_bus_async(redis_url)
+        self.client = raw_stream_reads(connect_bus_async(redis_url))
         self.exchanges = tuple(exchanges if exchanges is not None else config.hot.exchanges)
         self.questdb = QuestDBHttp(questdb_http_url)
         self.metrics_port: int | None = None
@@ -374,7 +394,7 @@ class HotWriter:
                         return
                     self._batch = again
                     if again:  # entries QuestDB failed on: delivered again after a pause
-                        deliveries = max(again.deliveries.values())
+                        deliveries = max(again.deliveries.values(), default=1)
                         await _sleep(stop, self._backoff.delay(deliveries - 2))
                     continue
                 room = settings.batch_size - len(batch)
@@ -475,18 +495,23 @@ class HotWriter:
             await _sleep(stop, block_ms / 1000)
             return
         # COUNT applies per stream: divided, so a batch stays near batch_size (at most one
-        # entry per stream more).
-        count = max(1, room // len(self._new_cursors))
-        got = await read_group(
-            self.client,
-            self.group,
-            self.consumer,
-            self._new_cursors,
-            count=count,
-            block_ms=block_ms,
-        )
-        for entries in got.values():
-            batch.add(entries)
+        # entry per stream more). Streams that gave all they were asked for are read again at
+        # once, sharing the room left, so that a backlog on a few streams fills the batch in
+        # a few round trips rather than in ever smaller reads.
+        cursors: dict[str, str] = self._new_cursors
+        block: int | None = block_ms
+        while cursors and room > 0:
+            count = max(1, room // len(cursors))
+            got = await read_group(
+                self.client, self.group, self.consumer, cursors, count=count, block_ms=block
+            )
+            full: dict[str, str] = {}
+            for key, entries in got.items():
+                batch.add_new(entries)
+                room -= len(entries)
+                if len(entries) == count:
+                    full[key] = ">"
+            cursors, block = full, None  # what is left is there now: no wait
 
     # --- writing a batch --------------------------------------------------------------------
     async def _write(self, batch: _Batch, stop: asyncio.Event) -> _Batch | None:
@@ -496,19 +521,23 @@ class HotWriter:
         part of the batch still pending."""
         self.metrics.batch_size.observe(len(batch))
         limit = self.settings.max_deliveries
-        worn = [e for e in batch.entries if batch.delivered(e) > limit]
-        fresh = [e for e in batch.entries if batch.delivered(e) <= limit]
+        worn: list[StreamEntry] = []
+        fresh = batch.entries
+        if any(count > limit for count in batch.deliveries.values()):
+            worn = [e for e in batch.entries if batch.delivered(e) > limit]
+            fresh = [e for e in batch.entries if batch.delivered(e) <= limit]
         decoded = await self._in_thread(decode_batch, fresh)
         again = _Batch()
         try:
             outcome = await self._retry(stop, "questdb", lambda: self._write_records(decoded))
             failed = outcome.refused.keys() | set(outcome.unattempted)
-            written = [
-                e
-                for i, e in enumerate(decoded.entries)
-                if i not in outcome.rejected and i not in failed
-            ]
-            written += decoded.deleted
+            written = decoded.entries + decoded.deleted
+            if outcome.rejected or failed:
+                written = [
+                    e
+                    for i, e in enumerate(decoded.entries)
+                    if i not in outcome.rejected and i not in failed
+                ] + decoded.deleted
             await self._retry(stop, "redis", lambda: acknowledge(self.client, self.group, written))
             self.written += len(written)
             dead = decoded.dead + [
@@ -556,8 +585,8 @@ class HotWriter:
             f"without being written; {why}"
         )
         record = None
-        with contextlib.suppress(DecodeError, TypeError, ValueError):
-            record = decode_entry(entry.fields) if entry.fields else None
+        with contextlib.suppress(DecodeError):
+            record = decode_entry_fields(entry.fields) if entry.fields else None
         return DeadLetter(entry, "undeliverable", reason, record)
 
     def _refused_warning(

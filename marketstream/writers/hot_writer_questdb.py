@@ -25,18 +25,21 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
+import pyarrow as pa
 from questdb import QuestDBError, QuestDBErrorCode, Sender
 
-from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
-from marketstream.schemas.records import Record
+from marketstream.schemas.columns import SPECS
+from marketstream.schemas.entry_structs import EntryRecord
 from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.questdb_rows import write_rows
-from marketstream.writers.hot_writer_metrics import HotWriterMetrics
+from marketstream.tiers.questdb_rows import TableRows, table_rows, write_table
+from marketstream.writers.hot_writer_metrics import HotWriterMetrics, observe_many
 
+DEFAULT_ROW_BYTES: Final = 256  # a first guess of a row's ILP size, before one was written
 ILP_PROTOCOL_VERSION: Final = 2  # binary doubles and arrays (book sides); no /settings probe
-# Errors of Sender.row that are about the row's values, never about the sender or the server.
+# Errors of Sender.dataframe that are about the rows' values, never the sender or the server.
 _ROW_ERROR_CODES: Final = frozenset(
     {
         QuestDBErrorCode.InvalidName,
@@ -116,26 +119,28 @@ class RowSink:
             protocol_version=ILP_PROTOCOL_VERSION,
         )
         self._sender.establish()  # type: ignore[no-untyped-call]  # the stub lacks -> None
+        self._row_bytes: dict[type, int] = {}  # ILP bytes of a row, per record type, last seen
 
     def close(self) -> None:
         self._sender.close()
 
-    def write(self, records: Sequence[Record]) -> WriteOutcome:
+    def write(self, records: Sequence[EntryRecord]) -> WriteOutcome:
         """Write every record QuestDB accepts; report the others. Raises QuestDBUnavailableError.
 
         Parts are kept on a stack in batch order. A part goes out in flushes of at most about
         flush_max_bytes, since a flush takes time in proportion to its bytes (a 25-level book
-        row is ~1 KB); a rejected flush is replaced by its pieces.
+        row is ~1 KB); a rejected flush is replaced by its pieces. Within a flush the rows
+        are grouped per table (one frame each): QuestDB's line numbers count in that order.
         """
         outcome = WriteOutcome()
         parts: list[list[int]] = [list(range(len(records)))]
         while parts:
-            present, rest = self._fill(records, parts.pop(), outcome)
+            present, written, rest = self._fill(records, parts.pop(), outcome)
             if rest:
                 parts.append(rest)  # after this flush, and after its pieces if it is rejected
             if not present:
                 continue
-            rejection = self._flush(records, present, outcome)
+            rejection = self._flush(written, outcome)
             if rejection is None:
                 continue
             if len(present) == 1 and rejection.refused:
@@ -152,31 +157,66 @@ class RowSink:
         return outcome
 
     def _fill(
-        self, records: Sequence[Record], part: list[int], outcome: WriteOutcome
-    ) -> tuple[list[int], list[int]]:
-        """Buffer the part's rows until flush_max_bytes: the positions buffered, in order, and
-        those left for the next flush. One row at a time, so that a row that cannot be
-        encoded is set aside alone (Sender.row adds nothing when it raises)."""
+        self, records: Sequence[EntryRecord], part: list[int], outcome: WriteOutcome
+    ) -> tuple[list[int], list[TableRows], list[int]]:
+        """Buffer the part's rows, one frame per table and chunk, until about flush_max_bytes:
+        the positions buffered (in buffer order, which QuestDB's line numbers follow), their
+        frames, and the positions left for the next flush. Chunks are sized from the bytes a
+        row of the table took before."""
+        by_type: dict[type, list[int]] = {}
+        for index in part:
+            by_type.setdefault(type(records[index]), []).append(index)
         present: list[int] = []
-        for at, index in enumerate(part):
-            if present and len(self._sender) >= self.flush_max_bytes:
-                return present, part[at:]
-            try:
-                write_rows(self._sender, (records[index],))
-            except (ValueError, TypeError, OverflowError) as exc:
-                outcome.rejected[index] = ("unencodable", f"not writable as an ILP row: {exc}")
-                continue
-            except QuestDBError as exc:
-                if exc.code not in _ROW_ERROR_CODES:
-                    raise QuestDBUnavailableError(f"the ILP sender failed: {exc}") from None
-                outcome.rejected[index] = ("unencodable", f"not writable as an ILP row: {exc}")
-                continue
-            present.append(index)
-        return present, []
+        written: list[TableRows] = []
+        rest: list[int] = []
+        for row_type, positions in by_type.items():
+            at = 0
+            while at < len(positions):
+                room = self.flush_max_bytes - len(self._sender)
+                if present and room <= 0:
+                    break
+                size = self._row_bytes.get(row_type, DEFAULT_ROW_BYTES)
+                chunk = positions[at : at + max(1, room // size)]
+                at += len(chunk)
+                before = len(self._sender)
+                self._encode(records, chunk, present, written, outcome)
+                grew = len(self._sender) - before
+                if grew > 0:
+                    self._row_bytes[row_type] = max(1, grew // len(chunk))
+            rest.extend(positions[at:])
+        return present, written, rest
 
-    def _flush(
-        self, records: Sequence[Record], present: list[int], outcome: WriteOutcome
-    ) -> Rejection | None:
+    def _encode(
+        self,
+        records: Sequence[EntryRecord],
+        chunk: list[int],
+        present: list[int],
+        written: list[TableRows],
+        outcome: WriteOutcome,
+    ) -> None:
+        """Buffer the chunk as one frame; a chunk the client cannot encode (it adds nothing
+        then) is encoded in halves, so that the row at fault is set aside alone."""
+        try:
+            rows = table_rows([records[i] for i in chunk])
+            write_table(self._sender, rows)
+        except (ValueError, TypeError, OverflowError) as exc:
+            reason = f"not writable as an ILP row: {exc}"
+        except QuestDBError as exc:
+            if exc.code not in _ROW_ERROR_CODES:
+                raise QuestDBUnavailableError(f"the ILP sender failed: {exc}") from None
+            reason = f"not writable as an ILP row: {exc}"
+        else:
+            present.extend(chunk)
+            written.append(rows)
+            return
+        if len(chunk) == 1:
+            outcome.rejected[chunk[0]] = ("unencodable", reason)
+            return
+        middle = len(chunk) // 2
+        self._encode(records, chunk[:middle], present, written, outcome)
+        self._encode(records, chunk[middle:], present, written, outcome)
+
+    def _flush(self, written: list[TableRows], outcome: WriteOutcome) -> Rejection | None:
         """Send the buffer; None when QuestDB confirmed it (a failed flush empties it too)."""
         started = time.perf_counter()
         try:
@@ -190,11 +230,12 @@ class RowSink:
             return Rejection(" ".join(str(exc).split()), None, refused=True)
         elapsed = time.perf_counter() - started
         outcome.flushes += 1
-        self._observe([records[i] for i in present], elapsed)
+        self._observe(written, elapsed)
         return None
 
-    def _observe(self, written: list[Record], elapsed_s: float) -> None:
-        """Per-flush latency; per-record freshness: the flush's end minus the exchange time.
+    def _observe(self, written: list[TableRows], elapsed_s: float) -> None:
+        """Per-flush latency; per-record freshness: the flush's end minus the exchange time,
+        observed a table's column at a time.
 
         The rows are queryable once QuestDB's WAL apply has run, a few milliseconds later,
         so this slightly flatters "exchange time to queryable".
@@ -203,16 +244,19 @@ class RowSink:
         metrics.write_latency.observe(elapsed_s)
         now_ns = time.time_ns()
         metrics.last_write.set(now_ns / 1e9)
-        per_table: dict[str, int] = {}
-        for record in written:
-            table = SPEC_BY_CLASS[type(record)].table
-            per_table[table] = per_table.get(table, 0) + 1
-            metrics.freshness.labels(table=table).observe((now_ns - record.ts) / 1e9)
-            recv_ts = getattr(record, "recv_ts", None)
-            if recv_ts is not None:
-                metrics.receive_freshness.labels(table=table).observe((now_ns - recv_ts) / 1e9)
-        for table, count in per_table.items():
-            metrics.records.labels(table=table).inc(count)
+        for rows in written:
+            ages = (now_ns - _nanos(rows.ts)) / 1e9
+            observe_many(metrics.freshness.labels(table=rows.table), ages)
+            if rows.recv_ts is not None:
+                ages = (now_ns - _nanos(rows.recv_ts)) / 1e9
+                observe_many(metrics.receive_freshness.labels(table=rows.table), ages)
+            metrics.records.labels(table=rows.table).inc(len(rows.ts))
+
+
+def _nanos(column: pa.Array[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """A timestamp column as int64 nanoseconds (no copy: the designated timestamp and
+    recv_ts have no nulls)."""
+    return column.cast(pa.int64()).to_numpy(zero_copy_only=False)
 
 
 def _split(present: list[int], line: int | None) -> list[list[int]]:

@@ -9,6 +9,8 @@ within one hash slot on a cluster: `read_group` sends one per slot (one per exch
 streams share the hash tag; one per version-1 stream still being drained), concurrently.
 Pipelines split by node there (redis-py's cluster pipeline), and every other command names
 one key.
+XREADGROUP's replies are left as hiredis parsed them (`raw_stream_reads`), since building a
+dict per entry cost more than the rest of reading.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import msgspec
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from marketstream.schemas.codec import ENTRY_FIELD
 from marketstream.schemas.columns import SPEC_BY_TABLE
-from marketstream.schemas.records import Record
+from marketstream.schemas.entry_structs import EntryRecord
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
     AsyncRedis,
@@ -40,13 +43,14 @@ SCAN_COUNT: Final = 1000
 LAG_SCAN_LIMIT: Final = 100_000  # entries counted when Redis cannot tell a group's lag
 
 RawEntry = tuple[bytes, dict[bytes, bytes] | None]
+RawReadEntry = tuple[bytes, list[bytes] | None]  # XREADGROUP as Redis sends it: flat fields
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
+class StreamEntry(msgspec.Struct, frozen=True, gc=False):
     """One entry of a `md:{<exchange>}:<table>` stream (or a version-1 `md:<table>:<exchange>`)
     as XREADGROUP/XAUTOCLAIM returned it; `fields` is empty when the entry was deleted after
-    it was delivered."""
+    it was delivered. A msgspec Struct: a batch builds thousands, and a Struct is the cheapest
+    immutable object to build (its dict of bytes holds no cycles, hence no GC tracking)."""
 
     stream: str
     id: bytes
@@ -71,7 +75,7 @@ class DeadLetter:
     entry: StreamEntry
     cause: str  # undecodable | unencodable | rejected | undeliverable
     reason: str
-    record: Record | None = None
+    record: EntryRecord | None = None
 
 
 def is_record_stream(key: str, exchanges: Iterable[str] = ()) -> bool:
@@ -114,6 +118,31 @@ def _entries(key: str, raw: Iterable[RawEntry]) -> list[StreamEntry]:
     return [StreamEntry(key, entry_id, fields or {}) for entry_id, fields in raw]
 
 
+def raw_stream_reads(client: AsyncRedis) -> AsyncRedis:
+    """Have the client hand XREADGROUP replies over as Redis sent them (hiredis-parsed
+    lists), without redis-py building a dict per entry: `read_group` reads them directly."""
+    client.set_response_callback("XREADGROUP", _as_sent)
+    return client
+
+
+def _as_sent(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def _read_entries(key: str, raw: Iterable[RawReadEntry]) -> list[StreamEntry]:
+    """Entries from XREADGROUP's flat field lists; the usual entry has the one field `d`."""
+    entries = []
+    for entry_id, flat in raw:
+        if flat is None:
+            fields = {}
+        elif len(flat) == 2:
+            fields = {flat[0]: flat[1]}
+        else:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        entries.append(StreamEntry(key, entry_id, fields))
+    return entries
+
+
 async def read_group(
     client: AsyncRedis,
     group: str,
@@ -125,7 +154,8 @@ async def read_group(
 ) -> dict[str, list[StreamEntry]]:
     """XREADGROUP: cursor `>` reads new entries, an id re-reads this consumer's own pending
     entries after it. COUNT applies per stream. A history read answers every stream asked,
-    an empty list meaning "nothing more pending".
+    an empty list meaning "nothing more pending". The client must read raw
+    (`raw_stream_reads`).
 
     On a cluster, one XREADGROUP per hash slot, sent concurrently: first without blocking,
     and only if none had anything, again blocking `block_ms` (a blocked read of an idle
@@ -160,11 +190,13 @@ async def _read_group(
     block_ms: int | None,
 ) -> dict[str, list[StreamEntry]]:
     streams: dict[KeyT, StreamIdT] = {key: cursor for key, cursor in cursors.items()}
-    reply = await client.xreadgroup(group, consumer, streams, count=count, block=block_ms)
+    reply: Any = await client.xreadgroup(group, consumer, streams, count=count, block=block_ms)
+    # A map per stream over RESP3 (redis-py's default), a list of pairs over RESP2.
+    streams_read = reply.items() if isinstance(reply, dict) else reply or []
     result: dict[str, list[StreamEntry]] = {}
-    for key, raw in cast(list[tuple[bytes, list[RawEntry]]], reply or []):
+    for key, raw in cast(Iterable[tuple[bytes, list[RawReadEntry]]], streams_read):
         name = key.decode()
-        result[name] = _entries(name, raw)
+        result[name] = _read_entries(name, raw)
     return result
 
 

@@ -34,7 +34,7 @@ from marketstream.tiers.redis_bus import (
 )
 from marketstream.venues.registry import get_venue
 from marketstream.writers.hot_writer import HotWriter
-from marketstream.writers.hot_writer_redis import read_group
+from marketstream.writers.hot_writer_redis import raw_stream_reads, read_group
 from tests.integration.endpoints import QuestDBEndpoints
 from tests.integration.test_hot_writer import (
     MS,
@@ -159,10 +159,10 @@ async def test_claims_and_trimming_on_the_cluster(
     await publish_all(cluster_client, published)
     keys = keys_of(published)
     # A writer that read 300 entries of each stream and died: they stay pending to it.
+    reader = raw_stream_reads(cluster_client)
     got = await read_group(
-        cluster_client, HOT_WRITER_GROUP, "dead", dict.fromkeys(keys, ">"), count=300,
-        block_ms=None,
-    )  # fmt: skip
+        reader, HOT_WRITER_GROUP, "dead", dict.fromkeys(keys, ">"), count=300, block_ms=None
+    )
     assert sorted((k, len(v)) for k, v in got.items()) == [(k, 300) for k in keys]
     for key in keys:  # trimming keeps what the group has not acknowledged: everything here
         assert await trim_stream(cluster_client, key, 10) == 0
