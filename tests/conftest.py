@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from marketstream.replay.recording_format import RECORDINGS_ENV, default_recordings
+
+# Hypothesis's per-example deadline (200 ms) is a timing assertion: on a loaded machine it
+# failed a correct Parquet round trip. Tests assert behaviour; speed belongs in `make bench`.
+settings.register_profile("marketstream", deadline=None)
+settings.load_profile("marketstream")
 
 
 def recordings_path() -> Path:
