@@ -10,6 +10,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import msgspec
+
 from marketstream.config import IngestConfig
 from marketstream.ingest.books import NOTHING, BookKeeper, invalid_level
 from marketstream.schemas.records import Record
@@ -30,38 +32,18 @@ class Rejected:
 _NONE: Final[tuple[()]] = ()
 
 
-class Processed:
+class Processed(msgspec.Struct, gc=False):
     """What one frame produced. Read-only for the caller; the outcomes other than `records`
-    are empty tuples unless the frame produced some."""
+    are empty tuples unless the frame produced some. A Struct: one is made per frame, in C.
+    `gc=False`: it holds lists of records, never itself."""
 
-    __slots__ = (
-        "checksum_failures",
-        "checksums_verified",
-        "gaps",
-        "records",
-        "rejected",
-        "resynced",
-        "snapshots_needed",
-    )
-
-    def __init__(
-        self,
-        records: list[Record],
-        rejected: Sequence[Rejected] = _NONE,
-        *,
-        gaps: Sequence[str] = _NONE,  # symbols whose book lost its sequence
-        checksum_failures: Sequence[str] = _NONE,  # books the exchange disowned
-        checksums_verified: int = 0,  # updates whose exchange checksum our book matched
-        resynced: Sequence[str] = _NONE,  # symbols re-synced from a snapshot
-        snapshots_needed: Sequence[str] = _NONE,
-    ) -> None:
-        self.records = records
-        self.rejected = rejected
-        self.gaps = gaps
-        self.checksum_failures = checksum_failures
-        self.checksums_verified = checksums_verified
-        self.resynced = resynced
-        self.snapshots_needed = snapshots_needed
+    records: list[Record]
+    rejected: Sequence[Rejected] = _NONE
+    gaps: Sequence[str] = _NONE  # symbols whose book lost its sequence
+    checksum_failures: Sequence[str] = _NONE  # books the exchange disowned
+    checksums_verified: int = 0  # updates whose exchange checksum our book matched
+    resynced: Sequence[str] = _NONE  # symbols re-synced from a snapshot
+    snapshots_needed: Sequence[str] = _NONE
 
 
 class _Outcomes:
