@@ -147,14 +147,21 @@ class OkxMapper:
         """Trades and tickers decode straight into their Structs; every other frame (and one
         the typed decoders refuse, which `_map` then explains) is read as JSON."""
         try:
-            try:
-                push = _PUSH.decode(frame)
-                typed = _TYPED.get(push.arg.channel)
-                if typed is not None:
-                    decoder, handler = typed
-                    return handler(self.market(push.arg.instId), decoder.decode(push.data), recv_ts)
-            except _NOT_DECODED:
-                pass
+            # A look for the channels' names first: other frames (books) skip the typed decoders.
+            if (
+                (b'"trades"' in frame or b'"tickers"' in frame)
+                if isinstance(frame, bytes)
+                else ('"trades"' in frame or '"tickers"' in frame)
+            ):
+                try:
+                    push = _PUSH.decode(frame)
+                    typed = _TYPED.get(push.arg.channel)
+                    if typed is not None:
+                        decoder, handler = typed
+                        items = decoder.decode(push.data)
+                        return handler(self.market(push.arg.instId), items, recv_ts)
+                except _NOT_DECODED:
+                    pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(NAME, exc) from None
@@ -497,7 +504,8 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 )
 
 
-# channel -> (the decoder of its `data`, its typed handler): the hot channels
+# channel -> (the decoder of its `data`, its typed handler): the hot channels; `__call__`
+# looks for their names ("trades", "tickers") in a frame before decoding it so
 _TYPED: Final[Mapping[str, tuple[msgspec.json.Decoder[Any], TypedHandler]]] = MappingProxyType(
     {
         "trades": (msgspec.json.Decoder(list[messages.Trade], strict=False), _trades),
