@@ -19,8 +19,9 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from marketstream.schemas.records import Book, Level
 from marketstream.venues.base.mapper import BookUpdate, LevelText
@@ -35,14 +36,21 @@ class _Step(Enum):
     GAP = "gap"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class BookOutcome:
-    """What applying one update produced."""
+    """What applying one update produced. Immutable: most updates share `NOTHING`."""
 
-    books: list[Book] = field(default_factory=list)
+    books: tuple[Book, ...] = ()
     gap: bool = False  # the update did not follow the previous one: the book was reset
     checksum_failed: bool = False  # the book disagreed with the exchange's checksum: reset
     needs_snapshot: bool = False  # ask the exchange for a new snapshot of this symbol
+    checksum_verified: bool = False  # the exchange's checksum matched the book after it
+    resynced: bool = False  # a snapshot after the first was applied
+
+
+# An update applied (or buffered, or skipped) with nothing to say: nearly every delta.
+NOTHING: Final = BookOutcome()
+_VERIFIED: Final = BookOutcome(checksum_verified=True)
 
 
 @dataclass(slots=True)
@@ -94,19 +102,29 @@ class OrderBook:
             self.stats.waiting += 1
             if self.sequencing is not Sequencing.NONE:
                 self.buffer.append(update)  # may bridge onto a REST snapshot still to come
-            return BookOutcome()
+            return NOTHING
         if self.sequencing is not Sequencing.NONE:  # without sequence numbers every delta applies
             step = self._step(update)
-            if step is _Step.SKIP:
-                return BookOutcome()
-            if step is _Step.GAP:
-                outcome = self._gap()
-                self.buffer.append(update)  # the next snapshot has to bridge onto this delta
-                return outcome
+            if step is not _Step.APPLY:
+                return self._not_applied(step, update)
         self._apply_levels(update)
-        if self.keeps_texts and not self._checksum_matches(update):
-            return self._checksum_failure()
-        return BookOutcome(self._maybe_emit(update, force=False))
+        verified = False
+        if self.keeps_texts:
+            matches = self._checksum_matches(update)
+            if matches is False:
+                return self._checksum_failure(resynced=False)
+            verified = matches is True
+        # Emission is due at most once an interval: the comparison here, not in a call.
+        if update.ts < self.next_emit_ts and update.ts >= self.next_emit_ts - self.interval_ns:
+            return _VERIFIED if verified else NOTHING
+        return BookOutcome(self._emit(update), checksum_verified=verified)
+
+    def _not_applied(self, step: _Step, update: BookUpdate) -> BookOutcome:
+        if step is _Step.SKIP:
+            return NOTHING
+        outcome = self._gap(resynced=False)
+        self.buffer.append(update)  # the next snapshot has to bridge onto this delta
+        return outcome
 
     def _apply_snapshot(self, update: BookUpdate) -> BookOutcome:
         self.bids = {price: size for price, size in update.bids if size > 0}
@@ -119,21 +137,23 @@ class OrderBook:
         self.snapshot_seq = self.last_seq = update.last_seq
         self.synced = True
         self._snapshots += 1
-        if self._snapshots > 1:
+        resynced = self._snapshots > 1
+        if resynced:
             self.stats.resyncs += 1
         buffered, self.buffer = list(self.buffer), deque(maxlen=MAX_BUFFERED)
         for position, delta in enumerate(buffered):
             step = self._step(delta)
             if step is _Step.GAP:
                 # The snapshot is older than these deltas: keep them for the next snapshot.
-                outcome = self._gap()
+                outcome = self._gap(resynced=resynced)
                 self.buffer.extend(buffered[position:])
                 return outcome
             if step is _Step.APPLY:
                 self._apply_levels(delta)
-        if not self._checksum_matches(update):
-            return self._checksum_failure()
-        return BookOutcome(books=self._maybe_emit(update, force=True))
+        matches = self._checksum_matches(update)
+        if matches is False:
+            return self._checksum_failure(resynced=resynced)
+        return BookOutcome(self._emit(update), checksum_verified=matches is True, resynced=resynced)
 
     def _bridges_snapshot(self, delta: BookUpdate) -> bool:
         """The first delta applied on a snapshot must straddle its last update id."""
@@ -175,15 +195,15 @@ class OrderBook:
         self.synced = False
         self.last_seq = self.snapshot_seq = None
 
-    def _gap(self) -> BookOutcome:
+    def _gap(self, *, resynced: bool) -> BookOutcome:
         self.reset()
         self.stats.gaps += 1
-        return BookOutcome(gap=True, needs_snapshot=True)
+        return BookOutcome(gap=True, needs_snapshot=True, resynced=resynced)
 
-    def _checksum_failure(self) -> BookOutcome:
+    def _checksum_failure(self, *, resynced: bool) -> BookOutcome:
         self.reset()
         self.stats.checksum_failures += 1
-        return BookOutcome(checksum_failed=True, needs_snapshot=True)
+        return BookOutcome(checksum_failed=True, needs_snapshot=True, resynced=resynced)
 
     def _apply_levels(self, delta: BookUpdate) -> None:
         _merge(self.bids, delta.bids)
@@ -213,10 +233,11 @@ class OrderBook:
                     del side[price]
                     texts.pop(price, None)
 
-    def _checksum_matches(self, update: BookUpdate) -> bool:
+    def _checksum_matches(self, update: BookUpdate) -> bool | None:
+        """None: nothing to verify (no checksum rule, or none in this update)."""
         checksum = self.rules.checksum
         if checksum is None or update.checksum is None:
-            return True
+            return None
         n = self.rules.checksum_depth
         bids = [self.bid_texts[p] for p in heapq.nlargest(n, self.bid_texts)]
         asks = [self.ask_texts[p] for p in heapq.nsmallest(n, self.ask_texts)]
@@ -225,16 +246,15 @@ class OrderBook:
             self.stats.checksums_verified += 1
         return matches
 
-    def _maybe_emit(self, update: BookUpdate, *, force: bool) -> list[Book]:
-        # A snapshot stamped with the receive clock (feeds that send no time with it) can run
-        # ahead of the exchange's clock; when exchange time falls behind the cadence by more
-        # than an interval, re-anchor on it instead of waiting for the clocks to meet.
-        behind = update.ts < self.next_emit_ts - self.interval_ns
-        if not force and not behind and update.ts < self.next_emit_ts:
-            return []
+    def _emit(self, update: BookUpdate) -> tuple[Book]:
+        """The book now, on the next interval's cadence. A delta is emitted only when its
+        time reached the cadence (`apply` checks) or fell behind it by more than an interval:
+        a snapshot stamped with the receive clock (feeds that send no time with it) can run
+        ahead of the exchange's clock, and then the cadence re-anchors on exchange time
+        instead of waiting for the clocks to meet. A snapshot is always emitted."""
         self.next_emit_ts = (update.ts // self.interval_ns + 1) * self.interval_ns
         self.stats.emitted += 1
-        return [self.top(update.ts, update.recv_ts)]
+        return (self.top(update.ts, update.recv_ts),)
 
     def top(self, ts: int, recv_ts: int) -> Book:
         """The best `depth` levels per side as a Book record."""

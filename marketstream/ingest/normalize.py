@@ -23,15 +23,16 @@ from marketstream.ingest.processor import FrameProcessor, Processed, Rejected, p
 from marketstream.instruments.catalog import Catalog
 from marketstream.instruments.recorded import is_instrument_answer, parse_answer
 from marketstream.instruments.snapshot import load_shipped, overlay
-from marketstream.replay.recording_format import RecordedFrame, read_recording
+from marketstream.replay.recording_format import REST_SCHEMES, RecordedFrame, read_recording
 from marketstream.schemas.codec import encode_record
-from marketstream.schemas.columns import SPECS, spec_of
+from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
 from marketstream.schemas.records import Instrument
 from marketstream.venues.base.mapper import Mapper
 from marketstream.venues.base.venue import Venue
 from marketstream.venues.registry import get_venue
 
 SHOWN_REASONS = 5
+_CHUNK_LINES = 128  # encoded records per write; far more costs page faults (freed memory)
 
 
 @dataclass(slots=True)
@@ -106,43 +107,83 @@ def normalize_recording(
     # a recording may hold any instrument: no known symbols
     processor = processor_for(exchange, mapper_for(""), ingest, None)
     summary = NormalizeSummary()
-    for recorded in read_recording(path):
-        if summary.frames == 0 and recorded.exchange != exchange.name:
-            raise MarketStreamError(
-                f"{path} was recorded from {recorded.exchange!r}, not {exchange.name!r}: "
-                f"pass --exchange {recorded.exchange}"
-            )
-        summary.frames += 1
-        if recorded.is_rest and is_instrument_answer(exchange, recorded.url):
-            try:
-                recorded_instruments.extend(parse_answer(exchange, recorded))
-            except ValueError as exc:
-                summary.rejected[str(exc)] += 1
-                continue
-            summary.instrument_answers += 1
-            known = overlay(base, recorded_instruments).for_exchange(exchange.name)
-            mappers.clear()  # the next frame's mapper is made with these instruments
-            continue
-        processor.mapper = mapper_for(recorded.url)
-        processed = (
-            _rest_snapshot(exchange, processor, recorded, known, symbols)
-            if recorded.is_rest
-            else processor.process(recorded.frame, recorded.recv_ns)
-        )
-        for record in processed.records:
-            out.write(encode_record(record))
-            out.write(b"\n")
-            summary.counts[spec_of(record).record_type] += 1
-        for rejected in processed.rejected:
-            summary.rejected[rejected.reason] += 1
-        summary.gaps += len(processed.gaps)
-        summary.checksums_verified += processed.checksums_verified
-        summary.checksum_failures += len(processed.checksum_failures)
+    per_class: dict[type, int] = {}  # records by class: the summary's counts come from it
+    output = _Output(out)
+    try:
+        for recorded in read_recording(path):
+            if summary.frames == 0 and recorded.exchange != exchange.name:
+                raise MarketStreamError(
+                    f"{path} was recorded from {recorded.exchange!r}, not {exchange.name!r}: "
+                    f"pass --exchange {recorded.exchange}"
+                )
+            summary.frames += 1
+            if recorded.url.startswith(REST_SCHEMES):
+                if is_instrument_answer(exchange, recorded.url):
+                    try:
+                        recorded_instruments.extend(parse_answer(exchange, recorded))
+                    except ValueError as exc:
+                        summary.rejected[str(exc)] += 1
+                        continue
+                    summary.instrument_answers += 1
+                    known = overlay(base, recorded_instruments).for_exchange(exchange.name)
+                    mappers.clear()  # the next frame's mapper is made with these instruments
+                    continue
+                processor.mapper = mapper_for(recorded.url)
+                processed = _rest_snapshot(exchange, processor, recorded, known, symbols)
+            else:
+                processor.mapper = mapper_for(recorded.url)
+                processed = processor.process(recorded.frame, recorded.recv_ns)
+            _tally(processed, summary, output, per_class)
+    finally:
+        output.flush()  # what was normalized before an error is written, as it came
+        for cls, count in per_class.items():
+            summary.counts[SPEC_BY_CLASS[cls].record_type] += count
     summary.instruments = len(known)
     summary.books_waiting = sum(
         book.stats.waiting for book in processor.books.books.values() if not book.synced
     )
     return summary
+
+
+def _tally(
+    processed: Processed, summary: NormalizeSummary, output: _Output, per_class: dict[type, int]
+) -> None:
+    """One frame's records to the output, its outcomes to the summary."""
+    for record in processed.records:
+        output.add(encode_record(record))
+        cls = type(record)
+        per_class[cls] = per_class.get(cls, 0) + 1
+    if processed.rejected:
+        for rejected in processed.rejected:
+            summary.rejected[rejected.reason] += 1
+    if processed.gaps:
+        summary.gaps += len(processed.gaps)
+    summary.checksums_verified += processed.checksums_verified
+    if processed.checksum_failures:
+        summary.checksum_failures += len(processed.checksum_failures)
+
+
+class _Output:
+    """Encoded records, written a chunk at a time: `out` may be unbuffered (stdout under
+    PYTHONUNBUFFERED is), and two writes per record would be two system calls."""
+
+    __slots__ = ("_out", "_pending")
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._pending: list[bytes] = []
+
+    def add(self, line: bytes) -> None:
+        pending = self._pending
+        pending.append(line)
+        if len(pending) >= _CHUNK_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")  # the last line's newline
+            self._out.write(b"\n".join(self._pending))
+            self._pending = []
 
 
 def _rest_snapshot(

@@ -7,11 +7,13 @@ snapshot, and the caller (the connection runner, or `normalize`) acts on it.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
+import msgspec
+
 from marketstream.config import IngestConfig
-from marketstream.ingest.books import BookKeeper, invalid_level
+from marketstream.ingest.books import NOTHING, BookKeeper, invalid_level
 from marketstream.schemas.records import Record
 from marketstream.schemas.validation import PASSES, InvalidRecordError, Limits, validate
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
@@ -30,9 +32,23 @@ class Rejected:
 _NONE: Final[tuple[()]] = ()
 
 
-class Processed:
+class Processed(msgspec.Struct, gc=False):
     """What one frame produced. Read-only for the caller; the outcomes other than `records`
-    are empty tuples unless the frame produced some."""
+    are empty tuples unless the frame produced some. A Struct: one is made per frame, in C.
+    `gc=False`: it holds lists of records, never itself."""
+
+    records: list[Record]
+    rejected: Sequence[Rejected] = _NONE
+    gaps: Sequence[str] = _NONE  # symbols whose book lost its sequence
+    checksum_failures: Sequence[str] = _NONE  # books the exchange disowned
+    checksums_verified: int = 0  # updates whose exchange checksum our book matched
+    resynced: Sequence[str] = _NONE  # symbols re-synced from a snapshot
+    snapshots_needed: Sequence[str] = _NONE
+
+
+class _Outcomes:
+    """What a frame with book updates or bad records produced; a list is made only for an
+    outcome that occurs (a book delta usually yields none of them)."""
 
     __slots__ = (
         "checksum_failures",
@@ -44,37 +60,20 @@ class Processed:
         "snapshots_needed",
     )
 
-    def __init__(
-        self,
-        records: list[Record],
-        rejected: Sequence[Rejected] = _NONE,
-        *,
-        gaps: Sequence[str] = _NONE,  # symbols whose book lost its sequence
-        checksum_failures: Sequence[str] = _NONE,  # books the exchange disowned
-        checksums_verified: int = 0,  # updates whose exchange checksum our book matched
-        resynced: Sequence[str] = _NONE,  # symbols re-synced from a snapshot
-        snapshots_needed: Sequence[str] = _NONE,
-    ) -> None:
-        self.records = records
-        self.rejected = rejected
-        self.gaps = gaps
-        self.checksum_failures = checksum_failures
-        self.checksums_verified = checksums_verified
-        self.resynced = resynced
-        self.snapshots_needed = snapshots_needed
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.rejected: list[Rejected] | None = None
+        self.gaps: list[str] | None = None
+        self.checksum_failures: list[str] | None = None
+        self.checksums_verified = 0
+        self.resynced: list[str] | None = None
+        self.snapshots_needed: list[str] | None = None
 
-
-@dataclass(slots=True)
-class _Outcomes:
-    """The lists a frame with book updates or bad records fills, made only for such frames."""
-
-    records: list[Record] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    gaps: list[str] = field(default_factory=list)
-    checksum_failures: list[str] = field(default_factory=list)
-    checksums_verified: int = 0
-    resynced: list[str] = field(default_factory=list)
-    snapshots_needed: list[str] = field(default_factory=list)
+    def reject(self, rejected: Rejected) -> None:
+        if self.rejected is None:
+            self.rejected = [rejected]
+        else:
+            self.rejected.append(rejected)
 
     def processed(self) -> Processed:
         """Empty outcomes as the shared empty tuple, as the fast path leaves them."""
@@ -89,7 +88,19 @@ class _Outcomes:
         )
 
 
-_PASSES: Final = PASSES
+def _add(symbols: list[str] | None, symbol: str) -> list[str]:
+    if symbols is None:
+        return [symbol]
+    symbols.append(symbol)
+    return symbols
+
+
+def _not_a_record(item: object, latest_ts: int, known_symbols: object) -> bool:
+    return False
+
+
+# The record predicates, and book updates sent the item-by-item way without an exception.
+_PASSES: Final = {**PASSES, BookUpdate: _not_a_record}
 
 
 class FrameProcessor:
@@ -124,7 +135,7 @@ class FrameProcessor:
             for item in items:
                 if not _PASSES[type(item)](item, latest_ts, known_symbols):
                     return self._each(items, recv_ts)
-        except (KeyError, TypeError, ValueError):  # a book update, or a malformed field
+        except (KeyError, TypeError, ValueError):  # not an item, or a malformed field
             return self._each(items, recv_ts)
         return Processed(items)  # type: ignore[arg-type]  # all of them records, checked above
 
@@ -144,35 +155,36 @@ class FrameProcessor:
         return out.processed()
 
     def _book(self, update: BookUpdate, recv_ts: int, out: _Outcomes) -> None:
-        if self.known_symbols is not None and update.symbol not in self.known_symbols:
-            out.rejected.append(
-                Rejected(f"symbol {update.symbol!r} is not configured for {update.exchange}")
-            )
+        symbol = update.symbol
+        if self.known_symbols is not None and symbol not in self.known_symbols:
+            out.reject(Rejected(f"symbol {symbol!r} is not configured for {update.exchange}"))
             return
         bad = invalid_level(update)
         if bad is not None:
-            out.rejected.append(
+            out.reject(
                 Rejected(
-                    f"{update.exchange} book update for {update.symbol}: level "
+                    f"{update.exchange} book update for {symbol}: level "
                     f"[{bad[0]!r}, {bad[1]!r}] is not a positive finite price with a finite "
                     "size >= 0"
                 )
             )
             return
-        book = self.books.book(update.symbol)
-        stats = book.stats
-        resyncs_before = stats.resyncs
-        verified_before = stats.checksums_verified
+        book = self.books.books.get(symbol)
+        if book is None:
+            book = self.books.book(symbol)
         outcome = book.apply(update)
-        out.checksums_verified += stats.checksums_verified - verified_before
+        if outcome is NOTHING:  # nearly every delta
+            return
+        if outcome.checksum_verified:
+            out.checksums_verified += 1
         if outcome.gap:
-            out.gaps.append(update.symbol)
+            out.gaps = _add(out.gaps, symbol)
         if outcome.checksum_failed:
-            out.checksum_failures.append(update.symbol)
+            out.checksum_failures = _add(out.checksum_failures, symbol)
         if outcome.needs_snapshot:
-            out.snapshots_needed.append(update.symbol)
-        if stats.resyncs > resyncs_before:
-            out.resynced.append(update.symbol)
+            out.snapshots_needed = _add(out.snapshots_needed, symbol)
+        if outcome.resynced:
+            out.resynced = _add(out.resynced, symbol)
         for record in outcome.books:
             self._check(record, recv_ts, out)
 
@@ -181,7 +193,7 @@ class FrameProcessor:
         try:
             validate(record, Limits(recv_ts, self.max_future_skew_ns, self.known_symbols))
         except InvalidRecordError as exc:
-            out.rejected.append(Rejected(str(exc), record))
+            out.reject(Rejected(str(exc), record))
             return
         out.records.append(record)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Final
 
+import msgspec
 import orjson
 
 from marketstream.closing import Closing
@@ -36,11 +36,13 @@ _JSON_KINDS: dict[type, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedFrame:
-    """One received frame (or REST body) and where and when it arrived."""
+class RecordedFrame(msgspec.Struct, frozen=True, gc=False):
+    """One received frame (or REST body) and where and when it arrived.
 
-    recv_ns: int
+    A Struct: a recording's lines decode straight into it, in C (`parse_recorded_line`)."""
+
+    # int64 here; a larger one (orjson reads up to 2**64 - 1) goes the slow way, as before
+    recv_ns: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
     exchange: str
     url: str
     frame: str
@@ -60,8 +62,21 @@ class RecordedFrame:
         return orjson.dumps(fields) + b"\n"
 
 
+_LINE: Final = msgspec.json.Decoder(RecordedFrame)
+
+
 def parse_recorded_line(line: bytes | str, where: str) -> RecordedFrame:
-    """One line -> RecordedFrame; MarketStreamError names `where` (file and line) and why."""
+    """One line -> RecordedFrame; MarketStreamError names `where` (file and line) and why.
+
+    A good line decodes in one typed pass; any other is read again the slow way, which
+    names what is wrong."""
+    try:
+        return _LINE.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _checked_line(line, where)
+
+
+def _checked_line(line: bytes | str, where: str) -> RecordedFrame:
     try:
         value: Any = orjson.loads(line)
     except orjson.JSONDecodeError:

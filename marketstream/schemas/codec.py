@@ -8,17 +8,33 @@ field `d`, so `XREAD` shows readable JSON and decoding is one orjson call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import Any, Final
 
 import orjson
 
-from marketstream.schemas.columns import SPEC_BY_TYPE, TableSpec, spec_of
+from marketstream.schemas.columns import SPEC_BY_TYPE, TableSpec
 from marketstream.schemas.records import Book, Record
 
 ENTRY_FIELD: Final = b"d"
-_TYPE_PREFIX: Final[dict[str, bytes]] = {
-    record_type: b'{"type":"' + record_type.encode() + b'",' for record_type in SPEC_BY_TYPE
+
+
+def _dict_builder(record_type: str, cls: type[Record]) -> Callable[[Any], bytes]:
+    """`record -> JSON bytes` for one record class: one dict literal of its fields (`type`
+    first, then the fields in order) serialized by orjson. Generated from the dataclass's
+    own fields, so it cannot drift from them; about twice as fast as orjson reading the
+    slotted dataclass itself, with the same bytes."""
+    items = ", ".join(f"{f.name!r}: r.{f.name}" for f in fields(cls))
+    source = f"def encode(r):\n    return dumps({{'type': {record_type!r}, {items}}})\n"
+    namespace: dict[str, Any] = {"dumps": orjson.dumps}
+    exec(source, namespace)  # noqa: S102 - the source is built from field names only
+    encode: Callable[[Any], bytes] = namespace["encode"]
+    return encode
+
+
+_ENCODERS: Final[dict[type[Record], Callable[[Any], bytes]]] = {
+    spec.cls: _dict_builder(spec.record_type, spec.cls) for spec in SPEC_BY_TYPE.values()
 }
 
 
@@ -27,9 +43,8 @@ class DecodeError(ValueError):
 
 
 def encode_record(record: Record) -> bytes:
-    """Compact JSON with `type` first; orjson serializes the slotted dataclass directly."""
-    body = orjson.dumps(record)
-    return _TYPE_PREFIX[spec_of(record).record_type] + body[1:]
+    """Compact JSON with `type` first, then the record's fields in order."""
+    return _ENCODERS[type(record)](record)
 
 
 def decode_record(data: bytes | str) -> Record:

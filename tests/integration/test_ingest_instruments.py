@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 import redis.asyncio
@@ -78,7 +79,7 @@ def with_changed_swap(path: Path, ct_val: str) -> Path:
             for item in body["data"]:
                 if item["instId"] == "BTC-USDT-SWAP":
                     item["ctVal"] = ct_val
-            writer.write(dataclasses.replace(frame, frame=orjson.dumps(body).decode()))
+            writer.write(msgspec.structs.replace(frame, frame=orjson.dumps(body).decode()))
     return path
 
 

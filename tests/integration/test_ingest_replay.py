@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 import redis.asyncio
@@ -176,7 +177,7 @@ async def test_malformed_frames_go_to_the_dlq_and_the_feed_goes_on(
     ]
     injected = frames[:100]
     for bad in bad_frames:
-        injected.append(dataclasses.replace(template, frame=bad))
+        injected.append(msgspec.structs.replace(template, frame=bad))
     injected.extend(frames[100:])
     recording = write_recording(tmp_path / "binance-usdm.jsonl", injected)
     truth = offline_truth(recording, "binance-usdm")

@@ -117,3 +117,19 @@ def test_a_full_buffer_is_written_at_once(tmp_path: Path) -> None:
     writer.write(FRAME)
     assert path.read_bytes() == FRAME.to_json_line()
     writer.close()
+
+
+@pytest.mark.parametrize("recv_ns", [2**63 - 1, 2**63, 2**64 - 1, -(2**63)])
+def test_lines_read_as_before_at_the_integer_limits(tmp_path: Path, recv_ns: int) -> None:
+    """The typed decoder takes int64; a larger time JSON allows (up to 2**64 - 1, as orjson
+    reads) is read the slow way, to the same frame."""
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(RecordedFrame(recv_ns, "x", "u", "f").to_json_line())
+    assert [f.recv_ns for f in read_recording(path)] == [recv_ns]
+
+
+def test_a_time_past_what_json_integers_hold_here_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"recv_ns":%d,"exchange":"x","url":"u","frame":"f"}\n' % 2**64)
+    with pytest.raises(MarketStreamError, match="recv_ns missing or not an integer"):
+        list(read_recording(path))

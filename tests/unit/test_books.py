@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from marketstream.ingest.books import BookKeeper, OrderBook
+from marketstream.ingest.books import NOTHING, BookKeeper, OrderBook
 from marketstream.schemas.records import Level
 from marketstream.venues.base.mapper import BookUpdate, LevelText
 from marketstream.venues.base.venue import BookRules, Sequencing
@@ -77,7 +77,7 @@ def test_cadence_re_anchors_when_the_snapshot_clock_ran_ahead() -> None:
 def test_deltas_before_the_first_snapshot_are_not_applied_without_sequence_numbers() -> None:
     ob = book(Sequencing.NONE)
     out = ob.apply(update(T0, [(1.0, 1.0)]))
-    assert out.books == []
+    assert out.books == ()
     assert not out.gap
     assert ob.stats.waiting == 1
     ob.apply(update(T0 + 1, [(2.0, 1.0)], [(3.0, 1.0)], snapshot=True))
@@ -133,7 +133,7 @@ def test_a_snapshot_older_than_the_buffered_deltas_is_a_gap() -> None:
     out = ob.apply(update(T0 + 1, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=100))
     assert out.gap
     assert out.needs_snapshot
-    assert out.books == []
+    assert out.books == ()
 
 
 def test_deltas_after_a_stale_snapshot_bridge_the_next_one() -> None:
@@ -242,3 +242,23 @@ def test_a_depth_named_by_the_frame_overrides_the_default() -> None:
     snapshot.depth_limit = 2  # a `book-2` capture keeps two levels, not the default 25
     ob.apply(snapshot)
     assert sorted(ob.bids) == [99.0, 100.0]
+
+
+def test_a_delta_with_nothing_to_say_shares_one_immutable_outcome() -> None:
+    """Nearly every delta is applied without a book to emit: it must cost no new object."""
+    ob = book(Sequencing.NONE)
+    ob.apply(update(T0, [(1.0, 1.0)], [(2.0, 1.0)], snapshot=True))
+    first = ob.apply(update(T0 + 10 * MS, [(1.0, 2.0)]))
+    second = ob.apply(update(T0 + 20 * MS, [(1.0, 3.0)]))
+    assert first is second is NOTHING
+    assert first.books == ()
+    assert not first.gap
+    assert not first.needs_snapshot
+
+
+def test_a_resync_snapshot_says_so_in_its_outcome() -> None:
+    ob = book(Sequencing.INCREMENT)
+    assert not ob.apply(update(T0, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=1)).resynced
+    again = ob.apply(update(T0 + 1, [(98.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=5))
+    assert again.resynced
+    assert ob.stats.resyncs == 1

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from marketstream.schemas.records import Instrument, Level, Record
 
@@ -43,12 +44,13 @@ def answer_of(venue: str, url: str) -> Iterator[None]:
         raise in_venue(venue, FrameError(f"{url}: {exc}")) from None
 
 
-@dataclass(slots=True)
-class BookUpdate:
+class BookUpdate(msgspec.Struct, gc=False):
     """An order book change as the exchange sent it: a full snapshot or a delta.
 
     In a delta a size of 0 removes the level. The sequence fields carry whatever the
     exchange numbers its updates with; None where the feed has no such number.
+    A msgspec Struct, not a dataclass: one is made per book frame, and a Struct is made in C
+    (a third of the time). `gc=False`: it holds lists of levels, never itself.
     """
 
     exchange: str

@@ -21,6 +21,8 @@ from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any, Final
 
+import msgspec
+
 from marketstream.schemas.records import (
     Candle,
     Funding,
@@ -35,7 +37,9 @@ from marketstream.schemas.records import (
 from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
+    NS_PER_MS,
     JsonObject,
+    converted,
     field,
     flag,
     integer,
@@ -47,6 +51,7 @@ from marketstream.venues.base.parsing import (
     one_of,
     show,
 )
+from marketstream.venues.bybit import messages
 from marketstream.venues.bybit.markets import (
     NAME,
     Market,
@@ -103,6 +108,11 @@ class _Ticker:
 
 
 Handler = Callable[["BybitMapper", JsonObject, str, int], list[Item]]
+_PUSH: Final = msgspec.json.Decoder(messages.Push)
+_TRADES: Final = msgspec.json.Decoder(list[messages.Trade], strict=False)
+_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+_TRADE_TOPIC: Final = '"publicTrade.'
+_TRADE_TOPIC_BYTES: Final = _TRADE_TOPIC.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +126,18 @@ class BybitMapper:
     tickers: dict[str, _Ticker] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
+        """Trades decode straight into their Structs; every other frame (and one the typed
+        decoders refuse, which `_map` then explains) is read as JSON."""
         try:
+            # A look for the topic's name first: other frames (books) skip the typed decoders.
+            if _TRADE_TOPIC_BYTES in frame if isinstance(frame, bytes) else _TRADE_TOPIC in frame:
+                try:
+                    push = _PUSH.decode(frame)
+                    kind, _, rest = push.topic.partition(".")
+                    if kind == "publicTrade" and rest and "." not in rest:
+                        return _trades(self, rest, _TRADES.decode(push.data), recv_ts)
+                except _NOT_DECODED:
+                    pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(f"{NAME} {self.market.name}", exc) from None
@@ -166,21 +187,33 @@ def _records(message: JsonObject, what: str) -> list[JsonObject]:
 
 
 def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
+    """A trade push the typed decoder refused: each entry converted (a bad one named), then
+    read as the typed path reads it."""
+    what = "publicTrade"
+    m.known(name)  # an unknown symbol is named first
+    entries = [converted(entry, messages.Trade, what) for entry in _records(message, what)]
+    return _trades(m, name, entries, recv_ts)
+
+
+def _trades(m: BybitMapper, name: str, entries: list[messages.Trade], recv_ts: int) -> list[Item]:
     what = "publicTrade"
     listed = m.known(name)
     rule = listed.rule
     trades: list[Item] = []
-    for trade in _records(message, what):
-        side = one_of(trade, "S", what, _SIDES, "'Buy' or 'Sell'")
-        price = number(trade, "p", what)
-        size = number(trade, "v", what)
+    for trade in entries:
+        side = _SIDES.get(trade.S)
+        if side is None:
+            raise FrameError(f"{what}: S {show(trade.S)} is not 'Buy' or 'Sell'")
+        price, size, ts = trade.p, trade.v, trade.T
+        if type(ts) is not int:
+            raise FrameError(f"{what}: T {show(ts)} is not an integer time in milliseconds")
         trades.append(
             Trade(
                 NAME,
                 listed.symbol,
-                millis(trade, "T", what),
+                ts * NS_PER_MS,
                 recv_ts,
-                str(field(trade, "i", what)),
+                str(trade.i),
                 price,
                 size if rule.unit else rule.size(size, price),
                 side,  # S is the taker's side

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from operator import itemgetter
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, TypeVar
+
+import msgspec
 
 from marketstream.schemas.records import (
     Candle,
@@ -36,6 +38,7 @@ from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, LevelT
 from marketstream.venues.base.parsing import (
     NS_PER_MS,
     JsonObject,
+    converted,
     field,
     load_object,
     mapping,
@@ -45,6 +48,7 @@ from marketstream.venues.base.parsing import (
     text,
     text_levels,
 )
+from marketstream.venues.okx import messages
 from marketstream.venues.okx.symbols import NAME, native_symbol, normalized_symbol
 
 _SIDES: Final[Mapping[str, Side]] = MappingProxyType({"buy": "buy", "sell": "sell"})
@@ -122,6 +126,11 @@ class Market:
 
 # (channel, market, message, recv_ts) -> items
 Handler = Callable[[str, Market, JsonObject, int], list[Item]]
+# (market, the decoded data items, recv_ts) -> items
+TypedHandler = Callable[[Market, Any, int], list[Item]]
+T = TypeVar("T")
+_PUSH: Final = msgspec.json.Decoder(messages.Push)
+_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +144,24 @@ class OkxMapper:
     markets: dict[str, Market] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
+        """Trades and tickers decode straight into their Structs; every other frame (and one
+        the typed decoders refuse, which `_map` then explains) is read as JSON."""
         try:
+            # A look for the channels' names first: other frames (books) skip the typed decoders.
+            if (
+                (b'"trades"' in frame or b'"tickers"' in frame)
+                if isinstance(frame, bytes)
+                else ('"trades"' in frame or '"tickers"' in frame)
+            ):
+                try:
+                    push = _PUSH.decode(frame)
+                    typed = _TYPED.get(push.arg.channel)
+                    if typed is not None:
+                        decoder, handler = typed
+                        items = decoder.decode(push.data)
+                        return handler(self.market(push.arg.instId), items, recv_ts)
+                except _NOT_DECODED:
+                    pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(NAME, exc) from None
@@ -211,21 +237,22 @@ def _event(message: JsonObject) -> list[Item]:
     raise FrameError(f"unknown event {show(event)}")
 
 
-def _trades(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
+def _trades(market: Market, items: list[messages.Trade], recv_ts: int) -> list[Item]:
     what = "trades"
     rule = market.sizes()
     trades: list[Item] = []
-    for item in objects(message, what):
-        side = one_of(item, "side", what, _SIDES, "'buy' or 'sell'")
-        price = number(item, "px", what)
-        size = number(item, "sz", what)
+    for item in items:
+        side = _SIDES.get(item.side)
+        if side is None:
+            raise FrameError(f"{what}: side {show(item.side)} is not 'buy' or 'sell'")
+        price, size = item.px, item.sz
         trades.append(
             Trade(
                 NAME,
                 market.symbol,
-                millis_text(item, "ts", what),
+                _millis_value(item.ts, "ts", what),
                 recv_ts,
-                text(item, "tradeId", what),
+                item.tradeId,
                 price,
                 size if rule.unit else rule.size(size, price),
                 side,  # OKX's trade side is the taker's
@@ -234,29 +261,40 @@ def _trades(channel: str, market: Market, message: JsonObject, recv_ts: int) -> 
     return trades
 
 
-def _tickers(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
+def _tickers(market: Market, items: list[messages.Ticker], recv_ts: int) -> list[Item]:
     what = "tickers"
     rule = market.sizes()
     quotes: list[Item] = []
-    for item in objects(message, what):
-        bid_px, bid_sz = number(item, "bidPx", what), number(item, "bidSz", what)
-        ask_px, ask_sz = number(item, "askPx", what), number(item, "askSz", what)
+    for item in items:
+        bid_px, bid_sz, ask_px, ask_sz = item.bidPx, item.bidSz, item.askPx, item.askSz
         if not rule.unit:
             bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
         quotes.append(
             Quote(
                 NAME,
                 market.symbol,
-                millis_text(item, "ts", what),
+                _millis_value(item.ts, "ts", what),
                 recv_ts,
                 bid_px,
                 bid_sz,
                 ask_px,
                 ask_sz,
-                number(item, "last", what),
+                item.last,
             )
         )
     return quotes
+
+
+def _typed_items(kind: type[T], handler: Callable[[Market, list[T], int], list[Item]]) -> Handler:
+    """The JSON reader of a typed channel: each data item converted to its Struct (a bad one
+    named by `converted`), then the typed handler."""
+
+    def read(channel: str, market: Market, message: JsonObject, recv_ts: int) -> list[Item]:
+        market.sizes()  # a market without the metadata its sizes need is named first
+        items = [converted(item, kind, channel) for item in objects(message, channel)]
+        return handler(market, items, recv_ts)
+
+    return read
 
 
 # Candle channels the mapper reads -> the normalized interval (OKX's `1H`/`1M` are hour/month).
@@ -451,8 +489,8 @@ def _open_interest(channel: str, market: Market, message: JsonObject, recv_ts: i
 LIQUIDATIONS: Final = "liquidation-orders"
 _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     {
-        "trades": _trades,
-        "tickers": _tickers,
+        "trades": _typed_items(messages.Trade, _trades),
+        "tickers": _typed_items(messages.Ticker, _tickers),
         "candle1m": _candles,
         "books": _books,
         # The same layout at other depths, as captures of them hold (tbt: VIP-only feeds).
@@ -462,6 +500,16 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "bbo-tbt": _book_snapshots,
         "funding-rate": _funding_rate,
         "open-interest": _open_interest,
+    }
+)
+
+
+# channel -> (the decoder of its `data`, its typed handler): the hot channels; `__call__`
+# looks for their names ("trades", "tickers") in a frame before decoding it so
+_TYPED: Final[Mapping[str, tuple[msgspec.json.Decoder[Any], TypedHandler]]] = MappingProxyType(
+    {
+        "trades": (msgspec.json.Decoder(list[messages.Trade], strict=False), _trades),
+        "tickers": (msgspec.json.Decoder(list[messages.Ticker], strict=False), _tickers),
     }
 )
 
