@@ -4,7 +4,7 @@ A >= 300k-frame Binance USD-M recording (the shipped one repeated with shifted t
 so QuestDB's dedup keeps every copy) is replayed at maximum speed by `run_demo`: the replay
 server in this process, ingest and 1 or 2 writers as supervised children. Measured:
 
-- records/s from ingest's first published record until QuestDB has applied everything;
+- records/s from the replay's first frame until QuestDB has applied everything;
 - CPU seconds per 1,000 records of each process (utime + stime from /proc/<pid>/stat over
   the same interval), and the peak RSS of each (VmHWM from /proc/<pid>/status);
 - counts checked in the run: QuestDB rows == records published (trades, quotes, books),
@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client.metrics_core import Metric
 
 from marketstream import event_loop
 from marketstream.config import load_config
@@ -92,7 +93,7 @@ class Through:
 
     summary: dict[str, Any]
     records: int  # published by ingest (== rows, checked)
-    seconds: float  # ingest's first published record -> everything queryable
+    seconds: float  # the replay's first frame -> everything queryable
     cpu_s: dict[str, float]  # per process, over `seconds`
     peak_rss_mb: dict[str, float]
     samples: list[Sample] = field(default_factory=list)  # every SAMPLE_S, with `sample=True`
@@ -100,7 +101,7 @@ class Through:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """Each stage's count at `t` seconds from the first published record. Read downstream
+    """Each stage's count at `t` seconds from the replay's first frame. Read downstream
     first (writers, ingest, replay), so a backlog between two stages is never understated."""
 
     t: float
@@ -108,10 +109,12 @@ class Sample:
     received: int  # frames ingest received
     published: int  # records ingest published (Redis confirmed)
     written: int  # records the writers wrote (QuestDB confirmed)
+    freshness: list[Metric]  # the writers' receive -> written histograms, as scraped
 
 
 SAMPLE_S = 0.5
 FRAMES = "marketstream_ingest_frames_total"
+FRESHNESS = "marketstream_hot_receive_freshness_seconds"
 
 
 async def _sent(replay_urls: list[str]) -> int:
@@ -120,30 +123,32 @@ async def _sent(replay_urls: list[str]) -> int:
     return sum(int(answer.json()["sent"]) for answer in answers)
 
 
+async def _take(urls: dict[str, str], replay_urls: list[str], start: float) -> Sample:
+    written, freshness = 0.0, []
+    for name, url in urls.items():
+        if name != "ingest":
+            families = await scrape(url)
+            written += sample_sum(families, WRITTEN)
+            freshness += [f for f in families if f.name == FRESHNESS]
+    ingest = await scrape(urls["ingest"])
+    sent = await _sent(replay_urls)
+    return Sample(
+        round(time.perf_counter() - start, 2),
+        sent,
+        int(sample_sum(ingest, FRAMES)),
+        int(sample_sum(ingest, PUBLISHED)),
+        int(written),
+        freshness,
+    )
+
+
 async def _sample(
-    supervisor: Supervisor, replay_urls: list[str], start: float, into: list[Sample]
+    urls: dict[str, str], replay_urls: list[str], start: float, into: list[Sample]
 ) -> None:
     """Every stage's count every SAMPLE_S, until cancelled."""
-    urls = {name: child["metrics"] for name, child in supervisor.status().items()}
     while True:
-        try:
-            written = 0.0
-            for name, url in urls.items():
-                if name != "ingest":
-                    written += sample_sum(await scrape(url), WRITTEN)
-            ingest = await scrape(urls["ingest"])
-            sent = await _sent(replay_urls)
-            into.append(
-                Sample(
-                    round(time.perf_counter() - start, 2),
-                    sent,
-                    int(sample_sum(ingest, FRAMES)),
-                    int(sample_sum(ingest, PUBLISHED)),
-                    int(written),
-                )
-            )
-        except (ServiceError, httpx.HTTPError):
-            pass  # a child restarting: check_counts reports restarts
+        with contextlib.suppress(ServiceError, httpx.HTTPError):  # a child restarting
+            into.append(await _take(urls, replay_urls, start))
         await asyncio.sleep(SAMPLE_S)
 
 
@@ -170,21 +175,22 @@ def through(
     sampler: list[asyncio.Task[None]] = []
 
     async def started(supervisor: Supervisor) -> None:
-        url = supervisor.children["ingest"].status(supervisor.metrics_host)["metrics"]
-        while True:
-            try:
-                published = sample_sum(await scrape(url), PUBLISHED)
-            except Exception:
-                published = 0
-            if published > 0:
-                break
-            await asyncio.sleep(0.01)
+        # From the replay's first frame: ingest publishes a few records before it (answers
+        # to its REST requests), while the replay still holds its frames until every
+        # subscription has settled (SUBSCRIBE_SETTLE_S), which is no part of the pipeline.
+        marks["replays"] = _replay_urls(state)
+        while await _sent(marks["replays"]) == 0:
+            await asyncio.sleep(0.005)
         marks["start"] = time.perf_counter()
         marks["pids"] = _pids(supervisor)
         marks["cpu0"] = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
         if sample:
-            urls = _replay_urls(state)
-            sampler.append(asyncio.create_task(_sample(supervisor, urls, marks["start"], samples)))
+            marks["urls"] = {n: c["metrics"] for n, c in supervisor.status().items()}
+            sampler.append(
+                asyncio.create_task(
+                    _sample(marks["urls"], marks["replays"], marks["start"], samples)
+                )
+            )
 
     async def drained(_urls: dict[str, str]) -> None:
         marks["end"] = time.perf_counter()
@@ -194,6 +200,7 @@ def through(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            samples.append(await _take(marks["urls"], marks["replays"], marks["start"]))
 
     prepare_state(config, state)
     try:

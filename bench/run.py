@@ -49,6 +49,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 

@@ -91,7 +91,8 @@ def _writer(results: dict[str, Any]) -> Row:
 
 def _fresh_value(run: dict[str, Any]) -> str:
     return (
-        f"p50 {run['freshness_ms_p50']} ms, p99 {run['freshness_ms_p99']} ms; offered "
+        f"steady p50 {run['freshness_ms_p50']} ms, p99 {run['freshness_ms_p99']} ms "
+        f"(whole run p99 {run.get('whole_run_freshness_ms_p99')} ms); offered "
         f"{run['offered_records_per_s']:,}/s, achieved {run['achieved_records_per_s']:,}/s"
         + ("" if run["sustained"] else ", NOT sustained")
     )
