@@ -7,20 +7,21 @@ Measured, from the replay's first frame:
 
 - offered records/s: records published over the paced replay's duration (span / speed);
 - achieved records/s: the same records over the replay's first frame -> everything queryable;
-- backlog (published - written, from ingest's and the writers' /metrics every 0.5 s): where it
-  stood a quarter, half and three quarters through the replay, and when ingest had published
-  the last record. A pipeline that keeps up has a backlog of a flush or two throughout;
+- each stage sampled every 0.5 s (the replay's /_control/status, ingest's and the writers'
+  /metrics): when the replay had sent and ingest had published everything, and how far
+  ingest (frames) and the writers (records) were behind a quarter, half and three quarters
+  through the replay. A pipeline that keeps up is a flush or two behind throughout;
 - freshness p50/p99, local receive -> written (the writers' receive_freshness histogram, summed
-  over writers, interpolated in its buckets): steady, from the first sample at which the
-  replay was WARMUP_S in (start-up left out) to the end, and over the whole run;
+  over writers, interpolated in its buckets): steady, from the first sample WARMUP_S after
+  the replay's first frame (start-up left out) to the end, and over the whole run;
 - the cores each process used over the run (CPU seconds / wall seconds);
 - counts checked as in `bench/pipeline.py`: rows == published, nothing lost or doubled.
 
 A rate is sustained when the replay sent, and ingest published, everything within LATE_S of
 the replay's scheduled end, the writers were less than LATE_S of records behind three
-quarters through, and achieved >= SUSTAINED_SHARE of offered. When TARGET_RATE is not sustained, the
-bench says so and goes on to the lower rates in FALLBACK_RATES (on shorter recordings of about
-FALLBACK_SECONDS each) until one is.
+quarters through, and achieved >= SUSTAINED_SHARE of offered. When TARGET_RATE is not
+sustained, the bench says so and goes on to the lower rates in FALLBACK_RATES (on shorter
+recordings of about FALLBACK_SECONDS each) until one is.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.replay.recording_format import read_recording
 from marketstream.run.demo import histogram_quantile
+from marketstream.run.processes import create_schema
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
@@ -211,6 +212,7 @@ def run() -> dict[str, Any]:
         state = root / "state"
         start_services(config, state)
         try:
+            create_schema(endpoint(config, state, "questdb_http"))  # views: `_queries` reads one
             backlog = _backlog(config, state, recordings)
             queries = _queries(config, state)
             print(

@@ -158,9 +158,13 @@ def headline(results: dict[str, Any]) -> list[Row]:
     return rows + ([cluster] if cluster else [])
 
 
+WIDEST = 110  # a longer value (an error, say) is cut in the table; results.json has it whole
+
+
 def table(rows: list[Row]) -> str:
-    """A fixed-width table; values longer than the column wrap nothing, they just widen it."""
+    """A fixed-width table, one row per figure."""
     heads = {"figure": "figure", "value": "measured", "target": "target", "status": ""}
+    rows = [{**r, "value": _cut(r["value"])} for r in rows]
     widths = {k: max(len(heads[k]), *(len(r[k]) for r in rows)) for k in heads}
     lines = [
         "== summary: the issue's targets",
@@ -169,3 +173,7 @@ def table(rows: list[Row]) -> str:
     ]
     lines += ["  ".join(r[k].ljust(widths[k]) for k in heads).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= WIDEST else text[: WIDEST - 3] + "..."
