@@ -91,11 +91,15 @@ def _writer(results: dict[str, Any]) -> Row:
 
 def _fresh_value(run: dict[str, Any]) -> str:
     return (
-        f"steady p50 {run['freshness_ms_p50']} ms, p99 {run['freshness_ms_p99']} ms "
-        f"(whole run p99 {run.get('whole_run_freshness_ms_p99')} ms); offered "
-        f"{run['offered_records_per_s']:,}/s, achieved {run['achieved_records_per_s']:,}/s"
+        f"steady p50 {_ms(run['freshness_ms_p50'])}, p99 {_ms(run['freshness_ms_p99'])} "
+        f"(whole run p99 {_ms(run.get('whole_run_freshness_ms_p99'))}); achieved "
+        f"{run['achieved_records_per_s']:,} of {run['offered_records_per_s']:,}/s"
         + ("" if run["sustained"] else ", NOT sustained")
     )
+
+
+def _ms(value: float | None) -> str:
+    return "none" if value is None else f"{value:.0f} ms"
 
 
 def _freshness(results: dict[str, Any]) -> list[Row]:
@@ -158,7 +162,7 @@ def headline(results: dict[str, Any]) -> list[Row]:
     return rows + ([cluster] if cluster else [])
 
 
-WIDEST = 110  # a longer value (an error, say) is cut in the table; results.json has it whole
+WIDEST = 120  # a longer value (an error, say) is cut in the table; results.json has it whole
 
 
 def table(rows: list[Row]) -> str:
