@@ -1,22 +1,19 @@
-"""The hot path end to end: replay -> ingest -> Redis -> hot writer -> QuestDB, then queries.
+"""The hot writer and the hot queries, on real Redis and QuestDB.
 
-- throughput: `replay-server --max` (its own process) through ingest and the hot writer (one
-  event loop) into real Redis and QuestDB; records/s from the first frame until QuestDB has
-  applied everything (queryable);
-- freshness: the same at twice the recorded pace, so that it measures the pipeline and not a
-  backlog; p50/p99 from local receive to written (the recording's exchange times are 2021);
 - writer alone: a backlog of real records (the recording's, shifted in time so that every
   copy is a new row) published to Redis first, then one writer drains it: its rows/s from
   start-up done to queryable, with the counts checked, and flush p99 without replay and
   ingest competing for the two cores (`python -m bench.hot backlog [repeats]` runs it alone);
 - queries: p50 of `latest_trade`, `trades` (up to 1,000 rows) and 1m candles over the data.
+
+Replay -> queryable and freshness run the pipeline as `demo` does, ingest and writers as
+processes: `bench/pipeline.py` and `bench/freshness.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,20 +23,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bench.ingest import _big_recording, _processor, usdm_replay_config
+from bench.ingest import _processor
 from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig, load_config
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.replay.recording_format import read_recording
 from marketstream.run.demo import histogram_quantile
-from marketstream.run.pipeline import Pipeline
+from marketstream.run.processes import create_schema
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.records import Record
 from marketstream.services.manager import start_services, stop_services
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import connect_async
-from marketstream.wiring import endpoint, hot_queries, pipeline_endpoints
+from marketstream.wiring import endpoint, hot_queries
 from marketstream.writers.hot_writer import HotWriter
 from marketstream.writers.hot_writer_redis import discover_streams, group_states
 from tests.conftest import recordings_path
@@ -48,48 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline.yaml"
 QUERY_REPEATS = 100
 BACKLOG_RECORDS = 200_000
-
-
-async def _through(recording: Path, state: Path, pace: list[str]) -> dict[str, Any]:
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "marketstream", "replay-server", "--recording", str(recording),
-         "--port", "0", *pace],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert replay.stdout is not None
-        ws_url, http_url = replay.stdout.readline().split()[:2]
-        config = usdm_replay_config(ws_url, http_url)
-        pipeline = Pipeline(config, pipeline_endpoints(config, state))
-        stop = asyncio.Event()
-        task = asyncio.create_task(pipeline.run(stop, ingest_metrics_port=0, writer_metrics_port=0))
-        start: float | None = None
-        while replay.poll() is None:
-            if start is None and pipeline.ingest.publisher.published > 0:
-                start = time.perf_counter()
-            if start is not None and await _replay_done(http_url):
-                break
-            await asyncio.sleep(0.02)
-        await pipeline.ingest.publisher.wait_flushed()
-        await pipeline.writer.wait_drained(queryable=True)
-        elapsed = time.perf_counter() - (start or time.perf_counter())
-        written = pipeline.writer.written
-        stop.set()
-        await task
-    finally:
-        replay.terminate()
-        replay.wait(timeout=30)
-    registry = pipeline.writer.metrics.registry
-    name = "marketstream_hot_receive_freshness_seconds"
-    p50, p99 = (histogram_quantile(registry, name, q) for q in (0.5, 0.99))
-    return {
-        "records_written": written,
-        "records_per_s": round(written / elapsed) if elapsed else None,
-        "freshness_ms_p50": None if p50 is None else round(p50 * 1000, 1),
-        "freshness_ms_p99": None if p99 is None else round(p99 * 1000, 1),
-        **_flushes(registry),
-    }
 
 
 def _flushes(registry: CollectorRegistry) -> dict[str, Any]:
@@ -218,16 +173,6 @@ def run_backlog(repeats: int = 1) -> list[dict[str, Any]]:
             stop_services(config, state)
 
 
-async def _replay_done(http_url: str) -> bool:
-    import urllib.request  # noqa: PLC0415
-
-    def status() -> bool:
-        with urllib.request.urlopen(f"{http_url}/_control/status", timeout=5) as response:  # noqa: S310
-            return bool(__import__("json").loads(response.read())["finished"])
-
-    return await asyncio.to_thread(status)
-
-
 def _p50_ms(call: Any, repeats: int = QUERY_REPEATS) -> float:
     samples = []
     for _ in range(repeats):
@@ -267,24 +212,7 @@ def run() -> dict[str, Any]:
         state = root / "state"
         start_services(config, state)
         try:
-            big = root / "binance-usdm.jsonl"
-            frames = _big_recording(recordings / "binance-usdm.jsonl", big, 20)
-            fast = asyncio.run(_through(big, state, ["--max"]))
-            print(
-                f"  replay -> Redis -> QuestDB (queryable): {fast['records_per_s']:,} records/s "
-                f"({fast['records_written']:,} records from {frames:,} frames); "
-                f"{fast['flushes']} flushes, p50 {fast['flush_ms_p50']} ms, "
-                f"p99 {fast['flush_ms_p99']} ms"
-            )
-            paced = asyncio.run(
-                _through(recordings / "binance-usdm.jsonl", state, ["--speed", "2"])
-            )
-            print(
-                f"  freshness at 2x recorded pace, receive -> written: "
-                f"p50 {paced['freshness_ms_p50']} ms, p99 {paced['freshness_ms_p99']} ms; "
-                f"{paced['flushes']} flushes, p50 {paced['flush_ms_p50']} ms, "
-                f"p99 {paced['flush_ms_p99']} ms"
-            )
+            create_schema(endpoint(config, state, "questdb_http"))  # views: `_queries` reads one
             backlog = _backlog(config, state, recordings)
             queries = _queries(config, state)
             print(
@@ -294,7 +222,7 @@ def run() -> dict[str, Any]:
             )
         finally:
             stop_services(config, state)
-    return {"max_speed": fast, "paced_2x": paced, "writer_backlog": backlog, "queries": queries}
+    return {"writer_backlog": backlog, "queries": queries}
 
 
 if __name__ == "__main__":

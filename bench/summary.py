@@ -1,0 +1,183 @@
+"""The issue's headline figures against their targets, from one `make bench` run's results.
+
+Each row: what was measured, its value, the target, and "met", "not met" or "info". A figure
+that is missing (its suite skipped or failed) is "not met" with the reason as its value:
+a target is only met by a number measured in this run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CRYPTOFEED_RATIO = 3.0
+RECORDS_PER_S = 50_000
+WRITER_ROWS_PER_S = 250_000
+FRESHNESS_P99_MS = 1000.0
+FRESHNESS_RATE = 20_000
+COUNTED = ("pipeline", "freshness", "hot", "cluster")  # the suites that check their counts
+
+Row = dict[str, str]
+
+
+def _row(figure: str, value: str, target: str, met: bool | None) -> Row:
+    status = "info" if met is None else "met" if met else "not met"
+    return {"figure": figure, "value": value, "target": target, "status": status}
+
+
+def _missing(suite: Any) -> str | None:
+    """Why a suite has no figures, or None when it has."""
+    if not isinstance(suite, dict):
+        return "not run"
+    for key in ("error", "skipped"):
+        if key in suite:
+            return f"{key}: {suite[key]}"
+    return None
+
+
+def _cryptofeed(results: dict[str, Any]) -> list[Row]:
+    target = f">= {CRYPTOFEED_RATIO:g}x on >= 300k frames"
+    suite: Any = results.get("cryptofeed")
+    if (why := _missing(suite)) is not None:
+        return [_row("normalize vs cryptofeed", why, target, False)]
+    rows = []
+    for recording, result in suite.items():
+        if not isinstance(result, dict) or ("exchange" not in result and "skipped" not in result):
+            continue
+        long = result.get("long", {})
+        figure = f"normalize vs cryptofeed, {recording}"
+        if "ratio_frames_per_s" not in long:
+            why = result.get("skipped") or long.get("error") or result.get("cryptofeed")
+            rows.append(_row(figure, f"not measured: {why}", target, False))
+            continue
+        ratio = long["ratio_frames_per_s"]
+        value = (
+            f"{ratio}x ({long['ours']['frames_per_s']:,} vs "
+            f"{long['cryptofeed']['frames_per_s']:,} frames/s, {long['frames']:,} frames)"
+        )
+        rows.append(_row(figure, value, target, ratio >= CRYPTOFEED_RATIO))
+    return rows or [_row("normalize vs cryptofeed", "no recording compared", target, False)]
+
+
+def _pipeline(results: dict[str, Any]) -> list[Row]:
+    target = f">= {RECORDS_PER_S:,} records/s"
+    suite: Any = results.get("pipeline")
+    if (why := _missing(suite)) is not None:
+        return [_row("replay -> queryable, ingest + writers as processes", why, target, False)]
+    rows = []
+    for key in sorted(k for k in suite if k.startswith("writers_")):
+        result = suite[key]
+        rate = result["records_per_s"]
+        rows.append(
+            _row(
+                f"replay -> queryable, ingest + {result['writers']} writer process(es)",
+                f"{rate:,} records/s ({result['records']:,} records)",
+                target,
+                rate >= RECORDS_PER_S,
+            )
+        )
+    return rows
+
+
+def _writer(results: dict[str, Any]) -> Row:
+    target = f">= {WRITER_ROWS_PER_S:,} rows/s"
+    suite: Any = results.get("hot")
+    if (why := _missing(suite)) is not None:
+        return _row("one writer draining a backlog", why, target, False)
+    backlog = suite["writer_backlog"]
+    rate = backlog["rows_per_s"]
+    value = f"{rate:,} rows/s ({backlog['entries']:,} entries)"
+    return _row("one writer draining a backlog", value, target, rate >= WRITER_ROWS_PER_S)
+
+
+def _fresh_value(run: dict[str, Any]) -> str:
+    return (
+        f"steady p50 {_ms(run['freshness_ms_p50'])}, p99 {_ms(run['freshness_ms_p99'])} "
+        f"(whole run p99 {_ms(run.get('whole_run_freshness_ms_p99'))}); achieved "
+        f"{run['achieved_records_per_s']:,} of {run['offered_records_per_s']:,}/s"
+        + ("" if run["sustained"] else ", NOT sustained")
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "none" if value is None else f"{value:.0f} ms"
+
+
+def _freshness(results: dict[str, Any]) -> list[Row]:
+    figure = f"freshness receive -> written at {FRESHNESS_RATE:,} records/s"
+    target = f"p99 < {FRESHNESS_P99_MS / 1000:g} s, rate sustained"
+    suite: Any = results.get("freshness")
+    if (why := _missing(suite)) is not None:
+        return [_row(figure, why, target, False)]
+    runs = suite["runs"]
+    at_target = [r for r in runs if r["target_records_per_s"] == FRESHNESS_RATE]
+    if not at_target:
+        return [_row(figure, "not measured", target, False)]
+    first = at_target[0]
+    p99 = first["freshness_ms_p99"]
+    met = bool(first["sustained"]) and p99 is not None and p99 < FRESHNESS_P99_MS
+    rows = [_row(figure, _fresh_value(first), target, met)]
+    if not first["sustained"]:
+        steady = [r for r in runs if r["sustained"]]
+        if steady:
+            best = steady[0]
+            figure = f"freshness at the highest sustained rate, {best['target_records_per_s']:,}/s"
+            rows.append(_row(figure, _fresh_value(best), "(info)", None))
+        else:
+            tried = ", ".join(f"{r['target_records_per_s']:,}" for r in runs)
+            rows.append(_row("highest sustained rate", f"none of {tried}/s", "(info)", None))
+    return rows
+
+
+def _cluster(results: dict[str, Any]) -> Row | None:
+    suite: Any = results.get("cluster")
+    if _missing(suite) is not None:
+        return None
+    rates = {k: v for k, v in suite.items() if k.endswith("_records_per_s")}
+    value = ", ".join(
+        f"{k.removeprefix('writers_').removesuffix('_records_per_s')}: {v:,}"
+        for k, v in rates.items()
+    )
+    return _row("3-node Redis Cluster, records/s by writer processes", value, "(info)", None)
+
+
+def _counts(results: dict[str, Any]) -> Row:
+    failed = {name: why for name in COUNTED if (why := _missing(results.get(name)))}
+    value = (
+        "rows == published in " + ", ".join(COUNTED)
+        if not failed
+        else "; ".join(f"{name} {why}" for name, why in failed.items())
+    )
+    return _row("nothing lost or doubled (checked in this run)", value, "all suites", not failed)
+
+
+def headline(results: dict[str, Any]) -> list[Row]:
+    rows = [
+        *_cryptofeed(results),
+        *_pipeline(results),
+        _writer(results),
+        *_freshness(results),
+        _counts(results),
+    ]
+    cluster = _cluster(results)
+    return rows + ([cluster] if cluster else [])
+
+
+WIDEST = 120  # a longer value (an error, say) is cut in the table; results.json has it whole
+
+
+def table(rows: list[Row]) -> str:
+    """A fixed-width table, one row per figure."""
+    heads = {"figure": "figure", "value": "measured", "target": "target", "status": ""}
+    rows = [{**r, "value": _cut(r["value"])} for r in rows]
+    widths = {k: max(len(heads[k]), *(len(r[k]) for r in rows)) for k in heads}
+    lines = [
+        "== summary: the issue's targets",
+        "  ".join(heads[k].ljust(widths[k]) for k in heads).rstrip(),
+        "  ".join("-" * widths[k] for k in heads),
+    ]
+    lines += ["  ".join(r[k].ljust(widths[k]) for k in heads).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= WIDEST else text[: WIDEST - 3] + "..."
