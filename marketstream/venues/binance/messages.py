@@ -14,18 +14,6 @@ from typing import Literal
 import msgspec
 
 
-class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
-    """USD-M's bookTicker (tagged, with times); the spot one is `SpotBookTicker`."""
-
-    s: str
-    b: float
-    B: float
-    a: float
-    A: float
-    T: int | None = None
-    E: int | None = None
-
-
 class SpotBookTicker(msgspec.Struct):
     """Spot's bookTicker: no event type, no time at all."""
 
@@ -36,6 +24,10 @@ class SpotBookTicker(msgspec.Struct):
     A: float
     T: int | None = None
     E: int | None = None
+
+
+class BookTicker(SpotBookTicker, tag_field="e", tag="bookTicker"):
+    """USD-M's bookTicker: the spot fields, tagged by its event type, with its times."""
 
 
 class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
