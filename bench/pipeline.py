@@ -7,6 +7,12 @@ server in this process, ingest and 1 or 2 writers as supervised children. Measur
 - records/s from the replay's first frame until QuestDB has applied everything;
 - CPU seconds per 1,000 records of each process (utime + stime from /proc/<pid>/stat over
   the same interval), and the peak RSS of each (VmHWM from /proc/<pid>/status);
+- the same for the QuestDB and Redis server processes (their pids from the state directory's
+  services.json), and how busy the machine's cores were (/proc/stat: other work competes);
+- a stage timeline, each stage sampled every TIMELINE_SAMPLE_S: seconds from the first frame
+  until the replay sent its last frame, ingest published its last record, the writers wrote
+  their last row, and QuestDB had applied every WAL (queryable), and from it which stage
+  the run waited on (`bound`);
 - counts checked in the run: QuestDB rows == records published (trades, quotes, books),
   candle rows == the recording's bars, nothing in md:dlq; a mismatch fails the suite.
 
@@ -17,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +35,15 @@ from typing import Any
 import httpx
 import orjson
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from marketstream import event_loop
 from marketstream.config import load_config
-from marketstream.errors import ServiceError
 from marketstream.run.demo import prepare_state, run_demo
-from marketstream.run.processes import sample_sum, scrape
+from marketstream.run.processes import sample_sum
 from marketstream.run.supervisor import Supervisor
 from marketstream.services.manager import stop_services
+from marketstream.services.state import load_record
 from tests.conftest import recordings_path
 from tests.integration.repeated_recording import Repeated, repeat_recording
 
@@ -60,9 +69,26 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _pids(supervisor: Supervisor) -> dict[str, int]:
+SERVICES = {"questdb": "questdb-server", "redis": "redis-server"}  # services.json -> label
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat's `cpu` line."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _pids(supervisor: Supervisor, state: Path) -> dict[str, int]:
+    """The bench process (replay + supervisor), the children, and the local services."""
     pids = {name: c.pid for name, c in supervisor.children.items() if c.pid is not None}
-    return {"replay+supervisor": os.getpid(), **pids}
+    record = load_record(state)
+    services = {
+        label: record.processes[name].pid
+        for name, label in SERVICES.items()
+        if record is not None and name in record.processes
+    }
+    return {"replay+supervisor": os.getpid(), **pids, **services}
 
 
 def check_counts(summary: dict[str, Any], made: Repeated, repeats: int) -> None:
@@ -96,7 +122,9 @@ class Through:
     seconds: float  # the replay's first frame -> everything queryable
     cpu_s: dict[str, float]  # per process, over `seconds`
     peak_rss_mb: dict[str, float]
-    samples: list[Sample] = field(default_factory=list)  # every SAMPLE_S, with `sample=True`
+    machine_busy: float  # share of all the machine's core time busy over `seconds`
+    idle_cores: dict[str, float]  # per process, over `idle_s` once everything was queryable
+    samples: list[Sample] = field(default_factory=list)  # every `sample_s`, with `sample=True`
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +141,45 @@ class Sample:
 
 
 SAMPLE_S = 0.5
+TIMELINE_SAMPLE_S = 0.2  # the max-speed run is a few seconds long
+IDLE_S = 2.0  # how long the idle pipeline's CPU (QuestDB's JVM above all) is measured
 FRAMES = "marketstream_ingest_frames_total"
 FRESHNESS = "marketstream_hot_receive_freshness_seconds"
 
 
-async def _sent(replay_urls: list[str]) -> int:
-    async with httpx.AsyncClient(timeout=10) as client:
-        answers = [await client.get(f"{url}/_control/status") for url in replay_urls]
+KEPT = tuple(name.removesuffix("_total") for name in (FRAMES, PUBLISHED, WRITTEN, FRESHNESS))
+
+
+async def _families(client: httpx.AsyncClient, url: str) -> list[Metric]:
+    """The families of a child's /metrics that a sample keeps: parsing every family, with a
+    new client each time, cost the bench process (which also runs the replay) about as much
+    CPU as the replay itself."""
+    response = await client.get(url)
+    response.raise_for_status()
+    kept = [
+        line
+        for line in response.text.splitlines()
+        if line.removeprefix("# HELP ").removeprefix("# TYPE ").startswith(KEPT)
+    ]
+    return list(text_string_to_metric_families("\n".join(kept) + "\n"))
+
+
+async def _sent(client: httpx.AsyncClient, replay_urls: list[str]) -> int:
+    answers = [await client.get(f"{url}/_control/status") for url in replay_urls]
     return sum(int(answer.json()["sent"]) for answer in answers)
 
 
-async def _take(urls: dict[str, str], replay_urls: list[str], start: float) -> Sample:
+async def _take(
+    client: httpx.AsyncClient, urls: dict[str, str], replay_urls: list[str], start: float
+) -> Sample:
     written, freshness = 0.0, []
     for name, url in urls.items():
         if name != "ingest":
-            families = await scrape(url)
+            families = await _families(client, url)
             written += sample_sum(families, WRITTEN)
             freshness += [f for f in families if f.name == FRESHNESS]
-    ingest = await scrape(urls["ingest"])
-    sent = await _sent(replay_urls)
+    ingest = await _families(client, urls["ingest"])
+    sent = await _sent(client, replay_urls)
     return Sample(
         round(time.perf_counter() - start, 2),
         sent,
@@ -143,13 +191,19 @@ async def _take(urls: dict[str, str], replay_urls: list[str], start: float) -> S
 
 
 async def _sample(
-    urls: dict[str, str], replay_urls: list[str], start: float, into: list[Sample]
+    client: httpx.AsyncClient,
+    urls: dict[str, str],
+    replay_urls: list[str],
+    start: float,
+    *,
+    into: list[Sample],
+    every: float,
 ) -> None:
-    """Every stage's count every SAMPLE_S, until cancelled."""
+    """Every stage's count every `every` seconds, until cancelled."""
     while True:
-        with contextlib.suppress(ServiceError, httpx.HTTPError):  # a child restarting
-            into.append(await _take(urls, replay_urls, start))
-        await asyncio.sleep(SAMPLE_S)
+        with contextlib.suppress(httpx.HTTPError):  # a child restarting
+            into.append(await _take(client, urls, replay_urls, start))
+        await asyncio.sleep(every)
 
 
 def _replay_urls(state: Path) -> list[str]:
@@ -167,8 +221,11 @@ def through(
     writers: int | None,
     speed: float | None,
     sample: bool = False,
+    sample_s: float = SAMPLE_S,
+    idle_s: float = 0.0,
 ) -> Through:
-    """`run_demo` over `recordings` (speed None: as fast as possible), counts checked."""
+    """`run_demo` over `recordings` (speed None: as fast as possible), counts checked; with
+    `idle_s`, each process's cores used while idle for that long once drained."""
     config = load_config(CONFIG, environ={})
     marks: dict[str, Any] = {}
     samples: list[Sample] = []
@@ -179,28 +236,47 @@ def through(
         # to its REST requests), while the replay still holds its frames until every
         # subscription has settled (SUBSCRIBE_SETTLE_S), which is no part of the pipeline.
         marks["replays"] = _replay_urls(state)
-        while await _sent(marks["replays"]) == 0:
+        marks["client"] = client = httpx.AsyncClient(timeout=10)
+        while await _sent(client, marks["replays"]) == 0:
             await asyncio.sleep(0.005)
         marks["start"] = time.perf_counter()
-        marks["pids"] = _pids(supervisor)
+        marks["pids"] = _pids(supervisor, state)
         marks["cpu0"] = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
+        marks["ticks0"] = machine_ticks()
         if sample:
             marks["urls"] = {n: c["metrics"] for n, c in supervisor.status().items()}
             sampler.append(
                 asyncio.create_task(
-                    _sample(marks["urls"], marks["replays"], marks["start"], samples)
+                    _sample(
+                        client,
+                        marks["urls"],
+                        marks["replays"],
+                        marks["start"],
+                        into=samples,
+                        every=sample_s,
+                    )
                 )
             )
 
     async def drained(_urls: dict[str, str]) -> None:
         marks["end"] = time.perf_counter()
         marks["cpu1"] = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
+        marks["ticks1"] = machine_ticks()
         marks["rss"] = {name: peak_rss_mb(pid) for name, pid in marks["pids"].items()}
         for task in sampler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            samples.append(await _take(marks["urls"], marks["replays"], marks["start"]))
+            samples.append(
+                await _take(marks["client"], marks["urls"], marks["replays"], marks["start"])
+            )
+        await marks["client"].aclose()
+        idle0 = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
+        await asyncio.sleep(idle_s)
+        marks["idle"] = {
+            name: round((cpu_seconds(pid) - idle0[name]) / idle_s, 2) if idle_s else 0.0
+            for name, pid in marks["pids"].items()
+        }
 
     prepare_state(config, state)
     try:
@@ -225,20 +301,109 @@ def through(
         seconds=marks["end"] - marks["start"],
         cpu_s={name: marks["cpu1"][name] - marks["cpu0"][name] for name in marks["pids"]},
         peak_rss_mb=marks["rss"],
+        machine_busy=(marks["ticks1"][0] - marks["ticks0"][0])
+        / max(1, marks["ticks1"][1] - marks["ticks0"][1]),
+        idle_cores=marks["idle"],
         samples=samples,
     )
 
 
+def timeline(run: Through) -> dict[str, float]:
+    """Seconds from the first frame until each stage had done its last piece of work: the
+    first sample whose count equals the final one (taken once everything was queryable),
+    so each time is late by at most `resolution_s` (never later than queryable)."""
+    final = run.samples[-1]
+
+    def when(done: Callable[[Sample], bool]) -> float:
+        return min(next(s.t for s in run.samples if done(s)), round(run.seconds, 2))
+
+    return {
+        "replay_sent_last_frame_s": when(lambda s: s.sent >= final.sent),
+        "ingest_received_last_frame_s": when(lambda s: s.received >= final.received),
+        "ingest_published_last_record_s": when(lambda s: s.published >= final.published),
+        "writers_wrote_last_row_s": when(lambda s: s.written >= final.written),
+        "queryable_s": round(run.seconds, 2),
+        "resolution_s": round(max(b.t - a.t for a, b in itertools.pairwise(run.samples)), 2),
+    }
+
+
+def backlogs(run: Through) -> dict[str, int]:
+    """The most any stage held that the next had not taken, over the samples."""
+    return {
+        "ingest_max_frames_unreceived": max(s.sent - s.received for s in run.samples),
+        "writers_max_records_unwritten": max(s.published - s.written for s in run.samples),
+    }
+
+
+def bound(
+    stages: dict[str, float], run: Through, cpu_per_1000: dict[str, float], idle: dict[str, float]
+) -> str:
+    """Which stage the run waited on, whether the machine's cores were the limit, and the
+    rate all the machine's cores would allow at this CPU cost per record."""
+    total = stages["queryable_s"]
+    phases = {
+        "the replay sending every frame": stages["replay_sent_last_frame_s"],
+        "ingest publishing after the last frame": stages["ingest_published_last_record_s"]
+        - stages["replay_sent_last_frame_s"],
+        "the writers writing after ingest's last record": stages["writers_wrote_last_row_s"]
+        - stages["ingest_published_last_record_s"],
+        "QuestDB applying its WAL after the last row": total - stages["writers_wrote_last_row_s"],
+    }
+    longest = max(phases, key=lambda k: phases[k])
+    n = os.cpu_count() or 1
+    cores = {name: cpu / run.seconds for name, cpu in run.cpu_s.items()}
+    ours = sum(cores.values())
+    others = max(0.0, run.machine_busy * n - ours)
+    per_1000 = sum(cpu_per_1000.values())
+    top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cores.items(), key=lambda kv: -kv[1]))
+    verdict = (
+        f"{longest} took {phases[longest]:.2f} s of {total:.2f} s "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in phases.items())}); "
+        f"cores used: {top} (pipeline + services {ours:.2f}, other work {others:.2f}, "
+        f"machine {run.machine_busy:.0%} of {n} busy); idle once drained: "
+        f"{', '.join(f'{k} {v:.2f}' for k, v in idle.items() if v)}; "
+        f"{per_1000:.3f} CPU s per 1,000 records in all, so {n} cores allow at most "
+        f"{n / per_1000 * 1000:,.0f} records/s"
+    )
+    if run.machine_busy >= BUSY_SHARE:
+        verdict += ": the cores were saturated, so CPU bounds the figure"
+    elif max(cores.values()) < BUSY_SHARE:
+        verdict += ": no process used a whole core and the machine had idle time, so hand-offs "
+        verdict += "between stages (round trips, batching pauses), not CPU, bound it"
+    return verdict
+
+
+BUSY_SHARE = 0.9
+
+
 def _one(recordings: Path, state: Path, writers: int, made: Repeated) -> dict[str, Any]:
-    run = through(recordings, state, made, REPEATS, writers=writers, speed=None)
+    run = through(
+        recordings,
+        state,
+        made,
+        REPEATS,
+        writers=writers,
+        speed=None,
+        sample=True,
+        sample_s=TIMELINE_SAMPLE_S,
+        idle_s=IDLE_S,
+    )
     cpu = {name: round(s / run.records * 1000, 4) for name, s in run.cpu_s.items()}
+    cores = {name: round(s / run.seconds, 2) for name, s in run.cpu_s.items()}
+    stages = timeline(run)
     return {
         "writers": writers,
         "records": run.records,
         "seconds": round(run.seconds, 2),
         "records_per_s": round(run.records / run.seconds),
         "cpu_s_per_1000_records": cpu,
+        "cores_used": cores,
+        "machine_busy_share": round(run.machine_busy, 2),
         "peak_rss_mb": run.peak_rss_mb,
+        "timeline": stages,
+        "backlogs": backlogs(run),
+        "idle_cores": run.idle_cores,
+        "bound": bound(stages, run, cpu, run.idle_cores),
         "counts_checked": "rows == published (trades, quotes, books), candles == bars, dlq 0",
     }
 
@@ -269,6 +434,10 @@ def run() -> dict[str, Any]:
                 f"peak RSS MB: {rss}",
                 flush=True,
             )
+            stages = ", ".join(f"{k} {v}" for k, v in result["timeline"].items())
+            print(f"    timeline from the first frame: {stages}", flush=True)
+            print(f"    backlogs: {result['backlogs']}", flush=True)
+            print(f"    bound: {result['bound']}", flush=True)
     return results
 
 
