@@ -8,7 +8,9 @@ server in this process, ingest and 1 or 2 writers as supervised children. Measur
 - CPU seconds per 1,000 records of each process (utime + stime from /proc/<pid>/stat over
   the same interval), and the peak RSS of each (VmHWM from /proc/<pid>/status);
 - the same for the QuestDB and Redis server processes (their pids from the state directory's
-  services.json), and how busy the machine's cores were (/proc/stat: other work competes);
+  services.json), QuestDB's CPU by thread group (network, write, WAL apply, the JVM's JIT
+  compilers, logging), its WAL transactions, each process's cores used while idle once
+  drained, and how busy the machine's cores were (/proc/stat: other work competes);
 - a stage timeline, each stage sampled every TIMELINE_SAMPLE_S: seconds from the first frame
   until the replay sent its last frame, ingest published its last record, the writers wrote
   their last row, and QuestDB had applied every WAL (queryable), and from it which stage
@@ -42,8 +44,10 @@ from marketstream.config import load_config
 from marketstream.run.demo import prepare_state, run_demo
 from marketstream.run.processes import sample_sum
 from marketstream.run.supervisor import Supervisor
+from marketstream.schemas.columns import SPECS
 from marketstream.services.manager import stop_services
 from marketstream.services.state import load_record
+from marketstream.tiers.questdb import QuestDBHttp
 from tests.conftest import recordings_path
 from tests.integration.repeated_recording import Repeated, repeat_recording
 
@@ -62,6 +66,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime of a live process's threads, summed by thread name without its number
+    (QuestDB's `wal-apply_0`, `shared-network_1`, the JVM's `C2 CompilerThre`, `GC Thread#0`)."""
+    groups: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            stat = (task / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789#_ ")
+            fields = stat.rsplit(")", 1)[1].split()
+            groups[name] = groups.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return groups
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -77,6 +94,34 @@ def machine_ticks() -> tuple[int, int]:
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = ticks[3] + ticks[4]  # idle + iowait
     return sum(ticks) - idle, sum(ticks)
+
+
+def wal_transactions(state: Path) -> int:
+    """WAL transactions QuestDB sequenced on the record tables: each costs it a commit and an
+    apply, so rows per transaction says how much of its CPU the writers' flushes decide."""
+    record = load_record(state)
+    if record is None or "questdb_http" not in record.endpoints:
+        return 0
+    answer = QuestDBHttp(record.endpoints["questdb_http"]).exec(
+        "SELECT name, sequencerTxn FROM wal_tables()"
+    )
+    tables = {spec.table for spec in SPECS}
+    return sum(int(txn) for name, txn in answer["dataset"] if name in tables)
+
+
+def _used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each thread group used between two readings, most first, small ones out."""
+    used = {name: round(cpu - before.get(name, 0.0), 2) for name, cpu in after.items()}
+    return {
+        name: cpu
+        for name, cpu in sorted(used.items(), key=lambda kv: -kv[1])
+        if cpu >= THREAD_SHOWN_S
+    }
+
+
+def _questdb_threads(pids: dict[str, int]) -> dict[str, float]:
+    pid = pids.get(SERVICES["questdb"])
+    return thread_cpu_seconds(pid) if pid is not None else {}
 
 
 def _pids(supervisor: Supervisor, state: Path) -> dict[str, int]:
@@ -124,6 +169,8 @@ class Through:
     peak_rss_mb: dict[str, float]
     machine_busy: float  # share of all the machine's core time busy over `seconds`
     idle_cores: dict[str, float]  # per process, over `idle_s` once everything was queryable
+    wal_transactions: int  # QuestDB WAL transactions on the record tables (fresh each run)
+    questdb_threads_cpu_s: dict[str, float]  # QuestDB's CPU over `seconds` by thread name
     samples: list[Sample] = field(default_factory=list)  # every `sample_s`, with `sample=True`
 
 
@@ -142,6 +189,7 @@ class Sample:
 
 SAMPLE_S = 0.5
 TIMELINE_SAMPLE_S = 0.2  # the max-speed run is a few seconds long
+THREAD_SHOWN_S = 0.05  # QuestDB thread groups using less CPU over a run are left out
 IDLE_S = 2.0  # how long the idle pipeline's CPU (QuestDB's JVM above all) is measured
 FRAMES = "marketstream_ingest_frames_total"
 FRESHNESS = "marketstream_hot_receive_freshness_seconds"
@@ -243,6 +291,7 @@ def through(
         marks["pids"] = _pids(supervisor, state)
         marks["cpu0"] = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
         marks["ticks0"] = machine_ticks()
+        marks["threads0"] = _questdb_threads(marks["pids"])
         if sample:
             marks["urls"] = {n: c["metrics"] for n, c in supervisor.status().items()}
             sampler.append(
@@ -262,7 +311,9 @@ def through(
         marks["end"] = time.perf_counter()
         marks["cpu1"] = {name: cpu_seconds(pid) for name, pid in marks["pids"].items()}
         marks["ticks1"] = machine_ticks()
+        marks["threads1"] = _questdb_threads(marks["pids"])
         marks["rss"] = {name: peak_rss_mb(pid) for name, pid in marks["pids"].items()}
+        marks["txns"] = await asyncio.to_thread(wal_transactions, state)
         for task in sampler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -304,6 +355,8 @@ def through(
         machine_busy=(marks["ticks1"][0] - marks["ticks0"][0])
         / max(1, marks["ticks1"][1] - marks["ticks0"][1]),
         idle_cores=marks["idle"],
+        wal_transactions=marks["txns"],
+        questdb_threads_cpu_s=_used(marks["threads0"], marks["threads1"]),
         samples=samples,
     )
 
@@ -403,6 +456,9 @@ def _one(recordings: Path, state: Path, writers: int, made: Repeated) -> dict[st
         "timeline": stages,
         "backlogs": backlogs(run),
         "idle_cores": run.idle_cores,
+        "questdb_wal_transactions": run.wal_transactions,
+        "rows_per_wal_transaction": round(run.records / max(1, run.wal_transactions)),
+        "questdb_threads_cpu_s": run.questdb_threads_cpu_s,
         "bound": bound(stages, run, cpu, run.idle_cores),
         "counts_checked": "rows == published (trades, quotes, books), candles == bars, dlq 0",
     }
@@ -436,7 +492,13 @@ def run() -> dict[str, Any]:
             )
             stages = ", ".join(f"{k} {v}" for k, v in result["timeline"].items())
             print(f"    timeline from the first frame: {stages}", flush=True)
-            print(f"    backlogs: {result['backlogs']}", flush=True)
+            print(
+                f"    backlogs: {result['backlogs']}; QuestDB WAL transactions: "
+                f"{result['questdb_wal_transactions']:,} "
+                f"({result['rows_per_wal_transaction']:,} rows each); QuestDB CPU s by thread: "
+                f"{result['questdb_threads_cpu_s']}",
+                flush=True,
+            )
             print(f"    bound: {result['bound']}", flush=True)
     return results
 
