@@ -50,8 +50,8 @@ def recording_with_gap(source: Path, target: Path) -> tuple[Path, int]:
     """The recording plus bridging snapshots, minus one delta; returns the gap's exchange ts."""
     frames = list(read_recording(source))
     sushi = [i for i, f in enumerate(frames) if (d := _depth(f)) and d["s"] == GAP_SYMBOL]
-    removed = sushi[len(sushi) // 2]
-    after_gap = frames[sushi[len(sushi) // 2 + 1]]
+    removed = sushi[2 * len(sushi) // 3]
+    after_gap = frames[sushi[2 * len(sushi) // 3 + 1]]
     after_gap_data = _depth(after_gap)
     assert after_gap_data is not None
     out: list[RecordedFrame] = []
@@ -93,8 +93,14 @@ async def test_gap_is_counted_and_the_book_resyncs(
         recordings / "binance-usdm.jsonl", tmp_path / "binance-usdm.jsonl"
     )
     symbols = ["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"]
-    async with ReplayServer(recording, DIALECTS, speed=10.0) as server:  # ~3 s: gap, then refetch
+    # ~10 s, the gap two thirds in. Each book must be synced from the first snapshot before
+    # the gap: fetched at once (no pause between snapshots), well ahead of the gap even on a
+    # loaded machine. A snapshot fetched after the bridging one would sync past the gap unseen.
+    async with ReplayServer(recording, DIALECTS, speed=3.0) as server:
         config = config_for("binance-usdm", server, symbols)
+        config = config.model_copy(
+            update={"ingest": config.ingest.model_copy(update={"snapshot_interval_s": 0.0})}
+        )
         service = IngestService(config, redis_url=_url(client))
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop, metrics_port=0))
