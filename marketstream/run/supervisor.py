@@ -38,6 +38,8 @@ from marketstream.signals import PARENT_PID_ENV
 log = logging.getLogger(__name__)
 
 TAIL_LINES: Final = 15
+RELAY_READ: Final = 1 << 16  # bytes per read of a child's output
+RELAY_LINE_MAX: Final = 1 << 20  # a longer line is relayed in parts
 
 
 class SupervisorError(MarketStreamError):
@@ -163,6 +165,8 @@ class Supervisor:
             asyncio.create_task(self._keep(c), name=f"keep-{c.spec.name}")
             for c in self.children.values()
         ]
+        for keeper in self._keepers:
+            keeper.add_done_callback(self._watch)
 
     async def wait_failed(self) -> None:
         """Return once a child kept dying (then `failure` says why)."""
@@ -234,21 +238,47 @@ class Supervisor:
         relay = asyncio.create_task(self._relay(child, process), name=f"relay-{child.spec.name}")
         self._relays.add(relay)
         relay.add_done_callback(self._relays.discard)
+        relay.add_done_callback(self._watch)
 
     async def _relay(self, child: Child, process: asyncio.subprocess.Process) -> None:
         """The child's output to our stderr, each line prefixed with its name; the last lines
-        kept for the error if it keeps dying."""
+        kept for the error if it keeps dying.
+
+        Read in chunks, not with `readline`: a line longer than the stream's limit (a log
+        line quoting a large frame) would make `readline` raise, end the relay, and leave the
+        child blocked on a full pipe. A line is cut at `RELAY_LINE_MAX` bytes instead."""
         assert process.stdout is not None
         prefix = f"{child.spec.name}: ".encode()
+        pending = b""
+        while chunk := await process.stdout.read(RELAY_READ):
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) > RELAY_LINE_MAX:
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                self._emit(child, prefix, line)
+        if pending:
+            self._emit(child, prefix, pending)
+
+    @staticmethod
+    def _emit(child: Child, prefix: bytes, line: bytes) -> None:
+        child.tail.append(line.decode(errors="replace").rstrip())
         out = getattr(sys.stderr, "buffer", None)
-        while line := await process.stdout.readline():
-            child.tail.append(line.decode(errors="replace").rstrip())
-            with contextlib.suppress(OSError, ValueError):
-                if out is not None:
-                    out.write(prefix + line)
-                    out.flush()
-                else:  # a text-only stderr (an embedding application's)
-                    sys.stderr.write((prefix + line).decode(errors="replace"))
+        with contextlib.suppress(OSError, ValueError):
+            if out is not None:
+                out.write(prefix + line + b"\n")
+                out.flush()
+            else:  # a text-only stderr (an embedding application's)
+                sys.stderr.write((prefix + line + b"\n").decode(errors="replace"))
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """A keeper or relay that ended by an error leaves a child unsupervised (or blocked on
+        a full pipe): that ends the run, with the cause logged, instead of passing silently."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        self.failure = f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
+        log.error("supervisor: %s; stopping the run", self.failure, exc_info=exc)
+        self._failed.set()
 
     async def _keep(self, child: Child) -> None:
         """Wait for the child to exit; restart it, or end the run when it keeps dying."""
