@@ -137,7 +137,7 @@ class HotConfig(_Model):
     max_deliveries: int = Field(default=5, gt=0)  # an entry delivered more often goes to md:dlq
     # The exchanges (hash tags) this writer serves; empty: all. Each tag to exactly one set
     # of writers: writers with different lists split the streams between them.
-    exchanges: tuple[str, ...] = ()
+    exchanges: tuple[Exchange, ...] = ()
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
     # `run`/`demo`: how many writer processes; writer i (from 0) serves /metrics on

@@ -95,3 +95,11 @@ def exchange_name(text: str) -> str:
             f"unknown exchange {text!r}: expected one of {', '.join(EXCHANGES)}"
         )
     return text
+
+
+def exchange_names(text: str) -> list[str]:
+    """An argparse type: comma-separated names of exchanges MarketStream knows, at least one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected one or more exchange names, got {text!r}")
+    return [exchange_name(name) for name in names]

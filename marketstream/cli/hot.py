@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import Commands, add_daemon, config_of
+from marketstream.cli.common import Commands, add_daemon, config_of, exchange_names
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -24,6 +24,7 @@ def add_commands(commands: Commands) -> None:
     )
     write_hot.add_argument(
         "--exchanges",
+        type=exchange_names,
         metavar="EX[,EX...]",
         help="the exchanges (stream hash tags) this writer serves, comma-separated "
         "(default: hot.exchanges, empty meaning all)",
@@ -36,11 +37,12 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     endpoints = pipeline_endpoints(config, args.state_dir)
-    exchanges = None
-    if args.exchanges is not None:
-        exchanges = [name.strip() for name in args.exchanges.split(",") if name.strip()]
     writer = HotWriter(
-        config, endpoints.redis, endpoints.questdb_http, consumer=args.consumer, exchanges=exchanges
+        config,
+        endpoints.redis,
+        endpoints.questdb_http,
+        consumer=args.consumer,
+        exchanges=args.exchanges,
     )
     setup_logging()
 

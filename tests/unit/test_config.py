@@ -76,6 +76,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
             {"MARKETSTREAM_EXCHANGES__COINBASE__CHANNELS": "[funding]"},
             "coinbase: the funding channel needs at least one -PERP or dated-future symbol",
         ),
+        (  # a writer told to serve no known exchange would run and write nothing
+            {"MARKETSTREAM_HOT__EXCHANGES": '["nosuch"]'},
+            "hot.exchanges.0: value 'nosuch': expected 'binance', 'binance-usdm'",
+        ),
     ],
 )
 def test_wrong_values_name_key_value_and_expectation(environ: dict[str, str], message: str) -> None:
