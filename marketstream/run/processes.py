@@ -21,10 +21,10 @@ from marketstream.errors import ServiceError
 from marketstream.run.supervisor import ChildSpec, Supervisor, child_specs
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql, create_views_sql
-from marketstream.tiers.redis_bus import connect_async
+from marketstream.tiers.redis_bus import connect_bus_async
 from marketstream.wiring import PipelineEndpoints
 from marketstream.writers.hot_writer_questdb import wal_applied
-from marketstream.writers.hot_writer_redis import discover_streams, group_states
+from marketstream.writers.hot_writer_redis import streams_drained as writers_drained
 
 POLL_S = 0.05
 
@@ -37,19 +37,11 @@ def create_schema(questdb_http: str) -> None:
 
 
 async def streams_drained(redis_url: str, group: str) -> bool:
-    """True when every record stream has been delivered to `group` and acknowledged."""
-    client = connect_async(redis_url)
+    """True when every record stream has been delivered to `group` and acknowledged (a
+    single Redis or a Cluster, as the URL says)."""
+    client = connect_bus_async(redis_url)
     try:
-        keys = sorted(await discover_streams(client))
-        states = await group_states(client, keys, group)
-        for key in keys:
-            state = states[key]
-            if state is None:
-                if await client.xlen(key):
-                    return False  # no writer has seen it yet
-            elif state.lag or state.pending:
-                return False
-        return True
+        return await writers_drained(client, group)
     finally:
         await client.aclose()
 

@@ -67,6 +67,7 @@ from marketstream.writers.hot_writer_redis import (
     read_group,
     redeliver,
     send_dead_letters,
+    streams_drained,
 )
 
 log = logging.getLogger(__name__)
@@ -245,16 +246,7 @@ class HotWriter:
         each record is in QuestDB or in md:dlq. QuestDB applies its WAL a few ms later;
         `wait_drained(queryable=True)` waits for that too. Only this writer's exchanges
         (`hot.exchanges`) count."""
-        keys = sorted(await discover_streams(self.client, self.exchanges))
-        states = await group_states(self.client, keys, self.group)
-        for key in keys:
-            state = states[key]
-            if state is None:
-                if await self.client.xlen(key):
-                    return False  # not discovered yet
-            elif state.lag or state.pending:
-                return False
-        return True
+        return await streams_drained(self.client, self.group, self.exchanges)
 
     async def wait_drained(self, *, queryable: bool = False, poll_s: float = 0.05) -> None:
         """Wait until `drained()` (and, if queryable, every QuestDB WAL is applied); bound the

@@ -368,3 +368,19 @@ def _text(value: bytes | str) -> str:
 
 def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
+
+
+async def streams_drained(client: AsyncRedis, group: str, exchanges: Sequence[str] = ()) -> bool:
+    """True when every record stream of `exchanges` (empty: all) has been delivered to `group`
+    and acknowledged: each record is in QuestDB or in md:dlq. A stream the group does not
+    know yet counts as drained only while it is empty."""
+    keys = sorted(await discover_streams(client, exchanges))
+    states = await group_states(client, keys, group)
+    for key in keys:
+        state = states[key]
+        if state is None:
+            if await client.xlen(key):
+                return False  # not discovered by a writer yet
+        elif state.lag or state.pending:
+            return False
+    return True
