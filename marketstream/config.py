@@ -231,6 +231,12 @@ class QuestDBService(_Model):
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     java_opts: tuple[str, ...] = ()
+    # What QuestDB writes to its log. INFO logs every WAL commit and ILP request: at tens of
+    # thousands of records/s its logging thread took a quarter of QuestDB's CPU (`make bench`).
+    log_levels: str = Field(
+        default="ERROR,CRITICAL,ADVISORY",
+        pattern=r"^(DEBUG|INFO|ERROR|CRITICAL|ADVISORY)(,(DEBUG|INFO|ERROR|CRITICAL|ADVISORY))*$",
+    )
 
 
 class WarmGatewayConfig(_Model):

@@ -181,8 +181,9 @@ def java_binary() -> str:
     return java
 
 
-def questdb_env(ports: QuestDBPorts) -> dict[str, str]:
-    """QuestDB reads QDB_<key> variables as server.conf overrides: loopback ports, no telemetry."""
+def questdb_env(ports: QuestDBPorts, log_levels: str) -> dict[str, str]:
+    """QuestDB reads QDB_<key> variables as server.conf (and log.conf) overrides: loopback
+    ports, no telemetry, the configured log levels."""
     return {
         **os.environ,
         "QDB_HTTP_BIND_TO": f"{LOOPBACK}:{ports.http}",
@@ -190,6 +191,7 @@ def questdb_env(ports: QuestDBPorts) -> dict[str, str]:
         "QDB_LINE_TCP_NET_BIND_TO": f"{LOOPBACK}:{ports.ilp}",
         "QDB_HTTP_MIN_ENABLED": "false",
         "QDB_TELEMETRY_ENABLED": "false",
+        "QDB_LOG_W_STDOUT_LEVEL": log_levels,
     }
 
 
@@ -199,6 +201,7 @@ def spawn_questdb(
     *,
     ports: QuestDBPorts,
     java_opts: tuple[str, ...],
+    log_levels: str,
     log_path: Path,
     pid_path: Path,
 ) -> QuestDBServer:
@@ -220,7 +223,7 @@ def spawn_questdb(
         marker=str(root),
         log_path=log_path,
         pid_path=pid_path,
-        env=questdb_env(ports),
+        env=questdb_env(ports, log_levels),
     )
     return QuestDBServer(process=process, ports=ports)
 
@@ -245,5 +248,12 @@ def start_questdb(
     """Install (if needed) and start QuestDB; return once it answers SQL over HTTP."""
     jar = install_questdb(services)
     files = ProcessFiles(log_path=log_path, pid_path=pid_path)
-    server = spawn_questdb(jar, root, ports=ports, java_opts=services.questdb.java_opts, **files)
+    server = spawn_questdb(
+        jar,
+        root,
+        ports=ports,
+        java_opts=services.questdb.java_opts,
+        log_levels=services.questdb.log_levels,
+        **files,
+    )
     return started(server, services.start_timeout_s)

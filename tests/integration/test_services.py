@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,10 +14,10 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from questdb import Sender, TimestampNanos
 
-from marketstream.config import S3Config
+from marketstream.config import S3Config, ServicesConfig
 from marketstream.services.checks import clickhouse_error, cold_error
 from marketstream.services.process import LOOPBACK, tcp_error
-from marketstream.services.state import ENDPOINT_NAMES, load_record
+from marketstream.services.state import ENDPOINT_NAMES, StateLayout, load_record
 from marketstream.tiers import redis_bus
 from marketstream.tiers.clickhouse import ENGINE_IN_USE, engine_holder
 from marketstream.tiers.questdb import QuestDBHttp
@@ -73,6 +74,18 @@ def test_questdb_ilp_over_http_into_a_wal_table(questdb: QuestDBEndpoints) -> No
         ["binance", "BTC-USDT", 37000.5, 0.25, "t-1", first_ns // 1_000],
         ["binance", "BTC-USDT", 37001.25, 0.25, "t-2", first_ns // 1_000 + 1],
     ]
+
+
+def test_questdb_logs_only_the_configured_levels(
+    questdb: QuestDBEndpoints, service_layout: StateLayout, services_config: ServicesConfig
+) -> None:
+    """The default leaves INFO out (it logs every WAL commit); advisories at start-up remain."""
+    assert "INFO" not in services_config.questdb.log_levels.split(",")
+    questdb.http.exec("CREATE TABLE IF NOT EXISTS it_levels (x LONG, ts TIMESTAMP) TIMESTAMP(ts)")
+    lines = service_layout.log_path("questdb").read_text(errors="replace").splitlines()
+    markers = {line.split(" ", 2)[1] for line in lines if re.match(r"^\d{4}-\S+Z [A-Z] ", line)}
+    assert "A" in markers  # the log is there and parsed
+    assert "I" not in markers
 
 
 def test_questdb_pg_and_ilp_tcp_ports_listen(questdb: QuestDBEndpoints) -> None:
