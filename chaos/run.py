@@ -183,8 +183,8 @@ class Run:
         for n in (1, 2):
             self._child(
                 f"writer-{n}",
-                [*common, "write-hot", "--consumer", f"chaos-w{n}", "--metrics-port", "0",
-                 *state],
+                [*common, "write-hot", "--consumer", f"chaos-w{n}", "--shard", f"{n}/2",
+                 "--metrics-port", "0", *state],
             )  # fmt: skip
         self.archive = ArchiveWorkload(
             common=common, state_dir=self.state_dir, log_dir=self.log_dir, memory=self.memory,

@@ -138,12 +138,24 @@ class HotConfig(_Model):
     # The exchanges (hash tags) this writer serves; empty: all. Each tag to exactly one set
     # of writers: writers with different lists split the streams between them.
     exchanges: tuple[Exchange, ...] = ()
+    # I/N: of the streams it serves, this writer owns those whose (exchange, table) hashes to
+    # I of N, so one stream is never split between writers (`run --writers N` sets it per
+    # child; compose's writers set it on the command line). 1/1: all.
+    shard: str = Field(default="1/1", pattern=r"^\d+/\d+$")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: pick a free port
     # `run`/`demo`: how many writer processes; writer i (from 0) serves /metrics on
     # metrics_port + i * metrics_port_step (compose's 9102, 9112, ...), or a free port if 0
     writers: int = Field(default=1, ge=1, le=64)
     metrics_port_step: int = Field(default=10, ge=1)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str) -> str:
+        index, count = (int(part) for part in value.split("/"))
+        if not 1 <= index <= count:
+            raise ValueError(f"expected I/N with 1 <= I <= N, got {value}")
+        return value
 
 
 class SupervisorConfig(_Model):

@@ -97,6 +97,16 @@ def exchange_name(text: str) -> str:
     return text
 
 
+def shard_text(text: str) -> str:
+    """An argparse type: `I/N` with 1 <= I <= N (`write-hot --shard`)."""
+    from marketstream.writers.stream_shard import StreamShard  # noqa: PLC0415 - a light module
+
+    try:
+        return str(StreamShard.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def exchange_names(text: str) -> list[str]:
     """An argparse type: comma-separated names of exchanges MarketStream knows, at least one."""
     names = [name.strip() for name in text.split(",") if name.strip()]

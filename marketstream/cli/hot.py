@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import Commands, add_daemon, config_of, exchange_names
+from marketstream.cli.common import Commands, add_daemon, config_of, exchange_names, shard_text
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -29,6 +29,13 @@ def add_commands(commands: Commands) -> None:
         help="the exchanges (stream hash tags) this writer serves, comma-separated "
         "(default: hot.exchanges, empty meaning all)",
     )
+    write_hot.add_argument(
+        "--shard",
+        type=shard_text,
+        metavar="I/N",
+        help="of those, own the streams whose (exchange, table) hashes to I of N, so no stream "
+        "is split between writers (default: hot.shard, 1/1 meaning all)",
+    )
 
 
 def _cmd_write_hot(args: argparse.Namespace) -> int:
@@ -43,6 +50,7 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
         endpoints.questdb_http,
         consumer=args.consumer,
         exchanges=args.exchanges,
+        shard=args.shard,
     )
     setup_logging()
 

@@ -98,7 +98,8 @@ def child_specs(
     state_dir: Path | None,
     consumer_prefix: str | None = None,
 ) -> list[ChildSpec]:
-    """Ingest and `writers` hot writers, each its own consumer and /metrics port.
+    """Ingest and `writers` hot writers, each its own consumer, shard of the streams
+    (`--shard i/N`: one stream is never split between writers) and /metrics port.
 
     Ports: ingest's `ingest.metrics_port`; writer i's `hot.metrics_port + i *
     hot.metrics_port_step`; a configured 0 gives each child a free port picked here, kept
@@ -119,7 +120,8 @@ def child_specs(
         port = port + i * config.hot.metrics_port_step if port else free_port()
         name = f"writer-{i + 1}"
         consumer = f"{prefix}-hot-{name}"  # a restart resumes its own pending entries first
-        command = argv("write-hot", port, "--consumer", consumer)
+        shard = ("--shard", f"{i + 1}/{writers}") if writers > 1 else ()
+        command = argv("write-hot", port, "--consumer", consumer, *shard)
         specs.append(ChildSpec(name, command, port, "writer"))
     return specs
 

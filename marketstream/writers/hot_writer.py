@@ -69,6 +69,7 @@ from marketstream.writers.hot_writer_redis import (
     send_dead_letters,
     streams_drained,
 )
+from marketstream.writers.stream_shard import StreamShard
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ class HotWriter:
         *,
         consumer: str | None = None,
         exchanges: Sequence[str] | None = None,
+        shard: str | None = None,
     ) -> None:
         if consumer is not None and not consumer.strip():
             raise ServiceError("the hot writer's consumer name must not be empty")
@@ -202,6 +204,7 @@ class HotWriter:
         self.metrics = HotWriterMetrics()
         self.client = raw_stream_reads(connect_bus_async(redis_url))
         self.exchanges = tuple(exchanges if exchanges is not None else config.hot.exchanges)
+        self.shard = StreamShard.parse(shard if shard is not None else config.hot.shard)
         self.questdb = QuestDBHttp(questdb_http_url)
         self.metrics_port: int | None = None
         self.streams: set[str] = set()
@@ -245,8 +248,8 @@ class HotWriter:
         """True when every record stream has been delivered to the group and acknowledged:
         each record is in QuestDB or in md:dlq. QuestDB applies its WAL a few ms later;
         `wait_drained(queryable=True)` waits for that too. Only this writer's exchanges
-        (`hot.exchanges`) count."""
-        return await streams_drained(self.client, self.group, self.exchanges)
+        (`hot.exchanges`) and shard (`hot.shard`) count."""
+        return await streams_drained(self.client, self.group, self.exchanges, self.shard)
 
     async def wait_drained(self, *, queryable: bool = False, poll_s: float = 0.05) -> None:
         """Wait until `drained()` (and, if queryable, every QuestDB WAL is applied); bound the
@@ -331,10 +334,12 @@ class HotWriter:
         self.metrics_port = bound_port(server)
         try:
             self.log.info(
-                "hot writer %s: metrics on http://%s:%d/metrics",
+                "hot writer %s: metrics on http://%s:%d/metrics; exchanges %s, shard %s",
                 self.consumer,
                 host,
                 self.metrics_port,
+                ",".join(self.exchanges) or "all",
+                self.shard,
             )
             if not await self._wait_for_questdb(stop):
                 return
@@ -415,7 +420,7 @@ class HotWriter:
 
     async def _refresh(self) -> None:
         """Find streams that appeared (new exchanges) and give them the group."""
-        found = await discover_streams(self.client, self.exchanges)
+        found = await discover_streams(self.client, self.exchanges, self.shard)
         for key in sorted(found - self.streams):
             if await ensure_group(self.client, key, self.group):
                 self.log.info(

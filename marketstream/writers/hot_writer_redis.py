@@ -37,7 +37,9 @@ from marketstream.tiers.redis_bus import (
     slot_of,
     stream_pattern,
 )
+from marketstream.writers.stream_shard import StreamShard
 
+ALL_STREAMS: Final = StreamShard()
 ALL_PATTERN: Final = "md:*"  # both versions: version-1 `md:<table>:<exchange>` is drained too
 SCAN_COUNT: Final = 1000
 LAG_SCAN_LIMIT: Final = 100_000  # entries counted when Redis cannot tell a group's lag
@@ -88,9 +90,12 @@ def is_record_stream(key: str, exchanges: Iterable[str] = ()) -> bool:
     return not wanted or parsed[1] in wanted
 
 
-async def discover_streams(client: AsyncRedis, exchanges: Sequence[str] = ()) -> set[str]:
-    """Every record stream of `exchanges` (empty: all) that exists now, both key versions
-    (SCAN, so Redis is never blocked on a large DB; on a cluster every master is scanned)."""
+async def discover_streams(
+    client: AsyncRedis, exchanges: Sequence[str] = (), shard: StreamShard = ALL_STREAMS
+) -> set[str]:
+    """Every record stream of `exchanges` (empty: all) that exists now and `shard` owns, both
+    key versions (SCAN, so Redis is never blocked on a large DB; on a cluster every master is
+    scanned)."""
     patterns = [ALL_PATTERN]
     if exchanges:
         patterns = [p for ex in exchanges for p in (stream_pattern(ex), f"md:*:{ex}")]
@@ -98,7 +103,7 @@ async def discover_streams(client: AsyncRedis, exchanges: Sequence[str] = ()) ->
     for pattern in patterns:
         async for key in client.scan_iter(match=pattern, count=SCAN_COUNT, _type="stream"):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            if is_record_stream(name, exchanges):
+            if is_record_stream(name, exchanges) and shard.owns(name):
                 found.add(name)
     return found
 
@@ -370,11 +375,13 @@ def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-async def streams_drained(client: AsyncRedis, group: str, exchanges: Sequence[str] = ()) -> bool:
-    """True when every record stream of `exchanges` (empty: all) has been delivered to `group`
-    and acknowledged: each record is in QuestDB or in md:dlq. A stream the group does not
-    know yet counts as drained only while it is empty."""
-    keys = sorted(await discover_streams(client, exchanges))
+async def streams_drained(
+    client: AsyncRedis, group: str, exchanges: Sequence[str] = (), shard: StreamShard = ALL_STREAMS
+) -> bool:
+    """True when every record stream of `exchanges` (empty: all) that `shard` owns has been
+    delivered to `group` and acknowledged: each record is in QuestDB or in md:dlq. A stream
+    the group does not know yet counts as drained only while it is empty."""
+    keys = sorted(await discover_streams(client, exchanges, shard))
     states = await group_states(client, keys, group)
     for key in keys:
         state = states[key]
