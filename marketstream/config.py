@@ -247,6 +247,9 @@ class ServeConfig(_Model):
     enabled: bool = True  # `run` starts serve as a supervised child
     host: str = "127.0.0.1"  # anything but loopback requires the token (see token_env)
     port: int = Field(default=8000, ge=0, le=65535)
+    # Prometheus /metrics and /healthz without the token, as every daemon serves them
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9104, ge=0, le=65535)  # 0: pick a free port
     # The environment variable holding the bearer token; set, every route but /healthz needs
     # `Authorization: Bearer <token>`. The token itself never sits in a file.
     token_env: str = Field(default="MARKETSTREAM_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.integration.endpoints import REPO
 
 LISTENING = "marketstream serve: listening on "
+METRICS_AT = "marketstream serve: metrics on "
 START_TIMEOUT_S = 60
 
 
@@ -29,7 +30,7 @@ def running_serve(
     environ: Mapping[str, str], state_dir: Path, *args: str
 ) -> Iterator[tuple[str, list[str]]]:
     """(base URL, lines it printed so far) while `marketstream serve` runs; stopped after."""
-    argv = [sys.executable, "-m", "marketstream", "serve", "--port", "0"]
+    argv = [sys.executable, "-m", "marketstream", "serve", "--port", "0", "--metrics-port", "0"]
     process = subprocess.Popen(
         [*argv, "--state-dir", str(state_dir), *args],
         cwd=REPO,
@@ -63,3 +64,10 @@ def running_serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def metrics_url(lines: list[str]) -> str:
+    """The token-free /metrics URL a running serve printed (after its listening line)."""
+    found = [line.removeprefix(METRICS_AT).strip() for line in lines if line.startswith(METRICS_AT)]
+    assert found, "serve printed no metrics URL:\n" + "".join(lines)
+    return found[0]

@@ -34,7 +34,7 @@ from tests.integration.archive_tiers import (
     write_hot,
 )
 from tests.integration.endpoints import REPO, S3Endpoint
-from tests.integration.serve_process import running_serve, serve_env
+from tests.integration.serve_process import metrics_url, running_serve, serve_env
 
 TOKEN = "serve-test-token-0123456789"  # noqa: S105 - a test's own token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -74,19 +74,22 @@ def tiers(
 
 
 @pytest.fixture(scope="module")
-def api(tiers: Tiers, redis_url: str) -> Iterator[httpx.Client]:
+def serving(tiers: Tiers, redis_url: str) -> Iterator[tuple[str, list[str]]]:
     client = redis.Redis.from_url(redis_url)
     client.set("price:{binance}:BTC-USDT", orjson.dumps({"price": 101.5, "ts": 7, "bid": 101.0}))
     client.set("price:{okx}:ETH-USDT", orjson.dumps({"price": 3.5, "ts": 8}))
     client.close()
     environ = tiers.environ | {"MARKETSTREAM_ENDPOINTS__REDIS": redis_url}
     environ |= {"MARKETSTREAM_API_TOKEN": TOKEN}
-    with (
-        running_serve(environ, tiers.state_dir) as (url, lines),
-        httpx.Client(base_url=url, headers=AUTH, timeout=120) as http,
-    ):
-        yield http
+    with running_serve(environ, tiers.state_dir) as (url, lines):
+        yield url, lines
         assert not [line for line in lines if "Traceback" in line], "".join(lines)
+
+
+@pytest.fixture(scope="module")
+def api(serving: tuple[str, list[str]]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=serving[0], headers=AUTH, timeout=120) as http:
+        yield http
 
 
 def _range() -> dict[str, str]:
@@ -210,6 +213,26 @@ def test_reports_health_and_metrics(api: httpx.Client) -> None:
     assert (
         'marketstream_serve_requests_total{method="GET",route="/v1/trades",status="200"}' in metrics
     )
+
+
+def test_metrics_port_serves_prometheus_without_the_token(
+    api: httpx.Client, serving: tuple[str, list[str]]
+) -> None:
+    """Prometheus scrapes the API's own port without a secret, as for every daemon;
+    the API's /metrics stays behind the token."""
+    assert api.get("/v1/latest").status_code == 200
+    url = metrics_url(serving[1])
+    assert url.startswith("http://127.0.0.1:")
+    assert url != f"{api.base_url}metrics"
+    scraped = httpx.get(url, timeout=30)
+    assert scraped.status_code == 200
+    assert 'marketstream_serve_requests_total{method="GET",route="/v1/latest",status="200"}' in (
+        scraped.text
+    )
+    health = httpx.get(url.removesuffix("/metrics") + "/healthz", timeout=30)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "api": "listening"}
+    assert api.get("/metrics", headers={"Authorization": ""}).status_code == 401
 
 
 def test_each_limit_refused_with_its_name(api: httpx.Client) -> None:
