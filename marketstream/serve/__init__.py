@@ -1,0 +1,1 @@
+"""`marketstream serve`: one HTTP and WebSocket API over Redis and every storage tier."""
