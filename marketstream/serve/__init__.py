@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket API over every tier (`marketstream serve`)."""
