@@ -241,6 +241,36 @@ class WarmGatewayConfig(_Model):
     max_session_timeout_s: float = Field(default=3600, gt=0)  # longest session_timeout asked
 
 
+class ServeConfig(_Model):
+    """`marketstream serve`: the HTTP and WebSocket API over every tier, safe by default."""
+
+    enabled: bool = True  # `run` starts serve as a supervised child
+    host: str = "127.0.0.1"  # anything but loopback requires the token (see token_env)
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Prometheus /metrics and /healthz without the token, as every daemon serves them
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9104, ge=0, le=65535)  # 0: pick a free port
+    # The environment variable holding the bearer token; set, every route but /healthz needs
+    # `Authorization: Bearer <token>`. The token itself never sits in a file.
+    token_env: str = Field(default="MARKETSTREAM_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
+    max_range_days: float = Field(default=31.0, gt=0)  # one range request spans at most this
+    default_limit: int = Field(default=1000, gt=0)  # rows per page when no limit is asked
+    max_limit: int = Field(default=100_000, gt=0, le=1_000_000)  # rows per page at most
+    max_streams_per_client: int = Field(default=8, gt=0)  # open WebSockets per client
+    stream_batch: int = Field(default=500, gt=0)  # entries per XREAD on /v1/stream
+    replay_max_speed: float = Field(default=1000.0, gt=0)  # /v1/replay's speed factor at most
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> ServeConfig:
+        if self.default_limit > self.max_limit:
+            raise ValueError(
+                f"default_limit {self.default_limit} is above max_limit {self.max_limit}: "
+                "expected default_limit <= max_limit"
+            )
+        return self
+
+
 class ServicesConfig(_Model):
     state_dir: Path = Path(".marketstream")
     cache_dir: Path = Path(".cache")
@@ -261,6 +291,7 @@ class PipelineConfig(_Model):
     quality: QualityConfig = QualityConfig()
     endpoints: Endpoints = Endpoints()
     s3: S3Config = S3Config()
+    serve: ServeConfig = ServeConfig()
     services: ServicesConfig
 
     @field_validator("exchanges")

@@ -23,6 +23,7 @@ from marketstream.cli import (
     query,
     recordings,
     run,
+    serve,
     services,
     warm,
 )
@@ -39,6 +40,7 @@ COMMAND_GROUPS = (
     hot,  # write-hot
     recordings,  # replay-server, record
     query,  # query latest|trades|candles
+    serve,  # serve (HTTP and WebSocket API)
     archive,  # archive [status]
     quality,  # quality report, backfill
     generate,  # generate

@@ -151,46 +151,19 @@ def _print_report(report: RunReport, *, dry_run: bool, as_json: bool) -> None:
 
 def _cmd_archive_status(args: argparse.Namespace) -> int:
     from marketstream.archiver.health import MAX_LISTED, load_last_run  # noqa: PLC0415
+    from marketstream.archiver.status import status_dict  # noqa: PLC0415
     from marketstream.wiring import build_archiver  # noqa: PLC0415
 
     config = config_of(args)
     archiver = build_archiver(config, args.state_dir)
     archiver.prepare()
+    if args.json:
+        print_json(status_dict(archiver, args.moves))
+        return 0
     tiers = archiver.tiers()
     moves = archiver.recent_moves(args.moves)
     path = archiver.health.path
     last_run = load_last_run(path) if path is not None else None
-    if args.json:
-        body = {
-            "last_run": last_run.as_dict() if last_run is not None else None,
-            "tiers": [
-                {
-                    "tier": t.tier,
-                    "table": t.table,
-                    "days": t.days,
-                    "first": t.first.isoformat() if t.first else None,
-                    "last": t.last.isoformat() if t.last else None,
-                    "rows": t.rows,
-                    "bytes": t.bytes,
-                }
-                for t in tiers
-            ],
-            "moves": [
-                {
-                    "at": m.at.isoformat(),
-                    "run": m.run_id,
-                    "hop": m.hop,
-                    "table": m.table,
-                    "day": m.day.isoformat(),
-                    "step": m.step,
-                    "rows": m.rows,
-                    "checksum": f"{m.checksum:016x}",
-                }
-                for m in moves
-            ],
-        }
-        print_json(body)
-        return 0
     print(
         f"{'tier':<5} {'table':<8} {'days':>5}  {'first':<10}  {'last':<10}  {'rows / bytes':>14}"
     )

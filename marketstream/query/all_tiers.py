@@ -17,6 +17,7 @@ from typing import Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
 from marketstream.query.hot_queries import (
@@ -28,15 +29,16 @@ from marketstream.query.hot_queries import (
     check_interval,
     check_range,
     check_symbol,
+    format_ns,
     order_keys,
 )
-from marketstream.schemas.arrow import conform, from_arrow
-from marketstream.schemas.columns import INSTRUMENTS, TRADES, TableSpec
-from marketstream.schemas.records import Candle, Instrument, Record, Trade
+from marketstream.schemas.arrow import arrow_schema, conform, from_arrow, to_arrow
+from marketstream.schemas.columns import BOOKS, INSTRUMENTS, TRADES, TableSpec
+from marketstream.schemas.records import Book, Candle, Instrument, Record, Trade
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_store import ColdStore
 from marketstream.tiers.days import day_start_ns, days_between
-from marketstream.tiers.questdb_partitions import HotTier
+from marketstream.tiers.questdb_partitions import HotTier, exported_columns
 
 NS_PER_DAY: Final = 86_400 * 10**9
 R = TypeVar("R", bound=Record)
@@ -100,6 +102,50 @@ class TieredQueries:
                     r for r in from_arrow(piece.spec, table) if isinstance(r, query.record_type)
                 ]
         return found
+
+    def range_table(
+        self, spec: TableSpec, exchange: str, symbol: str, start_ns: int, end_ns: int, *, limit: int
+    ) -> pa.Table:
+        """One instrument's rows of any record type (books included) with start_ns <= ts <
+        end_ns as Arrow, in `order_keys` order, at most `limit` (the earliest): each day from
+        the hottest tier holding it."""
+        exchange, symbol = check_exchange(exchange), check_symbol(symbol)
+        start_ns, end_ns = check_range(start_ns, end_ns)
+        pieces: list[pa.Table] = []
+        found = 0
+        for tier, low, high in self.tiers_of(exchange, start_ns, end_ns, spec):
+            want = limit - found
+            if want <= 0:
+                break
+            if tier != "hot":
+                table = self._range_table(spec, tier, exchange, symbol, low, high, limit=want)
+            elif spec.cls is Book:
+                table = self._hot_books(exchange, symbol, low, high, want)
+            else:
+                query = RangeQuery(spec.cls, exchange, symbol, low, high, want)
+                table = to_arrow(spec, self.hot.records(query))
+            pieces.append(table)
+            found += table.num_rows
+        if not pieces:
+            return arrow_schema(spec).empty_table()
+        return pa.concat_tables(pieces)
+
+    def _hot_books(self, exchange: str, symbol: str, low: int, high: int, limit: int) -> pa.Table:
+        """Books from QuestDB through its Parquet export, which keeps the level arrays that
+        its PG wire does not carry. /exp takes no bound parameters: every value here is
+        checked (a known exchange, a normalized symbol, integers) before it is written in."""
+        spec = BOOKS
+        sql = (
+            f"SELECT {exported_columns(spec)} FROM {spec.table} "  # noqa: S608 - checked values
+            f"WHERE exchange = '{check_exchange(exchange)}' "
+            f"AND symbol = '{check_symbol(symbol)}' "
+            f"AND ts >= '{format_ns(int(low))}' AND ts < '{format_ns(int(high))}' "
+            f"ORDER BY {', '.join(order_keys(spec))} LIMIT {int(limit)}"
+        )
+        data = self.hot_tier.http.export(sql)
+        if not data:
+            return arrow_schema(spec).empty_table()
+        return conform(spec, pq.read_table(pa.BufferReader(data)))
 
     def instruments(self, exchange: str | None = None) -> list[Instrument]:
         """The newest metadata row of every instrument (of one exchange) in any tier, sorted

@@ -33,6 +33,7 @@ from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.schemas.columns import (
+    FUNDING,
     INSTRUMENTS,
     LIQUIDATIONS,
     OPEN_INTEREST,
@@ -297,10 +298,6 @@ _NEWEST_TRADE_TS: Final = sql.SQL(
     "SELECT cast(ts AS LONG) FROM {table} WHERE exchange = %s AND symbol = %s "
     "LATEST ON ts PARTITION BY symbol"
 ).format(table=sql.Identifier(TRADES.table))
-_TRADES_RANGE: Final = sql.SQL(
-    "SELECT {columns} FROM {table} WHERE exchange = %s AND symbol = %s AND ts >= %s AND ts < %s "
-    "ORDER BY ts LIMIT %s"
-).format(columns=_select_list(TRADES), table=sql.Identifier(TRADES.table))
 
 
 def order_keys(spec: TableSpec) -> tuple[str, ...]:
@@ -321,14 +318,17 @@ def _range_sql(spec: TableSpec) -> sql.Composed:
     )
 
 
+# Ordered by every order key, trades included (by time alone, the trades of one timestamp
+# came in QuestDB's scan order, which a later read need not repeat: a cursor resuming
+# within a timestamp then skipped some and repeated others).
 _RANGES: Final[dict[TableSpec, sql.Composed]] = {
-    TRADES: _TRADES_RANGE,
-    **{spec: _range_sql(spec) for spec in (LIQUIDATIONS, OPEN_INTEREST)},
+    spec: _range_sql(spec) for spec in (TRADES, QUOTES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
 }
 
 
 def range_spec(record_type: type[object]) -> TableSpec:
-    """The spec of a record type read by time range (trades, liquidations, open interest)."""
+    """The spec of a record type read by time range over PG wire (trades, quotes, funding,
+    liquidations, open interest; books hold arrays, which `TieredQueries.range_table` reads)."""
     for spec in _RANGES:
         if spec.cls is record_type:
             return spec

@@ -1,1 +1,1 @@
-"""The HTTP and WebSocket API over every tier (`marketstream serve`)."""
+"""`marketstream serve`: one HTTP and WebSocket API over Redis and every storage tier."""

@@ -38,6 +38,11 @@ def _exported(column: Column) -> str:
     return column.name
 
 
+def exported_columns(spec: TableSpec) -> str:
+    """The select list of a Parquet export of `spec`'s table (see `_exported`)."""
+    return ", ".join(_exported(column) for column in spec.columns)
+
+
 class WalNotAppliedError(MarketStreamError):
     """QuestDB has not applied what was committed to a table (suspended, or too slow)."""
 
@@ -121,7 +126,7 @@ class HotTier:
 
     def read_days(self, spec: TableSpec, first: date, last: date) -> pa.Table:
         """Every row of the days first..last (inclusive), in one export."""
-        columns = ", ".join(_exported(column) for column in spec.columns)
+        columns = exported_columns(spec)
         low, high = first.isoformat(), (last + timedelta(days=1)).isoformat()
         data = self.http.export(
             f"SELECT {columns} FROM {spec.table} "  # noqa: S608 - names from our specs

@@ -45,6 +45,7 @@ NEEDS = {
     "ingest": {"redis"},
     "write-hot": {"redis", "questdb"},
     "archive": {"questdb", "clickhouse", "minio"},
+    "serve": {"redis", "questdb", "clickhouse", "minio"},
 }
 # Ports the third-party images listen on (inside the compose network).
 LISTENS = {
@@ -325,6 +326,7 @@ def test_environment_names_real_config_keys_and_validates(environ: dict[str, str
             config.hot.metrics_host,
             config.archive.metrics_host,
         )
+        assert config.serve.metrics_host == "0.0.0.0"  # noqa: S104 - Prometheus scrapes api
 
 
 @pytest.mark.parametrize("environ", [{}, OVERRIDES], ids=["defaults", "overridden"])
@@ -562,3 +564,26 @@ def test_readme_describes_every_service(compose: dict[str, Any]) -> None:
     assert "docker compose up" in readme
     for name in services(compose):
         assert f"`{name}`" in readme, f"deploy/README.md does not mention `{name}`"
+
+
+def test_the_api_needs_its_token_and_is_published_on_loopback_only() -> None:
+    """`api` binds 0.0.0.0 in its container: without $MARKETSTREAM_API_TOKEN it refuses to
+    start (the one variable without a default); no other service receives the token."""
+    from marketstream.errors import ConfigError  # noqa: PLC0415
+    from marketstream.serve.auth import check_start, token_of  # noqa: PLC0415
+
+    for environ, token in (({}, None), ({"MARKETSTREAM_API_TOKEN": "t0ken"}, "t0ken")):
+        compose = load_compose(environ)
+        (api,) = [svc for svc in ours(compose).values() if command(svc)[0] == "serve"]
+        cmd = command(api)
+        host, port = cmd[cmd.index("--host") + 1], cmd[cmd.index("--port") + 1]
+        config = load_config(CONFIG_FILE, environ=environment(api))
+        assert token_of(config.serve, environment(api)) == token
+        if token is None:
+            with pytest.raises(ConfigError, match="MARKETSTREAM_API_TOKEN"):
+                check_start(host, None, config.serve.token_env)
+        else:
+            check_start(host, token, config.serve.token_env)
+        assert [str(p) for p in api["ports"]] == [f"127.0.0.1:{port}:{port}"]
+        others = [svc for svc in ours(compose).values() if svc is not api]
+        assert all("MARKETSTREAM_API_TOKEN" not in environment(svc) for svc in others)
