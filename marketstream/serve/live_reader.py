@@ -9,8 +9,8 @@ Why this shape:
 - Resume: a session attaches to a stream's reader at the reader's position P (nothing awaits
   between joining and reading P, so every entry the reader hands over later is after P), then
   reads (last id, P] itself with XRANGE. Together: everything after the client's last id, once,
-  in order. When Redis already trimmed entries after the last id (`max-deleted-entry-id` of
-  XINFO STREAM is past it) the session says so with a `gap` message before the rest.
+  in order. When Redis no longer holds the last id (the stream was trimmed past it) the
+  session says so with a `gap` message before the rest: never silence.
 - Bounded memory: each session queues at most `queue_max` items; a client that cannot keep up
   fills it and is failed with the reason (the endpoint closes it), instead of the server growing.
 
@@ -47,9 +47,9 @@ log = logging.getLogger(__name__)
 
 START_ID: Final = "0-0"
 TRIMMED_REASON: Final = (
-    "entries after the given id were trimmed from the stream (streams.maxlen) before this "
-    "client came back: records between `after` and `first_id` are lost to this stream; read "
-    "them from the tiers (GET /v1/... or /v1/replay)"
+    "the stream was trimmed past the given id (streams.maxlen) before this client came back: "
+    "records after `after` and before `first_id` may be missing here; read them from the "
+    "tiers (GET /v1/... or /v1/replay)"
 )
 
 
@@ -268,33 +268,48 @@ class LiveHub:
 
 @dataclass(slots=True)
 class LiveSession:
-    """One client's subscription: `messages()` yields the JSON text frames to send, resumed
-    after `last_ids`; `subscriber.failure` is set when it must be closed (with `failed`)."""
+    """One client's subscription. `open()` joins the readers of the streams that exist now
+    (after it, nothing published is missed) and returns each stream's position; `messages()`
+    then yields the JSON text frames to send, resumed after `last_ids`. `subscriber.failure`
+    is set when the connection must be closed (the reason in `subscriber.failed`)."""
 
     hub: LiveHub
     channels: tuple[Channel, ...]
     last_ids: Mapping[str, str]
     subscriber: Subscriber = field(init=False)
     _known: set[str] = field(default_factory=set)
+    _pending: list[tuple[str, str, str]] = field(default_factory=list)  # stream, after, until
 
     def __post_init__(self) -> None:
         self.subscriber = Subscriber(self.hub.settings.queue_max)
+
+    async def open(self) -> dict[str, str]:
+        """Join every stream of the channels that exists (or is named outright); for each,
+        the id after which this session delivers (the client's last id, or the newest)."""
+        tables = wildcard_tables(self.channels)
+        streams = explicit_streams(self.channels)
+        if tables:
+            streams |= {
+                s
+                for s in await self.hub.discover(tables)
+                if any(c.matches_stream(s) for c in self.channels)
+            }
+        positions = {}
+        for stream in sorted(streams):
+            self._known.add(stream)
+            positions[stream] = await self._join(stream, self.last_ids.get(stream))
+        return positions
 
     async def messages(self) -> AsyncIterator[str]:
         tables = wildcard_tables(self.channels)
         discovery: asyncio.Task[None] | None = None
         try:
-            initial = explicit_streams(self.channels)
-            if tables:
-                initial |= {
-                    s
-                    for s in await self.hub.discover(tables)
-                    if any(c.matches_stream(s) for c in self.channels)
-                }
-            for stream in sorted(initial):
-                self._add(stream, self.last_ids.get(stream))
             if tables:
                 discovery = asyncio.create_task(self._discover_loop(tables), name="serve-discover")
+            pending, self._pending = self._pending, []
+            for stream, after, until in pending:
+                async for message in self._resume(stream, after, until):
+                    yield message
             async for message in self._pump():
                 yield message
         finally:
@@ -304,9 +319,9 @@ class LiveSession:
                     await discovery
             self.hub.detach(self.subscriber)
 
-    def _add(self, stream: str, after: str | None) -> None:
-        self._known.add(stream)
-        self.subscriber.put(_Attach(stream, after))
+    def close(self) -> None:
+        """Leave every reader (for a session whose `messages()` never ran)."""
+        self.hub.detach(self.subscriber)
 
     async def _discover_loop(self, tables: set[str]) -> None:
         """Streams that appear later (a new exchange) join from their first entry: all of it
@@ -320,7 +335,8 @@ class LiveSession:
                 continue
             for stream in sorted(found - self._known):
                 if any(c.matches_stream(stream) for c in self.channels):
-                    self._add(stream, self.last_ids.get(stream, START_ID))
+                    self._known.add(stream)
+                    self.subscriber.put(_Attach(stream, self.last_ids.get(stream, START_ID)))
 
     async def _pump(self) -> AsyncIterator[str]:
         queue, batch = self.subscriber.queue, self.hub.settings.batch
@@ -343,37 +359,53 @@ class LiveSession:
             if items:
                 yield records_message(items)
 
-    async def _attach(self, attach: _Attach) -> AsyncIterator[str]:
-        stream, after = attach.stream, attach.after
+    async def _join(self, stream: str, after: str | None) -> str:
+        """Join the stream's reader; a catch-up of (after, position] is left pending."""
         subscriber = self.subscriber
         subscriber.filters[stream] = symbol_filter(self.channels, stream)
         position = await self.hub.attach(stream, subscriber)
         if after is None or entry_order(after) >= entry_order(position):
             subscriber.after[stream] = entry_order(after or position)
-            return
+            return after or position
         subscriber.after[stream] = entry_order(position)
+        self._pending.append((stream, after, position))
+        return after
+
+    async def _attach(self, attach: _Attach) -> AsyncIterator[str]:
+        await self._join(attach.stream, attach.after)
+        pending, self._pending = self._pending, []
+        for stream, after, until in pending:
+            async for message in self._resume(stream, after, until):
+                yield message
+
+    async def _resume(self, stream: str, after: str, until: str) -> AsyncIterator[str]:
         gap = await self._trimmed_after(stream, after)
         if gap is not None:
             yield gap
-        async for message in self._catch_up(stream, after, position):
+        async for message in self._catch_up(stream, after, until):
             yield message
 
     async def _trimmed_after(self, stream: str, after: str) -> str | None:
-        """A `gap` message when Redis deleted entries after `after` (trimming)."""
+        """A `gap` message when Redis no longer holds the client's last id: the stream was
+        trimmed past it, so entries after it may be gone. (Trimming moves the stream's first
+        entry on but, before Redis 7.4, not `max-deleted-entry-id`; that one counts XDEL.)"""
         try:
             info = await self.hub.client.xinfo_stream(stream)
         except ResponseError:
             return None  # no such stream: nothing was there to lose
-        deleted = info.get("max-deleted-entry-id")
-        if deleted is None or entry_order(_text(deleted)) <= entry_order(after):
-            return None
         first = info.get("first-entry")
+        first_id = _text(first[0]) if first else None
+        deleted = info.get("max-deleted-entry-id")
+        trimmed = first_id is not None and entry_order(first_id) > entry_order(after)
+        removed = deleted is not None and entry_order(_text(deleted)) > entry_order(after)
+        if not (trimmed or removed):
+            return None
         return orjson.dumps(
             {
                 "type": "gap",
                 "stream": stream,
                 "after": after,
-                "first_id": _text(first[0]) if first else None,
+                "first_id": first_id,
                 "reason": TRIMMED_REASON,
             }
         ).decode()

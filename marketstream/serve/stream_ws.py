@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["websocket"])
 
 SUBSCRIBE_TIMEOUT_S: Final = 30.0  # a client that connects without channels must say them
-CLOSE_TIMEOUT_S: Final = 5.0  # a client that reads nothing does not get to hold the close
+CLOSE_TIMEOUT_S: Final = 30.0  # a client that reads nothing does not hold the close for ever
 WS_TRY_AGAIN_LATER: Final = 1013
 WS_INTERNAL_ERROR: Final = 1011
 
@@ -68,9 +68,17 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
         channels, last_ids = await _subscription(websocket)
         session = LiveSession(hub_of(websocket), channels, last_ids)
-        await websocket.send_text(
-            orjson.dumps({"type": "subscribed", "channels": [c.text for c in channels]}).decode()
-        )
+        try:
+            positions = await session.open()
+            subscribed = {
+                "type": "subscribed",
+                "channels": [c.text for c in channels],
+                "streams": positions,  # resume ids to keep until a record moves them on
+            }
+            await websocket.send_text(orjson.dumps(subscribed).decode())
+        except BaseException:
+            session.close()
+            raise
         await _run(websocket, session)
 
 
