@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -274,26 +274,47 @@ async def test_a_client_that_does_not_read_is_closed_as_too_slow(
         "MARKETSTREAM_SERVE__STREAM_BATCH": "10",
     }
     with running_serve(environ, tmp_path) as (url, _lines):
-        base = url.replace("http://", "ws://")
-        # no reading: the server's sends block once the socket buffers are full, its queue
-        # fills up (large records fill the buffers sooner)
+        parts = urllib.parse.urlsplit(url)
+        # A client that upgrades and then reads nothing: a small receive buffer (no kernel
+        # autotuning) and a stream reader that stops the socket at its 64 KiB limit, so the
+        # server's sends block and its queue for this client fills up.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.connect((parts.hostname, parts.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(
+            b"GET /v1/stream?channels=trades:kraken:* HTTP/1.1\r\nHost: %b\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % parts.netloc.encode()
+        )
+        await writer.drain()
+        assert b" 101 " in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
         padding = "x" * 2000
-        async with connect(f"{base}/v1/stream?channels=trades:kraken:*", max_size=None) as ws:
-            ws.transport.pause_reading()
-            for start in range(0, 20_000, 1000):
-                await publish_many(
-                    client,
-                    [
-                        Trade("kraken", "BTC-USD", T0 + n, T0 + n, f"{n}{padding}", 1.0, 1.0, "buy")
-                        for n in range(start, start + 1000)
-                    ],
-                )
-            ws.transport.resume_reading()
-            closed = await closed_by_server(ws)
-    assert closed.rcvd is not None
-    assert closed.rcvd.code == 1013
-    assert "client too slow" in closed.rcvd.reason
-    assert "serve.stream_queue" in closed.rcvd.reason
+        for start in range(0, 20_000, 1000):
+            await publish_many(
+                client,
+                [
+                    Trade("kraken", "BTC-USD", T0 + n, T0 + n, f"{n}{padding}", 1.0, 1.0, "buy")
+                    for n in range(start, start + 1000)
+                ],
+            )
+        code, reason = await asyncio.wait_for(close_frame(reader), WAIT_S)
+        writer.close()
+    assert code == 1013
+    assert "client too slow" in reason
+    assert "serve.stream_queue" in reason
 
 
-_ = websockets  # the library under test
+async def close_frame(reader: asyncio.StreamReader) -> tuple[int, str]:
+    """Read the server's (unmasked) frames until its close frame: (code, reason)."""
+    while True:
+        head = await reader.readexactly(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2))
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8))
+        payload = await reader.readexactly(length)
+        if head[0] & 0x0F == 0x8:
+            return int.from_bytes(payload[:2]), payload[2:].decode()
