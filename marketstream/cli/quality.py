@@ -14,7 +14,6 @@ from marketstream.cli.output import print_json
 if TYPE_CHECKING:
     from marketstream.config import PipelineConfig
     from marketstream.quality.backfill import BackfillResult, FetchTask
-    from marketstream.quality.dead_letters import DeadLetterCounts
     from marketstream.quality.report import InstrumentQuality, QualityQueries
     from marketstream.venues.base.venue import Venue
 
@@ -91,38 +90,33 @@ def _check_format(text: str) -> str:
 
 
 def _cmd_quality_report(args: argparse.Namespace) -> int:
-    from marketstream.quality import book_counters, render  # noqa: PLC0415
-    from marketstream.quality.report import (  # noqa: PLC0415
-        ReportInputs,
-        check_min_completeness,
-        collect,
-    )
+    from marketstream.quality import render  # noqa: PLC0415
+    from marketstream.quality.book_counters import metrics_url  # noqa: PLC0415
+    from marketstream.quality.inputs import report_inputs  # noqa: PLC0415
+    from marketstream.quality.report import check_min_completeness, collect  # noqa: PLC0415
     from marketstream.quality.window import parse_window  # noqa: PLC0415
     from marketstream.query import hot_queries as hq  # noqa: PLC0415
+    from marketstream.wiring import endpoint  # noqa: PLC0415
 
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
     since, until = parse_window(args.since, args.until, now)
     exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
     symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
-    urls = [book_counters.metrics_url(u) for u in args.ingest_metrics or ()]
+    urls = [metrics_url(u) for u in args.ingest_metrics or ()]
     config = config_of(args)
     threshold = check_min_completeness(
         config.quality.min_completeness if args.min_completeness is None else args.min_completeness
     )
-    notes = _horizon_notes(config, since, now)
-    dead_letters = _dead_letters(
-        config, args, since=since, until=until, exchange=exchange, notes=notes
-    )
-    books = book_counters.read_book_counters(
-        urls or book_counters.default_metrics_urls(config.ingest)
-    )
-    inputs = ReportInputs(
-        threshold,
-        expected=_configured_instruments(config),
-        dead_letters=dead_letters,
-        books=books,
-        notes=notes,
+    inputs = report_inputs(
+        config,
+        since=since,
+        until=until,
+        now=now,
+        exchange=exchange,
+        min_completeness=threshold,
+        redis_url=lambda: endpoint(config, args.state_dir, "redis"),
+        ingest_metrics=urls,
     )
     with _hot(config, args) as hot:
         report = collect(hot, since, until, inputs, exchange=exchange, symbol=symbol)
@@ -132,55 +126,6 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
         for line in render.report_lines(report):
             print(line)
     return 0 if report.passed else 1
-
-
-def _configured_instruments(config: PipelineConfig) -> list[tuple[str, str]]:
-    """Every enabled instrument whose trades are ingested: each is expected to trade."""
-    return [
-        (name, symbol)
-        for name, exchange in config.enabled_exchanges().items()
-        if "trades" in exchange.channels
-        for symbol in exchange.symbols
-    ]
-
-
-def _horizon_notes(config: PipelineConfig, since: int, now: int) -> list[str]:
-    from marketstream.query.hot_queries import format_ns  # noqa: PLC0415
-
-    horizon = now - config.horizons.hot_days * 86_400 * 10**9
-    if since >= horizon:
-        return []
-    return [
-        f"the range starts before the hot horizon ({format_ns(horizon)}, horizons.hot_days = "
-        f"{config.horizons.hot_days}): the report reads QuestDB only, so days the archiver "
-        "moved on show as missing"
-    ]
-
-
-def _dead_letters(
-    config: PipelineConfig,
-    args: argparse.Namespace,
-    *,
-    since: int,
-    until: int,
-    exchange: str | None,
-    notes: list[str],
-) -> DeadLetterCounts | None:
-    """md:dlq counted in the range; None with a note when Redis is not to be had."""
-    from marketstream.errors import ServiceError  # noqa: PLC0415
-    from marketstream.quality.dead_letters import count_dead_letters, read_dead_letters  # noqa: PLC0415
-    from marketstream.tiers.redis_bus import connect_bus  # noqa: PLC0415
-    from marketstream.wiring import endpoint  # noqa: PLC0415
-
-    try:
-        client = connect_bus(endpoint(config, args.state_dir, "redis"))
-        try:
-            return count_dead_letters(read_dead_letters(client, since, until), exchange)
-        finally:
-            client.close()
-    except ServiceError as exc:
-        notes.append(f"dead letters n/a: {exc}")
-        return None
 
 
 # --- backfill ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ processes (`marketstream.run`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,10 +16,15 @@ from marketstream.signals import run_until_signal
 
 def add_commands(commands: Commands) -> None:
     run = commands.add_parser(
-        "run", help="start the local services, ingest and the hot writer (Ctrl-C stops)"
+        "run", help="start the local services, ingest, the hot writers and the API (Ctrl-C stops)"
     )
     add_state_dir(run)
     _add_writers(run)
+    run.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="do not start the API (`marketstream serve`; default: serve.enabled)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     demo = commands.add_parser(
@@ -73,11 +79,15 @@ def _add_writers(parser: argparse.ArgumentParser) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from marketstream.ingest.service import plan_connections  # noqa: PLC0415
     from marketstream.run.processes import run_processes  # noqa: PLC0415
+    from marketstream.serve.auth import check_start, token_of  # noqa: PLC0415
     from marketstream.services.manager import start_services  # noqa: PLC0415
     from marketstream.wiring import pipeline_endpoints  # noqa: PLC0415
 
     config = config_of(args)
     plan_connections(config)  # configuration errors before anything starts
+    serve = config.serve.enabled and not args.no_serve
+    if serve:  # the API's refusal (a public host without a token) too
+        check_start(config.serve.host, token_of(config.serve, os.environ), config.serve.token_env)
     status = start_services(config, args.state_dir)
     print_status(status, as_json=False)
     if not status.all_answering:
@@ -87,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging()
     print(
         f"pipeline running: ingest -> Redis Streams -> {writers} hot writer process(es) -> "
-        "QuestDB; Ctrl-C stops it",
+        f"QuestDB{'; the API (serve)' if serve else ''}; Ctrl-C stops it",
         flush=True,
     )
     run_until_signal(
@@ -98,6 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             writers=writers,
             config_file=Path(args.config) if args.config else None,
             state_dir=args.state_dir,
+            serve=serve,
         )
     )
     print("pipeline stopped; services still run: `marketstream services stop` ends them")

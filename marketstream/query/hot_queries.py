@@ -33,6 +33,7 @@ from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
 from marketstream.schemas.columns import (
+    CANDLES,
     FUNDING,
     INSTRUMENTS,
     LIQUIDATIONS,
@@ -322,13 +323,15 @@ def _range_sql(spec: TableSpec) -> sql.Composed:
 # came in QuestDB's scan order, which a later read need not repeat: a cursor resuming
 # within a timestamp then skipped some and repeated others).
 _RANGES: Final[dict[TableSpec, sql.Composed]] = {
-    spec: _range_sql(spec) for spec in (TRADES, QUOTES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
+    spec: _range_sql(spec)
+    for spec in (TRADES, QUOTES, CANDLES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
 }
 
 
 def range_spec(record_type: type[object]) -> TableSpec:
-    """The spec of a record type read by time range over PG wire (trades, quotes, funding,
-    liquidations, open interest; books hold arrays, which `TieredQueries.range_table` reads)."""
+    """The spec of a record type read by time range over PG wire (trades, quotes, the
+    exchange's candles, funding, liquidations, open interest; books hold arrays, which
+    `TieredQueries.range_table` reads)."""
     for spec in _RANGES:
         if spec.cls is record_type:
             return spec

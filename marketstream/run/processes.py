@@ -1,4 +1,4 @@
-"""`marketstream run` as processes: ingest and N hot writers, supervised, until Ctrl-C.
+"""`marketstream run` as processes: ingest, N hot writers and the API, supervised, until Ctrl-C.
 
 The supervisor creates the hot tables and views first (the writers would create the tables,
 not the views `query candles` reads), then starts the children. On stop, ingest goes first;
@@ -9,7 +9,7 @@ the writers are stopped once every record stream is delivered and acknowledged (
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -84,11 +84,20 @@ async def run_processes(
     writers: int,
     config_file: Path | None,
     state_dir: Path | None,
+    serve: bool = False,
+    on_started: Callable[[Supervisor], Awaitable[None]] | None = None,
 ) -> None:
-    """`marketstream run`: the schema, then ingest and `writers` writers until `stop`."""
+    """`marketstream run`: the schema, then ingest, `writers` writers and (with `serve`) the
+    API until `stop`; `on_started` gets the supervisor once the children run."""
     await asyncio.to_thread(create_schema, endpoints.questdb_http)
-    specs = child_specs(config, writers=writers, config_file=config_file, state_dir=state_dir)
-    await pipeline_supervisor(config, endpoints, specs).run(stop)
+    specs = child_specs(
+        config, writers=writers, config_file=config_file, state_dir=state_dir, serve=serve
+    )
+    supervisor = pipeline_supervisor(config, endpoints, specs)
+    for spec in specs:
+        if spec.url is not None:
+            print(f"{spec.name}: {spec.url} (OpenAPI docs at {spec.url}/docs)", flush=True)
+    await supervisor.run(stop, on_started)
 
 
 async def scrape(url: str) -> list[Metric]:

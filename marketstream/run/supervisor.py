@@ -1,12 +1,14 @@
-"""Ingest and the hot writers as child processes of `run` and `demo`, as compose runs them.
+"""Ingest, the hot writers and the API as child processes of `run` and `demo`, as compose
+runs them.
 
-Each child is the CLI daemon itself (`marketstream ingest`, `marketstream write-hot`), so a
+Each child is the CLI daemon itself (`marketstream ingest`, `write-hot`, `serve`), so a
 child behaves exactly as it does under compose: its own event loop on its own core, its own
 /metrics and /healthz. The supervisor restarts a child that dies and says so (exit code or
 signal, restart count, the pause before the restart); a child that keeps dying within the
 window ends the whole run with its last output in the error. Stopping goes in the pipeline's
-order: ingest first, so that what it flushes on SIGTERM is still written, then the writers,
-which finish and acknowledge the batch in hand.
+order: the API first (it only reads, and should not answer from a pipeline being stopped),
+then ingest, so that what it flushes on SIGTERM is still written, then the writers, which
+finish and acknowledge the batch in hand.
 
 Children run in their own session, so a terminal's Ctrl-C reaches only the supervisor (which
 then stops them in order), and ask the kernel for SIGTERM when the supervisor dies
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 TAIL_LINES: Final = 15
 RELAY_READ: Final = 1 << 16  # bytes per read of a child's output
 RELAY_LINE_MAX: Final = 1 << 20  # a longer line is relayed in parts
+STOP_ORDER: Final = ("api", "ingest", "writer")
 
 
 class SupervisorError(MarketStreamError):
@@ -53,7 +56,8 @@ class ChildSpec:
     name: str
     argv: tuple[str, ...]
     metrics_port: int
-    role: str  # "ingest" or "writer": the stop order
+    role: str  # "api", "ingest" or "writer": the stop order (STOP_ORDER)
+    url: str | None = None  # where it answers clients (the API's address)
 
 
 @dataclass(slots=True)
@@ -71,12 +75,13 @@ class Child:
         return None if self.process is None else self.process.pid
 
     def status(self, host: str) -> dict[str, Any]:
-        return {
+        status = {
             "pid": self.pid,
             "restarts": self.restarts,
             "exits": list(self.exits),
             "metrics": f"http://{host}:{self.spec.metrics_port}/metrics",
         }
+        return status if self.spec.url is None else status | {"url": self.spec.url}
 
 
 def exit_description(returncode: int) -> str:
@@ -97,12 +102,15 @@ def child_specs(
     config_file: Path | None,
     state_dir: Path | None,
     consumer_prefix: str | None = None,
+    serve: bool = False,
 ) -> list[ChildSpec]:
-    """Ingest and `writers` hot writers, each its own consumer and /metrics port.
+    """Ingest, `writers` hot writers (each its own consumer and /metrics port) and, with
+    `serve`, the API.
 
     Ports: ingest's `ingest.metrics_port`; writer i's `hot.metrics_port + i *
-    hot.metrics_port_step`; a configured 0 gives each child a free port picked here, kept
-    across its restarts (Prometheus keeps scraping the same target)."""
+    hot.metrics_port_step`; the API's `serve.port` and `serve.metrics_port`; a configured 0
+    gives each child a free port picked here, kept across its restarts (Prometheus keeps
+    scraping the same target, clients keep the same address)."""
     base = [sys.executable, "-m", "marketstream"]
     if config_file is not None:
         base += ["--config", str(config_file)]
@@ -121,6 +129,12 @@ def child_specs(
         consumer = f"{prefix}-hot-{name}"  # a restart resumes its own pending entries first
         command = argv("write-hot", port, "--consumer", consumer)
         specs.append(ChildSpec(name, command, port, "writer"))
+    if serve:
+        api = config.serve
+        port, metrics = api.port or free_port(), api.metrics_port or free_port()
+        command = argv("serve", metrics, "--port", str(port))
+        host = f"[{api.host}]" if ":" in api.host else api.host
+        specs.append(ChildSpec("serve", command, metrics, "api", f"http://{host}:{port}"))
     return specs
 
 
@@ -177,9 +191,17 @@ class Supervisor:
         if self.failure is not None:
             raise SupervisorError(self.failure)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        on_started: Callable[[Supervisor], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run the children until `stop` or a failure; `on_started` is awaited once they
+        are started (a failure in it stops them and is raised)."""
         await self.start()
         try:
+            if on_started is not None:
+                await on_started(self)
             stopping = asyncio.create_task(stop.wait())
             failed = asyncio.create_task(self._failed.wait())
             await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -190,10 +212,10 @@ class Supervisor:
         self.check()
 
     async def stop(self) -> None:
-        """Ingest first (it flushes what it accepted), then the writers (each finishes the
-        batch in hand); SIGKILL after `stop_timeout_s`."""
+        """The API first, then ingest (it flushes what it accepted), then the writers (each
+        finishes the batch in hand); SIGKILL after `stop_timeout_s`."""
         self._stopping = True
-        for role in ("ingest", "writer"):
+        for role in STOP_ORDER:
             chosen = [c for c in self.children.values() if c.spec.role == role]
             if role == "writer" and self._drain is not None and self.failure is None:
                 await self._wait_drained()
@@ -230,10 +252,11 @@ class Supervisor:
         child.process = process
         child.started_at = time.monotonic()
         log.info(
-            "supervisor: started %s (pid %d, metrics port %d)",
+            "supervisor: started %s (pid %d, metrics port %d%s)",
             child.spec.name,
             process.pid,
             child.spec.metrics_port,
+            "" if child.spec.url is None else f", serving {child.spec.url}",
         )
         relay = asyncio.create_task(self._relay(child, process), name=f"relay-{child.spec.name}")
         self._relays.add(relay)

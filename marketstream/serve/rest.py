@@ -10,7 +10,7 @@ stream, by the Accept header.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 import pyarrow as pa
@@ -33,7 +33,7 @@ from marketstream.schemas.columns import (
 )
 from marketstream.serve import status
 from marketstream.serve.context import ServeContext, context_of
-from marketstream.serve.limits import check_range_days, check_rows
+from marketstream.serve.limits import Refused, check_range_days, check_rows
 from marketstream.serve.pages import Cursor, RangeRequest, decode_cursor, read_candles, read_page
 from marketstream.tiers.redis_bus import price_key
 
@@ -47,6 +47,8 @@ RANGE_TABLES: Final[dict[str, TableSpec]] = {
     spec.table: spec for spec in (TRADES, QUOTES, BOOKS, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
 }
 PRICE_SCAN_COUNT: Final = 1000
+EXCHANGE_CANDLES: Final = "candles:exchange"  # what an exchange-bars cursor is bound to
+DEFAULT_INTERVAL: Final = "1m"
 
 Exchange = Annotated[str, Query(description="e.g. binance")]
 Symbol = Annotated[str, Query(description="normalized, e.g. BTC-USDT or BTC-USDT-PERP")]
@@ -105,16 +107,8 @@ def _range_route(table: str) -> None:
         cursor: CursorText = None,
     ) -> Response:
         context = context_of(request)
-        query, rows = _checked(context, table, exchange, symbol, start, end, limit)
-        after = None if cursor is None else decode_cursor(cursor, query)
-
-        def page() -> tuple[pa.Table, Cursor | None]:
-            with context.tiered() as tiered:
-                return read_page(tiered, spec, query, rows, after)
-
-        table_, following = await run_in_threadpool(page)
-        return _answer(
-            request, spec, table_, None if following is None else following.encode(query)
+        return await _range_answer(
+            request, context, spec, table, exchange, symbol, start, end, limit, cursor
         )
 
     read.__name__ = table
@@ -127,18 +121,68 @@ def _range_route(table: str) -> None:
     )
 
 
-@router.get("/candles", summary="OHLCV candles built from trades, bars opening in [start, end)")
+async def _range_answer(  # noqa: PLR0917 - a route's query parameters, passed on
+    request: Request,
+    context: ServeContext,
+    spec: TableSpec,
+    name: str,
+    exchange: str,
+    symbol: str,
+    start: str,
+    end: str,
+    limit: int | None,
+    cursor: str | None,
+) -> Response:
+    """One page of `spec`'s rows, read from the tiers; `name` is what the cursor is bound to."""
+    query, rows = _checked(context, name, exchange, symbol, start, end, limit)
+    after = None if cursor is None else decode_cursor(cursor, query)
+
+    def page() -> tuple[pa.Table, Cursor | None]:
+        with context.tiered() as tiered:
+            return read_page(tiered, spec, query, rows, after)
+
+    table, following = await run_in_threadpool(page)
+    return _answer(request, spec, table, _encoded(following, query))
+
+
+@router.get(
+    "/candles",
+    summary="OHLCV bars opening in [start, end): built from trades, or the exchange's own",
+)
 async def candles(  # noqa: PLR0917 - the query parameters of the route
     request: Request,
     exchange: Exchange,
     symbol: Symbol,
     start: Start,
     end: End,
-    interval: Annotated[str, Query(description="1s, 1m, 5m, 1h or 1d (UTC calendar)")] = "1m",
+    source: Annotated[
+        Literal["trades", "exchange"],
+        Query(
+            description="trades: bars built from the trades, at `interval`; exchange: the "
+            "bars the exchange sent (the `candles` table, one row per bar with its interval "
+            "and `closed`), paged like the other record types"
+        ),
+    ] = "trades",
+    interval: Annotated[
+        str | None,
+        Query(description="source=trades: 1s, 1m (default), 5m, 1h or 1d (UTC calendar)"),
+    ] = None,
     limit: Limit = None,
     cursor: CursorText = None,
 ) -> Response:
+    """Each UTC day from the hottest tier holding it, as JSON, NDJSON or Arrow."""
     context = context_of(request)
+    if source == "exchange":
+        if interval is not None:
+            raise Refused(
+                f"interval={interval} applies to source=trades: source=exchange returns the "
+                "exchange's own bars, each with the interval it was sent at",
+                status=400,
+            )
+        return await _range_answer(
+            request, context, CANDLES, EXCHANGE_CANDLES, exchange, symbol, start, end, limit, cursor
+        )
+    interval = interval or DEFAULT_INTERVAL
     hq.check_interval(interval)
     query, rows = _checked(context, "candles", exchange, symbol, start, end, limit, interval)
     after = None if cursor is None else decode_cursor(cursor, query)

@@ -169,6 +169,40 @@ def test_candles_from_each_tier_paged(api: httpx.Client) -> None:
     assert paged == one["data"]
 
 
+def test_exchange_candles_from_each_tier_paged(api: httpx.Client) -> None:
+    """source=exchange: the candles table's own bars (the generator's 1m bars, every day,
+    so from each tier), paged like any record type, in every format."""
+    params = {"exchange": "binance", "symbol": "BTC-USDT", "source": "exchange", **_range()}
+    one = api.get("/v1/candles", params=params | {"limit": "100000"}).json()
+    assert one["next_cursor"] is None
+    bars = one["data"]
+    assert {(row["type"], row["interval"], row["closed"]) for row in bars} == {
+        ("candle", "1m", True)
+    }
+    opens = [row["ts"] for row in bars]
+    assert opens == sorted(set(opens))
+    assert len({ts // (86_400 * 10**9) for ts in opens}) == DAYS
+    paged = _all_pages(api, "/v1/candles", params | {"limit": "97"})
+    assert paged == bars
+    arrow = api.get("/v1/candles", params=params | {"limit": "50"}, headers={"Accept": ARROW})
+    table = pa.ipc.open_stream(arrow.content).read_all()
+    assert table.column("ts").cast(pa.int64()).to_pylist() == opens[:50]
+    assert table.column("closed").to_pylist() == [True] * 50
+    first = api.get("/v1/candles", params=params | {"limit": "5"}).json()
+    trades_cursor = api.get(
+        "/v1/candles",
+        params=params | {"source": "trades", "limit": "5", "cursor": first["next_cursor"]},
+    )
+    assert trades_cursor.status_code == 400
+    assert "another query" in trades_cursor.json()["detail"]
+    with_interval = api.get("/v1/candles", params=params | {"interval": "1h"})
+    assert with_interval.status_code == 400
+    assert "interval=1h applies to source=trades" in with_interval.json()["detail"]
+    unknown = api.get("/v1/candles", params=params | {"source": "binance"})
+    assert unknown.status_code == 422
+    assert "source" in unknown.text
+
+
 @pytest.mark.parametrize("table", ["quotes", "books", "funding", "liquidations", "open_interest"])
 def test_every_record_type_answers(api: httpx.Client, table: str) -> None:
     symbol = (

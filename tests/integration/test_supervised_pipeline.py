@@ -1,8 +1,8 @@
-"""`run` and `demo` as processes: ingest and the hot writers are supervised children.
+"""`run` and `demo` as processes: ingest, the hot writers and the API are supervised children.
 
 A writer killed with SIGKILL mid-run is restarted under its consumer name and nothing is lost
-or doubled; two writers both consume; a child that keeps crashing ends the run with the
-cause, not a silent restart loop.
+or doubled; two writers both consume; the API answers over HTTP and comes back when killed; a
+child that keeps crashing ends the run with the cause, not a silent restart loop.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+import redis
 
 from marketstream.config import PipelineConfig, load_config
 from marketstream.run.demo import prepare_state, run_demo
@@ -172,3 +174,104 @@ def test_a_child_that_keeps_crashing_ends_the_run_with_its_cause(
     assert all(m.startswith("supervisor: ingest (pid ") for m in restarts)
     assert "exited with code" in restarts[0]
     assert "restart 1 in 0.1 s" in restarts[0]
+
+
+def _run_config(
+    pipeline_config: PipelineConfig, redis_url: str, questdb: QuestDBEndpoints
+) -> dict[str, Any]:
+    """The repository's configuration on the test's services, every port a free one."""
+    data = pipeline_config.model_dump(mode="json")
+    data["ingest"]["metrics_port"] = 0
+    data["hot"]["metrics_port"] = 0
+    data["serve"] |= {"port": 0, "metrics_port": 0}
+    data["endpoints"] = {
+        **data["endpoints"],
+        "redis": redis_url,
+        "questdb_http": questdb.http_url,
+        "questdb_pg": f"postgresql://admin:quest@127.0.0.1:{questdb.pg_port}/qdb",
+    }
+    return data
+
+
+async def _answer(url: str, **params: str) -> httpx.Response:
+    """The first answer of a child that may still be starting (connection refused until)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            try:
+                return await client.get(url, params=params)
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+
+
+def test_run_starts_serve_which_answers_and_is_restarted_when_killed(
+    redis_url: str,
+    questdb: QuestDBEndpoints,
+    pipeline_config: PipelineConfig,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`run` with serve on: the API answers /healthz and /v1/latest over real HTTP; killed
+    with SIGKILL, it is restarted on the same address and answers again."""
+    client = redis.Redis.from_url(redis_url)
+    client.set("price:{binance}:BTC-USDT", orjson.dumps({"price": 42.5, "ts": 1}))
+    client.close()
+    exchanges = {  # one exchange, on a closed loopback port: ingest retries, nothing leaves
+        name: {"enabled": name == "binance", "url": "ws://127.0.0.1:9/stream"}
+        for name in pipeline_config.exchanges
+    }
+    data = _run_config(pipeline_config, redis_url, questdb)
+    for name, changes in exchanges.items():
+        data["exchanges"][name] |= changes
+    config_file = tmp_path / "config.json"
+    config_file.write_bytes(orjson.dumps(data))
+    config = PipelineConfig.model_validate(data)
+    endpoints = PipelineEndpoints(redis=redis_url, questdb_http=questdb.http_url)
+    seen: dict[str, Any] = {}
+
+    async def ask_kill_ask(supervisor: Supervisor) -> None:
+        api = supervisor.children["serve"]
+        url = api.spec.url
+        assert url is not None
+        seen["health"] = await _answer(f"{url}/healthz")
+        seen["latest"] = await _answer(f"{url}/v1/latest", exchange="binance")
+        assert api.pid is not None
+        seen["killed"] = api.pid
+        os.kill(api.pid, signal.SIGKILL)
+        while api.restarts == 0 or api.pid == seen["killed"]:
+            supervisor.check()
+            await asyncio.sleep(0.05)
+        seen["again"] = await _answer(f"{url}/v1/latest", exchange="binance", symbol="BTC-USDT")
+        seen["status"] = supervisor.status()["serve"]
+        stop.set()
+
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        await run_processes(
+            config,
+            endpoints,
+            stop,
+            writers=1,
+            config_file=config_file,
+            state_dir=None,
+            serve=True,
+            on_started=ask_kill_ask,
+        )
+
+    asyncio.run(asyncio.wait_for(run(), timeout=300))
+    health = seen["health"].json()
+    assert seen["health"].status_code in (200, 503), seen["health"].text
+    assert health["checks"]["redis"] == {"ok": True}
+    assert health["checks"]["questdb"] == {"ok": True}
+    expected = [{"exchange": "binance", "symbol": "BTC-USDT", "price": 42.5, "ts": 1}]
+    assert seen["latest"].status_code == 200
+    assert seen["latest"].json()["data"] == expected
+    assert seen["again"].status_code == 200
+    assert seen["again"].json()["data"] == expected
+    status = seen["status"]
+    assert status["restarts"] == 1
+    assert status["exits"] == ["killed by SIGKILL"]
+    assert status["pid"] != seen["killed"]
+    assert f"serve: {status['url']} (OpenAPI docs at {status['url']}/docs)" in (
+        capsys.readouterr().out
+    )
