@@ -278,6 +278,10 @@ class ServeConfig(_Model):
     max_streams_per_client: int = Field(default=8, gt=0)  # open WebSockets per client
     stream_batch: int = Field(default=500, gt=0)  # entries per XREAD on /v1/stream
     replay_max_speed: float = Field(default=1000.0, gt=0)  # /v1/replay's speed factor at most
+    # records waiting to be sent per /v1/stream client; a client that lets more pile up is
+    # too slow and is closed (1013) rather than the server's memory growing
+    stream_queue: int = Field(default=10_000, gt=0)
+    replay_page: int = Field(default=5000, gt=0, le=1_000_000)  # rows per tier read on /v1/replay
 
     @model_validator(mode="after")
     def _default_within_max(self) -> ServeConfig:

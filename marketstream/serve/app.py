@@ -19,13 +19,13 @@ from starlette.websockets import WebSocket, WebSocketState
 from marketstream import __version__
 from marketstream.errors import ServiceError
 from marketstream.query.hot_queries import QueryInputError
-from marketstream.serve import health, rest
+from marketstream.serve import health, replay_ws, rest, stream_ws
 from marketstream.serve.context import ServeContext
 from marketstream.serve.limits import Refused, close_reason
 from marketstream.serve.middleware import AuthMiddleware, MetricsMiddleware, ServeMetrics
 
 # Every router of the API, in the order they are included (WebSocket routers last).
-ROUTERS: list[APIRouter] = [health.router, rest.router]
+ROUTERS: list[APIRouter] = [health.router, rest.router, stream_ws.router, replay_ws.router]
 
 
 def create_app(context: ServeContext) -> FastAPI:
