@@ -116,7 +116,7 @@ def parse_request(
     sources = _sources(params)
     if not sources:
         raise QueryInputError(
-            "nothing to replay: expected channels=trades:binance:BTC-USDT,... or "
+            "nothing to replay: expected channels=trades:<exchange>:BTC-USDT,... or "
             "exchanges=...&symbols=...[&types=trades]"
         )
     if len(sources) > MAX_SOURCES:

@@ -1,8 +1,8 @@
 """`/v1/stream`: live normalized records of chosen channels over a WebSocket.
 
-Subscribe with `?channels=trades:binance:BTC-USDT,quotes:*:*` (and `&last_ids=stream=id,...`
+Subscribe with `?channels=trades:<exchange>:BTC-USDT,quotes:*:*` (and `&last_ids=stream=id,...`
 to resume), or, without `channels`, with a first message
-`{"op": "subscribe", "channels": [...], "last_ids": {"md:{binance}:trades": "<id>"}}`.
+`{"op": "subscribe", "channels": [...], "last_ids": {"md:{<exchange>}:trades": "<id>"}}`.
 The server answers `{"type": "subscribed", ...}`, then `records` and `gap` messages (see
 `live_reader`). A client too slow for its queue is closed with 1013 and the reason; limits and
 bad channels close with 1008 naming them.
@@ -104,13 +104,13 @@ async def _subscription(websocket: WebSocket) -> tuple[tuple[Channel, ...], dict
     if not isinstance(message, Mapping) or message.get("op") != "subscribe":
         raise ChannelError(
             f"first message {text[:80]!r} is not a subscribe message: expected "
-            '{"op": "subscribe", "channels": ["trades:binance:BTC-USDT"], "last_ids": {...}}'
+            '{"op": "subscribe", "channels": ["trades:<exchange>:BTC-USDT"], "last_ids": {...}}'
         )
     channels = message.get("channels")
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         raise ChannelError(
             f"channels {channels!r} is not a list of strings: expected "
-            '["trades:binance:BTC-USDT", ...]'
+            '["trades:<exchange>:BTC-USDT", ...]'
         )
     return parse_channels(channels), parse_last_ids(message.get("last_ids"))
 
