@@ -50,7 +50,7 @@ PRICE_SCAN_COUNT: Final = 1000
 EXCHANGE_CANDLES: Final = "candles:exchange"  # what an exchange-bars cursor is bound to
 DEFAULT_INTERVAL: Final = "1m"
 
-Exchange = Annotated[str, Query(description="e.g. binance")]
+Exchange = Annotated[str, Query(description="an exchange name as configured under `exchanges:`")]
 Symbol = Annotated[str, Query(description="normalized, e.g. BTC-USDT or BTC-USDT-PERP")]
 Start = Annotated[str, Query(description=f"inclusive; {TIME_HELP}")]
 End = Annotated[str, Query(description=f"exclusive; {TIME_HELP}")]
