@@ -18,8 +18,10 @@ from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
+from marketstream.errors import ServiceError
 from marketstream.serve.channels import (
     Channel,
     ChannelError,
@@ -69,7 +71,10 @@ async def stream(websocket: WebSocket) -> None:
         channels, last_ids = await _subscription(websocket)
         session = LiveSession(hub_of(websocket), channels, last_ids)
         try:
-            positions = await session.open()
+            try:
+                positions = await session.open()
+            except RedisError as exc:  # the app's handler closes 1011 with this one line
+                raise ServiceError(f"Redis cannot be read for /v1/stream: {exc}") from None
             subscribed = {
                 "type": "subscribed",
                 "channels": [c.text for c in channels],
