@@ -59,6 +59,9 @@ def hub_of(websocket: WebSocket) -> LiveHub:
             ),
         )
         state.live_hub = hub
+        metrics = getattr(state, "metrics", None)
+        if metrics is not None:
+            metrics.registry.register(hub)
     return hub
 
 
@@ -125,8 +128,9 @@ async def _run(websocket: WebSocket, session: LiveSession) -> None:
     server fails; each end closes with a code and reason (never silently)."""
 
     async def send() -> None:
-        async for message in session.messages():
-            await websocket.send_text(message)
+        async with contextlib.aclosing(session.messages()) as messages:  # leaves the readers
+            async for message in messages:
+                await websocket.send_text(message)
 
     async def receive() -> None:
         while True:  # later messages are not commands; reading notices the client leaving
