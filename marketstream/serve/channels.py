@@ -1,4 +1,4 @@
-"""`/v1/stream` channels (`trades:binance:BTC-USDT`, `quotes:*:*`) and resume ids: parsing and
+"""`/v1/stream` channels (`trades:<exchange>:BTC-USDT`, `quotes:*:*`) and resume ids: parsing and
 checking, pure.
 
 A channel names a record table (`trades`; the record type `trade` is accepted too), an exchange
@@ -51,14 +51,14 @@ class Channel:
 
 
 def parse_channel(text: str) -> Channel:
-    """`trades:binance:BTC-USDT`, with `*` for any exchange or symbol. ChannelError names the
+    """`trades:<exchange>:BTC-USDT`, with `*` for any exchange or symbol. ChannelError names the
     channel and the part that is wrong."""
     if not isinstance(text, str):
         raise ChannelError(f"channel {text!r} is not a string: expected type:exchange:symbol")
     parts = text.strip().split(":")
     if len(parts) != 3:
         raise ChannelError(
-            f"channel {text!r} is not type:exchange:symbol, e.g. trades:binance:BTC-USDT "
+            f"channel {text!r} is not type:exchange:symbol, e.g. trades:<exchange>:BTC-USDT "
             "(* for any exchange or symbol)"
         )
     kind, exchange, symbol = parts
@@ -87,7 +87,7 @@ def parse_channels(texts: Iterable[str]) -> tuple[Channel, ...]:
         found[parse_channel(text)] = None
     if not found:
         raise ChannelError(
-            "no channel given: expected channels such as trades:binance:BTC-USDT "
+            "no channel given: expected channels such as trades:<exchange>:BTC-USDT "
             "(query ?channels=a,b or a subscribe message)"
         )
     if len(found) > MAX_CHANNELS:
@@ -113,7 +113,7 @@ def parse_last_ids(raw: Mapping[str, str] | None) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         raise ChannelError(
             f"last_ids {raw!r} is not an object: expected {{stream: entry id}}, e.g. "
-            '{"md:{binance}:trades": "1700000000000-0"}'
+            '{"md:{<exchange>}:trades": "1700000000000-0"}'
         )
     ids: dict[str, str] = {}
     for stream, entry_id in raw.items():
@@ -138,7 +138,7 @@ def parse_last_ids_param(text: str | None) -> dict[str, str]:
         if not sep or not stream:
             raise ChannelError(
                 f"last_ids item {item!r} is not stream=id, e.g. "
-                "md:{binance}:trades=1700000000000-0"
+                "md:{<exchange>}:trades=1700000000000-0"
             )
         pairs[stream] = entry_id
     return parse_last_ids(pairs)

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import msgspec
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.exceptions import RedisError, ResponseError
 
 from marketstream.retry import Backoff
@@ -130,6 +131,7 @@ class Subscriber:
         self.filters: dict[str, frozenset[str] | None] = {}
         self.after: dict[str, tuple[int, int]] = {}
         self.failed: str | None = None
+        self.too_slow = False
         self.failure = asyncio.Event()
 
     def offer(self, item: Item) -> None:
@@ -147,6 +149,7 @@ class Subscriber:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
+            self.too_slow = True
             self.fail(
                 f"client too slow: {self.queue_max} records waiting to be sent "
                 "(serve.stream_queue); reconnect with last_ids to resume"
@@ -214,8 +217,9 @@ class LiveHub:
         self.readers: dict[str, StreamReader] = {}
         self._lock = asyncio.Lock()
         self.backoff = Backoff(0.1, 5.0, jitter=True)
-        self.reader_errors = 0
-        self.delivered = 0
+        self.reader_errors = 0  # failed XREADs (retried)
+        self.delivered = 0  # entries read and handed to the sessions
+        self.slow_closes = 0  # sessions failed for a full queue
 
     async def attach(self, key: str, subscriber: Subscriber) -> str:
         """Join `key`'s reader (started if needed); its position, after which it hands over."""
@@ -231,6 +235,9 @@ class LiveHub:
             return reader.last_id
 
     def detach(self, subscriber: Subscriber) -> None:
+        if subscriber.too_slow:
+            self.slow_closes += 1
+            subscriber.too_slow = False
         for key in list(subscriber.filters):
             reader = self.readers.get(key)
             if reader is None:
@@ -255,6 +262,29 @@ class LiveHub:
             if name.rpartition(":")[2] in tables:
                 found.add(name)
         return found
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus figures of the live readers (a custom collector: read when scraped)."""
+        yield CounterMetricFamily(
+            "marketstream_serve_stream_entries",
+            "Redis stream entries read by /v1/stream readers",
+            value=self.delivered,
+        )
+        yield CounterMetricFamily(
+            "marketstream_serve_stream_read_errors",
+            "XREADs of /v1/stream readers that failed (retried)",
+            value=self.reader_errors,
+        )
+        yield CounterMetricFamily(
+            "marketstream_serve_stream_slow_closes",
+            "/v1/stream clients closed for letting serve.stream_queue records pile up",
+            value=self.slow_closes,
+        )
+        yield GaugeMetricFamily(
+            "marketstream_serve_stream_readers",
+            "streams being read for /v1/stream clients now",
+            value=len(self.readers),
+        )
 
     async def close(self) -> None:
         tasks = [r.task for r in self.readers.values() if r.task is not None]
@@ -300,7 +330,7 @@ class LiveSession:
             positions[stream] = await self._join(stream, self.last_ids.get(stream))
         return positions
 
-    async def messages(self) -> AsyncIterator[str]:
+    async def messages(self) -> AsyncGenerator[str, None]:
         tables = wildcard_tables(self.channels)
         discovery: asyncio.Task[None] | None = None
         try:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -116,7 +116,7 @@ def parse_request(
     sources = _sources(params)
     if not sources:
         raise QueryInputError(
-            "nothing to replay: expected channels=trades:binance:BTC-USDT,... or "
+            "nothing to replay: expected channels=trades:<exchange>:BTC-USDT,... or "
             "exchanges=...&symbols=...[&types=trades]"
         )
     if len(sources) > MAX_SOURCES:
@@ -168,7 +168,9 @@ def _page_reader(context: ServeContext, key: SourceKey, end_ns: int) -> PageRead
     return read_async
 
 
-async def replay_messages(context: ServeContext, request: ReplayRequest) -> AsyncIterator[str]:
+async def replay_messages(
+    context: ServeContext, request: ReplayRequest
+) -> AsyncGenerator[str, None]:
     """The replay's JSON messages, paced; one page per source in memory."""
     settings = context.settings
     page = settings.replay_page
@@ -253,8 +255,9 @@ async def replay(websocket: WebSocket) -> None:
         await websocket.accept()
 
         async def send() -> None:
-            async for message in replay_messages(context, request):
-                await websocket.send_text(message)
+            async with contextlib.aclosing(replay_messages(context, request)) as messages:
+                async for message in messages:
+                    await websocket.send_text(message)
 
         async def receive() -> None:
             while True:  # nothing is expected; reading notices the client leaving

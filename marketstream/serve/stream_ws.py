@@ -1,8 +1,8 @@
 """`/v1/stream`: live normalized records of chosen channels over a WebSocket.
 
-Subscribe with `?channels=trades:binance:BTC-USDT,quotes:*:*` (and `&last_ids=stream=id,...`
+Subscribe with `?channels=trades:<exchange>:BTC-USDT,quotes:*:*` (and `&last_ids=stream=id,...`
 to resume), or, without `channels`, with a first message
-`{"op": "subscribe", "channels": [...], "last_ids": {"md:{binance}:trades": "<id>"}}`.
+`{"op": "subscribe", "channels": [...], "last_ids": {"md:{<exchange>}:trades": "<id>"}}`.
 The server answers `{"type": "subscribed", ...}`, then `records` and `gap` messages (see
 `live_reader`). A client too slow for its queue is closed with 1013 and the reason; limits and
 bad channels close with 1008 naming them.
@@ -18,8 +18,10 @@ from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
+from marketstream.errors import ServiceError
 from marketstream.serve.channels import (
     Channel,
     ChannelError,
@@ -57,6 +59,9 @@ def hub_of(websocket: WebSocket) -> LiveHub:
             ),
         )
         state.live_hub = hub
+        metrics = getattr(state, "metrics", None)
+        if metrics is not None:
+            metrics.registry.register(hub)
     return hub
 
 
@@ -69,7 +74,10 @@ async def stream(websocket: WebSocket) -> None:
         channels, last_ids = await _subscription(websocket)
         session = LiveSession(hub_of(websocket), channels, last_ids)
         try:
-            positions = await session.open()
+            try:
+                positions = await session.open()
+            except RedisError as exc:  # the app's handler closes 1011 with this one line
+                raise ServiceError(f"Redis cannot be read for /v1/stream: {exc}") from None
             subscribed = {
                 "type": "subscribed",
                 "channels": [c.text for c in channels],
@@ -104,13 +112,13 @@ async def _subscription(websocket: WebSocket) -> tuple[tuple[Channel, ...], dict
     if not isinstance(message, Mapping) or message.get("op") != "subscribe":
         raise ChannelError(
             f"first message {text[:80]!r} is not a subscribe message: expected "
-            '{"op": "subscribe", "channels": ["trades:binance:BTC-USDT"], "last_ids": {...}}'
+            '{"op": "subscribe", "channels": ["trades:<exchange>:BTC-USDT"], "last_ids": {...}}'
         )
     channels = message.get("channels")
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         raise ChannelError(
             f"channels {channels!r} is not a list of strings: expected "
-            '["trades:binance:BTC-USDT", ...]'
+            '["trades:<exchange>:BTC-USDT", ...]'
         )
     return parse_channels(channels), parse_last_ids(message.get("last_ids"))
 
@@ -120,8 +128,9 @@ async def _run(websocket: WebSocket, session: LiveSession) -> None:
     server fails; each end closes with a code and reason (never silently)."""
 
     async def send() -> None:
-        async for message in session.messages():
-            await websocket.send_text(message)
+        async with contextlib.aclosing(session.messages()) as messages:  # leaves the readers
+            async for message in messages:
+                await websocket.send_text(message)
 
     async def receive() -> None:
         while True:  # later messages are not commands; reading notices the client leaving

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import redis.asyncio
@@ -301,6 +302,10 @@ async def test_a_client_that_does_not_read_is_closed_as_too_slow(
             )
         code, reason = await asyncio.wait_for(close_frame(reader), WAIT_S)
         writer.close()
+        async with httpx.AsyncClient(base_url=url, timeout=WAIT_S) as http:
+            metrics = (await http.get("/metrics")).text
+    assert "marketstream_serve_stream_slow_closes_total 1.0" in metrics
+    assert "marketstream_serve_stream_entries_total 0.0" not in metrics
     assert code == 1013
     assert "client too slow" in reason
     assert "serve.stream_queue" in reason
