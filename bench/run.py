@@ -27,6 +27,7 @@ from bench import (
     ingest,
     pipeline,
     schemas,
+    serve,
     summary,
 )
 
@@ -40,6 +41,7 @@ SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "freshness": freshness.run,  # receive -> written at a paced 20k records/s, as processes
     "archive": archive.run,
     "cluster": cluster.run,  # 1, 2 and 4 writer processes on a 3-node Redis Cluster
+    "serve": serve.run,  # the HTTP/WebSocket API over every tier
 }
 
 

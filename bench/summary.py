@@ -14,7 +14,8 @@ RECORDS_PER_S = 50_000
 WRITER_ROWS_PER_S = 250_000
 FRESHNESS_P99_MS = 1000.0
 FRESHNESS_RATE = 20_000
-COUNTED = ("pipeline", "freshness", "hot", "cluster")  # the suites that check their counts
+SERVE_P95_MS = 100.0  # #16's seed target for the API's answers
+COUNTED = ("pipeline", "freshness", "hot", "cluster", "serve")  # the suites that check their counts
 
 Row = dict[str, str]
 
@@ -150,6 +151,54 @@ def _counts(results: dict[str, Any]) -> Row:
     return _row("nothing lost or doubled (checked in this run)", value, "all suites", not failed)
 
 
+def _serve(results: dict[str, Any]) -> list[Row]:
+    """The API's figures (#16): latencies against the seed target, fan-out and replay as info."""
+    target = f"p95 < {SERVE_P95_MS:g} ms"
+    suite: Any = results.get("serve")
+    if (why := _missing(suite)) is not None:
+        return [_row("serve API", why, target, False)]
+    latest = suite["latest"]
+    rows = [
+        _row(
+            "serve: /v1/latest over HTTP",
+            f"p50 {latest['ms_p50']} ms, p95 {latest['ms_p95']} ms, p99 {latest['ms_p99']} ms",
+            target,
+            latest["ms_p95"] < SERVE_P95_MS,
+        )
+    ]
+    for tier in ("hot", "warm", "cold"):
+        for key, figure in ((f"candles_1m_day_{tier}", "1m candles of one day"),
+                            (f"trades_1h_{tier}", "one hour of trades")):  # fmt: skip
+            value = suite[key]
+            rows.append(
+                _row(
+                    f"serve: {figure}, {tier} tier",
+                    f"p95 {value['ms_p95']} ms",
+                    target,
+                    value["ms_p95"] < SERVE_P95_MS,
+                )
+            )
+    fan, replay = suite["stream_fan_out"], suite["replay"]
+    rows.append(
+        _row(
+            f"serve: /v1/stream to {fan['clients']} clients",
+            f"{fan['records_delivered_per_s']:,} records/s delivered, lag p99 "
+            f"{fan['lag_ms_p99']} ms ({fan['published_per_s']:,}/s published)",
+            "(info)",
+            None,
+        )
+    )
+    rows.append(
+        _row(
+            "serve: /v1/replay, a cold day",
+            f"{replay['records_per_s']:,} records/s",
+            "(info)",
+            None,
+        )
+    )
+    return rows
+
+
 def headline(results: dict[str, Any]) -> list[Row]:
     rows = [
         *_cryptofeed(results),
@@ -159,7 +208,7 @@ def headline(results: dict[str, Any]) -> list[Row]:
         _counts(results),
     ]
     cluster = _cluster(results)
-    return rows + ([cluster] if cluster else [])
+    return rows + ([cluster] if cluster else []) + _serve(results)
 
 
 WIDEST = 120  # a longer value (an error, say) is cut in the table; results.json has it whole

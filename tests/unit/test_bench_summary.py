@@ -18,6 +18,19 @@ def _freshness(rate: int, p99: float, sustained: bool) -> dict[str, Any]:
     }
 
 
+def _serve() -> dict[str, Any]:
+    fast, slow = {"ms_p50": 5.0, "ms_p95": 40.0, "ms_p99": 60.0}, {"ms_p95": 140.0}
+    return {
+        "latest": fast,
+        **{f"candles_1m_day_{tier}": fast for tier in ("hot", "warm")},
+        "candles_1m_day_cold": slow,
+        **{f"trades_1h_{tier}": fast for tier in ("hot", "warm", "cold")},
+        "stream_fan_out": {"clients": 100, "records_delivered_per_s": 50_000,
+                           "lag_ms_p99": 30.0, "published_per_s": 500},
+        "replay": {"records_per_s": 40_000},
+    }  # fmt: skip
+
+
 def _results(**changes: Any) -> dict[str, Any]:
     long = {"ratio_frames_per_s": 3.4, "frames": 300_000, "ours": {"frames_per_s": 340_000},
             "cryptofeed": {"frames_per_s": 100_000}}  # fmt: skip
@@ -31,6 +44,7 @@ def _results(**changes: Any) -> dict[str, Any]:
         "hot": {"writer_backlog": {"rows_per_s": 260_000, "entries": 200_000}},
         "freshness": {"runs": [_freshness(20_000, 800.0, True)]},
         "cluster": {"writers_1_records_per_s": 10, "writers_2_records_per_s": 20},
+        "serve": _serve(),
     }
     results.update(changes)
     return results
@@ -50,6 +64,15 @@ def test_each_target_is_judged_on_its_figure() -> None:
         "freshness receive -> written at 20,000 records/s": "met",
         "nothing lost or doubled (checked in this run)": "met",
         "3-node Redis Cluster, records/s by writer processes": "info",
+        "serve: /v1/latest over HTTP": "met",
+        "serve: 1m candles of one day, hot tier": "met",
+        "serve: one hour of trades, hot tier": "met",
+        "serve: 1m candles of one day, warm tier": "met",
+        "serve: one hour of trades, warm tier": "met",
+        "serve: 1m candles of one day, cold tier": "not met",
+        "serve: one hour of trades, cold tier": "met",
+        "serve: /v1/stream to 100 clients": "info",
+        "serve: /v1/replay, a cold day": "info",
     }
 
 
