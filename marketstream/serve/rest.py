@@ -75,11 +75,13 @@ async def latest(
         pattern = f"price:{{{exchange or '*'}}}:{symbol or '*'}"
         found = {key async for key in context.redis.scan_iter(pattern, count=PRICE_SCAN_COUNT)}
         keys = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in found)
-    data = []
+    pipe = context.redis.pipeline(transaction=False)  # one round trip (per node on a cluster)
     for key in keys:
-        raw = await context.redis.get(key)
+        pipe.get(key)
+    data = []
+    for key, raw in zip(keys, await pipe.execute(), strict=True):
         if raw is None:
-            continue
+            continue  # expired or deleted since the scan
         ex, sym = _parse_price_key(key)
         data.append({"exchange": ex, "symbol": sym, **orjson.loads(raw)})
     data.sort(key=lambda row: (row["exchange"], row["symbol"]))
