@@ -27,15 +27,26 @@ from starlette.websockets import WebSocketState
 
 from marketstream.query.hot_queries import (
     QueryInputError,
-    RangeQuery,
     check_exchange,
     check_symbol,
     format_ns,
     parse_time,
 )
+from marketstream.schemas.arrow import from_arrow
 from marketstream.schemas.codec import encode_record
-from marketstream.schemas.columns import SPEC_BY_TABLE, SPEC_BY_TYPE
-from marketstream.schemas.records import Liquidation, OpenInterest, Record, Trade
+from marketstream.schemas.columns import (
+    BOOKS,
+    CANDLES,
+    FUNDING,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    QUOTES,
+    SPEC_BY_TABLE,
+    SPEC_BY_TYPE,
+    TRADES,
+    TableSpec,
+)
+from marketstream.schemas.records import Record
 from marketstream.serve.channels import ChannelError, parse_channel
 from marketstream.serve.context import ServeContext, context_of
 from marketstream.serve.limits import LimitExceeded, check_range_days, client_id, close_reason
@@ -53,11 +64,11 @@ from marketstream.serve.replay_merge import (
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["websocket"])
 
-# Tables read by time range in every tier (`TieredQueries.records`).
-REPLAY_TYPES: Final[dict[str, type[Record]]] = {
-    "trades": Trade,
-    "liquidations": Liquidation,
-    "open_interest": OpenInterest,
+# Every record table with a time range per instrument (`TieredQueries.range_table`); candles
+# are the exchange's own bars, one row per bar.
+REPLAY_TYPES: Final[dict[str, TableSpec]] = {
+    spec.table: spec
+    for spec in (TRADES, QUOTES, BOOKS, CANDLES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
 }
 MAX_SOURCES: Final = 64  # instruments x types in one replay
 WS_INTERNAL_ERROR: Final = 1011
@@ -155,12 +166,14 @@ def _speed(text: str, max_speed: float) -> float:
 
 def _page_reader(context: ServeContext, key: SourceKey, end_ns: int) -> PageReader:
     """Pages of one source read on a worker thread with a tier reader from the pool."""
-    record_type = REPLAY_TYPES[key.table]
+    spec = REPLAY_TYPES[key.table]
 
     def read(start_ns: int, limit: int) -> list[Record]:
         with context.tiered() as tiered:
-            query = RangeQuery(record_type, key.exchange, key.symbol, start_ns, end_ns, limit)
-            return list(tiered.records(query))
+            table = tiered.range_table(
+                spec, key.exchange, key.symbol, start_ns, end_ns, limit=limit
+            )
+        return from_arrow(spec, table)
 
     async def read_async(start_ns: int, limit: int) -> Sequence[Record]:
         return await asyncio.to_thread(read, start_ns, limit)
