@@ -34,20 +34,9 @@ from marketstream.query.hot_queries import (
 )
 from marketstream.schemas.arrow import from_arrow
 from marketstream.schemas.codec import encode_record
-from marketstream.schemas.columns import (
-    BOOKS,
-    CANDLES,
-    FUNDING,
-    LIQUIDATIONS,
-    OPEN_INTEREST,
-    QUOTES,
-    SPEC_BY_TABLE,
-    SPEC_BY_TYPE,
-    TRADES,
-    TableSpec,
-)
+from marketstream.schemas.columns import SPEC_BY_TABLE, SPEC_BY_TYPE, TableSpec
 from marketstream.schemas.records import Record
-from marketstream.serve.channels import ChannelError, parse_channel
+from marketstream.serve.channels import STREAM_TABLES, ChannelError, parse_channel
 from marketstream.serve.context import ServeContext, context_of
 from marketstream.serve.limits import LimitExceeded, check_range_days, client_id, close_reason
 from marketstream.serve.replay_merge import (
@@ -66,10 +55,7 @@ router = APIRouter(tags=["websocket"])
 
 # Every record table with a time range per instrument (`TieredQueries.range_table`); candles
 # are the exchange's own bars, one row per bar.
-REPLAY_TYPES: Final[dict[str, TableSpec]] = {
-    spec.table: spec
-    for spec in (TRADES, QUOTES, BOOKS, CANDLES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
-}
+REPLAY_TYPES: Final[dict[str, TableSpec]] = {t: SPEC_BY_TABLE[t] for t in STREAM_TABLES}
 MAX_SOURCES: Final = 64  # instruments x types in one replay
 WS_INTERNAL_ERROR: Final = 1011
 GAP_REASON: Final = "quality: whole UTC minutes without a trade (quality.gaps.minute_coverage)"

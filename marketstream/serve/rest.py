@@ -21,17 +21,9 @@ from starlette.responses import Response, StreamingResponse
 from marketstream.query import hot_queries as hq
 from marketstream.schemas.arrow import from_arrow
 from marketstream.schemas.codec import encode_record
-from marketstream.schemas.columns import (
-    BOOKS,
-    CANDLES,
-    FUNDING,
-    LIQUIDATIONS,
-    OPEN_INTEREST,
-    QUOTES,
-    TRADES,
-    TableSpec,
-)
+from marketstream.schemas.columns import CANDLES, SPEC_BY_TABLE, TableSpec
 from marketstream.serve import status
+from marketstream.serve.channels import STREAM_TABLES
 from marketstream.serve.context import ServeContext, context_of
 from marketstream.serve.limits import Refused, check_range_days, check_rows
 from marketstream.serve.pages import Cursor, RangeRequest, decode_cursor, read_candles, read_page
@@ -43,8 +35,9 @@ ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 NDJSON: Final = "application/x-ndjson"
 NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
 TIME_HELP: Final = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoch nanoseconds"
+# Every record table by range; candles have a route of their own (bars from trades, or these).
 RANGE_TABLES: Final[dict[str, TableSpec]] = {
-    spec.table: spec for spec in (TRADES, QUOTES, BOOKS, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
+    t: SPEC_BY_TABLE[t] for t in STREAM_TABLES if t != CANDLES.table
 }
 PRICE_SCAN_COUNT: Final = 1000
 EXCHANGE_CANDLES: Final = "candles:exchange"  # what an exchange-bars cursor is bound to
