@@ -355,18 +355,25 @@ class LiveSession:
 
     async def _discover_loop(self, tables: set[str]) -> None:
         """Streams that appear later (a new exchange) join from their first entry: all of it
-        is new to this client."""
-        while self.subscriber.failed is None:
-            await asyncio.sleep(self.hub.settings.discover_interval_s)
-            try:
-                found = await self.hub.discover(tables)
-            except RedisError as exc:
-                log.warning("stream discovery failed (%s); again next round", exc)
-                continue
-            for stream in sorted(found - self._known):
-                if any(c.matches_stream(stream) for c in self.channels):
-                    self._known.add(stream)
-                    self.subscriber.put(_Attach(stream, self.last_ids.get(stream, START_ID)))
+        is new to this client. Redis errors are retried next round; anything else (a bug)
+        ends the session with the cause, never leaving it without its new streams unsaid."""
+        try:
+            while self.subscriber.failed is None:
+                await asyncio.sleep(self.hub.settings.discover_interval_s)
+                try:
+                    found = await self.hub.discover(tables)
+                except RedisError as exc:
+                    log.warning("stream discovery failed (%s); again next round", exc)
+                    continue
+                for stream in sorted(found - self._known):
+                    if any(c.matches_stream(stream) for c in self.channels):
+                        self._known.add(stream)
+                        self.subscriber.put(_Attach(stream, self.last_ids.get(stream, START_ID)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("stream discovery failed")
+            self.subscriber.fail(f"the server's stream discovery failed: {exc}")
 
     async def _pump(self) -> AsyncIterator[str]:
         queue, batch = self.subscriber.queue, self.hub.settings.batch
