@@ -106,7 +106,7 @@ def read_page(
         return page, None
     times = table.column(spec.timestamp).slice(0, skip + limit).cast(pa.int64())
     last = times[-1].as_py()
-    seen = sum(1 for value in times.to_pylist() if value == last)
+    seen = int((times.to_numpy() == last).sum())  # vectorized: a page may hold 100k rows
     return page, Cursor(last, seen)
 
 
