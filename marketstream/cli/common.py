@@ -27,7 +27,10 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
 def add_metrics_port(parser: argparse.ArgumentParser) -> None:
     """For the daemons (ingest, write-hot, archive): where they serve /metrics and /healthz."""
     parser.add_argument(
-        "--metrics-port", type=int, metavar="N", help="/metrics and /healthz port (0: any free)"
+        "--metrics-port",
+        type=port_number,
+        metavar="N",
+        help="/metrics and /healthz port (0: any free)",
     )
 
 
@@ -79,6 +82,13 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def positive_int(text: str) -> int:

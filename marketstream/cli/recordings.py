@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marketstream.cli.common import Commands, config_of, positive_float, positive_int
+from marketstream.cli.common import Commands, config_of, port_number, positive_float, positive_int
 from marketstream.logs import setup_logging
 
 
@@ -16,7 +16,7 @@ def add_commands(commands: Commands) -> None:
     )
     replay.add_argument("--recording", required=True, type=Path, metavar="FILE")
     replay.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    replay.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    replay.add_argument("--port", type=port_number, default=0, help="port (default: a free one)")
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument(
         "--speed", type=positive_float, default=1.0, help="recorded gaps divided by X"

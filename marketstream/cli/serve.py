@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
-from marketstream.cli.common import Commands, add_daemon, config_of
+from marketstream.cli.common import Commands, add_daemon, config_of, port_number
 
 if TYPE_CHECKING:
     import uvicorn
@@ -28,7 +28,9 @@ def add_commands(commands: Commands) -> None:
         "the HTTP and WebSocket API over Redis and every tier (OpenAPI at /docs)",
     )
     serve.add_argument("--host", metavar="H", help="bind address (default: serve.host)")
-    serve.add_argument("--port", type=int, metavar="N", help="port (default: serve.port; 0: any)")
+    serve.add_argument(
+        "--port", type=port_number, metavar="N", help="port (default: serve.port; 0: any)"
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from marketstream.cli.common import Commands
+from marketstream.cli.common import Commands, port_number
 from marketstream.config import S3Config, WarmGatewayConfig
 from marketstream.errors import ConfigError
 from marketstream.logs import setup_logging
@@ -21,7 +21,7 @@ def add_commands(commands: Commands) -> None:
     warm.add_argument(
         "--host", default="127.0.0.1", help="listen address (default: 127.0.0.1; no auth)"
     )
-    warm.add_argument("--port", type=int, default=8123, metavar="N", help="(default: 8123)")
+    warm.add_argument("--port", type=port_number, default=8123, metavar="N", help="(default: 8123)")
     limits = WarmGatewayConfig()
     warm.add_argument(
         "--cold", metavar="LOCATION", help="cold directory or s3://bucket/prefix that file() "

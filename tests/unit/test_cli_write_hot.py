@@ -1,4 +1,4 @@
-"""`marketstream write-hot --exchanges`: names checked before anything starts."""
+"""`marketstream write-hot --exchanges` and ports: checked before anything starts."""
 
 from __future__ import annotations
 
@@ -24,4 +24,25 @@ def test_a_writer_given_an_unknown_exchange_refuses_in_one_line(
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"marketstream write-hot: error: argument --exchanges: {why}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["serve", "--port", "99999"], "--port"),
+        (["write-hot", "--metrics-port", "-1"], "--metrics-port"),
+        (["replay-server", "--recording", "x.jsonl", "--port", "70000"], "--port"),
+    ],
+)
+def test_a_port_out_of_range_is_refused_in_one_line(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """uvicorn took 99999 modulo 65536 and listened on 34463, silently."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith(
+        f"error: argument {option}: expected a port from 0 to 65535, got '{argv[-1]}'"
     )
