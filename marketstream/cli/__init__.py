@@ -15,6 +15,7 @@ from marketstream import __version__
 from marketstream.cli import (
     archive,
     config,
+    export,
     generate,
     hot,
     ingest,
@@ -42,6 +43,7 @@ COMMAND_GROUPS = (
     query,  # query latest|trades|candles
     serve,  # serve (HTTP and WebSocket API)
     archive,  # archive [status]
+    export,  # export --to nautilus|freqtrade|vectorbt|tardis-csv
     quality,  # quality report, backfill
     generate,  # generate
 )

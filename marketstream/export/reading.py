@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,8 +19,6 @@ from marketstream.tiers.days import NS_PER_DAY, day_start_ns, days_between
 if TYPE_CHECKING:
     from marketstream.export.request import ExportRequest
     from marketstream.query.all_tiers import TieredQueries
-
-ALL_ROWS: Final = 2**62  # no limit: a day is read whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +59,7 @@ def read_day(  # noqa: PLR0917 - one piece of the request
         table = read_bars(tiered, request.exchange, symbol, request.interval, low, high)
     else:
         spec = SPEC_BY_TABLE[kind]
-        table = tiered.range_table(spec, request.exchange, symbol, low, high, limit=ALL_ROWS)
+        table = tiered.range_table(spec, request.exchange, symbol, low, high, limit=None)
     return DayPiece(request.exchange, symbol, kind, day, table)
 
 
@@ -69,8 +67,8 @@ def read_bars(  # noqa: PLR0917 - one piece of the request
     tiered: TieredQueries, exchange: str, symbol: str, interval: str, low: int, high: int
 ) -> pa.Table:
     """Bars opening in [low, high): the exchange's own at `interval`, filled in from trades."""
-    stored = tiered.range_table(CANDLES, exchange, symbol, low, high, limit=ALL_ROWS)
+    stored = tiered.range_table(CANDLES, exchange, symbol, low, high, limit=None)
     stored = stored.filter(pc.equal(stored.column("interval"), pa.scalar(interval)))
     exchange_bars = [bar for bar in from_arrow(CANDLES, stored) if isinstance(bar, Candle)]
-    trade_bars = tiered.ohlcv(exchange, symbol, interval, low, high)
+    trade_bars = tiered.ohlcv(exchange, symbol, interval, low, high, source="trades")
     return merge_bars(exchange_bars, trade_bars)

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from marketstream.query.hot_queries import (
     INTERVALS,
+    CandleSource,
     HotQueries,
     RangeQuery,
     bar_ceil,
@@ -33,7 +34,7 @@ from marketstream.query.hot_queries import (
     order_keys,
 )
 from marketstream.schemas.arrow import arrow_schema, conform, from_arrow, to_arrow
-from marketstream.schemas.columns import BOOKS, INSTRUMENTS, TRADES, TableSpec
+from marketstream.schemas.columns import INSTRUMENTS, TRADES, TableSpec
 from marketstream.schemas.records import Book, Candle, Instrument, Record, Trade
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.cold_store import ColdStore
@@ -104,23 +105,30 @@ class TieredQueries:
         return found
 
     def range_table(
-        self, spec: TableSpec, exchange: str, symbol: str, start_ns: int, end_ns: int, *, limit: int
+        self,
+        spec: TableSpec,
+        exchange: str,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int | None,
     ) -> pa.Table:
         """One instrument's rows of any record type (books included) with start_ns <= ts <
-        end_ns as Arrow, in `order_keys` order, at most `limit` (the earliest): each day from
-        the hottest tier holding it."""
+        end_ns as Arrow, in `order_keys` order, at most `limit` (the earliest; None: all of
+        them): each day from the hottest tier holding it."""
         exchange, symbol = check_exchange(exchange), check_symbol(symbol)
         start_ns, end_ns = check_range(start_ns, end_ns)
         pieces: list[pa.Table] = []
         found = 0
         for tier, low, high in self.tiers_of(exchange, start_ns, end_ns, spec):
-            want = limit - found
-            if want <= 0:
+            want = None if limit is None else limit - found
+            if want is not None and want <= 0:
                 break
             if tier != "hot":
                 table = self._range_table(spec, tier, exchange, symbol, low, high, limit=want)
-            elif spec.cls is Book:
-                table = self._hot_books(exchange, symbol, low, high, want)
+            elif spec.cls is Book or want is None:
+                table = self._hot_export(spec, exchange, symbol, low, high, want)
             else:
                 query = RangeQuery(spec.cls, exchange, symbol, low, high, want)
                 table = to_arrow(spec, self.hot.records(query))
@@ -130,17 +138,20 @@ class TieredQueries:
             return arrow_schema(spec).empty_table()
         return pa.concat_tables(pieces)
 
-    def _hot_books(self, exchange: str, symbol: str, low: int, high: int, limit: int) -> pa.Table:
-        """Books from QuestDB through its Parquet export, which keeps the level arrays that
-        its PG wire does not carry. /exp takes no bound parameters: every value here is
-        checked (a known exchange, a normalized symbol, integers) before it is written in."""
-        spec = BOOKS
+    def _hot_export(  # noqa: PLR0917 - a piece of a range
+        self, spec: TableSpec, exchange: str, symbol: str, low: int, high: int, limit: int | None
+    ) -> pa.Table:
+        """Rows from QuestDB through its Parquet export: books (it keeps the level arrays
+        that the PG wire does not carry), and whole ranges (columnar, and without the PG
+        path's row cap). /exp takes no bound parameters: every value here is checked (a
+        known exchange, a normalized symbol, integers) before it is written in."""
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
         sql = (
             f"SELECT {exported_columns(spec)} FROM {spec.table} "  # noqa: S608 - checked values
             f"WHERE exchange = '{check_exchange(exchange)}' "
             f"AND symbol = '{check_symbol(symbol)}' "
             f"AND ts >= '{format_ns(int(low))}' AND ts < '{format_ns(int(high))}' "
-            f"ORDER BY {', '.join(order_keys(spec))} LIMIT {int(limit)}"
+            f"ORDER BY {', '.join(order_keys(spec))}{cap}"
         )
         data = self.hot_tier.http.export(sql)
         if not data:
@@ -185,9 +196,17 @@ class TieredQueries:
         return found
 
     def ohlcv(
-        self, exchange: str, symbol: str, interval: str, start_ns: int, end_ns: int
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        source: CandleSource = "auto",
     ) -> list[Candle]:
-        """Candles from trades for the bars opening in [start_ns, end_ns), across tiers."""
+        """Candles from trades for the bars opening in [start_ns, end_ns), across tiers;
+        `source` is the hot tier's (`HotQueries.ohlcv`: "trades" needs no materialized view)."""
         exchange, symbol = check_exchange(exchange), check_symbol(symbol)
         step = check_interval(interval)
         start_ns, end_ns = check_range(start_ns, end_ns)
@@ -195,7 +214,9 @@ class TieredQueries:
         candles: list[Candle] = []
         for tier, piece_low, piece_high in self.tiers_of(exchange, low, high):
             if tier == "hot":
-                candles += self.hot.ohlcv(exchange, symbol, interval, piece_low, piece_high)
+                candles += self.hot.ohlcv(
+                    exchange, symbol, interval, piece_low, piece_high, source=source
+                )
             elif tier == "warm":
                 candles += self._warm_ohlcv(exchange, symbol, interval, piece_low, piece_high)
             else:
@@ -247,7 +268,9 @@ class TieredQueries:
         result = client.query(  # every value is a bound parameter
             "SELECT "  # noqa: S608 - see `source`
             "intDiv(toUnixTimestamp64Nano(ts), {step:Int64}) * {step:Int64} AS bar, "
-            " argMin(price, ts), max(price), min(price), argMax(price, ts), sum(size), "
+            # open and close by the tiers' order (ts, then trade id): trades often share a ts
+            " argMin(price, (ts, trade_id)), max(price), min(price), "
+            " argMax(price, (ts, trade_id)), sum(size), "
             f"count() FROM {source} "
             "WHERE exchange = {ex:String} AND symbol = {sym:String} "
             "AND ts >= fromUnixTimestamp64Nano({low:Int64}) "

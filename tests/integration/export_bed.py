@@ -20,7 +20,7 @@ from marketstream.generate.history import HistoryConfig, generate
 from marketstream.generate.hot_load import load_history
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.columns import BOOKS, FUNDING, SPEC_BY_TABLE
-from marketstream.schemas.records import Book, Funding
+from marketstream.schemas.records import Book, Funding, Instrument, InstrumentKind
 from marketstream.tiers.days import NS_PER_DAY, day_start_ns
 from tests.integration.archive_tiers import (
     Tiers,
@@ -76,6 +76,19 @@ def books_and_funding(first: date, days: int) -> tuple[list[Book], list[Funding]
     return books, funding
 
 
+def instruments(first: date) -> list[Instrument]:
+    """What ingest writes at its start: each instrument's definition (the tiers hold it)."""
+    ts = day_start_ns(first) + 1_000
+
+    def one(symbol: str, kind: InstrumentKind, tick: float, lot: float) -> Instrument:
+        return Instrument(
+            EXCHANGE, symbol, ts, "BTCUSDT", kind, "BTC", "USDT", "USDT", 1.0, 1.0, tick, lot,
+            None, "trading",
+        )  # fmt: skip
+
+    return [one(SPOT, "spot", 0.01, 0.00001), one(PERP, "linear_perpetual", 0.1, 0.001)]
+
+
 def start_export_bed(
     services_config: ServicesConfig,
     tmp_path_factory: pytest.TempPathFactory,
@@ -102,7 +115,7 @@ def start_export_bed(
         load_history(tiers.http, generated)
         wait_applied(tiers)
         books, funding = books_and_funding(first, DAYS)
-        write_hot(tiers, redis_url, [*books, *funding])
+        write_hot(tiers, redis_url, [*books, *funding, *instruments(first)])
         run = archive(tiers, "--once")
         assert run.returncode == 0, run.stdout + run.stderr
         source: dict[tuple[str, str], pa.Table] = {}

@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Final
 
 from marketstream.export.formats.base import FormatWriter
+from marketstream.export.formats.freqtrade import FreqtradeWriter
+from marketstream.export.formats.tardis_csv import TardisCsvWriter
+from marketstream.export.formats.vectorbt import VectorbtWriter
 from marketstream.export.request import ExportInputError
 
-FORMATS: Final[dict[str, type[FormatWriter]]] = {}
+FORMATS: Final[dict[str, type[FormatWriter]]] = {
+    "freqtrade": FreqtradeWriter,
+    "vectorbt": VectorbtWriter,
+    "tardis-csv": TardisCsvWriter,
+}
 
 
 def writer_class(name: str, types: tuple[str, ...]) -> type[FormatWriter]:
