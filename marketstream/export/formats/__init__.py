@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Final
 
 from marketstream.export.formats.base import FormatWriter
+from marketstream.export.formats.nautilus import NautilusWriter
 from marketstream.export.request import ExportInputError
 
-FORMATS: Final[dict[str, type[FormatWriter]]] = {}
+FORMATS: Final[dict[str, type[FormatWriter]]] = {"nautilus": NautilusWriter}
 
 
 def writer_class(name: str, types: tuple[str, ...]) -> type[FormatWriter]:
