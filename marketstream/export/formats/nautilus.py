@@ -8,12 +8,16 @@ Its objects are handled as `Any`, since it ships no type stubs.
 
 Every Price and Quantity is built with its instrument's precisions (`nautilus_ids`): the
 catalog accepts any precision, but the backtest engine stops on a tick whose precision is
-not its instrument's. Values are rounded to those precisions, as nautilus does. Sizes are in
-base units, as everywhere in MarketStream (inverse contracts' too). `ts_init` is our receive
-time (the bar's close for bars). One `write_data` call (one file) per type, instrument and
-day: a catalog directory's files must cover disjoint `ts_init` ranges, so the few rows of a
-day received after midnight are written with the next day, and a `ts_init` earlier than the
-last one written (a receive clock stepping back over midnight) is moved up to just after it.
+not its instrument's. A price or size finer than its instrument's tick or lot stops the
+export (nautilus would round it); bar volumes (sums) and inverse contracts' sizes (converted
+to base units, 8 decimals) are rounded. Sizes are in base units, as everywhere in
+MarketStream.
+
+`ts_init` is our receive time (the bar's close for bars). One `write_data` call (one file)
+per type, instrument and day: a catalog directory's files must cover disjoint `ts_init`
+ranges, so the few rows of a day received after midnight are written with the next day, and
+a `ts_init` earlier than the last one written (a receive clock stepping back over midnight)
+is moved up to just after it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from marketstream.export.formats.nautilus_ids import (
 )
 from marketstream.export.request import ExportInputError
 from marketstream.query.hot_queries import INTERVALS
+from marketstream.schemas.records import INVERSE_KINDS
 from marketstream.tiers.days import NS_PER_DAY, day_start_ns
 
 if TYPE_CHECKING:
@@ -86,16 +91,32 @@ class _Target:
 
     def __init__(self, nt: _Nautilus, symbol: str, instrument: Instrument) -> None:
         self.nt = nt
+        self.symbol = f"{instrument.exchange} {symbol}"
+        # Inverse sizes are converted to base units, so any decimals: rounded, not refused.
+        self.exact_sizes = instrument.kind not in INVERSE_KINDS
         self.price_precision = price_precision(instrument)
         self.size_precision = size_precision(instrument)
         self.id = nt.ids.InstrumentId.from_str(instrument_id(symbol, instrument.exchange))
         self.definition = self._definition(symbol, instrument)
 
     def price(self, value: float) -> Any:
+        self._check(value, self.price_precision, "price", "tick size")
         return self.nt.objects.Price(value, self.price_precision)
 
-    def size(self, value: float | None) -> Any:
+    def size(self, value: float | None, *, exact: bool = True) -> Any:
+        if exact and self.exact_sizes:
+            self._check(value or 0.0, self.size_precision, "size", "lot size")
         return self.nt.objects.Quantity(value or 0.0, self.size_precision)
+
+    def _check(self, value: float, precision: int, what: str, step: str) -> None:
+        """A value finer than its precision would be rounded: refuse rather than change it."""
+        if abs(round(value, precision) - value) > abs(value) * 1e-12:
+            raise ExportInputError(
+                f"{self.symbol}: a {what} of {value!r} has more than {precision} decimals, the "
+                f"{step} of its instrument definition: nautilus would round it; expected the "
+                "definition to match the data (fix its tick or lot size, e.g. in the "
+                "instruments cache)"
+            )
 
     def _definition(self, symbol: str, instrument: Instrument) -> Any:
         objects = self.nt.objects
@@ -275,7 +296,7 @@ class NautilusWriter:
             target.price(high),
             target.price(low),
             target.price(close),
-            target.size(volume),
+            target.size(volume, exact=False),
             ts_event,
             ts_init,
         )
