@@ -105,7 +105,7 @@ def catalog_at(path: str) -> Any:
 
 def num(value: Any) -> float:
     """A nautilus Price or Quantity as the float it stands for (its double carries noise)."""
-    return round(float(value), value.precision)
+    return round(float(value), int(value.precision))
 
 
 def ns(table: pa.Table, column: str) -> list[int]:
