@@ -64,7 +64,26 @@ instruments-snapshot: $(STAMP)
 	$(BIN)/marketstream instruments snapshot --all $(INSTRUMENT_ANSWERS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NAUTILUS_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# `marketstream export --to nautilus` needs nautilus_trader in the same Python, and its pins
+# (pandas<3, uvloop 0.22) conflict with requirements.lock: .venv-nautilus holds MarketStream
+# with nautilus_trader, pinned by requirements-exports-nautilus.lock. `test-nautilus` runs the
+# tests marked `nautilus` there (the real catalog read-back and a BacktestNode).
+NAUTILUS_VENV  := .venv-nautilus
+NAUTILUS_STAMP := $(NAUTILUS_VENV)/.installed
+.PHONY: nautilus-env test-nautilus
+
+$(NAUTILUS_STAMP): requirements-exports-nautilus.lock pyproject.toml
+	$(PYTHON) -m venv $(NAUTILUS_VENV)
+	$(NAUTILUS_VENV)/bin/python -m pip install -q -r requirements-exports-nautilus.lock
+	$(NAUTILUS_VENV)/bin/python -m pip install -q --no-deps -e .
+	@touch $@
+
+nautilus-env: $(NAUTILUS_STAMP)
+
+test-nautilus: deps nautilus-env
+	$(NAUTILUS_VENV)/bin/pytest -m nautilus tests/integration
 
 # Bench-only packages (cryptofeed, run side by side with our normalization), pinned apart from
 # requirements.lock and installed only here: `make test` never needs them. cryptofeed builds

@@ -86,7 +86,7 @@ def instruments(first: date) -> list[Instrument]:
             None, "trading",
         )  # fmt: skip
 
-    return [one(SPOT, "spot", 0.01, 0.00001), one(PERP, "linear_perpetual", 0.1, 0.001)]
+    return [one(SPOT, "spot", 0.01, 0.00001), one(PERP, "linear_perpetual", 0.01, 0.00001)]
 
 
 def start_export_bed(

@@ -6,11 +6,13 @@ from typing import Final
 
 from marketstream.export.formats.base import FormatWriter
 from marketstream.export.formats.freqtrade import FreqtradeWriter
+from marketstream.export.formats.nautilus import NautilusWriter
 from marketstream.export.formats.tardis_csv import TardisCsvWriter
 from marketstream.export.formats.vectorbt import VectorbtWriter
 from marketstream.export.request import ExportInputError
 
 FORMATS: Final[dict[str, type[FormatWriter]]] = {
+    "nautilus": NautilusWriter,
     "freqtrade": FreqtradeWriter,
     "vectorbt": VectorbtWriter,
     "tardis-csv": TardisCsvWriter,

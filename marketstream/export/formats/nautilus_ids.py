@@ -1,0 +1,150 @@
+"""NautilusTrader's names and precisions for our instruments, without importing it: instrument
+ids, bar type strings, the instrument class of each kind, the catalog directories an export
+creates, and the price and size precisions every Price and Quantity must be built with (the
+catalog accepts a wrong precision silently; a BacktestNode then stops on the first tick)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from marketstream.export.request import ExportInputError
+from marketstream.schemas.records import INVERSE_KINDS
+
+if TYPE_CHECKING:
+    from marketstream.schemas.records import Instrument
+
+MAX_PRECISION: Final = 16  # nautilus_trader's 128-bit build (FIXED_PRECISION)
+INVERSE_SIZE_PRECISION: Final = 8  # inverse sizes are converted to base units: any decimals
+
+# Our instrument kinds as nautilus instrument classes, and their catalog directories.
+INSTRUMENT_CLASSES: Final[dict[str, str]] = {
+    "spot": "CurrencyPair",
+    "linear_perpetual": "CryptoPerpetual",
+    "inverse_perpetual": "CryptoPerpetual",
+    "linear_future": "CryptoFuture",
+    "inverse_future": "CryptoFuture",
+}
+INSTRUMENT_DIRS: Final[dict[str, str]] = {
+    "CurrencyPair": "currency_pair",
+    "CryptoPerpetual": "crypto_perpetual",
+    "CryptoFuture": "crypto_future",
+}
+# Our record types (table names) as the catalog's data directories.
+DATA_DIRS: Final[dict[str, str]] = {
+    "trades": "trade_tick",
+    "quotes": "quote_tick",
+    "candles": "bar",
+    "books": "order_book_depth10",
+}
+_BAR_UNITS: Final[dict[str, str]] = {"s": "SECOND", "m": "MINUTE", "h": "HOUR", "d": "DAY"}
+_INTERVAL: Final = re.compile(r"(\d+)([smhd])")
+
+
+def instrument_id(symbol: str, exchange: str) -> str:
+    """`BTC-USDT-PERP.BINANCE`: our symbol, and the exchange as the venue."""
+    return f"{symbol}.{exchange.upper()}"
+
+
+def bar_spec(interval: str) -> str:
+    """`1m` as nautilus spells a bar step: `1-MINUTE`."""
+    match = _INTERVAL.fullmatch(interval)
+    if match is None:
+        raise ExportInputError(
+            f"--interval {interval!r} has no nautilus bar step: expected e.g. 1m"
+        )
+    return f"{match[1]}-{_BAR_UNITS[match[2]]}"
+
+
+def bar_type(symbol: str, exchange: str, interval: str) -> str:
+    """`BTC-USDT.BINANCE-1-MINUTE-LAST-EXTERNAL`: bars of last prices, aggregated outside
+    nautilus (by the exchange, or by us from trades)."""
+    return f"{instrument_id(symbol, exchange)}-{bar_spec(interval)}-LAST-EXTERNAL"
+
+
+def instrument_class(instrument: Instrument) -> str:
+    """The nautilus instrument class of `instrument`'s kind."""
+    name = INSTRUMENT_CLASSES.get(instrument.kind)
+    if name is None:
+        raise ExportInputError(
+            f"{instrument.exchange} {instrument.symbol}: kind {instrument.kind!r} has no nautilus "
+            f"instrument: expected one of {', '.join(INSTRUMENT_CLASSES)}"
+        )
+    return name
+
+
+def _decimal(step: Decimal | float) -> Decimal:
+    return step if isinstance(step, Decimal) else Decimal(repr(step))
+
+
+def decimals(step: Decimal | float) -> int:
+    """The decimal places of a step as written (0.01 -> 2, 1e-05 -> 5, 10.0 -> 0)."""
+    exponent = _decimal(step).normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite float
+    return max(0, -exponent)
+
+
+def _checked(instrument: Instrument, what: str, precision: int) -> int:
+    if precision > MAX_PRECISION:
+        raise ExportInputError(
+            f"{instrument.exchange} {instrument.symbol}: its {what} needs {precision} decimals, "
+            f"nautilus holds at most {MAX_PRECISION}"
+        )
+    return precision
+
+
+def base_step(instrument: Instrument) -> Decimal | None:
+    """The smallest size step in base units (our sizes' unit): a lot of spot, a lot times
+    the contract's base units for linear contracts; None for inverse ones, whose base size
+    depends on the price."""
+    if instrument.kind in INVERSE_KINDS:
+        return None
+    step = Decimal(repr(instrument.lot_size))
+    if instrument.kind != "spot":
+        step *= Decimal(repr(instrument.contract_value))
+        step *= Decimal(repr(instrument.contract_multiplier))
+    return step.normalize()
+
+
+def price_precision(instrument: Instrument) -> int:
+    """The decimals of the tick size."""
+    return _checked(instrument, "tick size", decimals(instrument.tick_size))
+
+
+def size_precision(instrument: Instrument) -> int:
+    """The decimals our base-unit sizes need: those of the lot and of the base-unit step;
+    8 for inverse contracts, whose base sizes are converted from quote units."""
+    step = base_step(instrument)
+    if step is None:
+        return INVERSE_SIZE_PRECISION
+    needed = max(decimals(instrument.lot_size), decimals(step))
+    return _checked(instrument, "lot size", needed)
+
+
+def increment(step: Decimal | float, precision: int) -> str:
+    """A step as the text nautilus' Price/Quantity.from_str takes, at `precision` decimals."""
+    return f"{_decimal(step):.{precision}f}"
+
+
+def size_increment(instrument: Instrument) -> str:
+    """The base-unit size step; one unit of the last decimal for inverse contracts."""
+    precision = size_precision(instrument)
+    step = base_step(instrument)
+    return increment(Decimal(1).scaleb(-precision) if step is None else step, precision)
+
+
+def catalog_paths(
+    instruments: dict[str, Instrument], types: tuple[str, ...], interval: str
+) -> list[Path]:
+    """The catalog directories an export of `types` for these instruments (by symbol)
+    creates, relative to the catalog root: each type's and each instrument's own."""
+    paths = []
+    for symbol, instrument in instruments.items():
+        iid = instrument_id(symbol, instrument.exchange)
+        paths.append(Path("data", INSTRUMENT_DIRS[instrument_class(instrument)], iid))
+        for kind in types:
+            name = bar_type(symbol, instrument.exchange, interval) if kind == "candles" else iid
+            paths.append(Path("data", DATA_DIRS[kind], name))
+    return paths
