@@ -85,6 +85,24 @@ nautilus-env: $(NAUTILUS_STAMP)
 test-nautilus: deps nautilus-env
 	$(NAUTILUS_VENV)/bin/pytest -m nautilus tests/integration
 
+# Freqtrade and VectorBT read our exports back in venvs of their own (each pinned by its
+# requirements-exports-*.lock: their pins conflict with ours, and they are 0.8-1.1 GB);
+# `test-exports` runs every library read-back (Freqtrade, VectorBT, then NautilusTrader).
+EXPORT_VENVS := $(CACHE)/exports-venvs
+.PHONY: test-exports
+
+$(EXPORT_VENVS)/%/.installed: requirements-exports-%.lock
+	rm -rf $(EXPORT_VENVS)/$*
+	$(PYTHON) -m venv $(EXPORT_VENVS)/$*
+	$(EXPORT_VENVS)/$*/bin/python -m pip install -q --prefer-binary -r $<
+	@touch $@
+
+test-exports: deps $(EXPORT_VENVS)/freqtrade/.installed $(EXPORT_VENVS)/vectorbt/.installed
+	MARKETSTREAM_TEST_FREQTRADE_PYTHON=$(abspath $(EXPORT_VENVS))/freqtrade/bin/python \
+	MARKETSTREAM_TEST_VECTORBT_PYTHON=$(abspath $(EXPORT_VENVS))/vectorbt/bin/python \
+	  $(BIN)/pytest -m exports tests/integration
+	$(MAKE) test-nautilus
+
 # Bench-only packages (cryptofeed, run side by side with our normalization), pinned apart from
 # requirements.lock and installed only here: `make test` never needs them. cryptofeed builds
 # from source; PIP_CONSTRAINT pins its build tools. A failed install does not stop the bench:
