@@ -338,3 +338,88 @@ def test_a_price_finer_than_the_instrument_s_tick_stops_the_export(tmp_path: Pat
     piece = dataclasses.replace(piece, table=to_arrow(TRADES, [fine]))
     with pytest.raises(ExportInputError, match=r"a size of 1\.5e-05 has more than 5 decimals"):
         writer.write(piece)
+
+
+# --- tardis CSV, read by nautilus_trader's TardisCSVDataLoader -------------------------------
+
+
+@pytest.fixture(scope="module")
+def tardis_files(bed: ExportBed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tardis")
+    types = ("trades", "quotes", "books", "funding", "open_interest")
+    request = ExportRequest(
+        "tardis-csv", EXCHANGE, (SPOT, PERP), types, bed.start_ns, bed.end_ns, out
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in bed.tiers.environ.items():
+            if name.startswith("AWS_"):
+                patch.setenv(name, value)
+        with wiring.open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
+            run_export(request, tiered, progress=False)
+    return out
+
+
+def tardis_loader(instrument_id: str) -> Any:
+    """The loader as nautilus documents it for tardis files, with the instrument's precisions
+    given (inferred ones drop trailing zeros: 42000.10 would read as precision 1)."""
+    loaders = nautilus("adapters.tardis.loaders")
+    identifiers = nautilus("model.identifiers")
+    return loaders.TardisCSVDataLoader(
+        price_precision=2,
+        size_precision=5,
+        instrument_id=identifiers.InstrumentId.from_str(instrument_id),
+    )
+
+
+def load_days(tardis_files: Path, pattern: str, load: Any) -> list[Any]:
+    files = sorted(tardis_files.glob(pattern))
+    assert len(files) == 6, pattern  # a file per day
+    return [item for path in files for item in load(str(path))]
+
+
+def test_tardis_trades_and_quotes_load_in_nautilus(bed: ExportBed, tardis_files: Path) -> None:
+    loader = tardis_loader(SPOT_ID)
+    trades = load_days(tardis_files, "binance_trades_*_BTCUSDT.csv.gz", loader.load_trades)
+    source = bed.source["trades", SPOT]
+    assert len(trades) == source.num_rows
+    micros = [ts // 1000 * 1000 for ts in ns(source, "ts")]  # tardis times are microseconds
+    assert [t.ts_event for t in trades] == micros
+    assert [t.ts_init for t in trades] == [ts // 1000 * 1000 for ts in ns(source, "recv_ts")]
+    assert [num(t.price) for t in trades[:50]] == source.column("price").to_pylist()[:50]
+    assert [num(t.size) for t in trades[:50]] == source.column("size").to_pylist()[:50]
+    assert [t.trade_id.value for t in trades[:5]] == source.column("trade_id").to_pylist()[:5]
+    sides = {"buy": "BUYER", "sell": "SELLER"}
+    assert [t.aggressor_side.name for t in trades[:50]] == [
+        sides[str(side)] for side in source.column("side").to_pylist()[:50]
+    ]
+    quotes = load_days(tardis_files, "binance_quotes_*_BTCUSDT.csv.gz", loader.load_quotes)
+    source = bed.source["quotes", SPOT]
+    assert len(quotes) == source.num_rows
+    assert [num(q.bid_price) for q in quotes[:50]] == source.column("bid_px").to_pylist()[:50]
+    assert [num(q.ask_price) for q in quotes[:50]] == source.column("ask_px").to_pylist()[:50]
+
+
+def test_tardis_book_snapshots_load_as_depth10(bed: ExportBed, tardis_files: Path) -> None:
+    loader = tardis_loader(SPOT_ID)
+    depths = load_days(
+        tardis_files,
+        "binance_book_snapshot_25_*_BTCUSDT.csv.gz",
+        functools.partial(loader.load_depth10, levels=25),
+    )
+    source = bed.source["books", SPOT]
+    assert len(depths) == source.num_rows
+    bids, asks = source.column("bids")[0].as_py(), source.column("asks")[0].as_py()
+    first = depths[0]
+    assert first.ts_event == ns(source, "ts")[0] // 1000 * 1000
+    assert [num(o.price) for o in first.bids] == bids[0][:10]  # [prices, sizes], best first
+    assert [num(o.size) for o in first.asks] == asks[1][:10]
+
+
+def test_tardis_derivative_ticker_loads_funding_rates(bed: ExportBed, tardis_files: Path) -> None:
+    loader = tardis_loader(PERP_ID)
+    pattern = "binance-futures_derivative_ticker_*_BTCUSDT.csv.gz"
+    rates = load_days(tardis_files, pattern, loader.load_funding_rates)
+    source = bed.source["funding", PERP]
+    assert len(rates) == source.num_rows  # open interest rows carry no rate: not funding
+    assert [float(r.rate) for r in rates] == source.column("rate").to_pylist()
+    assert [r.ts_event for r in rates] == [ts // 1000 * 1000 for ts in ns(source, "ts")]
