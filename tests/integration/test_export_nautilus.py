@@ -423,3 +423,17 @@ def test_tardis_derivative_ticker_loads_funding_rates(bed: ExportBed, tardis_fil
     assert len(rates) == source.num_rows  # open interest rows carry no rate: not funding
     assert [float(r.rate) for r in rates] == source.column("rate").to_pylist()
     assert [r.ts_event for r in rates] == [ts // 1000 * 1000 for ts in ns(source, "ts")]
+
+
+def test_inverse_contracts_are_refused_before_anything_is_read(tmp_path: Path) -> None:
+    inverse = Instrument(
+        "bybit", "BTC-USD-PERP", T0, "BTCUSD", "inverse_perpetual", "BTC", "USD", "BTC",
+        1.0, 1.0, 0.5, 1.0, None, "trading",
+    )  # fmt: skip
+    request = ExportRequest(
+        "nautilus", "bybit", ("BTC-USD-PERP",), ("trades",), T0, T0 + DAY_NS, tmp_path
+    )
+    plan = ExportPlan(request, {"BTC-USD-PERP": inverse}, tmp_path / "staging")
+    with pytest.raises(ExportInputError, match="BTC-USD-PERP are inverse contracts"):
+        NautilusWriter.planned(plan)
+    assert not (tmp_path / "staging").exists()

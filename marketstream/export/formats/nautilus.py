@@ -9,9 +9,9 @@ Its objects are handled as `Any`, since it ships no type stubs.
 Every Price and Quantity is built with its instrument's precisions (`nautilus_ids`): the
 catalog accepts any precision, but the backtest engine stops on a tick whose precision is
 not its instrument's. A price or size finer than its instrument's tick or lot stops the
-export (nautilus would round it); bar volumes (sums) and inverse contracts' sizes (converted
-to base units, 8 decimals) are rounded. Sizes are in base units, as everywhere in
-MarketStream.
+export (nautilus would round it); bar volumes (sums) are rounded. Sizes are in base units,
+as everywhere in MarketStream, so inverse contracts (whose nautilus sizes are contracts of
+quote currency) are refused.
 
 `ts_init` is our receive time (the bar's close for bars). One `write_data` call (one file)
 per type, instrument and day: a catalog directory's files must cover disjoint `ts_init`
@@ -222,6 +222,14 @@ class NautilusWriter:
         Checked first: an export to nautilus without nautilus_trader fails before anything."""
         if importlib.util.find_spec("nautilus_trader") is None:
             raise needs_nautilus("it is not installed in this Python")
+        inverse = [s for s, i in plan.instruments.items() if i.kind in INVERSE_KINDS]
+        if inverse:
+            raise ExportInputError(
+                f"--to nautilus: {', '.join(inverse)} are inverse contracts, whose sizes "
+                "nautilus counts in contracts of quote currency while ours are in base units: "
+                "not exported, since its PnL would come out wrong; expected spot or linear "
+                "instruments (tardis-csv and freqtrade export inverse ones in base units)"
+            )
         return catalog_paths(plan.instruments, plan.request.types, plan.request.interval)
 
     def write(self, piece: DayPiece) -> None:
