@@ -308,3 +308,17 @@ def test_the_command_prints_a_summary(bed: ExportBed, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--to 'excel' is not a known format" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_progress_bar_counts_the_days(
+    bed: ExportBed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = ExportRequest(
+        "tardis-csv", EXCHANGE, (SPOT,), ("trades",), bed.start_ns, bed.end_ns, tmp_path
+    )
+    with open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
+        run_export(request, tiered, progress=True)
+    drawn = capsys.readouterr().err
+    assert "export tardis-csv" in drawn
+    assert "6/6" in drawn  # one step per day and symbol
+    assert bed.last_day.isoformat() in drawn  # the day being read

@@ -12,7 +12,7 @@ sits in memory; freqtrade reads the batches as one table.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -50,7 +50,7 @@ def pair_of(instrument: Instrument) -> str:
         return pair
     pair += f":{instrument.settle}"
     if instrument.expiry is not None:
-        pair += f"-{date.fromtimestamp(instrument.expiry // 10**9):%y%m%d}"
+        pair += f"-{datetime.fromtimestamp(instrument.expiry // 10**9, UTC):%y%m%d}"
     return pair
 
 
