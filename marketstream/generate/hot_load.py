@@ -118,13 +118,21 @@ def load_history(
                     batch = pending.setdefault(name, [])
                     batch.append(table)
                     if sum(t.num_rows for t in batch) >= batch_rows:
-                        flusher.send(name, pa.concat_tables(pending.pop(name)))
+                        _send_sliced(flusher, name, pending.pop(name), batch_rows)
             for name, batch in pending.items():
-                flusher.send(name, pa.concat_tables(batch))
+                _send_sliced(flusher, name, batch, batch_rows)
     except QuestDBError as exc:
         raise ServiceError(f"QuestDB at {http.base_url} did not take the rows: {exc}") from None
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _send_sliced(flusher: _Flusher, name: str, tables: list[pa.Table], batch_rows: int) -> None:
+    """The tables as requests of at most batch_rows rows: a busy day (500k trades) is over
+    100 MB of ILP, more than one request to QuestDB may carry."""
+    whole = pa.concat_tables(tables)
+    for offset in range(0, whole.num_rows, batch_rows):
+        flusher.send(name, whole.slice(offset, batch_rows))
 
 
 class _Flusher:

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pytest
 
 from marketstream.cli import main
+from marketstream.generate import hot_load
 from marketstream.generate.history import HistoryConfig, generate
-from marketstream.generate.hot_load import LoadSummary, load_history
+from marketstream.generate.hot_load import LoadSummary, add_table, load_history
 from marketstream.schemas.checksum import key_checksum, key_columns
 from marketstream.schemas.columns import (
     CANDLES,
@@ -99,10 +100,21 @@ def truth_table(summary: LoadSummary) -> dict[str, dict[str, tuple[int, int]]]:
     }
 
 
+BATCH_ROWS = 97  # smaller than a day of any table: a day goes out in several requests
+SENT: list[int] = []  # the rows of each ILP request the first run made
+
+
 @pytest.fixture(scope="module")
 def first_run(questdb: QuestDBEndpoints) -> Iterator[LoadSummary]:
     http = questdb.http
-    summary = load_history(http, generate(CONFIG, FIRST, LAST))
+    with pytest.MonkeyPatch.context() as patch:
+
+        def recorded(buffer: Any, spec: TableSpec, table: pa.Table) -> None:
+            SENT.append(table.num_rows)
+            add_table(buffer, spec, table)
+
+        patch.setattr(hot_load, "add_table", recorded)
+        summary = load_history(http, generate(CONFIG, FIRST, LAST), batch_rows=BATCH_ROWS)
     wait_applied(http)
     yield summary
     days = ", ".join(f"'{day}'" for day in DAYS)
@@ -121,6 +133,13 @@ def test_every_table_and_day_was_written(first_run: LoadSummary) -> None:
         days_with_rows = sum(rows > 0 for rows, _ in truth.values())
         assert days_with_rows >= (1 if spec is LIQUIDATIONS else len(DAYS)), spec.table
         assert first_run.tables[spec.table].rows == sum(rows for rows, _ in truth.values())
+
+
+def test_no_request_carries_more_than_batch_rows(first_run: LoadSummary) -> None:
+    """A day bigger than a request may carry (500k trades: over QuestDB's 100 MB) is sliced."""
+    assert max(SENT) <= BATCH_ROWS
+    assert sum(SENT) == sum(load.rows for load in first_run.tables.values())
+    assert max(rows for rows, _ in first_run.truth["quotes"].values()) > BATCH_ROWS
 
 
 def test_questdb_holds_the_truth_per_table_and_day(
