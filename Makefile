@@ -117,7 +117,7 @@ $(BENCH_STAMP): requirements-bench.txt requirements-bench-build.txt requirements
 
 bench-deps: $(BENCH_STAMP)
 
-bench: deps bench-deps
+bench: deps bench-deps nautilus-env
 	$(PY) -m bench.run
 
 # The chaos and soak suite (chaos/): the whole local pipeline as processes, killed and

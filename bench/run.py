@@ -22,6 +22,7 @@ from bench import (
     archive,
     cluster,
     cryptofeed_compare,
+    export,
     freshness,
     hot,
     ingest,
@@ -42,6 +43,7 @@ SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "archive": archive.run,
     "cluster": cluster.run,  # 1, 2 and 4 writer processes on a 3-node Redis Cluster
     "serve": serve.run,  # the HTTP/WebSocket API over every tier
+    "export": export.run,  # a day of trades to each backtesting format
 }
 
 

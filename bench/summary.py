@@ -199,6 +199,29 @@ def _serve(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _export(results: dict[str, Any]) -> list[Row]:
+    """Export rows/s of a day of trades per format (#17): information, no target."""
+    suite: Any = results.get("export")
+    if (why := _missing(suite)) is not None:
+        return [_row("export: a day of trades", why, "(info)", None)]
+    rows = []
+    for fmt, figures in suite["formats"].items():
+        if "skipped" in figures:
+            rows.append(_row(f"export to {fmt}", f"skipped: {figures['skipped']}", "(info)", None))
+            continue
+        what = "1m bars of the day" if figures["type"] == "candles" else "a day of trades"
+        rows.append(
+            _row(
+                f"export to {fmt}: {what}, {figures['tier']} tier",
+                f"{figures['rows']:,} rows in {figures['seconds']} s = "
+                f"{figures['rows_per_s']:,} rows/s",
+                "(info)",
+                None,
+            )
+        )
+    return rows
+
+
 def headline(results: dict[str, Any]) -> list[Row]:
     rows = [
         *_cryptofeed(results),
@@ -208,7 +231,7 @@ def headline(results: dict[str, Any]) -> list[Row]:
         _counts(results),
     ]
     cluster = _cluster(results)
-    return rows + ([cluster] if cluster else []) + _serve(results)
+    return rows + ([cluster] if cluster else []) + _serve(results) + _export(results)
 
 
 WIDEST = 120  # a longer value (an error, say) is cut in the table; results.json has it whole

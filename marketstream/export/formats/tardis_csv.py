@@ -18,6 +18,7 @@ tardis files. Amounts are in base units, as everywhere in MarketStream.
 
 from __future__ import annotations
 
+import gzip
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from marketstream.export.reading import DayPiece
 
 BOOK_LEVELS: Final = 25
+# gzip level 3: a day of 827k trades compresses in 0.6 s instead of pyarrow's default level's
+# 4.5 s, for a file 10% bigger than the gzip tool's default (level 6, 1.0 s)
+GZIP_LEVEL: Final = 3
 # Our record type -> tardis data type (funding and open interest share derivative_ticker).
 DATA_TYPES: Final = {
     "trades": "trades",
@@ -145,10 +149,10 @@ class TardisCsvWriter:
         relative = Path(file_name(instrument, data_type, day))
         path = self.plan.root / relative
         options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-        with pa.CompressedOutputStream(str(path), "gzip") as sink:
+        with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as sink:
             sink.write((",".join(table.column_names) + "\n").encode())
             if table.num_rows:
-                pa_csv.write_csv(table, sink, options)
+                pa_csv.write_csv(table, pa.PythonFile(sink, mode="w"), options)
         self._written.append(relative)
 
 

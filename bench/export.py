@@ -1,0 +1,140 @@
+"""`marketstream export` of one day of trades, per format, on real services.
+
+`TRADES_PER_DAY` generated trades a day (with quotes and the exchange's 1m candles) for
+`DAYS` days up to today are loaded into QuestDB and archived with hot and warm horizons of
+one and two days: today is hot, yesterday warm, the day before cold. Each export runs as a
+user runs it, `marketstream export ...` in a subprocess; its own summary line gives the
+rows and seconds (reading the tiers and writing the files, not the interpreter's start).
+
+- per format, the cold day: tardis-csv, freqtrade and nautilus (`--type trades`), vectorbt
+  (`--type candles`: its rows are 1m bars, read from the exchange's candles and the trades);
+- tardis-csv trades of a day from each tier, to show what the tier's read costs.
+
+NautilusTrader runs from .venv-nautilus (`make nautilus-env`; `make bench` builds it);
+without it that row says why. Each export's row count is checked against the day's trades.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from marketstream.config import load_config
+from marketstream.generate.history import HistoryConfig, generate
+from marketstream.generate.hot_load import load_history
+from marketstream.run.processes import create_schema
+from marketstream.services.manager import start_services, stop_services
+from marketstream.tiers.days import day_start_ns
+from marketstream.wiring import build_archiver, questdb_http
+from marketstream.writers.hot_writer_questdb import wal_applied
+from tests.integration.serve_process import serve_env
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "pipeline.yaml"
+NAUTILUS = ROOT / ".venv-nautilus" / "bin" / "marketstream"
+DAYS = 3
+TRADES_PER_DAY = 500_000  # a busy day; each day is one QuestDB load batch (< 100 MB)
+HISTORY = HistoryConfig(
+    exchanges=("binance",), symbols=("BTC-USDT",), trades_per_day=TRADES_PER_DAY
+)
+HORIZONS = {"MARKETSTREAM_HORIZONS__HOT_DAYS": "1", "MARKETSTREAM_HORIZONS__WARM_DAYS": "2"}
+TIER_OF_OFFSET = {0: "hot", 1: "warm", 2: "cold"}
+SUMMARY = re.compile(r"exported ([\d,]+) rows .*\n(\d+) files, ([\d,]+) bytes, ([\d.]+) s")
+
+
+def _load(state: Path) -> dict[int, int]:
+    """History into QuestDB, then archived; the trades of each day by its offset."""
+    config = load_config(CONFIG, environ=HORIZONS)
+    http = questdb_http(config, state)
+    create_schema(http.base_url)
+    today = datetime.now(UTC).date()
+    days = generate(HISTORY, today - timedelta(days=DAYS - 1), today)
+    loaded = load_history(http, days)
+    while not wal_applied(http):
+        time.sleep(0.05)
+    archiver = build_archiver(config, state)
+    archiver.prepare()
+    report = archiver.run_once()
+    if report.failed:
+        raise RuntimeError(f"archive moves failed: {report.failed}")
+    trades = loaded.truth["trades"]
+    return {(today - day).days: rows for day, (rows, _) in trades.items()}
+
+
+def _export(state: Path, out: Path, fmt: str, kind: str, offset: int) -> dict[str, Any]:
+    day = datetime.now(UTC).date() - timedelta(days=offset)
+    command = [sys.executable, "-m", "marketstream"]
+    if fmt == "nautilus":
+        if not NAUTILUS.exists():
+            return {"skipped": f"{NAUTILUS} missing: run `make nautilus-env`"}
+        command = [str(NAUTILUS)]
+    argv = [*command, "export", "--to", fmt, "--exchange", "binance", "--symbol", "BTC-USDT"]
+    argv += ["--type", kind, "--start", str(day_start_ns(day))]
+    argv += ["--end", str(day_start_ns(day + timedelta(days=1))), "--out", str(out)]
+    argv += ["--state-dir", str(state), "--no-progress"]
+    done = subprocess.run(
+        argv, env=serve_env({}), capture_output=True, text=True, check=False, timeout=1800
+    )
+    found = SUMMARY.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"export --to {fmt} failed: {done.stdout[-500:]} {done.stderr[-2000:]}")
+    rows, seconds = int(found[1].replace(",", "")), float(found[4])
+    return {
+        "tier": TIER_OF_OFFSET[offset],
+        "type": kind,
+        "rows": rows,
+        "files": int(found[2]),
+        "bytes": int(found[3].replace(",", "")),
+        "seconds": seconds,
+        "rows_per_s": round(rows / seconds) if seconds else None,
+    }
+
+
+def run() -> dict[str, Any]:
+    config = load_config(CONFIG, environ={})
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        start_services(config, state)
+        try:
+            trades = _load(state)
+            results: dict[str, Any] = {"trades_per_day": trades[2], "formats": {}, "tiers": {}}
+            runs = [(fmt, "trades", 2) for fmt in ("tardis-csv", "freqtrade", "nautilus")]
+            runs.append(("vectorbt", "candles", 2))
+            for fmt, kind, offset in runs:
+                figures = _export(state, Path(tmp) / f"{fmt}-{offset}", fmt, kind, offset)
+                if kind == "trades" and figures.get("rows", trades[offset]) != trades[offset]:
+                    raise AssertionError(f"{fmt}: {figures['rows']} rows of {trades[offset]}")
+                results["formats"][fmt] = figures
+            for offset in (0, 1):
+                figures = _export(
+                    state, Path(tmp) / f"tiers-{offset}", "tardis-csv", "trades", offset
+                )
+                if figures["rows"] != trades[offset]:
+                    raise AssertionError(f"tardis-csv: {figures['rows']} of {trades[offset]}")
+                results["tiers"][TIER_OF_OFFSET[offset]] = figures
+            results["tiers"]["cold"] = results["formats"]["tardis-csv"]
+        finally:
+            stop_services(config, state)
+    _print(results)
+    return results
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"export: a day of {results['trades_per_day']:,} generated trades (binance BTC-USDT)")
+    for fmt, figures in results["formats"].items():
+        if "skipped" in figures:
+            print(f"  {fmt:<11} skipped: {figures['skipped']}")
+            continue
+        print(
+            f"  {fmt:<11} {figures['type']:<7} {figures['rows']:>9,} rows in "
+            f"{figures['seconds']:6.2f} s = {figures['rows_per_s']:>9,}/s, "
+            f"{figures['bytes']:,} bytes ({figures['tier']} tier)"
+        )
+    for tier, figures in results["tiers"].items():
+        print(f"  tardis-csv from the {tier} tier: {figures['rows_per_s']:,} rows/s")
