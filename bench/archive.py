@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import _processor
+from bench.local_services import running_services
 from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD
 from marketstream.config import load_config
 from marketstream.generate.history import HistoryConfig, generate
@@ -27,7 +27,6 @@ from marketstream.replay.recording_format import read_recording
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.columns import SPEC_BY_CLASS, SPECS
 from marketstream.schemas.records import Record
-from marketstream.services.manager import start_services, stop_services
 from marketstream.tiers.cold_parquet import encode_partition, read_metadata
 from marketstream.wiring import build_archiver, questdb_http
 from marketstream.writers.hot_writer_questdb import wal_applied
@@ -119,14 +118,8 @@ def _raw_frames() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    config = load_config(CONFIG, environ={})
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state"
-        start_services(config, state)
-        try:
-            hops = _hops(state)
-        finally:
-            stop_services(config, state)
+    with running_services() as (_, state):
+        hops = _hops(state)
     print(
         f"  archive ({hops['rows']:,} generated rows, {DAYS} days): hot -> warm "
         f"{hops['hot_to_warm_rows_per_s']:,} rows/s, warm -> cold "

@@ -20,23 +20,15 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from marketstream.config import load_config
-from marketstream.generate.history import HistoryConfig, generate
-from marketstream.generate.hot_load import load_history
-from marketstream.run.processes import create_schema
-from marketstream.services.manager import start_services, stop_services
+from bench.local_services import ROOT, load_tiered, running_services
+from marketstream.generate.history import HistoryConfig
 from marketstream.tiers.days import day_start_ns
-from marketstream.wiring import build_archiver, questdb_http
-from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.serve_process import serve_env
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "pipeline.yaml"
 NAUTILUS = ROOT / ".venv-nautilus" / "bin" / "marketstream"
 DAYS = 3
 TRADES_PER_DAY = 500_000  # a busy day; each day is one QuestDB load batch (< 100 MB)
@@ -49,22 +41,10 @@ SUMMARY = re.compile(r"exported ([\d,]+) rows .*\n(\d+) files, ([\d,]+) bytes, (
 
 
 def _load(state: Path) -> dict[int, int]:
-    """History into QuestDB, then archived; the trades of each day by its offset."""
-    config = load_config(CONFIG, environ=HORIZONS)
-    http = questdb_http(config, state)
-    create_schema(http.base_url)
+    """The trades of each generated day, by its offset from today."""
+    loaded = load_tiered(state, HISTORY, DAYS, HORIZONS)
     today = datetime.now(UTC).date()
-    days = generate(HISTORY, today - timedelta(days=DAYS - 1), today)
-    loaded = load_history(http, days)
-    while not wal_applied(http):
-        time.sleep(0.05)
-    archiver = build_archiver(config, state)
-    archiver.prepare()
-    report = archiver.run_once()
-    if report.failed:
-        raise RuntimeError(f"archive moves failed: {report.failed}")
-    trades = loaded.truth["trades"]
-    return {(today - day).days: rows for day, (rows, _) in trades.items()}
+    return {(today - day).days: rows for day, (rows, _) in loaded.truth["trades"].items()}
 
 
 def _export(state: Path, out: Path, fmt: str, kind: str, offset: int) -> dict[str, Any]:
@@ -97,30 +77,20 @@ def _export(state: Path, out: Path, fmt: str, kind: str, offset: int) -> dict[st
 
 
 def run() -> dict[str, Any]:
-    config = load_config(CONFIG, environ={})
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state"
-        start_services(config, state)
-        try:
-            trades = _load(state)
-            results: dict[str, Any] = {"trades_per_day": trades[2], "formats": {}, "tiers": {}}
-            runs = [(fmt, "trades", 2) for fmt in ("tardis-csv", "freqtrade", "nautilus")]
-            runs.append(("vectorbt", "candles", 2))
-            for fmt, kind, offset in runs:
-                figures = _export(state, Path(tmp) / f"{fmt}-{offset}", fmt, kind, offset)
-                if kind == "trades" and figures.get("rows", trades[offset]) != trades[offset]:
-                    raise AssertionError(f"{fmt}: {figures['rows']} rows of {trades[offset]}")
-                results["formats"][fmt] = figures
-            for offset in (0, 1):
-                figures = _export(
-                    state, Path(tmp) / f"tiers-{offset}", "tardis-csv", "trades", offset
-                )
-                if figures["rows"] != trades[offset]:
-                    raise AssertionError(f"tardis-csv: {figures['rows']} of {trades[offset]}")
+    with running_services() as (_, state), tempfile.TemporaryDirectory() as tmp:
+        trades = _load(state)
+        results: dict[str, Any] = {"trades_per_day": trades[2], "formats": {}, "tiers": {}}
+        runs = [(fmt, "trades", 2) for fmt in ("tardis-csv", "freqtrade", "nautilus")]
+        runs += [("vectorbt", "candles", 2), ("tardis-csv", "trades", 1)]
+        runs.append(("tardis-csv", "trades", 0))
+        for fmt, kind, offset in runs:
+            figures = _export(state, Path(tmp) / f"{fmt}-{offset}", fmt, kind, offset)
+            if kind == "trades" and figures.get("rows", trades[offset]) != trades[offset]:
+                raise AssertionError(f"{fmt}: {figures['rows']} rows of {trades[offset]}")
+            if fmt == "tardis-csv":
                 results["tiers"][TIER_OF_OFFSET[offset]] = figures
-            results["tiers"]["cold"] = results["formats"]["tardis-csv"]
-        finally:
-            stop_services(config, state)
+            if offset == 2:
+                results["formats"][fmt] = figures
     _print(results)
     return results
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.ingest import _processor
-from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig, load_config
+from bench.local_services import running_services
+from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.replay.recording_format import read_recording
@@ -32,7 +32,6 @@ from marketstream.run.demo import histogram_quantile
 from marketstream.run.processes import create_schema
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.records import Record
-from marketstream.services.manager import start_services, stop_services
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import connect_async
@@ -41,8 +40,6 @@ from marketstream.writers.hot_writer import HotWriter
 from marketstream.writers.hot_writer_redis import discover_streams, group_states
 from tests.conftest import recordings_path
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "pipeline.yaml"
 QUERY_REPEATS = 100
 BACKLOG_RECORDS = 200_000
 
@@ -163,14 +160,8 @@ def _backlog(config: PipelineConfig, state: Path, recordings: Path) -> dict[str,
 
 def run_backlog(repeats: int = 1) -> list[dict[str, Any]]:
     """The writer figure alone (`python -m bench.hot backlog [repeats]`), on fresh services."""
-    config = load_config(CONFIG, environ={})
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state"
-        start_services(config, state)
-        try:
-            return [_backlog(config, state, recordings_path()) for _ in range(repeats)]
-        finally:
-            stop_services(config, state)
+    with running_services() as (config, state):
+        return [_backlog(config, state, recordings_path()) for _ in range(repeats)]
 
 
 def _p50_ms(call: Any, repeats: int = QUERY_REPEATS) -> float:
@@ -206,22 +197,15 @@ def run() -> dict[str, Any]:
     if not recordings.is_dir():
         print(f"  skipped: no recordings at {recordings}")
         return {"skipped": f"no recordings at {recordings}"}
-    config = load_config(CONFIG, environ={})
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        state = root / "state"
-        start_services(config, state)
-        try:
-            create_schema(endpoint(config, state, "questdb_http"))  # views: `_queries` reads one
-            backlog = _backlog(config, state, recordings)
-            queries = _queries(config, state)
-            print(
-                f"  queries p50: latest {queries['latest_trade_ms_p50']} ms, "
-                f"trades(1000) {queries['trades_1000_ms_p50']} ms, "
-                f"1m candles {queries['ohlcv_1m_ms_p50']} ms"
-            )
-        finally:
-            stop_services(config, state)
+    with running_services() as (config, state):
+        create_schema(endpoint(config, state, "questdb_http"))  # views: `_queries` reads one
+        backlog = _backlog(config, state, recordings)
+        queries = _queries(config, state)
+        print(
+            f"  queries p50: latest {queries['latest_trade_ms_p50']} ms, "
+            f"trades(1000) {queries['trades_1000_ms_p50']} ms, "
+            f"1m candles {queries['ohlcv_1m_ms_p50']} ms"
+        )
     return {"writer_backlog": backlog, "queries": queries}
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -33,22 +32,17 @@ import httpx
 import orjson
 import websockets
 
-from marketstream.config import IngestConfig, StreamsConfig, load_config
-from marketstream.generate.history import HistoryConfig, generate
-from marketstream.generate.hot_load import load_history
+from bench.local_services import load_tiered, running_services
+from marketstream.config import IngestConfig, StreamsConfig
+from marketstream.generate.history import HistoryConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
-from marketstream.run.processes import create_schema
 from marketstream.schemas.records import Trade
-from marketstream.services.manager import start_services, stop_services
 from marketstream.tiers.days import day_start_ns
 from marketstream.tiers.redis_bus import connect_async
-from marketstream.wiring import build_archiver, endpoint, questdb_http
-from marketstream.writers.hot_writer_questdb import wal_applied
+from marketstream.wiring import endpoint
 from tests.integration.serve_process import running_serve
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "pipeline.yaml"
 DAYS = 9
 HOT_DAYS, WARM_DAYS = 2, 5  # days 0-1 hot, 2-4 warm, 5-8 cold
 HISTORY = HistoryConfig(exchanges=("binance",), symbols=("BTC-USDT",), trades_per_day=100_000)
@@ -91,18 +85,7 @@ def _figures(samples: list[float]) -> dict[str, float]:
 
 def _load(state: Path) -> dict[str, Any]:
     """History into QuestDB, then archived: the days each tier holds."""
-    config = load_config(CONFIG, environ=HORIZONS)
-    http = questdb_http(config, state)
-    create_schema(http.base_url)  # tables and the 1m view, as `run` makes them
-    today = datetime.now(UTC).date()
-    loaded = load_history(http, generate(HISTORY, today - timedelta(days=DAYS - 1), today))
-    while not wal_applied(http):
-        time.sleep(0.05)
-    archiver = build_archiver(config, state)
-    archiver.prepare()
-    report = archiver.run_once()
-    if report.failed:
-        raise RuntimeError(f"archive moves failed: {report.failed}")
+    loaded = load_tiered(state, HISTORY, DAYS, HORIZONS)
     return {"rows": sum(r for days in loaded.truth.values() for r, _ in days.values())}
 
 
@@ -154,23 +137,17 @@ def _rest(api: httpx.Client, redis_url: str) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    config = load_config(CONFIG, environ={})
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state"
-        start_services(config, state)
-        try:
-            loaded = _load(state)
-            redis_url = endpoint(config, state, "redis")
-            environ = {**HORIZONS, **SERVE_ENV, "PYTHONUNBUFFERED": "1"}
-            with (
-                running_serve(environ, state) as (url, _lines),
-                httpx.Client(base_url=url, timeout=120) as api,
-            ):
-                results: dict[str, Any] = {"history_rows": loaded["rows"]}
-                results |= _rest(api, redis_url)
-                results |= asyncio.run(_websockets(url, redis_url))
-        finally:
-            stop_services(config, state)
+    with running_services() as (config, state):
+        loaded = _load(state)
+        redis_url = endpoint(config, state, "redis")
+        environ = {**HORIZONS, **SERVE_ENV, "PYTHONUNBUFFERED": "1"}
+        with (
+            running_serve(environ, state) as (url, _lines),
+            httpx.Client(base_url=url, timeout=120) as api,
+        ):
+            results: dict[str, Any] = {"history_rows": loaded["rows"]}
+            results |= _rest(api, redis_url)
+            results |= asyncio.run(_websockets(url, redis_url))
     _print(results)
     return results
 

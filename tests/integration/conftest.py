@@ -27,6 +27,7 @@ from marketstream.tiers import clickhouse as clickhouse_tier
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.redis_bus import connect_async, connect_bus_async
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints, S3Endpoint
+from tests.integration.export_bed import ExportBed, start_export_bed
 
 T = TypeVar("T")
 
@@ -208,3 +209,21 @@ def warm_gateway(
     )
     yield server.url
     process.stop(server.process.pid, server.process.marker)
+
+
+@pytest.fixture(scope="module")
+def export_bed(
+    services_config: ServicesConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+    s3: S3Endpoint,
+    redis_url: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[ExportBed]:
+    """The export tests' data over the three tiers (`export_bed`), one per test module, with
+    the cold store's keys in this process's environment, as a user of the exports sets them."""
+    bucket = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    with pytest.MonkeyPatch.context() as patch:
+        for bed in start_export_bed(services_config, tmp_path_factory, s3, redis_url, bucket):
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                patch.setenv(key, bed.tiers.environ[key])
+            yield bed

@@ -9,7 +9,6 @@ import gzip
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,41 +19,28 @@ import pyarrow.csv as pa_csv
 import pytest
 from pyarrow import feather
 
-from marketstream.config import ServicesConfig
 from marketstream.export import ExportInputError, ExportRequest, ExportSummary, run_export
 from marketstream.export.formats.tardis_csv import BOOK_LEVELS
 from marketstream.query.all_tiers import ohlcv_from_trades
 from marketstream.tiers.days import NS_PER_DAY, day_start_ns
 from marketstream.wiring import open_tiered
-from tests.integration.endpoints import REPO, S3Endpoint
-from tests.integration.export_bed import EXCHANGE, PERP, SPOT, ExportBed, start_export_bed
+from tests.integration.endpoints import REPO
+from tests.integration.export_bed import EXCHANGE, PERP, SPOT, ExportBed
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def bed(
-    services_config: ServicesConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-    s3: S3Endpoint,
-    redis_url: str,
-) -> Iterator[ExportBed]:
-    with pytest.MonkeyPatch.context() as patch:  # the cold store's keys, as a user sets them
-        for bed in start_export_bed(services_config, tmp_path_factory, s3, redis_url, "export"):
-            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-                patch.setenv(key, bed.tiers.environ[key])
-            yield bed
-
-
 def export(
-    bed: ExportBed,
+    export_bed: ExportBed,
     fmt: str,
     types: tuple[str, ...],
     out: Path,
     symbols: tuple[str, ...] = (SPOT, PERP),
 ) -> ExportSummary:
-    request = ExportRequest(fmt, EXCHANGE, symbols, types, bed.start_ns, bed.end_ns, out)
-    with open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
+    request = ExportRequest(
+        fmt, EXCHANGE, symbols, types, export_bed.start_ns, export_bed.end_ns, out
+    )
+    with open_tiered(export_bed.tiers.config, export_bed.tiers.state_dir) as tiered:
         return run_export(request, tiered, progress=False)
 
 
@@ -66,9 +52,9 @@ def ms(table: pa.Table) -> list[int]:
     return [ts // 1_000_000 for ts in ints(table)]
 
 
-def trade_bars(bed: ExportBed, symbol: str, low: int = 0, high: int = 2**63 - 1) -> pa.Table:
+def trade_bars(export_bed: ExportBed, symbol: str, low: int = 0, high: int = 2**63 - 1) -> pa.Table:
     """The 1m bars of the source trades in [low, high), as our candle layout."""
-    trades = bed.source["trades", symbol]
+    trades = export_bed.source["trades", symbol]
     times = trades.column("ts").cast(pa.int64())
     keep = pc.and_(pc.greater_equal(times, pa.scalar(low)), pc.less(times, pa.scalar(high)))
     from marketstream.schemas.arrow import to_arrow  # noqa: PLC0415
@@ -78,12 +64,12 @@ def trade_bars(bed: ExportBed, symbol: str, low: int = 0, high: int = 2**63 - 1)
     return to_arrow(CANDLES, ohlcv_from_trades(ordered, EXCHANGE, symbol, "1m"))
 
 
-def expected_bars(bed: ExportBed, symbol: str) -> pa.Table:
+def expected_bars(export_bed: ExportBed, symbol: str) -> pa.Table:
     """The exchange's 1m bars, and bars from trades on the day the exchange sent none."""
-    bars = bed.source["candles", symbol].select(trade_bars(bed, symbol).column_names)
+    bars = export_bed.source["candles", symbol].select(trade_bars(export_bed, symbol).column_names)
     if symbol == SPOT:
-        low = day_start_ns(bed.no_candles_day)
-        bars = pa.concat_tables([bars, trade_bars(bed, symbol, low, low + NS_PER_DAY)])
+        low = day_start_ns(export_bed.no_candles_day)
+        bars = pa.concat_tables([bars, trade_bars(export_bed, symbol, low, low + NS_PER_DAY)])
     return bars.sort_by("ts")
 
 
@@ -96,9 +82,9 @@ def manifest_of(out: Path) -> dict[str, object]:
 # --- freqtrade -------------------------------------------------------------------------------
 
 
-def test_freqtrade_datadir_holds_every_trade_and_bar(bed: ExportBed, tmp_path: Path) -> None:
+def test_freqtrade_datadir_holds_every_trade_and_bar(export_bed: ExportBed, tmp_path: Path) -> None:
     out = tmp_path / "user_data" / "data" / "binance"
-    summary = export(bed, "freqtrade", ("candles", "trades"), out)
+    summary = export(export_bed, "freqtrade", ("candles", "trades"), out)
     spot_trades = feather.read_table(out / "BTC_USDT-trades.feather")
     perp_trades = feather.read_table(out / "futures" / "BTC_USDT_USDT-trades.feather")
     assert spot_trades.column_names == [
@@ -111,7 +97,7 @@ def test_freqtrade_datadir_holds_every_trade_and_bar(bed: ExportBed, tmp_path: P
         "cost",
     ]
     for table, symbol in ((spot_trades, SPOT), (perp_trades, PERP)):
-        source = bed.source["trades", symbol]
+        source = export_bed.source["trades", symbol]
         assert table.num_rows == source.num_rows
         assert table.column("timestamp").to_pylist() == ms(source)
         assert table.column("id").to_pylist() == source.column("trade_id").to_pylist()
@@ -126,8 +112,10 @@ def test_freqtrade_datadir_holds_every_trade_and_bar(bed: ExportBed, tmp_path: P
     assert spot_bars.column_names == ["date", "open", "high", "low", "close", "volume"]
     assert spot_bars.schema.field("date").type == pa.timestamp("ms", tz="UTC")
     for table, symbol in ((spot_bars, SPOT), (perp_bars, PERP)):
-        expected = expected_bars(bed, symbol)
-        assert expected.num_rows == trade_bars(bed, symbol).num_rows  # a bar per minute traded
+        expected = expected_bars(export_bed, symbol)
+        assert (
+            expected.num_rows == trade_bars(export_bed, symbol).num_rows
+        )  # a bar per minute traded
         assert table.num_rows == expected.num_rows
         opens = table.column("date").cast(pa.int64()).to_pylist()
         assert opens == ms(expected)
@@ -141,15 +129,15 @@ def test_freqtrade_datadir_holds_every_trade_and_bar(bed: ExportBed, tmp_path: P
 
 
 def test_bars_missing_from_the_exchange_are_built_from_trades(
-    bed: ExportBed, tmp_path: Path
+    export_bed: ExportBed, tmp_path: Path
 ) -> None:
-    summary = export(bed, "freqtrade", ("candles",), tmp_path, symbols=(SPOT,))
-    day = bed.no_candles_day
+    summary = export(export_bed, "freqtrade", ("candles",), tmp_path, symbols=(SPOT,))
+    day = export_bed.no_candles_day
     low = day_start_ns(day)
-    built = trade_bars(bed, SPOT, low, low + NS_PER_DAY)
+    built = trade_bars(export_bed, SPOT, low, low + NS_PER_DAY)
     assert built.num_rows > 0
     assert summary.bars == {
-        "exchange": trade_bars(bed, SPOT).num_rows - built.num_rows,
+        "exchange": trade_bars(export_bed, SPOT).num_rows - built.num_rows,
         "trades": built.num_rows,
     }
     extents = manifest_of(tmp_path)["extents"]
@@ -171,8 +159,8 @@ def test_bars_missing_from_the_exchange_are_built_from_trades(
 # --- vectorbt --------------------------------------------------------------------------------
 
 
-def test_vectorbt_wide_frame_has_a_column_per_symbol(bed: ExportBed, tmp_path: Path) -> None:
-    export(bed, "vectorbt", ("candles",), tmp_path)
+def test_vectorbt_wide_frame_has_a_column_per_symbol(export_bed: ExportBed, tmp_path: Path) -> None:
+    export(export_bed, "vectorbt", ("candles",), tmp_path)
     frame = pd.read_parquet(tmp_path / "binance_ohlcv_1m.parquet")
     assert str(frame.index.tz) == "UTC"
     assert frame.index.name == "time"
@@ -180,13 +168,13 @@ def test_vectorbt_wide_frame_has_a_column_per_symbol(bed: ExportBed, tmp_path: P
     assert frame.index.is_monotonic_increasing
     assert frame.index.is_unique
     for symbol in (SPOT, PERP):
-        expected = expected_bars(bed, symbol)
+        expected = expected_bars(export_bed, symbol)
         close = frame["close"][symbol].dropna()
         assert len(close) == expected.num_rows
         assert [int(t.value) for t in close.index] == ints(expected)
         assert close.to_list() == pytest.approx(expected.column("close").to_pylist())
         assert frame["volume"][symbol].dropna().sum() == pytest.approx(
-            pc.sum(bed.source["trades", symbol].column("size")).as_py()
+            pc.sum(export_bed.source["trades", symbol].column("size")).as_py()
         )
 
 
@@ -199,10 +187,12 @@ def read_csv(path: Path) -> tuple[str, pa.Table]:
     return header, pa_csv.read_csv(path)
 
 
-def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path: Path) -> None:
+def test_tardis_files_per_day_and_type_in_tardis_layout(
+    export_bed: ExportBed, tmp_path: Path
+) -> None:
     types = ("trades", "quotes", "books", "funding", "open_interest", "liquidations")
-    export(bed, "tardis-csv", types, tmp_path)
-    day = bed.first_day.isoformat()
+    export(export_bed, "tardis-csv", types, tmp_path)
+    day = export_bed.first_day.isoformat()
     names = {p.name for p in tmp_path.glob("*.csv.gz")}
     assert f"binance_trades_{day}_BTCUSDT.csv.gz" in names
     assert f"binance-futures_trades_{day}_BTCUSDT.csv.gz" in names
@@ -217,7 +207,7 @@ def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path
 
     header, trades = whole("binance_trades_*_BTCUSDT.csv.gz")
     assert header == "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
-    source = bed.source["trades", SPOT]
+    source = export_bed.source["trades", SPOT]
     assert trades.num_rows == source.num_rows
     micros = [ts // 1000 for ts in ints(source)]
     assert trades.column("timestamp").to_pylist() == micros
@@ -232,9 +222,9 @@ def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path
     assert header == (
         "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount"
     )
-    assert quotes.num_rows == bed.source["quotes", SPOT].num_rows
+    assert quotes.num_rows == export_bed.source["quotes", SPOT].num_rows
     assert quotes.column("bid_price").to_pylist() == (
-        bed.source["quotes", SPOT].column("bid_px").to_pylist()
+        export_bed.source["quotes", SPOT].column("bid_px").to_pylist()
     )
 
     header, books = whole("binance_book_snapshot_25_*_BTCUSDT.csv.gz")
@@ -245,7 +235,7 @@ def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path
         for name in ("price", "amount")
     ]
     assert header.split(",") == ["exchange", "symbol", "timestamp", "local_timestamp", *levels]
-    source_books = bed.source["books", SPOT]
+    source_books = export_bed.source["books", SPOT]
     assert books.num_rows == source_books.num_rows
     prices, sizes = source_books.column("asks")[0].as_py()  # [prices, sizes], best first
     assert books.column("asks[0].price")[0].as_py() == prices[0]
@@ -259,7 +249,7 @@ def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path
         "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
         "predicted_funding_rate,open_interest,last_price,index_price,mark_price"
     )
-    funding, oi = bed.source["funding", PERP], bed.source["open_interest", PERP]
+    funding, oi = export_bed.source["funding", PERP], export_bed.source["open_interest", PERP]
     assert ticker.num_rows == funding.num_rows + oi.num_rows
     rates = ticker.filter(pc.is_valid(ticker.column("funding_rate")))
     assert rates.column("funding_rate").to_pylist() == funding.column("rate").to_pylist()
@@ -272,35 +262,42 @@ def test_tardis_files_per_day_and_type_in_tardis_layout(bed: ExportBed, tmp_path
     assert stamps == sorted(stamps)
 
     _, liquidations = whole("binance-futures_liquidations_*_BTCUSDT.csv.gz")
-    assert liquidations.num_rows == bed.source["liquidations", PERP].num_rows
+    assert liquidations.num_rows == export_bed.source["liquidations", PERP].num_rows
 
 
 # --- refusals and the command ----------------------------------------------------------------
 
 
 def test_an_export_never_overwrites_and_a_failed_one_leaves_nothing(
-    bed: ExportBed, tmp_path: Path
+    export_bed: ExportBed, tmp_path: Path
 ) -> None:
-    export(bed, "freqtrade", ("candles",), tmp_path, symbols=(SPOT,))
+    export(export_bed, "freqtrade", ("candles",), tmp_path, symbols=(SPOT,))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(ExportInputError, match=r"already holds BTC_USDT-1m\.feather"):
-        export(bed, "freqtrade", ("candles", "trades"), tmp_path, symbols=(SPOT,))
+        export(export_bed, "freqtrade", ("candles", "trades"), tmp_path, symbols=(SPOT,))
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     with pytest.raises(ExportInputError, match="does not hold books: it holds candles"):
-        export(bed, "vectorbt", ("books",), tmp_path / "v")
+        export(export_bed, "vectorbt", ("books",), tmp_path / "v")
     assert not (tmp_path / "v").exists()
 
 
-def test_the_command_prints_a_summary(bed: ExportBed, tmp_path: Path) -> None:
+def test_the_command_prints_a_summary(export_bed: ExportBed, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETSTREAM_")}
-    env |= bed.tiers.environ
+    env |= export_bed.tiers.environ
     argv = [sys.executable, "-m", "marketstream", "export", "--to", "tardis-csv"]
     argv += ["--exchange", EXCHANGE, "--symbol", SPOT, "--type", "trades"]
-    argv += ["--start", bed.first_day.isoformat(), "--end", str(bed.end_ns), "--out", str(tmp_path)]
-    argv += ["--state-dir", str(bed.tiers.state_dir)]
+    argv += [
+        "--start",
+        export_bed.first_day.isoformat(),
+        "--end",
+        str(export_bed.end_ns),
+        "--out",
+        str(tmp_path),
+    ]
+    argv += ["--state-dir", str(export_bed.tiers.state_dir)]
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    rows = bed.source["trades", SPOT].num_rows
+    rows = export_bed.source["trades", SPOT].num_rows
     assert f"exported {rows:,} rows (trades {rows:,}) to tardis-csv" in done.stdout
     assert "6 files" in done.stdout
     bad = [*argv[:5], "excel", *argv[6:]]
@@ -311,14 +308,20 @@ def test_the_command_prints_a_summary(bed: ExportBed, tmp_path: Path) -> None:
 
 
 def test_a_progress_bar_counts_the_days(
-    bed: ExportBed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    export_bed: ExportBed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request = ExportRequest(
-        "tardis-csv", EXCHANGE, (SPOT,), ("trades",), bed.start_ns, bed.end_ns, tmp_path
+        "tardis-csv",
+        EXCHANGE,
+        (SPOT,),
+        ("trades",),
+        export_bed.start_ns,
+        export_bed.end_ns,
+        tmp_path,
     )
-    with open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
+    with open_tiered(export_bed.tiers.config, export_bed.tiers.state_dir) as tiered:
         run_export(request, tiered, progress=True)
     drawn = capsys.readouterr().err
     assert "export tardis-csv" in drawn
     assert "6/6" in drawn  # one step per day and symbol
-    assert bed.last_day.isoformat() in drawn  # the day being read
+    assert export_bed.last_day.isoformat() in drawn  # the day being read

@@ -9,7 +9,6 @@ import datetime as dt
 import functools
 import importlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pyarrow as pa
 import pytest
 
 from marketstream import wiring
-from marketstream.config import ServicesConfig
 from marketstream.export import ExportInputError, ExportRequest, ExportSummary, run_export
 from marketstream.export.formats.base import ExportPlan
 from marketstream.export.formats.nautilus import NautilusWriter
@@ -27,8 +25,7 @@ from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import BOOKS, TRADES
 from marketstream.schemas.records import Book, Instrument, Trade
-from tests.integration.endpoints import S3Endpoint
-from tests.integration.export_bed import EXCHANGE, PERP, SPOT, ExportBed, start_export_bed
+from tests.integration.export_bed import EXCHANGE, PERP, SPOT, ExportBed
 
 pytestmark = pytest.mark.nautilus
 
@@ -36,7 +33,7 @@ MINUTE_NS = 60 * 10**9
 TYPES = ("trades", "quotes", "candles", "books")
 SPOT_ID, PERP_ID = f"{SPOT}.BINANCE", f"{PERP}.BINANCE"
 SPOT_BARS = f"{SPOT_ID}-1-MINUTE-LAST-EXTERNAL"
-# The bed's perpetual has no definition in the shipped snapshot: a linear contract of
+# The export_bed's perpetual has no definition in the shipped snapshot: a linear contract of
 # 0.01 BTC traded in lots of 0.001 contract, so base sizes step by 0.00001 BTC.
 PERP_DEFINITION = Instrument(
     EXCHANGE, PERP, 1_600_000_000 * 10**9, "BTCUSDT", "linear_perpetual", "BTC", "USDT", "USDT",
@@ -54,44 +51,30 @@ DAY_NS = 86_400 * 10**9
 
 @dataclass
 class Exported:
-    bed: ExportBed
+    export_bed: ExportBed
     out: Path
     cache: Path
     summary: ExportSummary
     manifest: dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def bed(
-    services_config: ServicesConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-    s3: S3Endpoint,
-    redis_url: str,
-) -> Iterator[ExportBed]:
-    yield from start_export_bed(services_config, tmp_path_factory, s3, redis_url, "export-nt")
-
-
-def export(bed: ExportBed, out: Path, cache: Path) -> ExportSummary:
+def export(export_bed: ExportBed, out: Path, cache: Path) -> ExportSummary:
     request = ExportRequest(
-        "nautilus", EXCHANGE, (SPOT, PERP), TYPES, bed.start_ns, bed.end_ns, out
+        "nautilus", EXCHANGE, (SPOT, PERP), TYPES, export_bed.start_ns, export_bed.end_ns, out
     )
-    with pytest.MonkeyPatch.context() as patch:  # the cold store's keys, as the CLI has them
-        for name, value in bed.tiers.environ.items():
-            if name.startswith("AWS_"):
-                patch.setenv(name, value)
-        with wiring.open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
-            return run_export(request, tiered, instruments_cache=cache, progress=False)
+    with wiring.open_tiered(export_bed.tiers.config, export_bed.tiers.state_dir) as tiered:
+        return run_export(request, tiered, instruments_cache=cache, progress=False)
 
 
 @pytest.fixture(scope="module")
-def exported(bed: ExportBed, tmp_path_factory: pytest.TempPathFactory) -> Exported:
+def exported(export_bed: ExportBed, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     root = tmp_path_factory.mktemp("nautilus")
     cache = root / "instruments.jsonl"
     cache.write_bytes(encode_record(PERP_DEFINITION) + b"\n")
     out = root / "catalog"
-    summary = export(bed, out, cache)
+    summary = export(export_bed, out, cache)
     manifest = json.loads(summary.manifest.read_bytes())
-    return Exported(bed, out, cache, summary, manifest)
+    return Exported(export_bed, out, cache, summary, manifest)
 
 
 def nautilus(name: str) -> Any:
@@ -147,7 +130,7 @@ def test_trades_and_quotes_read_back_as_the_source(exported: Exported, symbol: s
     precisions = (inst.price_precision, inst.size_precision)
     px, sz = (functools.partial(round, ndigits=n) for n in precisions)  # as nautilus rounds
     trades = catalog.trade_ticks(instrument_ids=[iid])
-    source = exported.bed.source["trades", symbol]
+    source = exported.export_bed.source["trades", symbol]
     assert len(trades) == source.num_rows == exported.manifest["extents"][symbol]["trades"]["rows"]
     assert sorted(t.ts_event for t in trades) == ns(source, "ts")
     by_id = {t.trade_id.value: t for t in trades}
@@ -162,7 +145,7 @@ def test_trades_and_quotes_read_back_as_the_source(exported: Exported, symbol: s
     assert {(t.price.precision, t.size.precision) for t in trades} == {precisions}
 
     quotes = catalog.quote_ticks(instrument_ids=[iid])
-    source = exported.bed.source["quotes", symbol]
+    source = exported.export_bed.source["quotes", symbol]
     assert len(quotes) == source.num_rows
     assert sorted(q.ts_event for q in quotes) == ns(source, "ts")
     assert sorted(q.ts_init for q in quotes) == sorted(ns(source, "recv_ts"))
@@ -190,9 +173,9 @@ def test_bars_close_at_ts_event_and_fill_the_day_without_exchange_candles(
     bars = catalog.bars(bar_types=[SPOT_BARS])
     extent = exported.manifest["extents"][SPOT]["candles"]
     assert len(bars) == extent["rows"] > 0
-    gap = exported.bed.no_candles_day.isoformat()
+    gap = exported.export_bed.no_candles_day.isoformat()
     assert extent["bars_by_day"][gap]["trades"] > 0  # that day's bars were built from trades
-    source = exported.bed.source["candles", SPOT]  # the exchange's bars (none on `gap`)
+    source = exported.export_bed.source["candles", SPOT]  # the exchange's bars (none on `gap`)
     closes = [ts + MINUTE_NS for ts in ns(source, "ts")]
     assert (bars[0].ts_event, bars[-1].ts_event) == (closes[0], closes[-1])
     assert all(b.ts_init == b.ts_event for b in bars)
@@ -204,7 +187,9 @@ def test_bars_close_at_ts_event_and_fill_the_day_without_exchange_candles(
         assert [num(v) for v in values] == [
             row[k] for k in ("open", "high", "low", "close", "volume")
         ]
-    gap_start = int(dt.datetime.combine(exported.bed.no_candles_day, dt.time(), dt.UTC).timestamp())
+    gap_start = int(
+        dt.datetime.combine(exported.export_bed.no_candles_day, dt.time(), dt.UTC).timestamp()
+    )
     in_gap = [b for b in bars if gap_start * 10**9 < b.ts_event <= (gap_start + 86_400) * 10**9]
     assert len(in_gap) == extent["bars_by_day"][gap]["trades"]
     assert {(b.open.precision, b.volume.precision) for b in bars} == {(2, 5)}
@@ -214,7 +199,7 @@ def test_books_read_back_as_depth10_of_their_top_levels(exported: Exported) -> N
 
     catalog = catalog_at(str(exported.out))
     depths = catalog.query(nautilus("model.data").OrderBookDepth10, identifiers=[SPOT_ID])
-    source = exported.bed.source["books", SPOT]
+    source = exported.export_bed.source["books", SPOT]
     assert len(depths) == source.num_rows
     assert [d.ts_event for d in depths] == ns(source, "ts")
     assert [d.ts_init for d in depths] == ns(source, "recv_ts")
@@ -228,7 +213,7 @@ def test_books_read_back_as_depth10_of_their_top_levels(exported: Exported) -> N
         assert depth.bid_counts == depth.ask_counts == [1] * 10
     assert not catalog.query(
         nautilus("model.data").OrderBookDepth10, identifiers=[PERP_ID]
-    )  # the bed has none
+    )  # the export_bed has none
 
 
 def test_a_backtest_node_runs_over_the_catalog_as_is(exported: Exported) -> None:
@@ -262,7 +247,9 @@ def test_a_backtest_node_runs_over_the_catalog_as_is(exported: Exported) -> None
     extents = exported.manifest["extents"][SPOT]
     expected = sum(extents[kind]["rows"] for kind in ("trades", "quotes", "candles"))
     assert results[0].iterations == expected
-    first = min(min(ns(exported.bed.source[k, SPOT], "recv_ts")) for k in ("trades", "quotes"))
+    first = min(
+        min(ns(exported.export_bed.source[k, SPOT], "recv_ts")) for k in ("trades", "quotes")
+    )
     assert results[0].backtest_start == first
 
 
@@ -273,7 +260,7 @@ def test_a_second_export_into_the_same_directory_is_refused_before_writing(
     with pytest.raises(
         ExportInputError, match=r"already holds data/currency_pair/BTC-USDT\.BINANCE"
     ):
-        export(exported.bed, exported.out, exported.cache)
+        export(exported.export_bed, exported.out, exported.cache)
     assert sorted(p for p in exported.out.rglob("*")) == before
 
 
@@ -344,18 +331,14 @@ def test_a_price_finer_than_the_instrument_s_tick_stops_the_export(tmp_path: Pat
 
 
 @pytest.fixture(scope="module")
-def tardis_files(bed: ExportBed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tardis_files(export_bed: ExportBed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tardis")
     types = ("trades", "quotes", "books", "funding", "open_interest")
     request = ExportRequest(
-        "tardis-csv", EXCHANGE, (SPOT, PERP), types, bed.start_ns, bed.end_ns, out
+        "tardis-csv", EXCHANGE, (SPOT, PERP), types, export_bed.start_ns, export_bed.end_ns, out
     )
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in bed.tiers.environ.items():
-            if name.startswith("AWS_"):
-                patch.setenv(name, value)
-        with wiring.open_tiered(bed.tiers.config, bed.tiers.state_dir) as tiered:
-            run_export(request, tiered, progress=False)
+    with wiring.open_tiered(export_bed.tiers.config, export_bed.tiers.state_dir) as tiered:
+        run_export(request, tiered, progress=False)
     return out
 
 
@@ -377,10 +360,12 @@ def load_days(tardis_files: Path, pattern: str, load: Any) -> list[Any]:
     return [item for path in files for item in load(str(path))]
 
 
-def test_tardis_trades_and_quotes_load_in_nautilus(bed: ExportBed, tardis_files: Path) -> None:
+def test_tardis_trades_and_quotes_load_in_nautilus(
+    export_bed: ExportBed, tardis_files: Path
+) -> None:
     loader = tardis_loader(SPOT_ID)
     trades = load_days(tardis_files, "binance_trades_*_BTCUSDT.csv.gz", loader.load_trades)
-    source = bed.source["trades", SPOT]
+    source = export_bed.source["trades", SPOT]
     assert len(trades) == source.num_rows
     micros = [ts // 1000 * 1000 for ts in ns(source, "ts")]  # tardis times are microseconds
     assert [t.ts_event for t in trades] == micros
@@ -393,20 +378,20 @@ def test_tardis_trades_and_quotes_load_in_nautilus(bed: ExportBed, tardis_files:
         sides[str(side)] for side in source.column("side").to_pylist()[:50]
     ]
     quotes = load_days(tardis_files, "binance_quotes_*_BTCUSDT.csv.gz", loader.load_quotes)
-    source = bed.source["quotes", SPOT]
+    source = export_bed.source["quotes", SPOT]
     assert len(quotes) == source.num_rows
     assert [num(q.bid_price) for q in quotes[:50]] == source.column("bid_px").to_pylist()[:50]
     assert [num(q.ask_price) for q in quotes[:50]] == source.column("ask_px").to_pylist()[:50]
 
 
-def test_tardis_book_snapshots_load_as_depth10(bed: ExportBed, tardis_files: Path) -> None:
+def test_tardis_book_snapshots_load_as_depth10(export_bed: ExportBed, tardis_files: Path) -> None:
     loader = tardis_loader(SPOT_ID)
     depths = load_days(
         tardis_files,
         "binance_book_snapshot_25_*_BTCUSDT.csv.gz",
         functools.partial(loader.load_depth10, levels=25),
     )
-    source = bed.source["books", SPOT]
+    source = export_bed.source["books", SPOT]
     assert len(depths) == source.num_rows
     bids, asks = source.column("bids")[0].as_py(), source.column("asks")[0].as_py()
     first = depths[0]
@@ -415,11 +400,13 @@ def test_tardis_book_snapshots_load_as_depth10(bed: ExportBed, tardis_files: Pat
     assert [num(o.size) for o in first.asks] == asks[1][:10]
 
 
-def test_tardis_derivative_ticker_loads_funding_rates(bed: ExportBed, tardis_files: Path) -> None:
+def test_tardis_derivative_ticker_loads_funding_rates(
+    export_bed: ExportBed, tardis_files: Path
+) -> None:
     loader = tardis_loader(PERP_ID)
     pattern = "binance-futures_derivative_ticker_*_BTCUSDT.csv.gz"
     rates = load_days(tardis_files, pattern, loader.load_funding_rates)
-    source = bed.source["funding", PERP]
+    source = export_bed.source["funding", PERP]
     assert len(rates) == source.num_rows  # open interest rows carry no rate: not funding
     assert [float(r.rate) for r in rates] == source.column("rate").to_pylist()
     assert [r.ts_event for r in rates] == [ts // 1000 * 1000 for ts in ns(source, "ts")]

@@ -10,35 +10,18 @@ import os
 import re
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from marketstream.config import ServicesConfig
 from marketstream.tiers.days import NS_PER_DAY, day_start_ns
-from tests.integration.endpoints import S3Endpoint
-from tests.integration.export_bed import PERP, SPOT, ExportBed, start_export_bed
+from tests.integration.export_bed import PERP, SPOT, ExportBed
 from tests.integration.test_export import expected_bars, export, ints
 
 pytestmark = [pytest.mark.integration, pytest.mark.exports]
 READERS = Path(__file__).parent / "export_readers"
-
-
-@pytest.fixture(scope="module")
-def bed(
-    services_config: ServicesConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-    s3: S3Endpoint,
-    redis_url: str,
-) -> Iterator[ExportBed]:
-    with pytest.MonkeyPatch.context() as patch:
-        for bed in start_export_bed(services_config, tmp_path_factory, s3, redis_url, "readers"):
-            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-                patch.setenv(key, bed.tiers.environ[key])
-            yield bed
 
 
 def library_python(name: str) -> str:
@@ -55,20 +38,20 @@ def run_reader(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_freqtrade_loads_every_bar_and_trade(bed: ExportBed, tmp_path: Path) -> None:
+def test_freqtrade_loads_every_bar_and_trade(export_bed: ExportBed, tmp_path: Path) -> None:
     datadir = tmp_path / "user_data" / "data" / "binance"
-    export(bed, "freqtrade", ("candles", "trades"), datadir)
+    export(export_bed, "freqtrade", ("candles", "trades"), datadir)
     found: dict[str, Any] = orjson.loads(
         run_reader("freqtrade", str(READERS / "freqtrade_read.py"), str(datadir)).stdout
     )
     for name, symbol in (("spot", SPOT), ("futures", PERP)):
-        bars = expected_bars(bed, symbol)
+        bars = expected_bars(export_bed, symbol)
         opens = [ts // 1_000_000 for ts in ints(bars)]
         assert found[f"{name}_ohlcv"]["rows"] == bars.num_rows
         assert found[f"{name}_ohlcv"]["first"] == opens[0]
         assert found[f"{name}_ohlcv"]["last"] == opens[-1]
         assert found[f"{name}_ohlcv"]["close"] == pytest.approx(bars.column("close").to_pylist())
-        trades = bed.source["trades", symbol]
+        trades = export_bed.source["trades", symbol]
         times = [ts // 1_000_000 for ts in ints(trades)]
         assert found[f"{name}_trades"]["rows"] == trades.num_rows
         assert found[f"{name}_trades"]["first"] == times[0]
@@ -78,10 +61,10 @@ def test_freqtrade_loads_every_bar_and_trade(bed: ExportBed, tmp_path: Path) -> 
     assert found["available"] == ["BTC/USDT 1m spot", "BTC/USDT:USDT 1m futures"]
 
 
-def test_freqtrade_backtesting_runs_over_the_export(bed: ExportBed, tmp_path: Path) -> None:
+def test_freqtrade_backtesting_runs_over_the_export(export_bed: ExportBed, tmp_path: Path) -> None:
     userdir = tmp_path / "user_data"
     datadir = userdir / "data" / "binance"
-    export(bed, "freqtrade", ("candles",), datadir, symbols=(SPOT,))
+    export(export_bed, "freqtrade", ("candles",), datadir, symbols=(SPOT,))
     config = {
         "exchange": {"name": "binance", "pair_whitelist": ["BTC/USDT"], "pair_blacklist": []},
         "stake_currency": "USDT",
@@ -109,15 +92,15 @@ def test_freqtrade_backtesting_runs_over_the_export(bed: ExportBed, tmp_path: Pa
             n for n in packed.namelist() if re.fullmatch(r"backtest-result-[\d_-]+\.json", n)
         ]
         report = orjson.loads(packed.read(name))["strategy"]["SmaCross"]
-    opens = [ts // 1_000_000 for ts in ints(expected_bars(bed, SPOT))]
+    opens = [ts // 1_000_000 for ts in ints(expected_bars(export_bed, SPOT))]
     # freqtrade starts after its 20 startup bars (gaps filled in) and ends at the last bar
     assert report["backtest_end_ts"] == opens[-1]
     assert opens[0] < report["backtest_start_ts"] < opens[-1]
     assert report["total_trades"] > 0  # it traded over the exported bars
 
 
-def test_vectorbt_reads_the_wide_frame_and_backtests(bed: ExportBed, tmp_path: Path) -> None:
-    export(bed, "vectorbt", ("candles",), tmp_path)
+def test_vectorbt_reads_the_wide_frame_and_backtests(export_bed: ExportBed, tmp_path: Path) -> None:
+    export(export_bed, "vectorbt", ("candles",), tmp_path)
     path = tmp_path / "binance_ohlcv_1m.parquet"
     found: dict[str, Any] = orjson.loads(
         run_reader("vectorbt", str(READERS / "vectorbt_read.py"), str(path)).stdout
@@ -125,7 +108,7 @@ def test_vectorbt_reads_the_wide_frame_and_backtests(bed: ExportBed, tmp_path: P
     assert found["symbols"] == [SPOT, PERP]
     assert found["tz"] == "UTC"
     for symbol in (SPOT, PERP):
-        bars = expected_bars(bed, symbol)
+        bars = expected_bars(export_bed, symbol)
         assert found["bars"][symbol] == bars.num_rows
         assert found["data_close_rows"][symbol] == bars.num_rows
         assert found["first"][symbol] == ints(bars)[0]
@@ -133,5 +116,5 @@ def test_vectorbt_reads_the_wide_frame_and_backtests(bed: ExportBed, tmp_path: P
         assert found["orders"][symbol] > 0
     assert found["returns_finite"]
     assert found["shape"][1] == 10  # 5 fields x 2 symbols
-    assert day_start_ns(bed.first_day) <= min(found["first"].values())
-    assert max(found["last"].values()) < day_start_ns(bed.last_day) + NS_PER_DAY
+    assert day_start_ns(export_bed.first_day) <= min(found["first"].values())
+    assert max(found["last"].values()) < day_start_ns(export_bed.last_day) + NS_PER_DAY
