@@ -52,7 +52,7 @@ def add_commands(commands: Commands) -> None:
         required=True,
         type=Path,
         metavar="DIR",
-        help="output directory (freqtrade: its --datadir, e.g. user_data/data/binance); "
+        help="output directory (freqtrade: its --datadir, user_data/data/<exchange>); "
         "files already there are never overwritten",
     )
     export.add_argument(

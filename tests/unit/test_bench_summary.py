@@ -45,7 +45,16 @@ def _results(**changes: Any) -> dict[str, Any]:
         "freshness": {"runs": [_freshness(20_000, 800.0, True)]},
         "cluster": {"writers_1_records_per_s": 10, "writers_2_records_per_s": 20},
         "serve": _serve(),
-    }
+        "export": {
+            "formats": {
+                "tardis-csv": {"tier": "cold", "type": "trades", "rows": 800_000,
+                               "seconds": 1.6, "rows_per_s": 500_000},
+                "vectorbt": {"tier": "cold", "type": "candles", "rows": 1_440,
+                             "seconds": 0.2, "rows_per_s": 7_200},
+                "nautilus": {"skipped": ".venv-nautilus missing"},
+            }
+        },
+    }  # fmt: skip
     results.update(changes)
     return results
 
@@ -73,6 +82,9 @@ def test_each_target_is_judged_on_its_figure() -> None:
         "serve: one hour of trades, cold tier": "met",
         "serve: /v1/stream to 100 clients": "info",
         "serve: /v1/replay, a cold day": "info",
+        "export to tardis-csv: a day of trades, cold tier": "info",
+        "export to vectorbt: 1m bars of the day, cold tier": "info",
+        "export to nautilus": "info",
     }
 
 

@@ -142,6 +142,7 @@ def test_freqtrade_columns_are_milliseconds_and_cost() -> None:
     [
         ("binance", "spot", "binance"),
         ("binance", "linear_perpetual", "binance-futures"),
+        ("binance-usdm", "linear_perpetual", "binance-futures"),
         ("binance", "inverse_perpetual", "binance-delivery"),
         ("okx", "spot", "okex"),
         ("okx", "linear_perpetual", "okex-swap"),
@@ -156,6 +157,11 @@ def test_freqtrade_columns_are_milliseconds_and_cost() -> None:
 def test_tardis_exchange_ids(exchange: str, kind: InstrumentKind, expected: str) -> None:
     symbol = "BTC-USD-PERP" if "perpetual" in kind else "BTC-USD"
     assert tardis_exchange(instrument(exchange, symbol, "BTCUSD", kind)) == expected
+
+
+def test_a_kind_a_venue_does_not_list_has_no_tardis_id() -> None:
+    with pytest.raises(ExportInputError, match="no exchange id for a linear_perpetual"):
+        tardis_exchange(instrument("coinbase", "BTC-USD-PERP", "BTC-PERP", "linear_perpetual"))
 
 
 def test_tardis_file_names_use_the_native_symbol_made_safe() -> None:

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketstream.export.formats.nautilus_ids import (
     bar_type,
@@ -92,25 +94,31 @@ class _Target:
     def __init__(self, nt: _Nautilus, symbol: str, instrument: Instrument) -> None:
         self.nt = nt
         self.symbol = f"{instrument.exchange} {symbol}"
-        # Inverse sizes are converted to base units, so any decimals: rounded, not refused.
-        self.exact_sizes = instrument.kind not in INVERSE_KINDS
         self.price_precision = price_precision(instrument)
         self.size_precision = size_precision(instrument)
         self.id = nt.ids.InstrumentId.from_str(instrument_id(symbol, instrument.exchange))
         self.definition = self._definition(symbol, instrument)
 
     def price(self, value: float) -> Any:
-        self._check(value, self.price_precision, "price", "tick size")
         return self.nt.objects.Price(value, self.price_precision)
 
-    def size(self, value: float | None, *, exact: bool = True) -> Any:
-        if exact and self.exact_sizes:
-            self._check(value or 0.0, self.size_precision, "size", "lot size")
+    def size(self, value: float | None) -> Any:
         return self.nt.objects.Quantity(value or 0.0, self.size_precision)
 
-    def _check(self, value: float, precision: int, what: str, step: str) -> None:
-        """A value finer than its precision would be rounded: refuse rather than change it."""
-        if abs(round(value, precision) - value) > abs(value) * 1e-12:
+    def check(self, kind: str, table: pa.Table) -> None:
+        """Every price and size of a piece fits the instrument's precisions (one vectorized
+        pass before any object is built): a finer one would be rounded, so it is refused."""
+        prices, sizes = _exact_columns(kind, table)
+        for values in prices:
+            self._fits(values, self.price_precision, "price", "tick size")
+        for values in sizes:
+            self._fits(values, self.size_precision, "size", "lot size")
+
+    def _fits(self, values: Any, precision: int, what: str, step: str) -> None:
+        array = np.asarray(pc.drop_null(values).to_numpy(zero_copy_only=False), np.float64)
+        off = np.abs(np.round(array, precision) - array) > np.abs(array) * 1e-12
+        if off.any():
+            value = float(array[int(np.argmax(off))])
             raise ExportInputError(
                 f"{self.symbol}: a {what} of {value!r} has more than {precision} decimals, the "
                 f"{step} of its instrument definition: nautilus would round it; expected the "
@@ -161,6 +169,25 @@ class _Target:
             **derivative,
             **common,
         )
+
+
+def _exact_columns(kind: str, table: pa.Table) -> tuple[list[Any], list[Any]]:
+    """(price columns, size columns) of a piece that must fit the precisions exactly (bar
+    volumes are sums: rounded); books' top DEPTH levels, flattened."""
+    if kind == "trades":
+        return [table.column("price")], [table.column("size")]
+    if kind == "quotes":
+        return [table.column(n) for n in ("bid_px", "ask_px")], [
+            table.column(n) for n in ("bid_sz", "ask_sz")
+        ]
+    if kind == "candles":
+        return [table.column(n) for n in ("open", "high", "low", "close")], []
+    levels = [table.column(side).combine_chunks() for side in ("bids", "asks")]
+
+    def top(side: Any, slot: int) -> Any:
+        return pc.list_flatten(pc.list_slice(pc.list_element(side, slot), 0, DEPTH))
+
+    return [top(side, 0) for side in levels], [top(side, 1) for side in levels]
 
 
 def _times(table: pa.Table, name: str) -> list[int]:
@@ -233,6 +260,7 @@ class NautilusWriter:
         return catalog_paths(plan.instruments, plan.request.types, plan.request.interval)
 
     def write(self, piece: DayPiece) -> None:
+        self._targets[piece.symbol].check(piece.type, piece.table)
         if piece.type == "trades":
             rows = _trade_rows(piece.table)
         elif piece.type == "quotes":
@@ -304,7 +332,7 @@ class NautilusWriter:
             target.price(high),
             target.price(low),
             target.price(close),
-            target.size(volume, exact=False),
+            target.size(volume),
             ts_event,
             ts_init,
         )

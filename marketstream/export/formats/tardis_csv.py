@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from marketstream.export.request import ExportInputError
-from marketstream.schemas.records import INVERSE_KINDS, Instrument
+from marketstream.schemas.records import Instrument
+from marketstream.venues.registry import get_venue
 
 if TYPE_CHECKING:
     from marketstream.export.formats.base import ExportPlan
@@ -59,29 +60,17 @@ TICKER_FIELDS: Final = (
 )
 
 
-def tardis_exchange(instrument: Instrument) -> str:  # noqa: PLR0911 - one per market
-    """tardis' exchange id, which depends on the market: binance's USDT-margined futures are
-    `binance-futures`, its coin-margined ones `binance-delivery`, and so on."""
-    kind, spot = instrument.kind, instrument.kind == "spot"
-    match instrument.exchange:
-        case "binance":
-            if spot:
-                return "binance"
-            return "binance-delivery" if kind in INVERSE_KINDS else "binance-futures"
-        case "okx":
-            if spot:
-                return "okex"
-            return "okex-swap" if kind.endswith("perpetual") else "okex-futures"
-        case "bybit":
-            return "bybit-spot" if spot else "bybit"
-        case "kraken":
-            return "kraken" if spot else "cryptofacilities"
-        case "coinbase":
-            return "coinbase"
-    raise ExportInputError(
-        f"exchange {instrument.exchange!r} has no tardis exchange id: expected binance, okx, "
-        "bybit, kraken or coinbase"
-    )
+def tardis_exchange(instrument: Instrument) -> str:
+    """tardis' exchange id, which depends on the market as well as the venue (binance's
+    USDT-margined futures are `binance-futures`, its coin-margined ones `binance-delivery`):
+    each venue lists its own (`Venue.tardis_ids`)."""
+    tardis_id = get_venue(instrument.exchange).tardis_ids.get(instrument.kind)
+    if tardis_id is None:
+        raise ExportInputError(
+            f"{instrument.exchange} {instrument.symbol}: tardis.dev has no exchange id for a "
+            f"{instrument.kind} instrument of {instrument.exchange}"
+        )
+    return tardis_id
 
 
 def tardis_symbol(instrument: Instrument) -> str:

@@ -8,15 +8,16 @@ The runner holds the sockets; the venue holds the rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from marketstream.replay.dialect import Dialect
 from marketstream.replay.recording_format import RecordedFrame
 from marketstream.schemas.instruments import Channel
-from marketstream.schemas.records import Instrument, OpenInterest, Trade
+from marketstream.schemas.records import Instrument, InstrumentKind, OpenInterest, Trade
 from marketstream.venues.base.mapper import BookUpdate, LevelText, MakeMapper, Mapper
 
 
@@ -183,6 +184,9 @@ class Venue:
     # A session generated in the venue's wire format, for the demo and tests where no real
     # capture ships; None: the venue has real recordings only.
     session: SessionGenerator | None = None
+    # tardis.dev's exchange id for each kind of instrument the venue lists (its file names
+    # and `exchange` column; `export --to tardis-csv`); a kind not here has none.
+    tardis_ids: Mapping[InstrumentKind, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def book_rules(self) -> BookRules:

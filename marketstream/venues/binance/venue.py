@@ -7,14 +7,28 @@ code or make one venue import the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from types import MappingProxyType
 from typing import Final
 
+from marketstream.schemas.records import InstrumentKind
 from marketstream.venues.base.feed import connect_to_base
 from marketstream.venues.base.venue import TradeHistory, Venue
 from marketstream.venues.binance import feed, instruments, mapper, open_interest, rest
 from marketstream.venues.binance.markets import SPOT, USDM, Market
 from marketstream.venues.binance.replay import BinanceDialect
+
+# tardis.dev names Binance's markets apart: spot, USDT-margined and coin-margined futures.
+TARDIS_IDS: Final[Mapping[InstrumentKind, str]] = MappingProxyType(
+    {
+        "spot": "binance",
+        "linear_perpetual": "binance-futures",
+        "linear_future": "binance-futures",
+        "inverse_perpetual": "binance-delivery",
+        "inverse_future": "binance-delivery",
+    }
+)
 
 
 def _venue(market: Market) -> Venue:
@@ -50,6 +64,7 @@ def _venue(market: Market) -> Venue:
             if market.open_interest_path is not None
             else None
         ),
+        tardis_ids=TARDIS_IDS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from marketstream.venues.base.venue import Sequencing, Venue
@@ -45,4 +46,13 @@ BYBIT: Final = Venue(
     instrument_urls=instrument_urls,
     parse_instruments=parse_instruments,
     session=bybit_session,
+    tardis_ids=MappingProxyType(
+        {
+            "spot": "bybit-spot",
+            "linear_perpetual": "bybit",
+            "inverse_perpetual": "bybit",
+            "linear_future": "bybit",
+            "inverse_future": "bybit",
+        }
+    ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from marketstream.venues.base.feed import connect_to_base
@@ -24,4 +25,5 @@ COINBASE: Final = Venue(
     sequential_trade_ids=True,  # `trade_id` counts up by one per product
     instrument_urls=instrument_urls,
     parse_instruments=parse_instruments,
+    tardis_ids=MappingProxyType({"spot": "coinbase"}),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from marketstream.venues.base.feed import connect_to_base
@@ -47,4 +48,13 @@ KRAKEN: Final = Venue(
     instrument_urls=instrument_urls,
     parse_instruments=parse_instruments,
     session=kraken_session,
+    tardis_ids=MappingProxyType(
+        {
+            "spot": "kraken",
+            "inverse_perpetual": "cryptofacilities",
+            "linear_perpetual": "cryptofacilities",
+            "inverse_future": "cryptofacilities",
+            "linear_future": "cryptofacilities",
+        }
+    ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from marketstream.venues.base.venue import Sequencing, Venue
@@ -51,4 +52,13 @@ OKX: Final = Venue(
     instrument_urls=instrument_urls,
     parse_instruments=parse_instruments,
     session=okx_session,
+    tardis_ids=MappingProxyType(
+        {
+            "spot": "okex",
+            "linear_perpetual": "okex-swap",
+            "inverse_perpetual": "okex-swap",
+            "linear_future": "okex-futures",
+            "inverse_future": "okex-futures",
+        }
+    ),
 )
