@@ -219,6 +219,17 @@ def _export(results: dict[str, Any]) -> list[Row]:
                 None,
             )
         )
+    whole, day = suite.get("three_days"), suite["formats"].get("tardis-csv", {})
+    if whole and "peak_rss_mb" in day:
+        rows.append(
+            _row(
+                "export memory: tardis-csv peak RSS, 3 days (every tier) vs 1",
+                f"{whole['peak_rss_mb']} MB for {whole['rows']:,} rows vs {day['peak_rss_mb']} "
+                f"MB for {day['rows']:,}",
+                "bounded by a day",
+                whole["peak_rss_mb"] <= 1.25 * day["peak_rss_mb"],
+            )
+        )
     return rows
 
 

@@ -80,7 +80,7 @@ class ExportSummary:
         text = [
             f"exported {sum(self.rows.values()):,} rows ({rows}) to {self.request.format} "
             f"in {self.request.out}",
-            f"{len(self.files)} files, {self.bytes:,} bytes, {self.seconds:.1f} s",
+            f"{len(self.files)} files, {self.bytes:,} bytes, {self.seconds:.2f} s",
         ]
         if "candles" in self.rows:
             text.append(
