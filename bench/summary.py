@@ -219,15 +219,16 @@ def _export(results: dict[str, Any]) -> list[Row]:
                 None,
             )
         )
-    whole, day = suite.get("three_days"), suite["formats"].get("tardis-csv", {})
-    if whole and "peak_rss_mb" in day:
+    whole, days = suite.get("three_days"), suite.get("tiers", {}).values()
+    peaks = [day["peak_rss_mb"] for day in days if "peak_rss_mb" in day]
+    if whole and peaks:  # three days against the biggest single day (one from each tier)
         rows.append(
             _row(
                 "export memory: tardis-csv peak RSS, 3 days (every tier) vs 1",
-                f"{whole['peak_rss_mb']} MB for {whole['rows']:,} rows vs {day['peak_rss_mb']} "
-                f"MB for {day['rows']:,}",
+                f"{whole['peak_rss_mb']} MB for {whole['rows']:,} rows vs at most "
+                f"{max(peaks)} MB for one day",
                 "bounded by a day",
-                whole["peak_rss_mb"] <= 1.25 * day["peak_rss_mb"],
+                whole["peak_rss_mb"] <= 1.25 * max(peaks),
             )
         )
     return rows
