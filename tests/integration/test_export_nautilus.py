@@ -216,10 +216,18 @@ def test_books_read_back_as_depth10_of_their_top_levels(exported: Exported) -> N
     )  # the export_bed has none
 
 
-def test_a_backtest_node_runs_over_the_catalog_as_is(exported: Exported) -> None:
+@pytest.mark.parametrize(
+    ("symbol", "account", "balances"),
+    [(SPOT, "CASH", ["100000 USDT", "1 BTC"]), (PERP, "MARGIN", ["100000 USDT"])],
+)
+def test_a_backtest_node_runs_over_the_catalog_as_is(
+    exported: Exported, symbol: str, account: str, balances: list[str]
+) -> None:
     config_module = nautilus("config")
     data_config = functools.partial(
-        config_module.BacktestDataConfig, catalog_path=str(exported.out), instrument_id=SPOT_ID
+        config_module.BacktestDataConfig,
+        catalog_path=str(exported.out),
+        instrument_id=f"{symbol}.BINANCE",
     )
     data_module = nautilus("model.data")
 
@@ -236,19 +244,19 @@ def test_a_backtest_node_runs_over_the_catalog_as_is(exported: Exported) -> None
             config_module.BacktestVenueConfig(
                 name="BINANCE",
                 oms_type="NETTING",
-                account_type="CASH",
-                starting_balances=["100000 USDT", "1 BTC"],
+                account_type=account,
+                starting_balances=balances,
             )
         ],
         data=data,
     )
     results = nautilus("backtest.node").BacktestNode(configs=[config]).run()
     assert len(results) == 1
-    extents = exported.manifest["extents"][SPOT]
+    extents = exported.manifest["extents"][symbol]
     expected = sum(extents[kind]["rows"] for kind in ("trades", "quotes", "candles"))
     assert results[0].iterations == expected
     first = min(
-        min(ns(exported.export_bed.source[k, SPOT], "recv_ts")) for k in ("trades", "quotes")
+        min(ns(exported.export_bed.source[k, symbol], "recv_ts")) for k in ("trades", "quotes")
     )
     assert results[0].backtest_start == first
 
