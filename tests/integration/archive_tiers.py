@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -118,6 +118,29 @@ def start_tiers(
         client.close()
         process.stop(gateway.process.pid, gateway.process.marker)
         process.stop(questdb.process.pid, questdb.process.marker)
+
+
+def start_archived(  # noqa: PLR0917 - a fixture's inputs
+    services_config: ServicesConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+    s3: S3Endpoint,
+    bucket: str,
+    days: int,
+    fill: Callable[[Tiers, date, date], object],
+) -> Iterator[Tiers]:
+    """The test bed with the `days` days up to today that `fill(bed, first, last)` writes,
+    archived once with hot and warm horizons of 2 and 4 days: a range over all three tiers.
+    Use it as a module-scoped fixture."""
+    for bed in start_tiers(services_config, tmp_path_factory, s3, bucket):
+        bed.environ |= {
+            "MARKETSTREAM_HORIZONS__HOT_DAYS": "2",
+            "MARKETSTREAM_HORIZONS__WARM_DAYS": "4",
+        }
+        last = utc_today()
+        fill(bed, last - timedelta(days=days - 1), last)
+        run = archive(bed, "--once")
+        assert run.returncode == 0, run.stdout + run.stderr
+        yield bed
 
 
 def utc_today() -> date:

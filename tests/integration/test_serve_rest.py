@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -24,11 +24,10 @@ from marketstream.schemas.records import Trade
 from marketstream.tiers.days import day_start_ns
 from tests.integration.archive_tiers import (
     Tiers,
-    archive,
     cold_days,
     hot_days,
     load,
-    start_tiers,
+    start_archived,
     utc_today,
     warm_days,
     write_hot,
@@ -51,17 +50,13 @@ def tiers(
     s3: S3Endpoint,
     redis_url: str,
 ) -> Iterator[Tiers]:
-    for bed in start_tiers(services_config, tmp_path_factory, s3, "serve-test"):
-        bed.environ |= {
-            "MARKETSTREAM_HORIZONS__HOT_DAYS": "2",
-            "MARKETSTREAM_HORIZONS__WARM_DAYS": "4",
-        }
-        today = utc_today()
-        history = HistoryConfig(exchanges=("binance",), symbols=("BTC-USDT",), trades_per_day=300)
-        load(bed, history, today - timedelta(days=DAYS - 1), today)
-        run = archive(bed, "--once")
-        assert run.returncode == 0, run.stdout + run.stderr
-        start = day_start_ns(today)
+    history = HistoryConfig(exchanges=("binance",), symbols=("BTC-USDT",), trades_per_day=300)
+
+    def fill(bed: Tiers, first: date, last: date) -> None:
+        load(bed, history, first, last)
+
+    for bed in start_archived(services_config, tmp_path_factory, s3, "serve-test", DAYS, fill):
+        start = day_start_ns(utc_today())
         same = [  # three timestamps, each shared by SAME_TS trades
             Trade(
                 "binance", "ETH-USDT", start + k, start + k, f"t{k}-{i:05d}", 100.0 + i, 1.0, "buy"

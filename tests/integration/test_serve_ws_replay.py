@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -28,11 +28,10 @@ from marketstream.tiers.days import day_start_ns
 from marketstream.tiers.questdb_partitions import HotTier
 from tests.integration.archive_tiers import (
     Tiers,
-    archive,
     cold_days,
     hot_days,
     load,
-    start_tiers,
+    start_archived,
     utc_today,
     warm_days,
 )
@@ -50,17 +49,12 @@ NS_PER_HOUR = 3600 * 10**9
 def tiers(
     services_config: ServicesConfig, tmp_path_factory: pytest.TempPathFactory, s3: S3Endpoint
 ) -> Iterator[Tiers]:
-    for bed in start_tiers(services_config, tmp_path_factory, s3, "serve-replay"):
-        bed.environ |= {
-            "MARKETSTREAM_HORIZONS__HOT_DAYS": "2",
-            "MARKETSTREAM_HORIZONS__WARM_DAYS": "4",
-        }
-        today = utc_today()
-        history = HistoryConfig(exchanges=EXCHANGES, symbols=("BTC-USDT",), trades_per_day=200)
-        load(bed, history, today - timedelta(days=DAYS - 1), today)
-        run = archive(bed, "--once")
-        assert run.returncode == 0, run.stdout + run.stderr
-        yield bed
+    history = HistoryConfig(exchanges=EXCHANGES, symbols=("BTC-USDT",), trades_per_day=200)
+
+    def fill(bed: Tiers, first: date, last: date) -> None:
+        load(bed, history, first, last)
+
+    yield from start_archived(services_config, tmp_path_factory, s3, "serve-replay", DAYS, fill)
 
 
 @pytest.fixture(scope="module")
