@@ -22,6 +22,7 @@ from marketstream.export.formats.nautilus_ids import (
     instrument_class,
     instrument_id,
     price_precision,
+    refuse_inverse,
     size_increment,
     size_precision,
 )
@@ -89,9 +90,11 @@ def test_precisions_come_from_the_tick_and_the_base_unit_size_step() -> None:
     # 0.001 of a 0.01 BTC contract: 0.00001 BTC.
     fine = instrument("BTC-USDT-PERP", "linear_perpetual", 0.01, lot=0.001, contract_value=0.01)
     assert (size_precision(fine), size_increment(fine)) == (5, "0.00001")
-    # Inverse sizes are converted from quote units to base units: any decimals, so 8.
+    # Inverse contracts are refused: nautilus counts their sizes in quote-currency contracts.
     inverse = instrument("BTC-USD-PERP", "inverse_perpetual", 0.1, lot=1.0, contract_value=100.0)
-    assert (size_precision(inverse), size_increment(inverse)) == (8, "0.00000001")
+    with pytest.raises(ExportInputError, match="BTC-USD-PERP are inverse contracts"):
+        refuse_inverse({"BTC-USD-PERP": inverse, "BTC-USDT": spot})
+    refuse_inverse({"BTC-USDT": spot, "BTC-USDT-PERP": okx})  # spot and linear pass
     assert increment(0.5, 2) == "0.50"
 
 

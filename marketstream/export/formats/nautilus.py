@@ -39,12 +39,12 @@ from marketstream.export.formats.nautilus_ids import (
     instrument_class,
     instrument_id,
     price_precision,
+    refuse_inverse,
     size_increment,
     size_precision,
 )
 from marketstream.export.request import ExportInputError
 from marketstream.query.hot_queries import INTERVALS
-from marketstream.schemas.records import INVERSE_KINDS
 from marketstream.tiers.days import NS_PER_DAY, day_start_ns
 
 if TYPE_CHECKING:
@@ -249,14 +249,7 @@ class NautilusWriter:
         Checked first: an export to nautilus without nautilus_trader fails before anything."""
         if importlib.util.find_spec("nautilus_trader") is None:
             raise needs_nautilus("it is not installed in this Python")
-        inverse = [s for s, i in plan.instruments.items() if i.kind in INVERSE_KINDS]
-        if inverse:
-            raise ExportInputError(
-                f"--to nautilus: {', '.join(inverse)} are inverse contracts, whose sizes "
-                "nautilus counts in contracts of quote currency while ours are in base units: "
-                "not exported, since its PnL would come out wrong; expected spot or linear "
-                "instruments (tardis-csv and freqtrade export inverse ones in base units)"
-            )
+        refuse_inverse(plan.instruments)
         return catalog_paths(plan.instruments, plan.request.types, plan.request.interval)
 
     def write(self, piece: DayPiece) -> None:

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from marketstream.schemas.records import Instrument
 
 MAX_PRECISION: Final = 16  # nautilus_trader's 128-bit build (FIXED_PRECISION)
-INVERSE_SIZE_PRECISION: Final = 8  # inverse sizes are converted to base units: any decimals
 
 # Our instrument kinds as nautilus instrument classes, and their catalog directories.
 INSTRUMENT_CLASSES: Final[dict[str, str]] = {
@@ -95,12 +94,22 @@ def _checked(instrument: Instrument, what: str, precision: int) -> int:
     return precision
 
 
-def base_step(instrument: Instrument) -> Decimal | None:
+def refuse_inverse(instruments: dict[str, Instrument]) -> None:
+    """Inverse contracts are not exported: nautilus counts their sizes in contracts of quote
+    currency, ours are base units, so its PnL would come out wrong."""
+    inverse = [symbol for symbol, i in instruments.items() if i.kind in INVERSE_KINDS]
+    if inverse:
+        raise ExportInputError(
+            f"--to nautilus: {', '.join(inverse)} are inverse contracts, whose sizes "
+            "nautilus counts in contracts of quote currency while ours are in base units: "
+            "not exported, since its PnL would come out wrong; expected spot or linear "
+            "instruments (tardis-csv and freqtrade export inverse ones in base units)"
+        )
+
+
+def base_step(instrument: Instrument) -> Decimal:
     """The smallest size step in base units (our sizes' unit): a lot of spot, a lot times
-    the contract's base units for linear contracts; None for inverse ones, whose base size
-    depends on the price."""
-    if instrument.kind in INVERSE_KINDS:
-        return None
+    the contract's base units for linear contracts."""
     step = Decimal(repr(instrument.lot_size))
     if instrument.kind != "spot":
         step *= Decimal(repr(instrument.contract_value))
@@ -114,12 +123,8 @@ def price_precision(instrument: Instrument) -> int:
 
 
 def size_precision(instrument: Instrument) -> int:
-    """The decimals our base-unit sizes need: those of the lot and of the base-unit step;
-    8 for inverse contracts, whose base sizes are converted from quote units."""
-    step = base_step(instrument)
-    if step is None:
-        return INVERSE_SIZE_PRECISION
-    needed = max(decimals(instrument.lot_size), decimals(step))
+    """The decimals our base-unit sizes need: those of the lot and of the base-unit step."""
+    needed = max(decimals(instrument.lot_size), decimals(base_step(instrument)))
     return _checked(instrument, "lot size", needed)
 
 
@@ -129,10 +134,8 @@ def increment(step: Decimal | float, precision: int) -> str:
 
 
 def size_increment(instrument: Instrument) -> str:
-    """The base-unit size step; one unit of the last decimal for inverse contracts."""
-    precision = size_precision(instrument)
-    step = base_step(instrument)
-    return increment(Decimal(1).scaleb(-precision) if step is None else step, precision)
+    """The base-unit size step, at the size precision."""
+    return increment(base_step(instrument), size_precision(instrument))
 
 
 def catalog_paths(
