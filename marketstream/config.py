@@ -35,7 +35,14 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from marketstream.errors import ConfigError
-from marketstream.schemas.instruments import DERIVATIVE_CHANNELS, Channel, Exchange, parse_symbol
+from marketstream.schemas.instruments import (
+    DERIVATIVE_CHANNELS,
+    Channel,
+    Exchange,
+    Feed,
+    Source,
+    parse_symbol,
+)
 
 DEFAULT_CONFIG = Path("configs/pipeline.yaml")
 # configs/pipeline.yaml itself, installed as package data (a link to it in a checkout).
@@ -79,6 +86,53 @@ class ExchangeConfig(_Model):
     # `marketstream ingest --group NAME` runs only the exchanges of one group, so that a
     # deployment can spread exchanges over processes; one process runs all by default.
     group: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
+
+
+# A token as a source names it (a Solana mint): base58, 32 to 44 characters.
+TOKEN_ID_RE = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"  # noqa: S105 (a pattern, not a secret)
+_TOKEN_SYMBOL = re.compile(r"^[A-Z0-9]+$")
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class SourceConfig(_Model):
+    """One polled REST price source: where, how often, within what limits, which tokens.
+
+    The API key is read from the environment variable named by `api_key_env`, never from a
+    file. `max_rps` is what the account may send (every retry and hedge counts), so a
+    cadence the limit cannot carry is refused at start rather than missing ticks forever."""
+
+    enabled: bool = True
+    url: Annotated[str | None, _url("https://", "http://")] = None  # None: the API's own
+    cadence_s: float = Field(default=1.0, gt=0, le=86_400)  # one poll per token per tick
+    # A tick is met when an answer for it arrives within this many seconds of the tick
+    # (retries and hedges happen inside it); None: twice the cadence.
+    deadline_s: float | None = Field(default=None, gt=0)
+    hedge_after_s: float | None = Field(default=0.5, gt=0)  # a second request if none answered
+    timeout_s: float = Field(default=5.0, gt=0)  # one request at most
+    retry_initial_s: float = Field(default=0.1, gt=0)  # after a 5xx or a network error
+    max_rps: float = Field(default=1.0, gt=0)  # requests per second the account allows
+    burst: int = Field(default=1, ge=1)  # requests sent back to back at most
+    api_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    symbols: dict[str, Annotated[str, Field(pattern=TOKEN_ID_RE)]] = Field(min_length=1)
+    group: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
+
+    @field_validator("symbols")
+    @classmethod
+    def _one_symbol_per_token(cls, symbols: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for symbol, token in symbols.items():
+            if not _TOKEN_SYMBOL.match(symbol):
+                raise ValueError(
+                    f"symbol {symbol!r} is not upper-case letters and digits (e.g. SOL, JITOSOL)"
+                )
+            if token in seen:
+                raise ValueError(f"{symbol} and {seen[token]} are the same token {token}")
+            seen[token] = symbol
+        return symbols
+
+    @property
+    def deadline(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else 2 * self.cadence_s
 
 
 class IngestConfig(_Model):
@@ -137,7 +191,7 @@ class HotConfig(_Model):
     max_deliveries: int = Field(default=5, gt=0)  # an entry delivered more often goes to md:dlq
     # The exchanges (hash tags) this writer serves; empty: all. Each tag to exactly one set
     # of writers: writers with different lists split the streams between them.
-    exchanges: tuple[Exchange, ...] = ()
+    exchanges: tuple[Feed, ...] = ()
     # I/N: of the streams it serves, this writer owns those whose (exchange, table) hashes to
     # I of N, so one stream is never split between writers (`run --writers N` sets it per
     # child; compose's writers set it on the command line). 1/1: all.
@@ -303,6 +357,7 @@ class ServicesConfig(_Model):
 
 class PipelineConfig(_Model):
     exchanges: dict[Exchange, ExchangeConfig]
+    sources: dict[Source, SourceConfig] = {}
     ingest: IngestConfig = IngestConfig()
     instruments: InstrumentsConfig = InstrumentsConfig()
     streams: StreamsConfig = StreamsConfig()
@@ -330,6 +385,13 @@ class PipelineConfig(_Model):
                         "dated-future symbol"
                     )
         return exchanges
+
+    def enabled_sources(self, group: str | None = None) -> dict[str, SourceConfig]:
+        return {
+            name: source
+            for name, source in self.sources.items()
+            if source.enabled and (group is None or source.group == group)
+        }
 
     def enabled_exchanges(self, group: str | None = None) -> dict[str, ExchangeConfig]:
         return {

@@ -1,5 +1,6 @@
-"""Hand-written liquidation, open interest and instrument records for the store tests: the
-same moment twice told apart by side only, a null value, a dated future, an inverse swap."""
+"""Hand-written liquidation, open interest, instrument and polled price records for the store
+tests: the same moment twice told apart by side only, a null value, a dated future, an inverse
+swap, a price with every optional field and one with none."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from marketstream.schemas.records import (
     InstrumentKind,
     Liquidation,
     OpenInterest,
+    Price,
     Record,
 )
 
@@ -28,6 +30,11 @@ def derivative_samples(t0: int, later: int) -> dict[str, list[Record]]:
             _instrument("okx", "BTC-USD-PERP", t0, "BTC-USD-SWAP", "inverse_perpetual"),
             _instrument("okx", "BTC-USDT-20250328", t0, "BTC-USDT-250328", "linear_future"),
             _instrument("binance", "BTC-USDT", later, "BTCUSDT", "spot"),
+        ],
+        "prices": [
+            Price("jupiter", "SOL-USD", t0, t0 + 7, 147.48, None, 348004023, 621679197.67, 1.29),
+            Price("birdeye", "BONK-USD", t0, t0 + 8, 1.598090539282e-05, t0 - 10**9, None, None),
+            Price("jupiter", "SOL-USD", later, later + 9, 146.01),
         ],
     }
 

@@ -27,7 +27,7 @@ from marketstream.ingest.metrics import IngestMetrics
 from marketstream.retry import Backoff, retry_async
 from marketstream.schemas.codec import encode_record
 from marketstream.schemas.columns import spec_of
-from marketstream.schemas.records import Quote, Record, Trade
+from marketstream.schemas.records import Price, Quote, Record, Trade
 from marketstream.tiers.redis_bus import (
     DLQ_STREAM,
     HOT_WRITER_GROUP,
@@ -154,7 +154,7 @@ class Publisher:
         batch.entries.append((key, encode_record(record)))
         count_key = (record.exchange, spec.record_type)
         batch.counts[count_key] = batch.counts.get(count_key, 0) + 1
-        if isinstance(record, Trade | Quote):
+        if isinstance(record, Trade | Quote | Price):
             self._update_price(record, batch)
         self._after_add(batch)
 
@@ -205,10 +205,10 @@ class Publisher:
         """Producers await this before reading more input: backpressure, not unbounded memory."""
         await self._room.wait()
 
-    def _update_price(self, record: Trade | Quote, batch: _Batch) -> None:
+    def _update_price(self, record: Trade | Quote | Price, batch: _Batch) -> None:
         key = (record.exchange, record.symbol)
         current = self._prices.get(key)
-        if isinstance(record, Trade):
+        if isinstance(record, Trade | Price):
             if current is None:
                 current = LatestPrice(record.price, record.ts)
             else:

@@ -18,6 +18,7 @@ from marketstream.schemas.records import (
     Kind,
     Liquidation,
     OpenInterest,
+    Price,
     Quote,
     Record,
     Trade,
@@ -77,7 +78,8 @@ def _spec(record_type: str, table: str, cls: type[Record], *keys: str) -> TableS
 # an exchange millisecond); candles by interval (a later update of the same bar replaces the
 # earlier one); books by sequence number; funding and open interest by their event time;
 # liquidations (no exchange sends an id) by everything they hold; an instrument by the time
-# its metadata was read.
+# its metadata was read; a polled price by its tick (a retried or hedged poll of the same tick
+# is the same row).
 TRADES: Final = _spec("trade", "trades", Trade, "ts", "exchange", "symbol", "trade_id")
 QUOTES: Final = _spec("quote", "quotes", Quote, "ts", "exchange", "symbol", "recv_ts")
 CANDLES: Final = _spec("candle", "candles", Candle, "ts", "exchange", "symbol", "interval")
@@ -90,6 +92,7 @@ OPEN_INTEREST: Final = _spec(
     "open_interest", "open_interest", OpenInterest, "ts", "exchange", "symbol"
 )
 INSTRUMENTS: Final = _spec("instrument", "instruments", Instrument, "ts", "exchange", "symbol")
+PRICES: Final = _spec("price", "prices", Price, "ts", "exchange", "symbol")
 
 SPECS: Final[tuple[TableSpec, ...]] = (
     TRADES,
@@ -100,6 +103,7 @@ SPECS: Final[tuple[TableSpec, ...]] = (
     LIQUIDATIONS,
     OPEN_INTEREST,
     INSTRUMENTS,
+    PRICES,
 )
 SPEC_BY_TYPE: Final[dict[str, TableSpec]] = {s.record_type: s for s in SPECS}
 SPEC_BY_TABLE: Final[dict[str, TableSpec]] = {s.table: s for s in SPECS}

@@ -8,6 +8,13 @@ from typing import Final, Literal, get_args
 
 Exchange = Literal["binance", "binance-usdm", "coinbase", "kraken", "okx", "bybit"]
 EXCHANGES: Final[tuple[str, ...]] = get_args(Exchange)
+# Polled REST price sources (`sources/`): they own streams and price keys as exchanges do, and
+# their records carry the source's name in the `exchange` column.
+Source = Literal["jupiter", "birdeye"]
+SOURCES: Final[tuple[str, ...]] = get_args(Source)
+# Everything that can own a stream: a venue or a polled source.
+Feed = Literal[Exchange, Source]
+FEEDS: Final[tuple[str, ...]] = EXCHANGES + SOURCES
 
 # A channel is what a connector subscribes to; each maps to one record type and one stream.
 Channel = Literal[

@@ -141,6 +141,23 @@ class OpenInterest(Event):
     value: OptNum = None
 
 
+@dataclass(slots=True)
+class Price(Event):
+    """A polled REST source's price of a token, in USD (`exchange` holds the source's name).
+
+    `ts` is the tick the poll belongs to (the scheduled second, not the answer's time), so a
+    retried or hedged request for the same tick upserts one row and a missed tick is a missing
+    row. `source_ts` is the time the source says its price is of (Birdeye), `block` the chain
+    slot it was computed at (Jupiter); `liquidity` in USD; `change_24h` in percent.
+    """
+
+    price: Num
+    source_ts: OptNanos = None
+    block: OptCount = None
+    liquidity: OptNum = None
+    change_24h: OptNum = None
+
+
 # What an instrument is: spot, or a perpetual or dated future whose contracts are linear
 # (a contract is `contract_value` base units) or inverse (a contract is `contract_value`
 # quote units, so its base size depends on the price).
@@ -175,7 +192,7 @@ class Instrument(Stamped):
     status: Sym
 
 
-Record = Trade | Quote | Candle | Book | Funding | Liquidation | OpenInterest | Instrument
+Record = Trade | Quote | Candle | Book | Funding | Liquidation | OpenInterest | Instrument | Price
 RECORD_CLASSES: tuple[type[Record], ...] = (
     Trade,
     Quote,
@@ -185,4 +202,5 @@ RECORD_CLASSES: tuple[type[Record], ...] = (
     Liquidation,
     OpenInterest,
     Instrument,
+    Price,
 )

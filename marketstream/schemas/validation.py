@@ -12,7 +12,7 @@ from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.instruments import EXCHANGES, SOURCES
 from marketstream.schemas.records import (
     Book,
     Candle,
@@ -22,6 +22,7 @@ from marketstream.schemas.records import (
     Level,
     Liquidation,
     OpenInterest,
+    Price,
     Quote,
     Record,
     Trade,
@@ -29,6 +30,7 @@ from marketstream.schemas.records import (
 
 INTERVAL_RE: Final = re.compile(r"^[1-9][0-9]*[smhdw]$")
 _EXCHANGES: Final = frozenset(EXCHANGES)
+_SOURCES: Final = frozenset(SOURCES)
 _SIDES: Final = frozenset(("buy", "sell"))
 _KINDS: Final = frozenset(get_args(InstrumentKind))
 
@@ -68,8 +70,10 @@ def validate(record: Record, limits: Limits) -> None:
 
 def _explain(record: Record, limits: Limits) -> None:
     """Every rule in turn, raising InvalidRecordError with the first one broken."""
-    if record.exchange not in _EXCHANGES:
-        raise InvalidRecordError(f"exchange {record.exchange!r} is not one of {sorted(_EXCHANGES)}")
+    owners = _SOURCES if isinstance(record, Price) else _EXCHANGES
+    if record.exchange not in owners:
+        what = "source" if owners is _SOURCES else "exchange"
+        raise InvalidRecordError(f"{what} {record.exchange!r} is not one of {sorted(owners)}")
     if limits.known_symbols is not None and record.symbol not in limits.known_symbols:
         raise InvalidRecordError(
             f"symbol {record.symbol!r} is not configured for {record.exchange}"
@@ -203,6 +207,20 @@ def _instrument(record: Record, limits: Limits) -> None:
         raise InvalidRecordError(f"expiry {record.expiry} is not a positive epoch time")
 
 
+def _price(record: Record, limits: Limits) -> None:
+    assert isinstance(record, Price)
+    _timestamp("recv_ts", record.recv_ts, limits)
+    _positive("price", record.price)
+    if record.source_ts is not None:
+        _timestamp("source_ts", record.source_ts, limits)
+    if record.block is not None and record.block < 0:
+        raise InvalidRecordError(f"block {record.block} is negative")
+    if record.liquidity is not None:
+        _non_negative("liquidity", record.liquidity)
+    if record.change_24h is not None and not math.isfinite(record.change_24h):
+        raise InvalidRecordError(f"change_24h {record.change_24h!r} is not a finite number")
+
+
 _CHECKS: Final[dict[type[Record], Callable[[Record, Limits], None]]] = {
     Trade: _trade,
     Quote: _quote,
@@ -212,6 +230,7 @@ _CHECKS: Final[dict[type[Record], Callable[[Record, Limits], None]]] = {
     Liquidation: _liquidation,
     OpenInterest: _open_interest,
     Instrument: _instrument,
+    Price: _price,
 }
 
 
@@ -350,6 +369,26 @@ def _instrument_passes(record: Instrument, latest_ts: int, known: Container[str]
     )
 
 
+def _price_passes(record: Price, latest_ts: int, known: Container[str] | None) -> bool:
+    source_ts, block, liquidity, change = (
+        record.source_ts,
+        record.block,
+        record.liquidity,
+        record.change_24h,
+    )
+    return (
+        record.exchange in _SOURCES
+        and (known is None or record.symbol in known)
+        and 0 < record.ts <= latest_ts
+        and 0 < record.recv_ts <= latest_ts
+        and 0 < record.price < _INF
+        and (source_ts is None or 0 < source_ts <= latest_ts)
+        and (block is None or block >= 0)
+        and (liquidity is None or 0 <= liquidity < _INF)
+        and (change is None or -_INF < change < _INF)
+    )
+
+
 # The predicate of each record class: (record, latest_ts, known symbols or None) -> bool. Each
 # checks the exchange and the symbol too. A malformed field may raise TypeError or ValueError:
 # the caller treats that as a failure and lets `validate` name it.
@@ -362,4 +401,5 @@ PASSES: Final[Mapping[type, Callable[[Any, int, Container[str] | None], bool]]] 
     Liquidation: _liquidation_passes,
     OpenInterest: _open_interest_passes,
     Instrument: _instrument_passes,
+    Price: _price_passes,
 }

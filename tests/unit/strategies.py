@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from marketstream.schemas.columns import SPECS, TableSpec
-from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.instruments import EXCHANGES, SOURCES
 from marketstream.schemas.records import (
     Book,
     Candle,
@@ -14,6 +14,7 @@ from marketstream.schemas.records import (
     Level,
     Liquidation,
     OpenInterest,
+    Price,
     Quote,
     Record,
     Trade,
@@ -148,15 +149,46 @@ instruments = st.builds(
     status=st.sampled_from(["trading", "halted"]),
 )
 
+price_records = st.builds(
+    Price,
+    exchange=st.sampled_from(SOURCES),
+    symbol=st.sampled_from(["SOL-USD", "BONK-USD", "JITOSOL-USD"]),
+    ts=timestamps,
+    recv_ts=timestamps,
+    price=prices,
+    source_ts=st.none() | timestamps,
+    block=st.none() | st.integers(min_value=0, max_value=2**53),
+    liquidity=st.none() | st.floats(min_value=0, max_value=1e12),
+    change_24h=st.none() | st.floats(min_value=-100, max_value=1e6),
+)
+
 records: st.SearchStrategy[Record] = st.one_of(
-    trades, quotes, candles(), books(), fundings, liquidations, open_interests, instruments
+    trades,
+    quotes,
+    candles(),
+    books(),
+    fundings,
+    liquidations,
+    open_interests,
+    instruments,
+    price_records,
 )
 
 # One strategy per table, in SPECS order (a new record type without one fails at import).
 BY_SPEC: dict[TableSpec, st.SearchStrategy[Record]] = dict(
     zip(
         SPECS,
-        (trades, quotes, candles(), books(), fundings, liquidations, open_interests, instruments),
+        (
+            trades,
+            quotes,
+            candles(),
+            books(),
+            fundings,
+            liquidations,
+            open_interests,
+            instruments,
+            price_records,
+        ),
         strict=True,
     )
 )

@@ -22,6 +22,7 @@ from marketstream.schemas.columns import (
     INSTRUMENTS,
     LIQUIDATIONS,
     OPEN_INTEREST,
+    PRICES,
     QUOTES,
     SPECS,
     TRADES,
@@ -35,6 +36,7 @@ from marketstream.schemas.records import (
     Kind,
     Liquidation,
     OpenInterest,
+    Price,
     Quote,
     Record,
     Trade,
@@ -54,6 +56,7 @@ SAMPLES: dict[TableSpec, Record] = {
     OPEN_INTEREST: OpenInterest("okx", "BTC-USDT-PERP", T0, T0 + 2, 52000.125, 5.06e9),
     INSTRUMENTS: Instrument("okx", "BTC-USDT-20250328", T0, "BTC-USDT-250328", "linear_future",
                             "BTC", "USDT", "USDT", 0.01, 1.0, 0.1, 0.1, T0 + 10**15, "trading"),
+    PRICES: Price("jupiter", "SOL-USD", T0, T0 + 9, 147.48, T0 - 10**9, 348004023, 6.2e8, 1.29),
 }  # fmt: skip
 
 
@@ -213,4 +216,5 @@ PINNED: dict[str, tuple[int, int]] = {
     "liquidations": (1, 0xD61D_7751_71FE_4F50),
     "open_interest": (1, 0x1873_B19B_98FE_31B0),
     "instruments": (1, 0xB41A_80E2_B985_9C4B),
+    "prices": (1, 0xB64B_853E_A035_22B5),
 }

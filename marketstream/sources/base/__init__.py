@@ -1,0 +1,1 @@
+"""What every polled source provides (`source.py`)."""
