@@ -84,6 +84,32 @@ async def get_async(url: str, timeout_s: float) -> bytes:
     return response.content
 
 
+def open_async_client(
+    base_url: str, headers: Mapping[str, str], timeout_s: float
+) -> httpx.AsyncClient:
+    """A client kept for many requests to one API (a polled source): one TLS handshake, then
+    kept-alive connections, our user agent beside the given headers (which may hold a key:
+    they are never logged)."""
+    check_http_url(base_url)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={**_HEADERS, **headers},
+        timeout=timeout_s,
+        verify=_tls(),
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+    )
+
+
+async def get_answer(client: httpx.AsyncClient, target: str) -> HttpAnswer:
+    """One GET of `target` (path and query) on a kept client; any status is an answer.
+    HttpError when nothing came back (refused, timed out, cut)."""
+    try:
+        response = await client.get(target)
+    except httpx.HTTPError as exc:
+        raise HttpError(_reason(exc)) from None
+    return _answer(response)
+
+
 def _answer(response: httpx.Response) -> HttpAnswer:
     headers = {k.lower(): v for k, v in response.headers.items()}
     return HttpAnswer(response.status_code, headers, response.content, response.reason_phrase)

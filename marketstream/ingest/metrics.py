@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 from marketstream.metrics_server import MetricSet
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SOURCE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -87,6 +88,36 @@ class IngestMetrics(MetricSet):
             "Instrument refreshes ended by an unexpected error (logged; the next one retries)",
         )
         self.connected = self.gauge("connected", "Open exchange connections", "exchange")
+        self.source_ticks = self.counter(
+            "source_ticks",
+            "Token ticks of polled sources, by outcome: met (a price in time) or missed",
+            "source",
+            "outcome",
+        )
+        self.source_requests = self.counter(
+            "source_requests",
+            "Requests to polled sources by answer: ok, retry (429, 5xx), quota, fatal, "
+            "no_answer; hedge counts hedged requests sent",
+            "source",
+            "outcome",
+        )
+        self.source_request_seconds = self.histogram(
+            "source_request_seconds",
+            "Time of one request to a polled source",
+            "source",
+            buckets=_SOURCE_BUCKETS,
+        )
+        self.source_fetch_lag = self.histogram(
+            "source_fetch_seconds",
+            "Tick to its answer: when a polled price was received after the tick it is of",
+            "source",
+            buckets=_SOURCE_BUCKETS,
+        )
+        self.source_unpriced = self.counter(
+            "source_unpriced",
+            "Tokens a polled source answered without a price (unknown or untraded tokens)",
+            "source",
+        )
 
 
 class FrameSource(Protocol):
