@@ -123,6 +123,7 @@ def chaos_config(
         }
         for feed in feeds
     }
+    data["sources"] = {}  # the live price APIs are out of reach: chaos replays exchanges only
     data["streams"].update(maxlen=maxlen, trim_interval_s=trim_interval_s)
     data["horizons"] = {"hot_days": horizons.hot_days, "warm_days": horizons.warm_days}
     data["hot"]["claim_idle_ms"] = 5000  # a killed writer's entries move on within seconds

@@ -113,6 +113,8 @@ class SourceConfig(_Model):
     max_rps: float = Field(default=1.0, gt=0)  # requests per second the account allows
     burst: int = Field(default=1, ge=1)  # requests sent back to back at most
     api_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    # Stop polling after this many ticks (a bounded capture, the demo); None: poll forever.
+    max_ticks: int | None = Field(default=None, gt=0)
     symbols: dict[str, Annotated[str, Field(pattern=TOKEN_ID_RE)]] = Field(min_length=1)
     group: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
 

@@ -43,8 +43,10 @@ def _start_or_fail(service: str, start: Callable[[], T]) -> T:
 
 @pytest.fixture(scope="session")
 def pipeline_config() -> PipelineConfig:
-    """The repository's configuration without MARKETSTREAM_* overrides from the shell."""
-    return load_config(CONFIG_FILE, environ={})
+    """The repository's configuration without MARKETSTREAM_* overrides from the shell, and
+    without its polled sources: they would poll the live APIs, out of reach here (the tests
+    of sources point them at a replay server themselves)."""
+    return load_config(CONFIG_FILE, environ={}).model_copy(update={"sources": {}})
 
 
 @pytest.fixture(scope="session")

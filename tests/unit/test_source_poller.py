@@ -258,3 +258,23 @@ def test_a_cadence_above_the_account_limit_is_refused_naming_the_keys() -> None:
     with pytest.raises(MarketStreamError, match=r"sources\.jupiter: 2 requests every 1 s"):
         SourcePoller(FAKE, config, ScriptedApi(), publisher=Sink(), metrics=IngestMetrics(),
                      max_future_skew_ns=0)  # fmt: skip
+
+
+async def test_max_ticks_polls_that_many_ticks_then_idles_healthy() -> None:
+    sink = Sink()
+    config = _config(symbols={"SOL": SOL}, max_ticks=3)
+    poller = SourcePoller(
+        FAKE, config, ScriptedApi(), publisher=sink, metrics=IngestMetrics(),
+        max_future_skew_ns=10**9,
+    )  # fmt: skip
+    halt = asyncio.Event()
+    runner = asyncio.create_task(poller.run(halt))
+    for _ in range(500):
+        if poller.done:
+            break
+        await asyncio.sleep(0.01)
+    assert poller.done
+    assert len(_by_tick(sink.records)) == 3
+    assert poller.health()[0]
+    halt.set()
+    await asyncio.wait_for(runner, 5)

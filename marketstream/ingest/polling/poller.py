@@ -136,6 +136,7 @@ class SourcePoller:
         self.last_error: str | None = None
         self.missed: collections.deque[MissedTick] = collections.deque(maxlen=MISSED_KEPT)
         self.failure: str | None = None
+        self.done = False  # max_ticks polled
         self._stop = asyncio.Event()
         self._polls: set[asyncio.Task[None]] = set()
 
@@ -144,8 +145,9 @@ class SourcePoller:
         """Tick until `halt` is set; SourceFatalError when the source can never answer."""
         watcher = asyncio.create_task(self._watch(halt))
         tick = self._wall_ns() // self.cadence_ns + 1
+        last = None if self.config.max_ticks is None else tick + self.config.max_ticks
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and (last is None or tick < last):
                 tick_ns = tick * self.cadence_ns
                 delay = (tick_ns - self._wall_ns()) / 1e9
                 if delay > 0:
@@ -177,6 +179,10 @@ class SourcePoller:
                 task.cancel()
         if self.failure is not None:
             raise SourceFatalError(self.failure)
+        if not halt.is_set():  # max_ticks done: idle (and healthy) until ingest stops
+            self.done = True
+            log.info("%s: %d ticks polled; polling stopped", self.name, self.config.max_ticks)
+            await halt.wait()
 
     async def _watch(self, halt: asyncio.Event) -> None:
         await halt.wait()
@@ -376,9 +382,10 @@ class SourcePoller:
                 {"tick": _utc(m.tick_ns), "tokens": len(m.symbols), "reason": m.reason}
                 for m in list(self.missed)[-5:]
             ],
+            "done": self.done,
             "failure": self.failure,
         }
-        return quiet <= limit and self.failure is None, detail
+        return (quiet <= limit or self.done) and self.failure is None, detail
 
 
 def health_of(pollers: Sequence[SourcePoller]) -> tuple[bool, Mapping[str, Any]]:
