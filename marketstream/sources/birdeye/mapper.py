@@ -15,13 +15,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from marketstream.schemas.records import Price
-from marketstream.sources.base.answers import (
-    NS_PER_S,
-    load_object,
-    number,
-    optional_number,
-    show,
-)
+from marketstream.sources.base.answers import NS_PER_S, load_object, number, optional_number, show
 from marketstream.sources.base.source import Mapped, SourceAnswerError
 
 NAME: Final = "birdeye"
@@ -47,11 +41,12 @@ def _data(body: bytes) -> dict[str, object]:
 
 
 def _source_ts(mint: str, value: object) -> int | None:
-    """`updateUnixTime` (seconds) as ns; whole seconds exactly, a fraction rounded."""
+    """`updateUnixTime` (seconds) as ns; whole seconds exactly, a fraction to the
+    microsecond (all a float of today's seconds holds)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value * NS_PER_S
     seconds = optional_number(NAME, mint, "updateUnixTime", value)
-    return None if seconds is None else round(seconds * NS_PER_S)
+    return None if seconds is None else round(seconds * 1_000_000) * 1_000
 
 
 def map_answer(body: bytes, symbols_by_id: Mapping[str, str], tick_ns: int, recv_ns: int) -> Mapped:
