@@ -240,3 +240,7 @@ def test_injected_faults_without_delay_and_other_statuses() -> None:
     assert classify(401, headers, body, NOW).outcome is Outcome.FATAL
     with pytest.raises(ValueError, match="error status, got 200"):
         fault_answer(200, 0, NOW)
+
+
+def test_a_429_without_a_body_has_a_clean_reason() -> None:
+    assert classify(429, {}, b"", NOW).reason == "429 Too Many Requests"

@@ -53,7 +53,9 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now_s: float)
         after = retry_after_s(headers.get("retry-after"), now_s)
         if after is None:
             after = _reset_in_s(headers, now_s)
-        return Verdict(Outcome.RETRY, f"429 {phrase(429)}: {detail}", after)
+        return Verdict(
+            Outcome.RETRY, f"429 {phrase(429)}" + (f": {detail}" if detail else ""), after
+        )
     return common_verdict(status, headers, detail, now_s)
 
 
