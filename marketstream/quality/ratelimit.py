@@ -1,4 +1,4 @@
-"""A token bucket for an exchange's request weight, and reading `Retry-After`.
+"""A token bucket for an exchange's request weight (`Retry-After` is read in `http_headers`).
 
 Exchanges limit REST use by weight per minute (Binance spot: 6,000; a request costs its
 endpoint's weight). The bucket refills at a configured share of that limit, so a backfill
@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Final
+
+# Re-exported: the parser moved to a neutral module the polled sources may import too.
+from marketstream.http_headers import retry_after_s
+
+__all__ = ["SECONDS_PER_MINUTE", "TokenBucket", "retry_after_s", "seconds_to_next_minute"]
 
 SECONDS_PER_MINUTE: Final = 60.0
 
@@ -92,20 +96,6 @@ class TokenBucket:
         self._sleep(seconds)
         self.waited_s += seconds
         return seconds
-
-
-def retry_after_s(value: str | None, now_s: float) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, moment.timestamp() - now_s)
 
 
 def seconds_to_next_minute(now_s: float) -> float:

@@ -27,7 +27,7 @@ LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
     frozenset(layer)
     for layer in (
         {"marketstream", "errors", "closing"},  # the package itself holds only its version
-        {"schemas", "logs", "metrics_server", "signals", "retry", "event_loop"},
+        {"schemas", "logs", "metrics_server", "signals", "retry", "event_loop", "http_headers"},
         {"config", "replay", "http_client"},
         {"venues", "sources", "tiers"},
         {"ingest", "instruments", "services", "gateway", "writers", "archiver", "query"},
