@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from marketstream.cli.common import Commands, add_daemon, config_of
+from marketstream.errors import ConfigError
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -26,7 +28,16 @@ def add_commands(commands: Commands) -> None:
         help="run only this exchange (repeatable; default: every enabled one)",
     )
     ingest.add_argument(
-        "--group", metavar="NAME", help="run only the exchanges of this group (exchanges.*.group)"
+        "--source",
+        action="append",
+        metavar="NAME",
+        help="run only this polled source (repeatable; default: every enabled one, unless "
+        "--exchange is given)",
+    )
+    ingest.add_argument(
+        "--group",
+        metavar="NAME",
+        help="run only the exchanges and sources of this group (*.group in the config)",
     )
 
     normalize = commands.add_parser(
@@ -38,17 +49,29 @@ def add_commands(commands: Commands) -> None:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from marketstream.ingest.polling.plan import plan_sources  # noqa: PLC0415
     from marketstream.ingest.service import IngestService, plan_connections  # noqa: PLC0415
     from marketstream.instruments.store import cache_path  # noqa: PLC0415
     from marketstream.wiring import endpoint  # noqa: PLC0415
 
     config = config_of(args)
-    plans = plan_connections(config, args.exchange, args.group)  # config errors come first
+    # Config errors come first. `--exchange` alone runs no source, `--source` alone no exchange.
+    sources = (
+        [] if args.exchange and not args.source
+        else plan_sources(config, os.environ, args.source, args.group)
+    )  # fmt: skip
+    sources_only = (args.source and not args.exchange) or (
+        args.group and sources and not config.enabled_exchanges(args.group)
+    )
+    plans = [] if sources_only else plan_connections(config, args.exchange, args.group)
+    if not plans and not sources:
+        raise ConfigError("nothing to ingest: no enabled exchange or source (of this group)")
     service = IngestService(
         config,
         endpoint(config, args.state_dir, "redis"),
         plans=plans,
         instrument_cache=cache_path(config, args.state_dir),
+        sources=sources,
     )
     setup_logging()
 

@@ -11,6 +11,7 @@ instead of staying up with nothing published.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -22,8 +23,11 @@ from redis.exceptions import RedisError
 
 from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig
 from marketstream.errors import ConfigError, ServiceError
+from marketstream.http_client import get_answer, open_async_client
 from marketstream.ingest.instruments import InstrumentKeeper
 from marketstream.ingest.metrics import IngestMetrics
+from marketstream.ingest.polling.plan import PlannedSource
+from marketstream.ingest.polling.poller import OnAnswer, SourcePoller, health_of
 from marketstream.ingest.processor import FrameProcessor, processor_for
 from marketstream.ingest.publisher import Publisher, PublisherSettings
 from marketstream.ingest.rest_polls import open_interest_pollers
@@ -107,9 +111,13 @@ class IngestService:
         *,
         plans: list[PlannedConnection] | None = None,
         instrument_cache: Path | None = None,
+        sources: Sequence[PlannedSource] = (),
+        on_answer: OnAnswer | None = None,
     ) -> None:
         """`instrument_cache`: where fetched instruments are kept between runs (the CLI
-        passes `<state dir>/instruments.jsonl`); None keeps them in memory only."""
+        passes `<state dir>/instruments.jsonl`); None keeps them in memory only. `sources`:
+        the polled REST sources to run beside the connections (`plan_sources`); `on_answer`
+        sees each of their answers (`record`)."""
         self.config = config
         self.redis_url = redis_url
         self.plans = plans if plans is not None else plan_connections(config, only)
@@ -133,6 +141,9 @@ class IngestService:
         self.connections: list[Connection] = []
         names = [plan.exchange.name for plan in self.plans]
         self.pollers = open_interest_pollers(config, names, self.publisher, self.metrics)
+        self.sources = list(sources)
+        self.source_pollers: list[SourcePoller] = []
+        self._on_answer = on_answer
         self.metrics_port: int | None = None
         self.failure: str | None = None  # why a task of ours failed; the process then ends
 
@@ -189,6 +200,7 @@ class IngestService:
         polled = {p.exchange.name: round(now - p.last_answer, 1) for p in self.pollers}
         poll_limit = stale_after + 2 * self.config.ingest.open_interest_poll_s
         feeds_ok = feeds_ok and all(seconds <= poll_limit for seconds in polled.values())
+        sources_ok, sources = health_of(self.source_pollers)
         detail = {
             "redis_ok": redis_ok,
             "seconds_since_last_frame": quiet,
@@ -196,9 +208,11 @@ class IngestService:
             "published": self.publisher.published,
             "unflushed": self.publisher.unflushed,  # `demo` waits for 0 before it counts
             "instruments": instruments,
+            "sources": sources,
             "failure": self.failure,
         }
-        return redis_ok and feeds_ok and instruments_ok and self.failure is None, detail
+        healthy = redis_ok and feeds_ok and instruments_ok and sources_ok
+        return healthy and self.failure is None, detail
 
     async def run(self, stop: asyncio.Event, metrics_port: int | None = None) -> None:
         await self._check_redis()
@@ -208,8 +222,9 @@ class IngestService:
         )
         self.metrics_port = bound_port(server)
         log.info(
-            "ingest: %d planned connections, metrics on http://%s:%d/metrics",
+            "ingest: %d planned connections, %d polled sources, metrics on http://%s:%d/metrics",
             len(self.plans),
+            len(self.sources),
             self.config.ingest.metrics_host,
             self.metrics_port,
         )
@@ -217,10 +232,12 @@ class IngestService:
         flusher = asyncio.create_task(self.publisher.run(), name="publisher")
         connections = asyncio.create_task(self._connections(halt), name="connections")
         refresher = asyncio.create_task(self.instruments.run(halt), name="instruments")
+        polling = asyncio.create_task(self._poll_sources(halt), name="sources")
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait(
-                {flusher, connections, refresher, stopping}, return_when=asyncio.FIRST_COMPLETED
+                {flusher, connections, refresher, polling, stopping},
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if flusher.done():  # it runs until close(): it failed
                 self._failed("the publisher", flusher)
@@ -228,12 +245,14 @@ class IngestService:
                 self._failed("a connection", connections)
             elif refresher.done():  # it runs until halt: it failed
                 self._failed("the instrument refresh", refresher)
+            elif polling.done() and not halt.is_set():  # it runs until halt: it failed
+                self._failed("a polled source", polling)
         finally:
             halt.set()
             stopping.cancel()
             if not self.connections:
                 connections.cancel()  # still at the first instrument fetch: no need to wait
-            await asyncio.gather(connections, refresher, stopping, return_exceptions=True)
+            await asyncio.gather(connections, refresher, polling, stopping, return_exceptions=True)
             if flusher.done():
                 await self._last_flush()
             else:
@@ -252,6 +271,40 @@ class IngestService:
         await asyncio.gather(
             *(c.run(halt) for c in self.connections), *(p.run(halt) for p in self.pollers)
         )
+
+    async def _poll_sources(self, halt: asyncio.Event) -> None:
+        """Every planned source on its own clock, each with one kept HTTP client; the first
+        that fails ends the others (and, through `run`, ingest) with its cause."""
+        if not self.sources:
+            await halt.wait()
+            return
+        clients = [
+            open_async_client(p.base_url, p.headers, p.config.timeout_s) for p in self.sources
+        ]
+        try:
+            self.source_pollers = [
+                SourcePoller(
+                    planned.source,
+                    planned.config,
+                    functools.partial(get_answer, client),
+                    publisher=self.publisher,
+                    metrics=self.metrics,
+                    max_future_skew_ns=self.config.ingest.max_future_skew_ms * 1_000_000,
+                    on_answer=self._on_answer,
+                )
+                for planned, client in zip(self.sources, clients, strict=True)
+            ]
+            for planned in self.sources:
+                log.info(
+                    "ingest: polling %s at %s every %g s for %d tokens",
+                    planned.source.name,
+                    planned.base_url,
+                    planned.config.cadence_s,
+                    len(planned.config.symbols),
+                )
+            await asyncio.gather(*(poller.run(halt) for poller in self.source_pollers))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
     def _failed(self, what: str, task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()
