@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.rows import TupleRow
 
+from marketstream.cli import main
 from marketstream.errors import ConfigError, MarketStreamError
 from marketstream.query import hot_queries as hq
 from marketstream.query.hot_queries import HotQueries, QueryInputError
@@ -241,3 +242,16 @@ def test_bad_input_never_reaches_the_connection(call: Any) -> None:
     with pytest.raises(QueryInputError):
         call(hot)
     assert issubclass(QueryInputError, MarketStreamError)  # the CLI prints it as one line
+
+
+def test_cli_prices_of_an_unknown_feed_name_exchanges_and_sources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Checked before any service is asked: one line, exit 2, both lists named."""
+    argv = ["query", "prices", "--exchange", "nosuch", "--symbol", "SOL-USD"]
+    assert main([*argv, "--start", "2025-11-20", "--end", "2025-11-21"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "marketstream: error: exchange 'nosuch' is not known: expected an exchange "
+        f"({', '.join(EXCHANGES)}) or a source (jupiter, birdeye)\n"
+    )
