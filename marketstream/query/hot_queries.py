@@ -364,11 +364,8 @@ class RangeQuery(Generic[R]):
 _LATEST_INSTRUMENTS: Final = sql.SQL(
     "SELECT {columns} FROM {table}{where} LATEST ON ts PARTITION BY exchange, symbol"
 )
-_LATEST_TRADE_PRICES: Final = sql.SQL(
-    "SELECT exchange, symbol, cast(ts AS LONG), price FROM {table}{where} "
-    "LATEST ON ts PARTITION BY exchange, symbol"
-)
-_LATEST_POLLED_PRICES: Final = sql.SQL(
+# The newest `price` of each instrument in a table that has one (trades, polled prices).
+_LATEST_PRICES: Final = sql.SQL(
     "SELECT exchange, symbol, cast(ts AS LONG), price FROM {table}{where} "
     "LATEST ON ts PARTITION BY exchange, symbol"
 )
@@ -483,12 +480,10 @@ class HotQueries(Closing):
         where: sql.Composable = sql.SQL("")
         if conditions:
             where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
-        trades = self._fetch(
-            _LATEST_TRADE_PRICES.format(table=sql.Identifier(TRADES.table), where=where), params
-        )
-        trades += self._fetch(
-            _LATEST_POLLED_PRICES.format(table=sql.Identifier(PRICES.table), where=where), params
-        )
+        trades: list[TupleRow] = []
+        for spec in (TRADES, PRICES):  # sources' prices never share a name with trades
+            query = _LATEST_PRICES.format(table=sql.Identifier(spec.table), where=where)
+            trades += self._fetch(query, params)
         quotes = self._fetch(
             _LATEST_QUOTE_PRICES.format(table=sql.Identifier(QUOTES.table), where=where), params
         )
