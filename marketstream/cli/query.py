@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from marketstream.cli.common import Commands, add_state_dir, config_of
 from marketstream.cli.output import ROW_FORMATS, print_rows
+from marketstream.schemas.instruments import SOURCES
 from marketstream.schemas.records import Liquidation, OpenInterest, Price, Record, Trade
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ _RANGE_RECORDS: Final[dict[str, type[Record]]] = {
     "prices": Price,
 }
 _QUERY_TIME_HELP = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoch nanoseconds"
-_EXCHANGE_HELP = "an exchange, or a polled price source (jupiter, birdeye)"
+_EXCHANGE_HELP = f"an exchange, or a polled price source ({', '.join(SOURCES)})"
 
 
 def add_commands(commands: Commands) -> None:
