@@ -64,7 +64,8 @@ def add_commands(commands: Commands) -> None:
     }
     for sub in (*ranges.values(), candles):
         sub.add_argument("--exchange", required=True, metavar="EX", help=_EXCHANGE_HELP)
-        sub.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT-PERP")
+        example = "SOL-USD" if sub is prices else "BTC-USDT-PERP"
+        sub.add_argument("--symbol", required=True, metavar="S", help=f"e.g. {example}")
         sub.add_argument("--start", required=True, metavar="T", help=_QUERY_TIME_HELP)
         sub.add_argument("--end", required=True, metavar="T", help="exclusive; as --start")
     for rows, sub in ranges.items():
