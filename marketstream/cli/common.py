@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from marketstream.config import PipelineConfig, load_config
-from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.instruments import EXCHANGES, FEEDS, SOURCES
 
 Handler = Callable[[argparse.Namespace], int]
 # What `add_subparsers` returns; each command group adds its commands to it.
@@ -99,10 +99,21 @@ def positive_int(text: str) -> int:
 
 
 def exchange_name(text: str) -> str:
-    """An argparse type: the name of an exchange MarketStream knows."""
+    """An argparse type: the name of an exchange MarketStream knows (a venue: instruments)."""
     if text not in EXCHANGES:
         raise argparse.ArgumentTypeError(
             f"unknown exchange {text!r}: expected one of {', '.join(EXCHANGES)}"
+        )
+    return text
+
+
+def feed_name(text: str) -> str:
+    """An argparse type: the name of a stream owner, an exchange or a polled price source
+    (both own streams `md:{<name>}:<table>` and price keys)."""
+    if text not in FEEDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown exchange or source {text!r}: expected an exchange "
+            f"({', '.join(EXCHANGES)}) or a source ({', '.join(SOURCES)})"
         )
     return text
 
@@ -117,9 +128,11 @@ def shard_text(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def exchange_names(text: str) -> list[str]:
-    """An argparse type: comma-separated names of exchanges MarketStream knows, at least one."""
+def feed_names(text: str) -> list[str]:
+    """An argparse type: comma-separated stream owners (exchanges or sources), at least one."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise argparse.ArgumentTypeError(f"expected one or more exchange names, got {text!r}")
-    return [exchange_name(name) for name in names]
+        raise argparse.ArgumentTypeError(
+            f"expected one or more exchange or source names, got {text!r}"
+        )
+    return [feed_name(name) for name in names]

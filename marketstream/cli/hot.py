@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from marketstream.cli.common import Commands, add_daemon, config_of, exchange_names, shard_text
+from marketstream.cli.common import Commands, add_daemon, config_of, feed_names, shard_text
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -24,9 +24,9 @@ def add_commands(commands: Commands) -> None:
     )
     write_hot.add_argument(
         "--exchanges",
-        type=exchange_names,
+        type=feed_names,
         metavar="EX[,EX...]",
-        help="the exchanges (stream hash tags) this writer serves, comma-separated "
+        help="the exchanges and sources (stream hash tags) this writer serves, comma-separated "
         "(default: hot.exchanges, empty meaning all)",
     )
     write_hot.add_argument(

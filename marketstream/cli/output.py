@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from marketstream.schemas.columns import SPECS
+from marketstream.schemas.records import Kind
+
 if TYPE_CHECKING:
     from marketstream.services.state import ServicesStatus
 
 ROW_FORMATS = ("json", "table")
-_TIMESTAMP_FIELDS = frozenset({"ts", "recv_ts", "next_ts", "expiry"})
+# Shown as ISO-8601 in tables: every timestamp column of any record (a price's `source_ts` too).
+_TIMESTAMP_FIELDS = frozenset(
+    c.name for spec in SPECS for c in spec.columns if c.kind is Kind.TIMESTAMP
+)
 
 
 def print_json(body: object) -> None:

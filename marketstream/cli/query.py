@@ -1,5 +1,5 @@
-"""`marketstream query latest|trades|candles|liquidations|open-interest|instruments`: the hot
-tier, or every tier stitched by day (`marketstream.query`)."""
+"""`marketstream query latest|trades|candles|liquidations|open-interest|prices|instruments`: the
+hot tier, or every tier stitched by day (`marketstream.query`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Final
 
 from marketstream.cli.common import Commands, add_state_dir, config_of
 from marketstream.cli.output import ROW_FORMATS, print_rows
-from marketstream.schemas.records import Liquidation, OpenInterest, Record, Trade
+from marketstream.schemas.instruments import SOURCES
+from marketstream.schemas.records import Liquidation, OpenInterest, Price, Record, Trade
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager as ContextManager
@@ -22,19 +23,21 @@ _RANGE_RECORDS: Final[dict[str, type[Record]]] = {
     "trades": Trade,
     "liquidations": Liquidation,
     "open interest readings": OpenInterest,
+    "prices": Price,
 }
 _QUERY_TIME_HELP = "ISO-8601 (2025-11-20T10:00:00Z; no offset means UTC) or epoch nanoseconds"
+_EXCHANGE_HELP = f"an exchange, or a polled price source ({', '.join(SOURCES)})"
 
 
 def add_commands(commands: Commands) -> None:
     query = commands.add_parser(
         "query",
-        help="latest prices, trades, candles, liquidations, open interest and instruments "
-        "from the hot tier (QuestDB) or every tier",
+        help="latest prices, trades, candles, liquidations, open interest, polled source prices "
+        "and instruments from the hot tier (QuestDB) or every tier",
     )
     what = query.add_subparsers(title="query commands", metavar="WHAT")
     latest = what.add_parser("latest", help="the latest price of each instrument")
-    latest.add_argument("--exchange", metavar="EX", help="only this exchange")
+    latest.add_argument("--exchange", metavar="EX", help="only this exchange or source")
     latest.add_argument("--symbol", metavar="S", help="only this symbol, e.g. BTC-USDT")
     latest.set_defaults(handler=_cmd_query_latest)
 
@@ -46,6 +49,10 @@ def add_commands(commands: Commands) -> None:
         "open-interest",
         help="open interest (base units; value in quote where sent) with start <= ts < end",
     )
+    prices = what.add_parser(
+        "prices",
+        help="a polled source's prices (USD) with start <= ts < end, one per tick, in time order",
+    )
     candles = what.add_parser(
         "candles", help="OHLCV candles built from trades, for the bars opening in [start, end)"
     )
@@ -53,10 +60,12 @@ def add_commands(commands: Commands) -> None:
         "trades": trades,
         "liquidations": liquidations,
         "open interest readings": open_interest,
+        "prices": prices,
     }
     for sub in (*ranges.values(), candles):
-        sub.add_argument("--exchange", required=True, metavar="EX")
-        sub.add_argument("--symbol", required=True, metavar="S", help="e.g. BTC-USDT-PERP")
+        sub.add_argument("--exchange", required=True, metavar="EX", help=_EXCHANGE_HELP)
+        example = "SOL-USD" if sub is prices else "BTC-USDT-PERP"
+        sub.add_argument("--symbol", required=True, metavar="S", help=f"e.g. {example}")
         sub.add_argument("--start", required=True, metavar="T", help=_QUERY_TIME_HELP)
         sub.add_argument("--end", required=True, metavar="T", help="exclusive; as --start")
     for rows, sub in ranges.items():
@@ -135,7 +144,8 @@ def _cmd_query_latest(args: argparse.Namespace) -> int:
 
 
 def _cmd_query_range(args: argparse.Namespace) -> int:
-    """trades, liquidations or open interest (`args.rows`) of one instrument and range."""
+    """trades, liquidations, open interest or prices (`args.rows`) of one instrument and
+    range."""
     from marketstream.query import hot_queries as hq  # noqa: PLC0415 - psycopg: load on use
 
     output = _query_format(args.format)

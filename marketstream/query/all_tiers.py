@@ -46,8 +46,8 @@ R = TypeVar("R", bound=Record)
 
 
 class TieredQueries:
-    """Trades, candles, liquidations, open interest and instruments for any range, from
-    QuestDB, ClickHouse and the cold Parquet files."""
+    """Every record type (trades, candles, books, polled source prices, ...) for any range,
+    and the instruments, from QuestDB, ClickHouse and the cold Parquet files."""
 
     def __init__(self, hot: HotQueries, hot_tier: HotTier, warm: WarmTier, cold: ColdStore) -> None:
         self.hot, self.hot_tier, self.warm, self.cold = hot, hot_tier, warm, cold

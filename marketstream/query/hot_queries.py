@@ -1,5 +1,6 @@
-"""Hot-tier reads from QuestDB over its PostgreSQL wire protocol: latest prices, trades, OHLCV,
-liquidations, open interest and the latest instrument metadata.
+"""Hot-tier reads from QuestDB over its PostgreSQL wire protocol: latest prices, OHLCV, the
+latest instrument metadata, and any record type without array columns by time range (trades,
+quotes, liquidations, open interest, polled source prices, ...).
 
 Every value a caller passes travels as a bound parameter; the SQL text holds only names from
 our own specs and a fixed whitelist of intervals, so no input can change a statement. Inputs
@@ -32,17 +33,8 @@ from psycopg.types.numeric import Int8
 from marketstream.closing import Closing
 from marketstream.config import redact_url
 from marketstream.errors import ConfigError, MarketStreamError, ServiceError
-from marketstream.schemas.columns import (
-    CANDLES,
-    FUNDING,
-    INSTRUMENTS,
-    LIQUIDATIONS,
-    OPEN_INTEREST,
-    QUOTES,
-    TRADES,
-    TableSpec,
-)
-from marketstream.schemas.instruments import EXCHANGES, parse_symbol
+from marketstream.schemas.columns import INSTRUMENTS, PRICES, QUOTES, SPECS, TRADES, TableSpec
+from marketstream.schemas.instruments import EXCHANGES, FEEDS, SOURCES, parse_symbol
 from marketstream.schemas.records import Candle, Instrument, Kind, Quote, Record, Trade
 from marketstream.tiers.questdb_tables import OHLCV_1M_VIEW
 
@@ -83,6 +75,7 @@ class LatestPrice:
 
     `price` is the last trade price; before any trade, the quote's last price or the bid/ask
     mid. `ts` is the exchange time (ns) of the newer of the last trade and the last quote.
+    For a polled source (`exchange` is its name) it is the last polled price and its tick.
     """
 
     exchange: str
@@ -97,9 +90,12 @@ class LatestPrice:
 
 
 def check_exchange(exchange: str) -> str:
-    if exchange not in EXCHANGES:
+    """A stream owner's name: an exchange, or a polled source (whose records carry its name in
+    their `exchange` column)."""
+    if exchange not in FEEDS:
         raise QueryInputError(
-            f"exchange {_show(exchange)} is not known: expected one of {', '.join(EXCHANGES)}"
+            f"exchange {_show(exchange)} is not known: expected an exchange "
+            f"({', '.join(EXCHANGES)}) or a source ({', '.join(SOURCES)})"
         )
     return exchange
 
@@ -321,17 +317,19 @@ def _range_sql(spec: TableSpec) -> sql.Composed:
 
 # Ordered by every order key, trades included (by time alone, the trades of one timestamp
 # came in QuestDB's scan order, which a later read need not repeat: a cursor resuming
-# within a timestamp then skipped some and repeated others).
+# within a timestamp then skipped some and repeated others). Every spec but instruments
+# (metadata, read newest per instrument) and those with arrays (books: the PG wire does not
+# carry them; `TieredQueries.range_table` reads them), so a new record type is read too.
 _RANGES: Final[dict[TableSpec, sql.Composed]] = {
     spec: _range_sql(spec)
-    for spec in (TRADES, QUOTES, CANDLES, FUNDING, LIQUIDATIONS, OPEN_INTEREST)
+    for spec in SPECS
+    if spec is not INSTRUMENTS and all(c.kind is not Kind.LEVELS for c in spec.columns)
 }
 
 
 def range_spec(record_type: type[object]) -> TableSpec:
-    """The spec of a record type read by time range over PG wire (trades, quotes, the
-    exchange's candles, funding, liquidations, open interest; books hold arrays, which
-    `TieredQueries.range_table` reads)."""
+    """The spec of a record type read by time range over PG wire (every type but books,
+    whose arrays `TieredQueries.range_table` reads, and instruments)."""
     for spec in _RANGES:
         if spec.cls is record_type:
             return spec
@@ -340,7 +338,7 @@ def range_spec(record_type: type[object]) -> TableSpec:
 
 @dataclass(frozen=True, slots=True)
 class RangeQuery(Generic[R]):
-    """One instrument's records of one type (`Trade`, `Liquidation`, `OpenInterest`) with
+    """One instrument's records of one type (`Trade`, `Liquidation`, `Price`, ...) with
     start_ns <= ts < end_ns, at most `limit` (the earliest). Checked when built, so every
     reader, and every piece a reader cuts of it, takes it as it is."""
 
@@ -366,7 +364,8 @@ class RangeQuery(Generic[R]):
 _LATEST_INSTRUMENTS: Final = sql.SQL(
     "SELECT {columns} FROM {table}{where} LATEST ON ts PARTITION BY exchange, symbol"
 )
-_LATEST_TRADE_PRICES: Final = sql.SQL(
+# The newest `price` of each instrument in a table that has one (trades, polled prices).
+_LATEST_PRICES: Final = sql.SQL(
     "SELECT exchange, symbol, cast(ts AS LONG), price FROM {table}{where} "
     "LATEST ON ts PARTITION BY exchange, symbol"
 )
@@ -475,14 +474,16 @@ class HotQueries(Closing):
     def latest_prices(
         self, exchange: str | None = None, symbol: str | None = None
     ) -> list[LatestPrice]:
-        """The latest price of every instrument (or of one exchange/symbol), sorted by name."""
+        """The latest price of every instrument (or of one exchange/symbol), sorted by name:
+        from trades and quotes, and the polled sources' `prices`."""
         conditions, params = instrument_conditions(exchange, symbol)
         where: sql.Composable = sql.SQL("")
         if conditions:
             where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
-        trades = self._fetch(
-            _LATEST_TRADE_PRICES.format(table=sql.Identifier(TRADES.table), where=where), params
-        )
+        trades: list[TupleRow] = []
+        for spec in (TRADES, PRICES):  # sources' prices never share a name with trades
+            query = _LATEST_PRICES.format(table=sql.Identifier(spec.table), where=where)
+            trades += self._fetch(query, params)
         quotes = self._fetch(
             _LATEST_QUOTE_PRICES.format(table=sql.Identifier(QUOTES.table), where=where), params
         )

@@ -1,5 +1,5 @@
-"""REST routes under /v1: latest prices from Redis, every record type over every tier, the
-quality report and the archive status.
+"""REST routes under /v1: latest prices from Redis, every record type over every tier (polled
+source prices included, `/v1/prices`), the quality report and the archive status.
 
 Inputs go through the checks `marketstream query` uses (`check_exchange`, `check_symbol`,
 `parse_time`, `check_interval`), so only known names and integers reach a store, as bound
@@ -43,7 +43,13 @@ PRICE_SCAN_COUNT: Final = 1000
 EXCHANGE_CANDLES: Final = "candles:exchange"  # what an exchange-bars cursor is bound to
 DEFAULT_INTERVAL: Final = "1m"
 
-Exchange = Annotated[str, Query(description="an exchange name as configured under `exchanges:`")]
+Exchange = Annotated[
+    str,
+    Query(
+        description="an exchange name as configured under `exchanges:`, or a polled price "
+        "source's under `sources:` (its records carry the source's name as `exchange`)"
+    ),
+]
 Symbol = Annotated[str, Query(description="normalized, e.g. BTC-USDT or BTC-USDT-PERP")]
 Start = Annotated[str, Query(description=f"inclusive; {TIME_HELP}")]
 End = Annotated[str, Query(description=f"exclusive; {TIME_HELP}")]

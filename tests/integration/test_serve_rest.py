@@ -1,10 +1,13 @@
 """`marketstream serve` over real HTTP against real tiers: 8 generated days of trades spread
 over QuestDB, ClickHouse and the cold Parquet by a real archive run (horizons of 2 and 4
 days), plus trades sharing timestamps in the hot tier; one serve process (with a token) for
-the module."""
+the module. Polled source prices ride along: published to Redis (every entry twice), written
+by the real hot writer, archived with the trades, read back by `marketstream query` and
+`/v1/prices`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,8 +22,9 @@ import redis
 
 from marketstream.config import ServicesConfig
 from marketstream.generate.history import HistoryConfig
-from marketstream.schemas.columns import TRADES
-from marketstream.schemas.records import Trade
+from marketstream.schemas.codec import decode_record
+from marketstream.schemas.columns import PRICES, TRADES
+from marketstream.schemas.records import Price, Trade
 from marketstream.tiers.days import day_start_ns
 from tests.integration.archive_tiers import (
     Tiers,
@@ -28,6 +32,7 @@ from tests.integration.archive_tiers import (
     hot_days,
     load,
     start_archived,
+    truth_of,
     utc_today,
     warm_days,
     write_hot,
@@ -41,6 +46,40 @@ DAYS = 8
 SAME_TS = 1_000  # trades per shared timestamp in the hot tier (ETH-USDT)
 NDJSON = "application/x-ndjson"
 ARROW = "application/vnd.apache.arrow.stream"
+NS_PER_S = 10**9
+PRICE_TICKS = 3  # per day and token: one with every optional field, one with nulls, one bare
+
+
+def day_prices(day: date) -> list[Price]:
+    """One day's polled prices, ticks on whole seconds: Jupiter sends a block and no source
+    time (and once no block), Birdeye a source time and no block; the last tick has no
+    optional field at all."""
+    start = day_start_ns(day)
+    rows: list[Price] = []
+    for k in range(PRICE_TICKS):
+        tick = start + k * NS_PER_S
+        step = day.toordinal() % 100 + k / 100
+        block = 348_004_023 + 3 * k if k == 0 else None
+        rows.append(
+            Price("jupiter", "SOL-USD", tick, tick + 250_000_001, 147.48 + step, None, block)
+            if k == PRICE_TICKS - 1
+            else Price(
+                "jupiter", "SOL-USD", tick, tick + 250_000_001, 147.48 + step, None, block,
+                621_679_197.67, 1.29 - step,
+            )
+        )  # fmt: skip
+        rows.append(
+            Price(
+                "birdeye", "BONK-USD", tick, tick + 180_000_007, 1.598090539282e-05 * (1 + step),
+                tick - 7 * NS_PER_S - 123, None, 1_234_414.0 if k else None, -4.77,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def all_prices() -> list[Price]:
+    today = utc_today()
+    return [p for d in range(DAYS - 1, -1, -1) for p in day_prices(today - timedelta(days=d))]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +93,9 @@ def tiers(
 
     def fill(bed: Tiers, first: date, last: date) -> None:
         load(bed, history, first, last)
+        prices = all_prices()
+        assert prices[0].ts == day_start_ns(first)
+        write_hot(bed, redis_url, [*prices, *prices])  # every tick's entry replayed once
 
     for bed in start_archived(services_config, tmp_path_factory, s3, "serve-test", DAYS, fill):
         start = day_start_ns(utc_today())
@@ -64,7 +106,7 @@ def tiers(
             for k in range(3)
             for i in range(SAME_TS)
         ]
-        write_hot(bed, redis_url, same)
+        write_hot(bed, redis_url, [*same, *day_prices(utc_today())])  # today's ticks again
         yield bed
 
 
@@ -73,6 +115,7 @@ def serving(tiers: Tiers, redis_url: str) -> Iterator[tuple[str, list[str]]]:
     client = redis.Redis.from_url(redis_url)
     client.set("price:{binance}:BTC-USDT", orjson.dumps({"price": 101.5, "ts": 7, "bid": 101.0}))
     client.set("price:{okx}:ETH-USDT", orjson.dumps({"price": 3.5, "ts": 8}))
+    client.set("price:{jupiter}:SOL-USD", orjson.dumps({"price": 147.5, "ts": 9}))
     client.close()
     environ = tiers.environ | {"MARKETSTREAM_ENDPOINTS__REDIS": redis_url}
     environ |= {"MARKETSTREAM_API_TOKEN": TOKEN}
@@ -198,7 +241,9 @@ def test_exchange_candles_from_each_tier_paged(api: httpx.Client) -> None:
     assert "source" in unknown.text
 
 
-@pytest.mark.parametrize("table", ["quotes", "books", "funding", "liquidations", "open_interest"])
+@pytest.mark.parametrize(
+    "table", ["quotes", "books", "funding", "liquidations", "open_interest", "prices"]
+)
 def test_every_record_type_answers(api: httpx.Client, table: str) -> None:
     symbol = (
         "BTC-USDT-PERP" if table in ("funding", "liquidations", "open_interest") else "BTC-USDT"
@@ -215,8 +260,11 @@ def test_latest_from_redis(api: httpx.Client) -> None:
     every = api.get("/v1/latest").json()["data"]
     assert [(r["exchange"], r["symbol"]) for r in every] == [
         ("binance", "BTC-USDT"),
+        ("jupiter", "SOL-USD"),
         ("okx", "ETH-USDT"),
     ]
+    source = api.get("/v1/latest", params={"exchange": "jupiter"}).json()["data"]
+    assert source == [{"exchange": "jupiter", "symbol": "SOL-USD", "price": 147.5, "ts": 9}]
     one = api.get("/v1/latest", params={"exchange": "binance", "symbol": "BTC-USDT"}).json()
     assert one["data"] == [
         {"exchange": "binance", "symbol": "BTC-USDT", "price": 101.5, "ts": 7, "bid": 101.0}
@@ -225,6 +273,78 @@ def test_latest_from_redis(api: httpx.Client) -> None:
     bad = api.get("/v1/latest", params={"exchange": "nowhere"})
     assert bad.status_code == 400
     assert "nowhere" in bad.json()["detail"]
+
+
+# --- polled source prices ----------------------------------------------------------------------
+
+
+def _query(tiers: Tiers, *args: str) -> subprocess.CompletedProcess[str]:
+    """`marketstream query ARGS` on the bed's tiers, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETSTREAM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "marketstream", "query", *args, "--state-dir", str(tiers.state_dir)],
+        cwd=REPO,
+        env=env | tiers.environ,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_prices_span_the_tiers_one_row_per_tick(tiers: Tiers) -> None:
+    """Written through Redis and the hot writer twice (same batch) and today's a third time
+    (another transaction): one row per tick, and the archiver moved and verified the days."""
+    hot, warm, cold = (days(tiers, PRICES) for days in (hot_days, warm_days, cold_days))
+    assert hot
+    assert warm
+    assert cold
+    assert len(hot) + len(warm) + len(cold) == len(hot | warm | cold)  # each day in one tier
+    assert hot | warm | cold == truth_of(all_prices())["prices"]
+
+
+@pytest.mark.parametrize(("source", "symbol"), [("jupiter", "SOL-USD"), ("birdeye", "BONK-USD")])
+def test_prices_read_back_exactly_through_query_and_serve(
+    tiers: Tiers, api: httpx.Client, source: str, symbol: str
+) -> None:
+    want = [p for p in all_prices() if (p.exchange, p.symbol) == (source, symbol)]
+    assert len({p.ts // (86_400 * NS_PER_S) for p in want}) == DAYS
+    assert any(p.block is None for p in want)  # Jupiter's null block, Birdeye's every block
+    assert any(p.source_ts is None or p.liquidity is None for p in want)
+    bounds = _range()
+    cli = _query(
+        tiers, "prices", "--exchange", source, "--symbol", symbol,
+        "--start", bounds["start"], "--end", bounds["end"], "--tier", "all",
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert [decode_record(line) for line in cli.stdout.splitlines()] == want
+    params = {"exchange": source, "symbol": symbol, **bounds}
+    paged = _all_pages(api, "/v1/prices", params | {"limit": "4"})
+    assert [decode_record(orjson.dumps(row)) for row in paged] == want
+    arrow = api.get("/v1/prices", params=params | {"limit": "1000"}, headers={"Accept": ARROW})
+    table = pa.ipc.open_stream(arrow.content).read_all()
+    assert table.column("block").to_pylist() == [p.block for p in want]
+    assert table.column("source_ts").cast(pa.int64()).to_pylist() == [p.source_ts for p in want]
+
+
+def test_query_latest_and_hot_prices_of_a_source(tiers: Tiers) -> None:
+    newest = day_prices(utc_today())[-2]  # Jupiter's last tick of today
+    latest = _query(tiers, "latest", "--exchange", "jupiter")
+    assert latest.returncode == 0, latest.stderr
+    assert [orjson.loads(line) for line in latest.stdout.splitlines()] == [
+        {"exchange": "jupiter", "symbol": "SOL-USD", "price": newest.price, "ts": newest.ts}
+        | {"bid": None, "ask": None}
+    ]
+    bounds = _range()
+    hot = _query(
+        tiers, "prices", "--exchange", "jupiter", "--symbol", "SOL-USD",
+        "--start", bounds["start"], "--end", bounds["end"], "--tier", "hot", "--limit", "2",
+    )  # fmt: skip
+    assert hot.returncode == 0, hot.stderr
+    first_hot_day = min(hot_days(tiers, PRICES))
+    want = [p for p in day_prices(first_hot_day) if p.exchange == "jupiter"][:2]
+    assert [decode_record(line) for line in hot.stdout.splitlines()] == want
+    assert "the first 2 prices only (--limit)" in hot.stderr
 
 
 def test_reports_health_and_metrics(api: httpx.Client) -> None:

@@ -19,9 +19,9 @@ import redis.asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from marketstream.schemas.codec import encode_record
+from marketstream.schemas.codec import decode_record, encode_record
 from marketstream.schemas.columns import spec_of
-from marketstream.schemas.records import Quote, Record, Trade
+from marketstream.schemas.records import Price, Quote, Record, Trade
 from marketstream.tiers.redis_bus import stream_key
 from tests.integration.serve_process import running_serve
 
@@ -149,6 +149,29 @@ async def test_a_stream_carries_only_its_channels_records(
     }
     binance = [r["record"]["ts"] - T0 for r in records if r["stream"] == "md:{binance}:trades"]
     assert binance == [1, 7]  # in stream order
+
+
+async def test_a_sources_prices_stream_live_with_their_nulls(
+    serving: str, client: redis.asyncio.Redis
+) -> None:
+    """`md:{jupiter}:prices` is a stream like any: a polled source's channel carries it."""
+    sol = [
+        Price("jupiter", "SOL-USD", T0, T0 + 5, 147.48, None, 348004023, 6.2e8, 1.29),
+        Price("jupiter", "SOL-USD", T0 + 10**9, T0 + 10**9 + 5, 147.5),  # no optional field
+    ]
+    async with subscribed(stream_url(serving, "prices:jupiter:SOL-USD")) as ws:
+        await publish(
+            client,
+            [
+                sol[0],
+                Price("jupiter", "BONK-USD", T0, T0 + 6, 1.6e-05),  # another symbol
+                Price("birdeye", "SOL-USD", T0, T0 + 7, 147.4, T0 - 10**9),  # another source
+                sol[1],
+            ],
+        )
+        found = await receive(ws, 2)
+    assert [item["stream"] for item in found] == ["md:{jupiter}:prices"] * 2
+    assert [decode_record(orjson.dumps(item["record"])) for item in found] == sol
 
 
 async def test_a_killed_client_resumes_from_its_last_ids_missing_and_repeating_nothing(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from marketstream.cli import main
+from marketstream.cli import build_parser, main
 
 
 @pytest.mark.parametrize(
     ("value", "why"),
     [
-        ("okx,ftx", "unknown exchange 'ftx': expected one of binance, binance-usdm, coinbase, "
-         "kraken, okx, bybit"),
-        (",", "expected one or more exchange names, got ','"),
+        ("okx,ftx", "unknown exchange or source 'ftx': expected an exchange (binance, "
+         "binance-usdm, coinbase, kraken, okx, bybit) or a source (jupiter, birdeye)"),
+        (",", "expected one or more exchange or source names, got ','"),
     ],
 )  # fmt: skip
 def test_a_writer_given_an_unknown_exchange_refuses_in_one_line(
@@ -25,6 +25,12 @@ def test_a_writer_given_an_unknown_exchange_refuses_in_one_line(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"marketstream write-hot: error: argument --exchanges: {why}"
     )
+
+
+def test_a_writer_may_serve_a_sources_streams() -> None:
+    """A polled source owns `md:{jupiter}:prices` as an exchange owns its streams."""
+    args = build_parser().parse_args(["write-hot", "--exchanges", "okx,jupiter"])
+    assert args.exchanges == ["okx", "jupiter"]
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.rows import TupleRow
 
+from marketstream.cli import main
 from marketstream.errors import ConfigError, MarketStreamError
 from marketstream.query import hot_queries as hq
 from marketstream.query.hot_queries import HotQueries, QueryInputError
-from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.columns import SPECS
+from marketstream.schemas.instruments import EXCHANGES, FEEDS
+from marketstream.schemas.records import Book, Instrument, Price
 
 D = 1_763_596_800 * 10**9  # 2025-11-20T00:00:00Z
 INJECTIONS = (
@@ -32,17 +35,34 @@ def _one_line(exc: pytest.ExceptionInfo[QueryInputError]) -> str:
     return message
 
 
-@pytest.mark.parametrize("exchange", EXCHANGES)
-def test_known_exchanges_pass(exchange: str) -> None:
+@pytest.mark.parametrize("exchange", FEEDS)
+def test_known_exchanges_and_sources_pass(exchange: str) -> None:
+    """Sources own streams as exchanges do: their prices are read by the source's name."""
     assert hq.check_exchange(exchange) == exchange
 
 
-@pytest.mark.parametrize("exchange", ["Binance", "ftx", "", "binance' --", None])
-def test_unknown_exchange_names_the_input_and_the_known_set(exchange: Any) -> None:
+@pytest.mark.parametrize("exchange", ["Binance", "ftx", "", "binance' --", "Jupiter", None])
+def test_unknown_exchange_names_the_input_and_both_known_sets(exchange: Any) -> None:
     with pytest.raises(QueryInputError) as exc:
         hq.check_exchange(exchange)
     message = _one_line(exc)
-    assert message.startswith(f"exchange {exchange!r} is not known: expected one of binance,")
+    assert message == (
+        f"exchange {exchange!r} is not known: expected an exchange ({', '.join(EXCHANGES)}) "
+        "or a source (jupiter, birdeye)"
+    )
+
+
+def test_every_record_type_but_books_and_instruments_is_read_by_range() -> None:
+    """Derived from the specs: a new record type (prices) is readable without a list to edit."""
+    ranged = {spec.cls for spec in SPECS} - {Book, Instrument}
+    assert Price in ranged
+    for cls in ranged:
+        assert hq.range_spec(cls).cls is cls
+    for cls in (Book, Instrument):
+        with pytest.raises(TypeError, match="no range reader"):
+            hq.range_spec(cls)
+    query = hq.RangeQuery(Price, "jupiter", "SOL-USD", D, D + 1)
+    assert query.spec.table == "prices"
 
 
 @pytest.mark.parametrize(
@@ -222,3 +242,16 @@ def test_bad_input_never_reaches_the_connection(call: Any) -> None:
     with pytest.raises(QueryInputError):
         call(hot)
     assert issubclass(QueryInputError, MarketStreamError)  # the CLI prints it as one line
+
+
+def test_cli_prices_of_an_unknown_feed_name_exchanges_and_sources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Checked before any service is asked: one line, exit 2, both lists named."""
+    argv = ["query", "prices", "--exchange", "nosuch", "--symbol", "SOL-USD"]
+    assert main([*argv, "--start", "2025-11-20", "--end", "2025-11-21"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "marketstream: error: exchange 'nosuch' is not known: expected an exchange "
+        f"({', '.join(EXCHANGES)}) or a source (jupiter, birdeye)\n"
+    )

@@ -15,6 +15,8 @@ from marketstream.serve.channels import (
     symbol_filter,
     wildcard_tables,
 )
+from marketstream.serve.replay_merge import SourceKey
+from marketstream.serve.replay_ws import parse_request
 
 
 def test_a_channel_names_table_exchange_and_symbol_with_wildcards() -> None:
@@ -22,6 +24,26 @@ def test_a_channel_names_table_exchange_and_symbol_with_wildcards() -> None:
     assert parse_channel("trade:okx:*") == Channel("trades", "okx", None)  # the record type
     assert parse_channel("quotes:*:ETH-USDT") == Channel("quotes", None, "ETH-USDT")
     assert parse_channel("books:*:*").text == "books:*:*"
+
+
+def test_a_sources_prices_are_a_channel_of_its_own_stream() -> None:
+    """A polled source owns `md:{jupiter}:prices`: live and replayed like any record type."""
+    channel = parse_channel("prices:jupiter:SOL-USD")
+    assert channel == Channel("prices", "jupiter", "SOL-USD")
+    assert parse_channel("price:birdeye:*") == Channel("prices", "birdeye", None)
+    assert channel.matches_stream("md:{jupiter}:prices")
+    assert not channel.matches_stream("md:{birdeye}:prices")
+    assert explicit_streams([channel]) == {"md:{jupiter}:prices"}
+    replay = parse_request(
+        {"exchanges": "jupiter,birdeye", "symbols": "SOL-USD", "types": "prices"}
+        | {"start": "2025-11-20", "end": "2025-11-21"},
+        max_speed=100,
+        max_range_days=31,
+    )
+    assert replay.sources == (
+        SourceKey("prices", "jupiter", "SOL-USD"),
+        SourceKey("prices", "birdeye", "SOL-USD"),
+    )
 
 
 @pytest.mark.parametrize(
