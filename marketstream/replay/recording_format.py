@@ -1,7 +1,11 @@
 """The recording format: one received frame per JSON line, shared by recorder and replay.
 
 A line is `{"recv_ns": int, "exchange": str, "url": str, "frame": str}`. Lines whose `url`
-is an http(s) URL hold a REST response (a book snapshot): `frame` is its body.
+is an http(s) URL hold a REST response (a book snapshot, a polled price answer): `frame` is
+its body, and two optional fields say how it was answered: `status` (written only when not
+200) and `headers` (written only when there are some). Older lines without them read as a
+200 with no headers. A writer of REST answers must pass the headers through
+`without_secrets`: a recording is shared and committed, and must never hold a key or cookie.
 Reading is strict (a bad line stops with its file and line number) because a recording
 that replays differently from what was received would make every test built on it lie.
 """
@@ -46,6 +50,9 @@ class RecordedFrame(msgspec.Struct, frozen=True, gc=False):
     exchange: str
     url: str
     frame: str
+    # How a REST answer came back; a WebSocket frame keeps the defaults.
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 200
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def is_rest(self) -> bool:
@@ -53,13 +60,37 @@ class RecordedFrame(msgspec.Struct, frozen=True, gc=False):
         return self.url.startswith(REST_SCHEMES)
 
     def to_json_line(self) -> bytes:
-        fields = {
+        """The line, with `status` and `headers` only when not the defaults (so that older
+        readers and the shipped recordings keep their four-field lines)."""
+        fields: dict[str, object] = {
             "recv_ns": self.recv_ns,
             "exchange": self.exchange,
             "url": self.url,
             "frame": self.frame,
         }
+        if self.status != 200:
+            fields["status"] = self.status
+        if self.headers:
+            fields["headers"] = self.headers
         return orjson.dumps(fields) + b"\n"
+
+
+# A header whose name holds one of these may carry a credential or session state:
+# authorization, proxy-authorization, cookie, set-cookie, x-api-key, x-auth-token, and the
+# names providers invent for their keys.
+SECRET_NAME_PARTS: Final = ("key", "secret", "token", "auth", "cookie", "session", "password")
+
+
+def without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` without any that may carry a credential, names compared case-insensitively:
+    what a recorder keeps of a REST answer's headers (`x-ratelimit-*`, `retry-after`,
+    `content-type` stay). Errs on the side of dropping: a lost header only makes a replay
+    less faithful, a kept key leaks it."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if not any(part in name.lower() for part in SECRET_NAME_PARTS)
+    }
 
 
 _LINE: Final = msgspec.json.Decoder(RecordedFrame)
@@ -90,7 +121,17 @@ def _checked_line(line: bytes | str, where: str) -> RecordedFrame:
     for key in ("exchange", "url", "frame"):
         if not isinstance(value.get(key), str):
             raise MarketStreamError(f"{where}: {EXPECTED_LINE} ({key} missing or not a string)")
-    return RecordedFrame(recv_ns, value["exchange"], value["url"], value["frame"])
+    status = value.get("status", 200)
+    if type(status) is not int or not 100 <= status <= 599:
+        raise MarketStreamError(
+            f"{where}: optional status must be an integer 100-599, got {status!r}"
+        )
+    headers = value.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise MarketStreamError(f"{where}: optional headers must be an object of string values")
+    return RecordedFrame(
+        recv_ns, value["exchange"], value["url"], value["frame"], status, dict(headers)
+    )
 
 
 def read_recording(path: Path | str) -> Iterator[RecordedFrame]:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from marketstream.errors import MarketStreamError
 from marketstream.replay.dialect import Dialect, Route
 from marketstream.replay.recording_format import read_recording_lines
+from marketstream.schemas.instruments import SOURCES
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,11 @@ def scan_recording(path: Path | str, dialects: Mapping[str, Dialect]) -> ReplayS
         if exchange is None:
             exchange = recorded.exchange
             dialect = dialects.get(exchange)
+            if dialect is None and exchange in SOURCES:
+                raise MarketStreamError(
+                    f"{path} line {number}: {exchange!r} is a polled source: its REST-only "
+                    "recording is served by RestReplayServer (replay-server picks it itself)"
+                )
             if dialect is None:
                 known = ", ".join(sorted(dialects))
                 raise MarketStreamError(
