@@ -14,7 +14,7 @@ from marketstream.quality.dead_letters import (
     count_dead_letters,
     read_dead_letters,
 )
-from marketstream.quality.polled import polled_symbols
+from marketstream.quality.polled import polled_symbols, tick_grace_ns
 from marketstream.quality.report import ReportInputs
 from marketstream.query.hot_queries import format_ns
 from marketstream.tiers.redis_bus import connect_bus
@@ -91,6 +91,6 @@ def report_inputs(
         notes=notes,
         polled=polled_symbols(config),
         now_ns=now,
-        tick_grace_ns=round(config.quality.tick_grace_s * 10**9),
+        tick_grace_ns=tick_grace_ns(config),
         from_first_tick=from_first_tick,
     )

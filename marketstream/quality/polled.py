@@ -332,6 +332,36 @@ def collect_polled(
     return rows
 
 
+def polled_completeness(
+    hot: PolledQueries,
+    config: PipelineConfig,
+    since_ns: int,
+    until_ns: int,
+    *,
+    now_ns: int | None = None,
+    from_first_tick: bool = False,
+    source: str | None = None,
+    symbol: str | None = None,
+) -> list[PolledQuality]:
+    """The report's polled rows for the configured tokens (see `collect_polled`), with
+    `quality.tick_grace_s` as the grace: for a caller that wants this section alone."""
+    return collect_polled(
+        hot,
+        polled_symbols(config),
+        since_ns,
+        until_ns,
+        now_ns=now_ns,
+        grace_ns=tick_grace_ns(config),
+        from_first_tick=from_first_tick,
+        source=source,
+        symbol=symbol,
+    )
+
+
+def tick_grace_ns(config: PipelineConfig) -> int:
+    return round(config.quality.tick_grace_s * NS_PER_S)
+
+
 def _by_source(
     specs: Iterable[PolledSymbol],
 ) -> dict[tuple[str, int, int], list[PolledSymbol]]:

@@ -21,7 +21,13 @@ import pytest
 import yaml
 from questdb import Sender
 
-from marketstream.quality.polled import PolledQuality, PolledSymbol, collect_polled
+from marketstream.config import load_config
+from marketstream.quality.polled import (
+    PolledQuality,
+    PolledSymbol,
+    collect_polled,
+    polled_completeness,
+)
 from marketstream.quality.report import QualityQueries, ReportInputs, collect
 from marketstream.schemas.records import Price
 from marketstream.services import process
@@ -284,6 +290,24 @@ def _cli(questdb: QuestDBEndpoints, tmp_path: Path, *args: str) -> subprocess.Co
          "--ingest-metrics", f"127.0.0.1:{process.free_port()}", "--state-dir", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=180,
     )  # fmt: skip
+
+
+def test_the_configured_tokens_in_process(stored: QuestDBEndpoints, tmp_path: Path) -> None:
+    """What an integration test of the poller calls: the section alone, from the config."""
+    config = load_config(_config(tmp_path), environ={})
+    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+        rows = polled_completeness(hot, config, D - 30 * S, END, from_first_tick=True)
+        late = polled_completeness(hot, config, D, END, now_ns=END + 2 * S, symbol="QPOK-USD")
+    assert [(r.symbol, r.missed, r.duplicates) for r in rows] == [
+        ("QPOK-USD", 0, 0),
+        ("QPHOLE-USD", 11, 0),
+        ("QPDUP-USD", 0, 3),
+        ("QPNONE-USD", TICKS, 0),
+    ]
+    # 2 s after the range, with a 1 s cadence's 2 s deadline and 5 s grace, the last due tick
+    # is END - 5 s: the 4 after it are not expected yet
+    (complete,) = late
+    assert (complete.expected, complete.missed) == (TICKS - 4, 0)
 
 
 def test_cli_table_of_a_source_exits_1_on_missed_ticks(
