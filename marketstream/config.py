@@ -272,6 +272,9 @@ class QualityConfig(_Model):
     backfill_max_retries: int = Field(default=5, ge=0)  # per request: 429/418, 5xx, network
     backfill_max_wait_s: float = Field(default=120.0, gt=0)  # a longer Retry-After stops it
     rest_timeout_s: float = Field(default=10.0, gt=0)
+    # A polled source's tick is expected by the report once its deadline (sources.*.deadline_s)
+    # and this much more have passed: the time to publish, write and apply its row.
+    tick_grace_s: float = Field(default=5.0, ge=0)
 
 
 class Endpoints(_Model):

@@ -29,17 +29,28 @@ def add_commands(commands: Commands) -> None:
         "report",
         _cmd_quality_report,
         "per exchange and symbol: minutes without trades, missing trade ids, book "
-        "resyncs, dead letters, worst freshness; exit 1 below --min-completeness",
+        "resyncs, dead letters, worst freshness; per polled source and token: expected, "
+        "missed and duplicate ticks, price age; exit 1 below --min-completeness or on a "
+        "missed tick",
         state_dir=True,
     )
     _add_range(report)
-    report.add_argument("--exchange", metavar="EX", help="only this exchange")
+    report.add_argument(
+        "--exchange", metavar="EX", help="only this exchange, or polled source (jupiter)"
+    )
     report.add_argument("--symbol", metavar="S", help="only this symbol, e.g. BTC-USDT")
     report.add_argument(
         "--min-completeness",
         metavar="X",
         help="share of minutes with a trade each instrument needs, 0.99 or 99%% "
         "(default: quality.min_completeness)",
+    )
+    report.add_argument(
+        "--from-first-tick",
+        action="store_true",
+        help="count a polled source's expected ticks from its first stored tick in the range, "
+        "not from the range start (a poller started mid-range is not blamed for the time "
+        "before it ran)",
     )
     report.add_argument(
         "--ingest-metrics",
@@ -101,7 +112,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
     output = _check_format(args.format)  # every input is checked before a store is asked
     now = time.time_ns()
     since, until = parse_window(args.since, args.until, now)
-    exchange = None if args.exchange is None else hq.check_exchange(args.exchange)
+    exchange = None if args.exchange is None else _check_feed(args.exchange)
     symbol = None if args.symbol is None else hq.check_symbol(args.symbol)
     urls = [metrics_url(u) for u in args.ingest_metrics or ()]
     config = config_of(args)
@@ -117,6 +128,7 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
         min_completeness=threshold,
         redis_url=lambda: endpoint(config, args.state_dir, "redis"),
         ingest_metrics=urls,
+        from_first_tick=args.from_first_tick,
     )
     with _hot(config, args) as hot:
         report = collect(hot, since, until, inputs, exchange=exchange, symbol=symbol)
@@ -126,6 +138,19 @@ def _cmd_quality_report(args: argparse.Namespace) -> int:
         for line in render.report_lines(report):
             print(line)
     return 0 if report.passed else 1
+
+
+def _check_feed(name: str) -> str:
+    """An exchange, or a polled source (whose rows are prices, not trades)."""
+    from marketstream.query.hot_queries import QueryInputError  # noqa: PLC0415
+    from marketstream.schemas.instruments import FEEDS  # noqa: PLC0415
+
+    if name not in FEEDS:
+        raise QueryInputError(
+            f"--exchange {name!r} is not known: expected an exchange or a polled source, "
+            f"one of {', '.join(FEEDS)}"
+        )
+    return name
 
 
 # --- backfill ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from marketstream.quality.dead_letters import (
     count_dead_letters,
     read_dead_letters,
 )
+from marketstream.quality.polled import polled_symbols, tick_grace_ns
 from marketstream.quality.report import ReportInputs
 from marketstream.query.hot_queries import format_ns
 from marketstream.tiers.redis_bus import connect_bus
@@ -73,9 +74,10 @@ def report_inputs(
     min_completeness: float,
     redis_url: Callable[[], str],
     ingest_metrics: Sequence[str] = (),
+    from_first_tick: bool = False,
 ) -> ReportInputs:
-    """The configured instruments, the horizon note, the dead letters and the book counters
-    (from `ingest_metrics`, else ingest's configured /metrics)."""
+    """The configured instruments and polled tokens, the horizon note, the dead letters and
+    the book counters (from `ingest_metrics`, else ingest's configured /metrics)."""
     notes = horizon_notes(config, since, now)
     counted = dead_letters(redis_url, since, until, exchange, notes)
     books = book_counters.read_book_counters(
@@ -87,4 +89,8 @@ def report_inputs(
         dead_letters=counted,
         books=books,
         notes=notes,
+        polled=polled_symbols(config),
+        now_ns=now,
+        tick_grace_ns=tick_grace_ns(config),
+        from_first_tick=from_first_tick,
     )

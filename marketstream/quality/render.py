@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from marketstream.quality.gaps import Interval
+from marketstream.quality.polled import AgeFigure, PolledQuality
 from marketstream.quality.report import InstrumentQuality, QualityReport
+from marketstream.quality.ticks import NS_PER_S, TickRange
 from marketstream.query.hot_queries import format_ns
 
 SHOWN_RANGES: Final = 5  # missing ranges listed per instrument in the table (JSON has all)
@@ -30,6 +32,8 @@ def report_dict(report: QualityReport) -> dict[str, Any]:
             for exchange, counts in report.dead_letters.items()
         ],
         "book_counters_from": list(report.book_sources),
+        "polled_from_first_tick": report.from_first_tick,
+        "polled": [_polled_dict(p) for p in report.polled],
         "notes": list(report.notes),
     }
 
@@ -72,6 +76,41 @@ def _instrument_dict(row: InstrumentQuality) -> dict[str, Any]:
     }
 
 
+def _polled_dict(row: PolledQuality) -> dict[str, Any]:
+    span = row.span
+    return {
+        "source": row.source,
+        "symbol": row.symbol,
+        "cadence_s": row.cadence_ns / NS_PER_S,
+        "first_tick": format_ns(span.start_ns),  # the first tick expected
+        "end": format_ns(span.end_ns),  # exclusive: ticks before it are expected
+        "expected": row.expected,
+        "present": row.present,
+        "missed": row.missed,
+        "duplicates": row.duplicates,
+        "off_grid": row.off_grid,
+        "missed_ranges": [
+            {"first": format_ns(r.first_ns), "last": format_ns(r.last_ns), "ticks": r.ticks}
+            for r in row.missed_ranges
+        ],
+        "missed_range_count": row.missed_range_count,
+        "age": _age_dict(row.age),
+        "passed": row.passed,
+    }
+
+
+def _age_dict(age: AgeFigure | None) -> dict[str, Any] | None:
+    if age is None:
+        return None
+    return {
+        "measure": age.measure,
+        "samples": age.samples,
+        "p50_ms": _ms(age.p50_ns),
+        "p99_ms": _ms(age.p99_ns),
+        "max_ms": _ms(age.max_ns),
+    }
+
+
 def _interval_dict(interval: Interval) -> dict[str, Any]:
     return {
         "start": format_ns(interval.start_ns),
@@ -87,27 +126,122 @@ _HEADER: Final = (
 _LEFT: Final = frozenset(("exchange", "symbol", "status"))
 
 
+_POLLED_HEADER: Final = (
+    "source", "symbol", "cadence", "expected", "present", "missed", "dups", "ranges",
+    "age_p50_ms", "age_p99_ms", "age_max_ms", "age_by", "status",
+)  # fmt: skip
+_POLLED_LEFT: Final = frozenset(("source", "symbol", "age_by", "status"))
+
+
 def report_lines(report: QualityReport) -> list[str]:
-    """The table, then the missing ranges, dead letters by reason, notes and a verdict."""
-    cells = [_row_cells(row) for row in report.instruments]
-    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(_HEADER)]
-    lines = [
-        "  ".join(
-            text.ljust(width) if name in _LEFT else text.rjust(width)
-            for text, width, name in zip(line, widths, _HEADER, strict=True)
-        ).rstrip()
-        for line in (_HEADER, *cells)
-    ]
-    for row in report.instruments:
-        lines.extend(_detail_lines(row))
+    """The trades table, then its missing ranges; the polled sources' table, then their
+    missed ticks; dead letters by reason, notes and the verdicts."""
+    lines: list[str] = []
+    if report.instruments or not report.polled:
+        lines.extend(_table(_HEADER, _LEFT, [_row_cells(row) for row in report.instruments]))
+        for row in report.instruments:
+            lines.extend(_detail_lines(row))
+    if report.polled:
+        lines.extend(
+            _table(_POLLED_HEADER, _POLLED_LEFT, [_polled_cells(row) for row in report.polled])
+        )
+        for polled in report.polled:
+            lines.extend(_polled_detail_lines(polled))
     if report.dead_letters:
         lines.append("dead letters (md:dlq) by exchange:")
         for exchange, counts in report.dead_letters.items():
             reasons = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.reasons.items()))
             lines.append(f"  {exchange}: {counts.total} ({reasons})")
     lines.extend(f"note: {note}" for note in report.notes)
-    lines.append(_verdict(report))
+    if report.polled:
+        lines.append(_polled_verdict(report))
+    if report.instruments or not report.polled:
+        lines.append(_verdict(report))
     return lines
+
+
+def _table(
+    header: tuple[str, ...], left: frozenset[str], cells: list[tuple[str, ...]]
+) -> list[str]:
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(header)]
+    return [
+        "  ".join(
+            text.ljust(width) if name in left else text.rjust(width)
+            for text, width, name in zip(line, widths, header, strict=True)
+        ).rstrip()
+        for line in (header, *cells)
+    ]
+
+
+def _polled_cells(row: PolledQuality) -> tuple[str, ...]:
+    age = row.age
+    return (
+        row.source,
+        row.symbol,
+        f"{row.cadence_ns / NS_PER_S:g}s",
+        str(row.expected),
+        str(row.present),
+        str(row.missed),
+        str(row.duplicates),
+        str(row.missed_range_count),
+        "-" if age is None else _ms_text(age.p50_ns),
+        "-" if age is None else _ms_text(age.p99_ns),
+        "-" if age is None else _ms_text(age.max_ns),
+        "-" if age is None else age.measure,
+        "ok" if row.passed else "FAIL",
+    )
+
+
+def _polled_detail_lines(row: PolledQuality) -> list[str]:
+    name = f"{row.source} {row.symbol}"
+    lines: list[str] = []
+    ranges = row.missed_ranges
+    if ranges:
+        shown = ", ".join(tick_range_text(r) for r in ranges[:SHOWN_RANGES])
+        unlisted = row.missed_range_count - min(len(ranges), SHOWN_RANGES)
+        more = f" and {unlisted} more" if unlisted else ""
+        lines.append(f"{name}: missed ticks: {shown}{more}")
+    if row.off_grid:
+        lines.append(
+            f"{name}: {row.off_grid} rows off the {row.cadence_ns / NS_PER_S:g} s tick grid "
+            "(their ts is no tick: not counted as present)"
+        )
+    return lines
+
+
+def tick_time(ns: int) -> str:
+    """ISO-8601 UTC to the second, with the fraction only where a tick has one."""
+    text = format_ns(ns)
+    seconds, fraction = text[:19], text[20:-1].rstrip("0")
+    return f"{seconds}{'.' + fraction if fraction else ''}Z"
+
+
+def tick_range_text(ticks: TickRange) -> str:
+    """`2026-12-07T10:00:03Z..10:00:05Z (3)`; one tick alone: `2026-12-07T10:00:03Z (1)`."""
+    first = tick_time(ticks.first_ns)
+    if ticks.first_ns == ticks.last_ns:
+        return f"{first} (1)"
+    last = tick_time(ticks.last_ns)
+    if last[:11] == first[:11]:  # the same day: the time of day says it
+        last = last[11:]
+    return f"{first}..{last} ({ticks.ticks})"
+
+
+def _polled_verdict(report: QualityReport) -> str:
+    rows = report.polled
+    failing = report.failing_polled
+    sources = len({row.source for row in rows})
+    counted = f"{len(rows)} polled token{'s' if len(rows) != 1 else ''} of {sources} source"
+    counted += "s" if sources != 1 else ""
+    if not failing:
+        return f"{counted}: no missed tick, no duplicate"
+    names = ", ".join(
+        f"{p.source} {p.symbol} ({p.missed} missed"
+        + (f", {p.duplicates} duplicates" if p.duplicates else "")
+        + ")"
+        for p in failing
+    )
+    return f"{len(failing)} of {counted} missed ticks or hold duplicates: {names}"
 
 
 def _row_cells(row: InstrumentQuality) -> tuple[str, ...]:

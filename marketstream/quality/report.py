@@ -10,7 +10,9 @@ Figures, and where each comes from:
 - book gaps and resyncs: the ingest processes' counters (`book_counters`);
 - dead letters: `md:dlq` entries added in the range (`dead_letters`);
 - freshness: exchange time to local receive (`recv_ts - ts`) of the range's trades, the
-  worst and QuestDB's approximate 99th percentile.
+  worst and QuestDB's approximate 99th percentile;
+- polled sources (`prices`): expected, stored and missed ticks per source and token, and the
+  age of the prices when fetched, see `polled`.
 
 Queries bind every value as a parameter, as `hot_queries` does; they run on its connection.
 """
@@ -35,8 +37,8 @@ from marketstream.quality.gaps import (
     id_gaps,
     minute_coverage,
 )
+from marketstream.quality.polled import PolledQuality, PolledQueries, PolledSymbol, collect_polled
 from marketstream.query.hot_queries import (
-    HotQueries,
     Param,
     QueryInputError,
     check_exchange,
@@ -45,6 +47,7 @@ from marketstream.query.hot_queries import (
     instrument_conditions,
 )
 from marketstream.schemas.columns import TRADES
+from marketstream.schemas.instruments import SOURCES
 
 # Breaks fetched per instrument at most: a sequential feed has a handful a day; more means
 # the ids do not count up by one (the figure is then marked as cut short).
@@ -95,7 +98,7 @@ class IdFigure:
     cut_short: bool = False
 
 
-class QualityQueries(HotQueries):
+class QualityQueries(PolledQueries):
     """The report's queries on the hot tier's PG-wire connection (see `HotQueries`)."""
 
     def trade_summaries(
@@ -181,10 +184,16 @@ class QualityReport:
     dead_letters: dict[str, ExchangeDeadLetters] | None  # None: Redis not read
     book_sources: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    polled: tuple[PolledQuality, ...] = field(default=())  # one row per source and token
+    from_first_tick: bool = False  # polled ticks counted from each source's first stored one
 
     @property
     def passed(self) -> bool:
-        return all(i.passed for i in self.instruments)
+        return all(i.passed for i in self.instruments) and all(p.passed for p in self.polled)
+
+    @property
+    def failing_polled(self) -> list[PolledQuality]:
+        return [p for p in self.polled if not p.passed]
 
     @property
     def failing(self) -> list[InstrumentQuality]:
@@ -195,13 +204,21 @@ class QualityReport:
 class ReportInputs:
     """What a report weighs the hot tier's figures against: the pass mark, the configured
     instruments (`expected`, reported even without a trade), and the dead letters, book
-    counters and notes read elsewhere."""
+    counters and notes read elsewhere.
+
+    `polled` are the configured tokens of the enabled polled sources; their ticks are due
+    once their deadline and `tick_grace_ns` have passed by `now_ns` (None: every tick in the
+    range is due), counted from each source's first stored tick with `from_first_tick`."""
 
     min_completeness: float
     expected: Collection[Instrument] = ()
     dead_letters: DeadLetterCounts | None = None
     books: BookCounters | None = None
     notes: Iterable[str] = ()
+    polled: Collection[PolledSymbol] = ()
+    now_ns: int | None = None
+    tick_grace_ns: int = 0
+    from_first_tick: bool = False
 
 
 def assemble(
@@ -212,6 +229,7 @@ def assemble(
     summaries: Iterable[TradeSummary],
     minutes: Mapping[Instrument, Iterable[int]],
     ids: Mapping[Instrument, IdFigure],
+    polled: Iterable[PolledQuality] = (),
 ) -> QualityReport:
     """One row per instrument that traded in the range or is `expected` (configured)."""
     dead_letters, books = inputs.dead_letters, inputs.books
@@ -253,6 +271,8 @@ def assemble(
         dead_letters=None if dead_letters is None else dict(sorted(dead_letters.exchanges.items())),
         book_sources=tuple(() if books is None else books.sources),
         notes=(*inputs.notes, *(() if books is None else books.notes)),
+        polled=tuple(polled),
+        from_first_tick=inputs.from_first_tick,
     )
 
 
@@ -281,14 +301,31 @@ def collect(
     symbol: str | None = None,
 ) -> QualityReport:
     """Ask the hot tier for the range's figures (of one exchange or symbol, where given) and
-    assemble the report; `inputs.expected` is cut to the same exchange and symbol."""
-    summaries = hot.trade_summaries(since_ns, until_ns, exchange, symbol)
-    minutes = hot.minutes_with_trades(since_ns, until_ns, exchange, symbol)
+    assemble the report; `inputs.expected` and `inputs.polled` are cut to the same exchange
+    (or source) and symbol. A source's name as `exchange` asks for its prices only."""
+    summaries: list[TradeSummary] = []
+    minutes: dict[Instrument, list[int]] = {}
+    if exchange not in SOURCES:
+        summaries = hot.trade_summaries(since_ns, until_ns, exchange, symbol)
+        minutes = hot.minutes_with_trades(since_ns, until_ns, exchange, symbol)
     ids = {
         (s.exchange, s.symbol): hot.id_figure(s.exchange, s.symbol, since_ns, until_ns)
         for s in summaries
         if s.exchange in SEQUENTIAL_ID_EXCHANGES
     }
+    polled: list[PolledQuality] = []
+    if exchange is None or exchange in SOURCES:
+        polled = collect_polled(
+            hot,
+            inputs.polled,
+            since_ns,
+            until_ns,
+            now_ns=inputs.now_ns,
+            grace_ns=inputs.tick_grace_ns,
+            from_first_tick=inputs.from_first_tick,
+            source=exchange,
+            symbol=symbol,
+        )
     wanted = [
         (ex, sym)
         for ex, sym in inputs.expected
@@ -301,4 +338,5 @@ def collect(
         summaries=summaries,
         minutes=minutes,
         ids=ids,
+        polled=polled,
     )
