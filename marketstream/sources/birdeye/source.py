@@ -87,12 +87,12 @@ def _error_body(status: int) -> bytes:
 def fault_answer(status: int, after_s: float, now_s: float) -> tuple[Mapping[str, str], bytes]:
     """What Birdeye sends for an injected error: `{"success": false, "message": ...}` (429
     "Too many requests", 400 the spent-CU message, 401 "Unauthorized"; the texts of 429 and
-    401 are assumed), with `Retry-After` on a 429 and whenever a delay is asked for (Birdeye
-    documents none: the poller must cope without it, and does on the real API)."""
+    401 are assumed), with `Retry-After` on a 429 only (Birdeye documents none: the poller
+    must cope without it, and does on the real API)."""
     if status < 400:
         raise ValueError(f"{NAME}: an injected fault needs an error status, got {status}")
     headers = {"content-type": "application/json; charset=utf-8"}
-    if status == 429 or after_s > 0:
+    if status == 429:
         headers["retry-after"] = retry_after_header(after_s)
     return headers, _error_body(status)
 

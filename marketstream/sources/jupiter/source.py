@@ -62,8 +62,8 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now_s: float)
 def fault_answer(status: int, after_s: float, now_s: float) -> tuple[Mapping[str, str], bytes]:
     """What the gateway sends for an injected error: the documented 429 (text body and
     `x-ratelimit-*` headers, plus a `Retry-After` so both backoff paths are exercised); other
-    errors a text body in the gateway's style (assumed: 5xx bodies are not documented), with
-    `Retry-After` when a delay is asked for."""
+    errors a text body in the gateway's style (assumed: 5xx bodies are not documented) and no
+    delay header, as the gateway documents its rate-limit headers on 200 and 429 only."""
     if status < 400:
         raise ValueError(f"{NAME}: an injected fault needs an error status, got {status}")
     headers = {
@@ -78,8 +78,6 @@ def fault_answer(status: int, after_s: float, now_s: float) -> tuple[Mapping[str
             "x-ratelimit-reset": str(math.ceil(now_s + max(0.0, after_s))),
         }
         return headers, TOO_MANY
-    if after_s > 0:
-        headers["retry-after"] = retry_after_header(after_s)
     return headers, f"[API Gateway] {phrase(status)}".encode()
 
 
