@@ -116,6 +116,10 @@ class InstrumentKeeper:
         """Fetch every exchange of this process that lists instruments; return the
         exchanges whose instruments changed (their mappers were replaced)."""
         names = [name for name in self.configured if name in self.config.exchanges]
+        if not names:  # polled sources only: no exchange of ours lists instruments
+            self.last_refresh_ns = time.time_ns()
+            self.error = None
+            return set()
         fetched = await fetch_all(
             targets(self.config, names, self.venue_of), self.config.instruments
         )

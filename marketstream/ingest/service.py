@@ -268,6 +268,9 @@ class IngestService:
     async def _connections(self, halt: asyncio.Event) -> None:
         await self.instruments.start()  # the first fetch: the mappers are made from it
         self.connections = self._make_connections()
+        if not self.connections:  # polled sources only: nothing to do here until the stop
+            await halt.wait()
+            return
         await asyncio.gather(
             *(c.run(halt) for c in self.connections), *(p.run(halt) for p in self.pollers)
         )
