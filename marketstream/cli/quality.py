@@ -35,9 +35,7 @@ def add_commands(commands: Commands) -> None:
         state_dir=True,
     )
     _add_range(report)
-    report.add_argument(
-        "--exchange", metavar="EX", help="only this exchange or polled source"
-    )
+    report.add_argument("--exchange", metavar="EX", help="only this exchange or polled source")
     report.add_argument("--symbol", metavar="S", help="only this symbol, e.g. BTC-USDT")
     report.add_argument(
         "--min-completeness",

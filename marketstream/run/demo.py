@@ -24,6 +24,7 @@ import io
 import os
 import shutil
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from marketstream.config import CONFIG_PATH_ENV, ENV_PREFIX, ENV_SEPARATOR, Pipe
 from marketstream.errors import MarketStreamError, ServiceError
 from marketstream.ingest.normalize import normalize_recording
 from marketstream.replay.recording_format import read_recording
+from marketstream.replay.rest_server import RestReplayServer
 from marketstream.replay.server import ReplayServer
 from marketstream.run.processes import (
     create_schema,
@@ -49,10 +51,12 @@ from marketstream.run.processes import (
 from marketstream.run.supervisor import Supervisor, child_specs
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPECS, spec_of
-from marketstream.schemas.instruments import EXCHANGES
+from marketstream.schemas.instruments import EXCHANGES, SOURCES
 from marketstream.services.manager import start_services, stop_services
+from marketstream.sources.base.sessions import write_recording
+from marketstream.sources.registry import get_session, get_source
 from marketstream.tiers.questdb import QuestDBHttp
-from marketstream.tiers.redis_bus import connect_async, price_key
+from marketstream.tiers.redis_bus import AsyncRedis, connect_async, price_key
 from marketstream.venues.base.sessions import write_session
 from marketstream.venues.registry import DIALECTS, SESSIONS
 from marketstream.wiring import PipelineEndpoints, pipeline_endpoints
@@ -69,6 +73,10 @@ TABLE_CHANNELS: Mapping[str, str] = {
 }
 
 
+# Each enabled polled source is polled this many ticks, one a second, from its replay server
+# (every token of its configuration in each tick).
+SOURCE_TICKS = 10
+SOURCE_CADENCE_S = 1.0
 GENERATED_STEPS = 600  # 60 s of exchange time per generated session (100 ms steps)
 # Longer than any exchange's subscription pacing (one channel a second at the slowest), so that
 # every channel is subscribed before a replay at maximum speed starts.
@@ -82,6 +90,46 @@ class DemoFeed:
     symbols: tuple[str, ...]
     channels: tuple[str, ...]
     generated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSource:
+    name: str
+    recording: Path
+    generated: bool = False
+
+
+def find_sources(
+    directory: Path, config: PipelineConfig, generated_dir: Path | None = None
+) -> list[DemoSource]:
+    """One per enabled polled source: its recording in `directory` (a `record --source`
+    capture) or, with `generated_dir`, answers generated in its API's shape for the
+    configured tokens, one a second for a minute."""
+    recorded: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.jsonl")):
+        first = next(iter(read_recording(path)), None)
+        if first is not None and first.exchange in SOURCES:
+            recorded.setdefault(first.exchange, path)
+    found: list[DemoSource] = []
+    for name, settings in config.enabled_sources().items():
+        if name in recorded:
+            found.append(DemoSource(name, recorded[name].resolve()))
+        elif generated_dir is not None:
+            source = get_source(name)
+            path = (generated_dir / f"{name}-prices.jsonl").resolve()
+            generated_dir.mkdir(parents=True, exist_ok=True)
+            write_recording(
+                source,
+                settings.symbols,
+                path,
+                start_ns=time.time_ns(),
+                ticks=60,
+                cadence_s=SOURCE_CADENCE_S,
+                base_url=source.default_url,
+                answer_body=get_session(name),
+            )
+            found.append(DemoSource(name, path, generated=True))
+    return found
 
 
 def find_feeds(
@@ -127,9 +175,13 @@ def find_feeds(
 
 
 def demo_config(
-    config: PipelineConfig, feeds: list[DemoFeed], servers: Mapping[str, ReplayServer]
+    config: PipelineConfig,
+    feeds: list[DemoFeed],
+    servers: Mapping[str, ReplayServer],
+    sources: Mapping[str, RestReplayServer] | None = None,
 ) -> PipelineConfig:
-    """The configuration with only the recorded exchanges, pointed at their replay servers."""
+    """The configuration with only the recorded exchanges and the replayed sources, pointed
+    at their replay servers; each source polled SOURCE_TICKS ticks, one a second."""
     exchanges: dict[str, Any] = {}
     for feed in feeds:
         server = servers[feed.exchange]
@@ -142,6 +194,17 @@ def demo_config(
         }
     data = config.model_dump(mode="json")
     data["exchanges"] = exchanges
+    data["sources"] = {
+        name: data["sources"][name]
+        | {
+            "url": server.http_url,
+            "cadence_s": SOURCE_CADENCE_S,
+            "max_rps": 2 * len(get_source(name).batches(list(config.sources[name].symbols))),  # type: ignore[index]
+            "burst": 2,
+            "max_ticks": SOURCE_TICKS,
+        }
+        for name, server in (sources or {}).items()
+    }
     return PipelineConfig.model_validate(data)
 
 
@@ -198,6 +261,7 @@ async def run_demo(
     exchanges without a recording replay a generated session."""
     generated_dir = state_dir / "generated-sessions" if generate_missing else None
     feeds = find_feeds(recordings, config, generated_dir)
+    polled = find_sources(recordings, config, generated_dir)
     async with contextlib.AsyncExitStack() as stack:
         servers = {
             feed.exchange: await stack.enter_async_context(
@@ -211,7 +275,13 @@ async def run_demo(
             )
             for feed in feeds
         }
-        demo = demo_config(config, feeds, servers)
+        rest_servers = {
+            found.name: await stack.enter_async_context(
+                RestReplayServer(found.recording, fault_answer=get_source(found.name).fault_answer)
+            )
+            for found in polled
+        }
+        demo = demo_config(config, feeds, servers, rest_servers)
         endpoints = pipeline_endpoints(demo, state_dir)
         await asyncio.to_thread(create_schema, endpoints.questdb_http)
         config_file = state_dir / "demo-config.json"
@@ -228,7 +298,8 @@ async def run_demo(
             state_dir=state_dir,
             consumer_prefix="demo",
         )
-        supervisor = pipeline_supervisor(demo, endpoints, specs, env=child_environment())
+        env = child_environment() | replay_keys(demo)
+        supervisor = pipeline_supervisor(demo, endpoints, specs, env=env)
         await supervisor.start()
         try:
             if on_started is not None:
@@ -244,7 +315,7 @@ async def run_demo(
                 await on_drained(urls)
             await asyncio.sleep(linger_s)
             supervisor.check()
-            summary = await _summary(supervisor, endpoints, feeds)
+            summary = await _summary(supervisor, endpoints, feeds, polled)
         finally:
             await supervisor.stop()
     return summary
@@ -257,6 +328,18 @@ def child_environment() -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not (k.startswith(ENV_PREFIX) and (ENV_SEPARATOR in k or k == CONFIG_PATH_ENV))
+    }
+
+
+def replay_keys(config: PipelineConfig) -> dict[str, str]:
+    """A stand-in API key for each replayed source that needs one and has none in the
+    environment: the replay server asks for no key, ingest's start-up check does."""
+    return {
+        settings.api_key_env: "replay"
+        for name, settings in config.enabled_sources().items()
+        if settings.api_key_env
+        and get_source(name).key_required
+        and not os.environ.get(settings.api_key_env)
     }
 
 
@@ -286,14 +369,19 @@ async def _all_through(servers: Mapping[str, ReplayServer], supervisor: Supervis
         }
         complete = all(received[ex] >= server.messages for ex, server in servers.items())
         settled = ingest.restarts > 0 and received == previous
-        if (complete or settled) and detail.get("unflushed") == 0:
+        sources = detail.get("sources")
+        polled = not isinstance(sources, dict) or all(s.get("done") for s in sources.values())
+        if (complete or settled) and polled and detail.get("unflushed") == 0:
             return
         previous = received
         await asyncio.sleep(0.2 if ingest.restarts else 0.05)
 
 
 async def _summary(
-    supervisor: Supervisor, endpoints: PipelineEndpoints, feeds: list[DemoFeed]
+    supervisor: Supervisor,
+    endpoints: PipelineEndpoints,
+    feeds: list[DemoFeed],
+    polled: list[DemoSource],
 ) -> dict[str, Any]:
     by_exchange: dict[str, dict[str, dict[str, int]]] = {
         feed.exchange: {"published": {}, "hot_rows": {}} for feed in feeds
@@ -320,12 +408,7 @@ async def _summary(
             of_exchange["hot_rows"][spec.table] = int(count)
     client = connect_async(endpoints.redis)
     try:
-        latest: dict[str, Any] = {}
-        for feed in feeds:
-            for symbol in feed.symbols:
-                raw = await client.get(price_key(feed.exchange, symbol))
-                if raw is not None:
-                    latest[f"{feed.exchange}:{symbol}"] = orjson.loads(raw)
+        latest = await _latest(client, feeds, polled)
         dlq = int(await client.xlen("md:dlq"))
     finally:
         await client.aclose()
@@ -343,6 +426,14 @@ async def _summary(
             }
             for feed in feeds
         },
+        "sources": {
+            found.name: {
+                "source": "generated" if found.generated else "recorded",
+                "file": str(found.recording),
+                **await _ticks(status["ingest"]["metrics"], found.name),
+            }
+            for found in polled
+        },
         "processes": {
             name: {"pid": child["pid"], "restarts": child["restarts"], "exits": child["exits"]}
             for name, child in status.items()
@@ -358,6 +449,37 @@ async def _summary(
             "measured": "local receive time -> written to QuestDB "
             "(replayed recordings carry their original exchange times)",
         },
+    }
+
+
+async def _latest(
+    client: AsyncRedis, feeds: list[DemoFeed], polled: list[DemoSource]
+) -> dict[str, Any]:
+    """The latest-price key of every replayed instrument and polled token, by
+    `<exchange or source>:<symbol>`."""
+    latest: dict[str, Any] = {}
+    for feed in feeds:
+        for symbol in feed.symbols:
+            raw = await client.get(price_key(feed.exchange, symbol))
+            if raw is not None:
+                latest[f"{feed.exchange}:{symbol}"] = orjson.loads(raw)
+    for found in polled:
+        keys = [key async for key in client.scan_iter(match=price_key(found.name, "*"))]
+        for key in sorted(keys):
+            raw = await client.get(key)
+            if raw is not None:
+                symbol = key.decode().rsplit(":", 1)[1]
+                latest[f"{found.name}:{symbol}"] = orjson.loads(raw)
+    return latest
+
+
+async def _ticks(metrics_url: str, source: str) -> dict[str, int]:
+    """A polled source's token ticks met and missed, from ingest's /metrics."""
+    families = await scrape(metrics_url)
+    name = "marketstream_ingest_source_ticks_total"
+    return {
+        f"ticks_{outcome}": int(sample_sum(families, name, source=source, outcome=outcome))
+        for outcome in ("met", "missed")
     }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from marketstream.config import load_config
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.run.demo import prepare_state, run_demo
+from marketstream.run.demo import SOURCE_TICKS, prepare_state, run_demo
 from marketstream.schemas.codec import decode_record
 from marketstream.schemas.columns import SPEC_BY_TABLE, SPECS, spec_of
 from marketstream.services import process
@@ -77,7 +77,16 @@ def test_demo_covers_five_exchanges_real_and_generated(tmp_path: Path) -> None:
     assert summary["dlq"] == 0
     assert set(summary["hot_rows"]) == {spec.table for spec in SPECS}  # the new tables too
     venues = {key.split(":")[0].removesuffix("-usdm") for key in summary["latest"]}
-    assert venues == {"binance", "coinbase", "kraken", "okx", "bybit"}
+    assert venues == {"binance", "coinbase", "kraken", "okx", "bybit", "jupiter"}
+    # the 15-token poller, from answers generated in Jupiter's shape, every tick met
+    ticks = SOURCE_TICKS * 15
+    assert summary["sources"]["jupiter"] | {"file": ""} == {
+        "source": "generated", "file": "", "ticks_met": ticks, "ticks_missed": 0,
+    }  # fmt: skip
+    jupiter = summary["by_exchange"]["jupiter"]
+    assert jupiter["published"] == {"price": ticks}
+    assert jupiter["hot_rows"] == {"prices": ticks}
+    assert sum(key.startswith("jupiter:") for key in summary["latest"]) == 15
 
 
 def test_demo_replays_only_the_recordings_asked_for(recordings: Path, tmp_path: Path) -> None:
