@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from marketstream.cli.common import Commands, config_of, port_number, positive_float, positive_int
+from marketstream.config import redact_url
 from marketstream.errors import MarketStreamError
 from marketstream.logs import setup_logging
 
@@ -37,15 +38,26 @@ def add_commands(commands: Commands) -> None:
     _add_rest_arguments(replay)
     replay.set_defaults(handler=_cmd_replay_server)
 
-    record = commands.add_parser("record", help="capture an exchange feed into a recording")
-    record.add_argument("--exchange", required=True, metavar="EX")
+    record = commands.add_parser(
+        "record", help="capture an exchange feed or a polled source's answers into a recording"
+    )
+    what = record.add_mutually_exclusive_group(required=True)
+    what.add_argument("--exchange", metavar="EX")
+    what.add_argument("--source", metavar="NAME", help="a polled source, polled as ingest polls it")
     record.add_argument("--out", required=True, type=Path, metavar="FILE", help="appended to")
-    record.add_argument("--url", help="WebSocket URL (default: the config's; no REST then)")
+    record.add_argument(
+        "--url",
+        help="WebSocket URL (default: the config's; no REST then); with --source the API's "
+        "base URL (default: the config's)",
+    )
     record.add_argument("--rest-url", metavar="URL", help="REST base for book snapshots")
     record.add_argument("--symbols", nargs="+", default=[], metavar="S", help="e.g. BTC-USDT")
     record.add_argument("--channels", nargs="+", default=[], metavar="C", help="e.g. trades")
     record.add_argument("--duration", type=positive_float, metavar="SECONDS", help="then stop")
     record.add_argument("--max-frames", type=positive_int, metavar="N", help="then stop")
+    record.add_argument(
+        "--ticks", type=positive_int, metavar="N", help="with --source: poll N ticks, then stop"
+    )
     record.set_defaults(handler=_cmd_record)
 
 
@@ -193,6 +205,11 @@ def fault_answer_of(source: str) -> FaultAnswer:
 def _cmd_record(args: argparse.Namespace) -> int:
     from marketstream.ingest.recorder import record_until_signal, resolve_target  # noqa: PLC0415
 
+    if args.source is not None:
+        return _record_source(args)
+    if args.ticks is not None:
+        raise MarketStreamError("--ticks applies to --source only")
+
     target = resolve_target(
         args.exchange,
         url=args.url,
@@ -208,5 +225,52 @@ def _cmd_record(args: argparse.Namespace) -> int:
     print(
         f"recorded {stats.frames} frames, {stats.snapshots} snapshots and "
         f"{stats.instrument_lists} instrument lists from {target.url} to {args.out}"
+    )
+    return 0
+
+
+def _record_source(args: argparse.Namespace) -> int:
+    """`record --source`: the source's configured tokens (or `--symbols`), its cadence and
+    limits, at `--url` or its configured URL."""
+    import os  # noqa: PLC0415
+
+    from marketstream.ingest.polling.capture import capture  # noqa: PLC0415
+    from marketstream.ingest.polling.plan import plan_sources  # noqa: PLC0415
+    from marketstream.signals import run_until_signal  # noqa: PLC0415
+
+    exchange_only = [f"--{n.replace('_', '-')}" for n in ("rest_url", "channels", "max_frames")]
+    given = [flag for flag in exchange_only if vars(args)[flag[2:].replace("-", "_")]]
+    if given:
+        raise MarketStreamError(f"{', '.join(given)} apply to --exchange only")
+    config = config_of(args)
+    planned = plan_sources(config, os.environ, [args.source])[0]
+    settings = planned.config
+    if args.symbols:  # SOL or SOL-USD
+        quote = f"-{planned.source.quote}"
+        wanted = [s.removesuffix(quote) for s in args.symbols]
+        unknown = [s for s in wanted if s not in settings.symbols]
+        if unknown:
+            raise MarketStreamError(
+                f"--symbols {', '.join(unknown)}: not in sources.{args.source}.symbols "
+                f"({', '.join(settings.symbols)})"
+            )
+        settings = settings.model_copy(update={"symbols": {s: settings.symbols[s] for s in wanted}})
+    if args.ticks is not None:
+        settings = settings.model_copy(update={"max_ticks": args.ticks})
+    base_url = args.url or planned.base_url
+    planned = type(planned)(planned.source, settings, base_url, planned.headers)
+    setup_logging()
+    stats = run_until_signal(
+        lambda stop: capture(
+            planned,
+            args.out,
+            duration_s=args.duration,
+            stop=stop,
+            max_future_skew_ns=config.ingest.max_future_skew_ms * 1_000_000,
+        )
+    )
+    print(
+        f"recorded {stats.answers} answers ({stats.errors} errors, {stats.prices} prices, "
+        f"{stats.missed} token ticks missed) from {redact_url(base_url)} to {args.out}"
     )
     return 0
