@@ -29,6 +29,7 @@ from bench import (
     pipeline,
     schemas,
     serve,
+    sources,
     summary,
 )
 
@@ -44,6 +45,7 @@ SUITES: dict[str, Callable[[], dict[str, Any]]] = {
     "cluster": cluster.run,  # 1, 2 and 4 writer processes on a 3-node Redis Cluster
     "serve": serve.run,  # the HTTP/WebSocket API over every tier
     "export": export.run,  # a day of trades to each backtesting format
+    "sources": sources.run,  # 15 and 150 polled tokens at 1 s through injected faults
 }
 
 

@@ -15,7 +15,16 @@ WRITER_ROWS_PER_S = 250_000
 FRESHNESS_P99_MS = 1000.0
 FRESHNESS_RATE = 20_000
 SERVE_P95_MS = 100.0  # #16's seed target for the API's answers
-COUNTED = ("pipeline", "freshness", "hot", "cluster", "serve")  # the suites that check their counts
+SOURCE_WRITE_P99_MS = 50.0  # #18: database write latency of polled prices
+SOURCE_API_P95_MS = 100.0  # #18: the API over them
+COUNTED = (
+    "pipeline",
+    "freshness",
+    "hot",
+    "cluster",
+    "serve",
+    "sources",
+)  # the suites that check their counts
 
 Row = dict[str, str]
 
@@ -151,6 +160,47 @@ def _counts(results: dict[str, Any]) -> Row:
     return _row("nothing lost or doubled (checked in this run)", value, "all suites", not failed)
 
 
+def _sources(results: dict[str, Any]) -> list[Row]:
+    """#18: polled tokens at one tick a second through injected faults."""
+    suite: Any = results.get("sources")
+    if (why := _missing(suite)) is not None:
+        return [_row("polled sources", why, "zero missed ticks", False)]
+    rows = []
+    for key in sorted((k for k in suite if k.startswith("tokens_")), key=lambda k: int(k[7:])):
+        r = suite[key]
+        n = r["tokens"]
+        rows += [
+            _row(
+                f"{n} polled tokens at 1 s, faults injected: ticks",
+                f"{r['token_ticks_per_s']} token ticks/s, {r['token_ticks_missed']} missed "
+                f"({r['rows']:,} rows, each once)",
+                "0 missed",
+                r["token_ticks_missed"] == 0,
+            ),
+            _row(
+                f"{n} polled tokens: write latency p99",
+                f"{r['write_latency_ms_p99']} ms",
+                f"< {SOURCE_WRITE_P99_MS:g} ms",
+                r["write_latency_ms_p99"] is not None
+                and r["write_latency_ms_p99"] < SOURCE_WRITE_P99_MS,
+            ),
+            _row(
+                f"{n} polled tokens: fetch -> queryable",
+                f"p50 {r['fetch_to_queryable_ms_p50']} ms, p99 {r['fetch_to_queryable_ms_p99']} ms",
+                "(info)",
+                None,
+            ),
+            _row(
+                f"{n} polled tokens: API p95",
+                f"/v1/latest {r['api_latest_ms_p95']} ms, /v1/prices (1 min) "
+                f"{r['api_prices_minute_ms_p95']} ms",
+                f"< {SOURCE_API_P95_MS:g} ms",
+                max(r["api_latest_ms_p95"], r["api_prices_minute_ms_p95"]) < SOURCE_API_P95_MS,
+            ),
+        ]
+    return rows
+
+
 def _serve(results: dict[str, Any]) -> list[Row]:
     """The API's figures (#16): latencies against the seed target, fan-out and replay as info."""
     target = f"p95 < {SERVE_P95_MS:g} ms"
@@ -243,7 +293,13 @@ def headline(results: dict[str, Any]) -> list[Row]:
         _counts(results),
     ]
     cluster = _cluster(results)
-    return rows + ([cluster] if cluster else []) + _serve(results) + _export(results)
+    return (
+        rows
+        + ([cluster] if cluster else [])
+        + _serve(results)
+        + _export(results)
+        + _sources(results)
+    )
 
 
 WIDEST = 120  # a longer value (an error, say) is cut in the table; results.json has it whole

@@ -31,6 +31,14 @@ def _serve() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _sources(missed: int, write_p99: float) -> dict[str, Any]:
+    run = {"tokens": 15, "token_ticks_per_s": 15.0, "token_ticks_missed": missed, "rows": 450,
+           "write_latency_ms_p99": write_p99, "fetch_to_queryable_ms_p50": 90.0,
+           "fetch_to_queryable_ms_p99": 190.0, "api_latest_ms_p95": 1.0,
+           "api_prices_minute_ms_p95": 20.0}  # fmt: skip
+    return {"tokens_15": run, "tokens_150": run | {"tokens": 150, "api_latest_ms_p95": 120.0}}
+
+
 def _results(**changes: Any) -> dict[str, Any]:
     long = {"ratio_frames_per_s": 3.4, "frames": 300_000, "ours": {"frames_per_s": 340_000},
             "cryptofeed": {"frames_per_s": 100_000}}  # fmt: skip
@@ -54,6 +62,7 @@ def _results(**changes: Any) -> dict[str, Any]:
                 "nautilus": {"skipped": ".venv-nautilus missing"},
             }
         },
+        "sources": _sources(missed=0, write_p99=30.0),
     }  # fmt: skip
     results.update(changes)
     return results
@@ -85,7 +94,21 @@ def test_each_target_is_judged_on_its_figure() -> None:
         "export to tardis-csv: a day of trades, cold tier": "info",
         "export to vectorbt: 1m bars of the day, cold tier": "info",
         "export to nautilus": "info",
+        "15 polled tokens at 1 s, faults injected: ticks": "met",
+        "15 polled tokens: write latency p99": "met",
+        "15 polled tokens: fetch -> queryable": "info",
+        "15 polled tokens: API p95": "met",
+        "150 polled tokens at 1 s, faults injected: ticks": "met",
+        "150 polled tokens: write latency p99": "met",
+        "150 polled tokens: fetch -> queryable": "info",
+        "150 polled tokens: API p95": "not met",
     }
+
+
+def test_a_missed_tick_or_a_slow_write_fails_the_polled_targets() -> None:
+    status = _status(headline(_results(sources=_sources(missed=3, write_p99=80.0))))
+    assert status["15 polled tokens at 1 s, faults injected: ticks"] == "not met"
+    assert status["15 polled tokens: write latency p99"] == "not met"
 
 
 def test_an_unsustained_rate_is_not_met_and_the_sustained_one_is_shown() -> None:
