@@ -113,6 +113,9 @@ class SourceConfig(_Model):
     max_rps: float = Field(default=1.0, gt=0)  # requests per second the account allows
     burst: int = Field(default=1, ge=1)  # requests sent back to back at most
     api_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    # The account's API credits a month (Birdeye's compute units); a cadence whose ticks would
+    # spend more is refused at start. None: not checked (Jupiter's plans count requests only).
+    credits_per_month: int | None = Field(default=None, gt=0)
     # Stop polling after this many ticks (a bounded capture, the demo); None: poll forever.
     max_ticks: int | None = Field(default=None, gt=0)
     symbols: dict[str, Annotated[str, Field(pattern=TOKEN_ID_RE)]] = Field(min_length=1)

@@ -113,6 +113,12 @@ class IngestMetrics(MetricSet):
             "source",
             buckets=_SOURCE_BUCKETS,
         )
+        self.source_credits = self.counter(
+            "source_credits",
+            "API credits the requests sent to a polled source cost (Birdeye's compute units; "
+            "one a request where the API counts requests), retries and hedges included",
+            "source",
+        )
         self.source_unpriced = self.counter(
             "source_unpriced",
             "Tokens a polled source answered without a price (unknown or untraded tokens)",

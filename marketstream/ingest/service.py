@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig
+from marketstream.config import ExchangeConfig, IngestConfig, PipelineConfig, redact_url
 from marketstream.errors import ConfigError, ServiceError
 from marketstream.http_client import get_answer, open_async_client
 from marketstream.ingest.instruments import InstrumentKeeper
@@ -297,13 +297,16 @@ class IngestService:
                 )
                 for planned, client in zip(self.sources, clients, strict=True)
             ]
-            for planned in self.sources:
+            for poller, planned in zip(self.source_pollers, self.sources, strict=True):
                 log.info(
-                    "ingest: polling %s at %s every %g s for %d tokens",
-                    planned.source.name,
-                    planned.base_url,
+                    "ingest: polling %s at %s every %g s for %d tokens (%d requests a tick, "
+                    "about %s credits a month)",
+                    poller.name,
+                    redact_url(planned.base_url),
                     planned.config.cadence_s,
                     len(planned.config.symbols),
+                    len(poller.targets),
+                    f"{poller.credits_per_month:,.0f}",
                 )
             await asyncio.gather(*(poller.run(halt) for poller in self.source_pollers))
         finally:

@@ -55,3 +55,25 @@ def test_a_group_selects_its_sources() -> None:
     config = _config(jupiter={"group": "defi"})
     assert [p.source.name for p in plan_sources(config, {}, group="defi")] == ["jupiter"]
     assert plan_sources(config, {}, group="default") == []
+
+
+def test_a_cadence_the_credit_budget_cannot_carry_is_refused_at_start() -> None:
+    """Birdeye: 15 tokens cost 27 compute units a request; every 60 s that is 1,166,400 CU in
+    30 days, above a 1M budget, and within it every 90 s."""
+    config = _config(birdeye={"enabled": True, "credits_per_month": 1_000_000})
+    environ = {"BIRDEYE_API_KEY": KEY}
+    expected = (
+        r"sources\.birdeye: 15 tokens every 60 s cost 1,166,400 credits in 30 days, "
+        r"above credits_per_month 1,000,000"
+    )
+    with pytest.raises(MarketStreamError, match=expected):
+        plan_sources(config, environ, only=["birdeye"])
+    slower = _config(birdeye={"enabled": True, "credits_per_month": 1_000_000, "cadence_s": 90})
+    assert plan_sources(slower, environ, only=["birdeye"])[0].config.cadence_s == 90
+
+
+def test_a_cadence_above_the_request_limit_is_refused_at_start() -> None:
+    config = _config(jupiter={"cadence_s": 1})  # keyless max_rps 0.5
+    with pytest.raises(MarketStreamError, match=r"sources\.jupiter: 1 requests every 1 s need "
+                       r"1 requests/s, above max_rps 0.5"):  # fmt: skip
+        plan_sources(config, environ={})

@@ -165,6 +165,8 @@ async def test_every_tick_is_clock_aligned_and_prices_every_token_once() -> None
     assert all(sorted(s) == ["BONK-USD", "JUP-USD", "SOL-USD"] for s in ticks.values())
     assert all(r.recv_ts >= r.ts for r in sink.records)
     assert poller.ticks_missed == 0
+    credits = poller.metrics.source_credits.labels("jupiter")._value.get()
+    assert credits == poller.requests  # one credit a request, retries and hedges too
     # two requests per tick: the three tokens in batches of at most two
     assert len(poller.targets) == 2
     assert poller.batches == [(SOL, JUP), (BONK,)]

@@ -1,6 +1,6 @@
 """Which polled sources `ingest` runs, with what URL and headers, checked before anything
-starts: an unknown source, a missing key or a cadence the account's limit cannot carry is a
-one-line ConfigError naming the key and what to set."""
+starts: an unknown source, a missing key, or a cadence the account's request limit or credit
+budget cannot carry is a one-line ConfigError naming the key and what to set."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from marketstream.config import PipelineConfig, SourceConfig
 from marketstream.errors import ConfigError
+from marketstream.ingest.polling.poller import budget_problem
 from marketstream.sources.base.source import PolledSource
 from marketstream.sources.registry import get_source
 
@@ -39,6 +40,9 @@ def plan_sources(
         source = get_source(name)  # an unknown name: a one-line error listing the known ones
         if settings is None:
             raise ConfigError(f"source {name!r} is not configured: add sources.{name}")
+        problem = budget_problem(source, settings)
+        if problem is not None:
+            raise ConfigError(problem)
         planned.append(
             PlannedSource(
                 source,

@@ -42,6 +42,7 @@ OnAnswer = Callable[[str, HttpAnswer, int], None]
 MAX_IN_FLIGHT = 3  # requests of one tick's batch at once (first, hedge, a retry)
 QUOTA_PAUSE_S = 600.0  # a spent quota with no reset time given
 MISSED_KEPT = 20  # recent missed ticks shown in /healthz
+SECONDS_PER_MONTH = 30 * 86_400
 
 
 class PriceSink(Protocol):
@@ -69,6 +70,35 @@ class MissedTick:
     tick_ns: int
     symbols: tuple[str, ...]
     reason: str
+
+
+def monthly_credits(source: PolledSource, config: SourceConfig) -> float:
+    """What polling `config`'s tokens every tick costs in 30 days, in the API's credits."""
+    batches = source.batches(list(config.symbols.values()))
+    per_tick = sum(source.credits(len(batch)) for batch in batches)
+    return per_tick * SECONDS_PER_MONTH / config.cadence_s
+
+
+def budget_problem(source: PolledSource, config: SourceConfig) -> str | None:
+    """Why the account's limits cannot carry this cadence (one line naming the keys), or
+    None: the ticks alone must fit `max_rps`, and `credits_per_month` when it is set."""
+    name = source.name
+    requests = len(source.batches(list(config.symbols.values())))
+    needed = requests / config.cadence_s
+    if needed > config.max_rps + 1e-9:
+        return (
+            f"sources.{name}: {requests} requests every {config.cadence_s:g} s need "
+            f"{needed:g} requests/s, above max_rps {config.max_rps:g}: raise cadence_s or "
+            "max_rps (the account's limit)"
+        )
+    budget, monthly = config.credits_per_month, monthly_credits(source, config)
+    if budget is not None and monthly > budget:
+        return (
+            f"sources.{name}: {len(config.symbols)} tokens every {config.cadence_s:g} s cost "
+            f"{monthly:,.0f} credits in 30 days, above credits_per_month {budget:,}: raise "
+            "cadence_s or poll fewer tokens"
+        )
+    return None
 
 
 @dataclass(slots=True)
@@ -119,13 +149,14 @@ class SourcePoller:
         self.targets = [source.target(batch) for batch in self.batches]
         self.cadence_ns = round(config.cadence_s * 1e9)
         self.deadline_ns = round(config.deadline * 1e9)
-        needed = len(self.batches) / config.cadence_s
-        if needed > config.max_rps + 1e-9:
-            raise MarketStreamError(
-                f"sources.{self.name}: {len(self.batches)} requests every {config.cadence_s:g} s "
-                f"need {needed:g} requests/s, above max_rps {config.max_rps:g}: raise cadence_s "
-                "or max_rps (the account's limit)"
-            )
+        problem = budget_problem(source, config)
+        if problem is not None:
+            raise MarketStreamError(problem)
+        self.credits = {
+            target: source.credits(len(batch))
+            for batch, target in zip(self.batches, self.targets, strict=True)
+        }
+        self.credits_per_month = monthly_credits(source, config)
         self.limiter = RequestLimiter(config.max_rps, config.burst)
         self.known = frozenset(self.symbols_by_id.values())
         self.ticks_met = 0  # token ticks
@@ -277,6 +308,7 @@ class SourcePoller:
 
     async def _get(self, target: str) -> tuple[HttpAnswer, int]:
         self.requests += 1
+        self.metrics.source_credits.labels(self.name).inc(self.credits[target])
         started = time.perf_counter()
         try:
             answer = await self._fetch(target)
