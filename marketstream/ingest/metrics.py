@@ -115,8 +115,9 @@ class IngestMetrics(MetricSet):
         )
         self.source_credits = self.counter(
             "source_credits",
-            "API credits the requests sent to a polled source cost (Birdeye's compute units; "
-            "one a request where the API counts requests), retries and hedges included",
+            "API credits the requests sent to a polled source cost (in the API's own unit, "
+            "such as compute units; one a request where the API counts requests), retries and "
+            "hedges included",
             "source",
         )
         self.source_unpriced = self.counter(

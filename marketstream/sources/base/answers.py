@@ -7,7 +7,7 @@ field, so that a dead-lettered answer explains itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -39,6 +39,36 @@ def load_object(source: str, body: bytes, expected: str) -> dict[str, Any]:
             f"{source}: expected {expected}, got a JSON {type(value).__name__}: {show(value)}"
         )
     return value
+
+
+def priced(
+    source: str,
+    by_token: Mapping[str, object],
+    symbols_by_id: Mapping[str, str],
+    price_field: str,
+    unpriced: list[str],
+) -> Iterator[tuple[str, str, dict[str, Any], object]]:
+    """(token, symbol, its object, its price field) of each token asked for, in that order,
+    that the answer prices; a token left out, null or with a null price goes to `unpriced`
+    (a token the source does not price now, not a bad answer). Tokens not asked for are
+    ignored."""
+    for token, symbol in symbols_by_id.items():
+        entry = by_token.get(token)
+        if entry is None:
+            unpriced.append(token)
+            continue
+        if type(entry) is not dict:
+            raise SourceAnswerError(
+                f"{source}: token {token}: expected an object with {price_field} or null, "
+                f"got {type(entry).__name__}"
+            )
+        if price_field not in entry:
+            raise SourceAnswerError(f"{source}: token {token}: field {price_field!r} is missing")
+        raw = entry[price_field]
+        if raw is None:
+            unpriced.append(token)
+            continue
+        yield token, symbol, entry, raw
 
 
 def _wrong(source: str, token: str, field: str, expected: str, value: object) -> SourceAnswerError:

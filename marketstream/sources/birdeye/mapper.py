@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Final
 
 from marketstream.schemas.records import Price
-from marketstream.sources.base.answers import NS_PER_S, load_object, number, optional_number, show
+from marketstream.sources.base.answers import (
+    NS_PER_S,
+    load_object,
+    number,
+    optional_number,
+    priced,
+    show,
+)
 from marketstream.sources.base.source import Mapped, SourceAnswerError
 
 NAME: Final = "birdeye"
@@ -54,35 +61,18 @@ def map_answer(body: bytes, symbols_by_id: Mapping[str, str], tick_ns: int, recv
     holds but were not asked for are ignored. Prices <= 0 are kept: validation dead-letters
     them with its own reason."""
     data = _data(body)
-    prices: list[Price] = []
     unpriced: list[str] = []
-    for mint, symbol in symbols_by_id.items():
-        entry = data.get(mint)
-        if entry is None:
-            unpriced.append(mint)
-            continue
-        if type(entry) is not dict:
-            raise SourceAnswerError(
-                f"{NAME}: token {mint}: expected an object with value or null, "
-                f"got {type(entry).__name__}"
-            )
-        if "value" not in entry:
-            raise SourceAnswerError(f"{NAME}: token {mint}: field 'value' is missing")
-        raw = entry["value"]
-        if raw is None:
-            unpriced.append(mint)
-            continue
-        get = entry.get
-        prices.append(
-            Price(
-                exchange=NAME,
-                symbol=symbol,
-                ts=tick_ns,
-                recv_ts=recv_ns,
-                price=number(NAME, mint, "value", raw),
-                source_ts=_source_ts(mint, get("updateUnixTime")),
-                liquidity=optional_number(NAME, mint, "liquidity", get("liquidity")),
-                change_24h=optional_number(NAME, mint, "priceChange24h", get("priceChange24h")),
-            )
+    prices = [
+        Price(
+            exchange=NAME,
+            symbol=symbol,
+            ts=tick_ns,
+            recv_ts=recv_ns,
+            price=number(NAME, mint, "value", raw),
+            source_ts=_source_ts(mint, entry.get("updateUnixTime")),
+            liquidity=optional_number(NAME, mint, "liquidity", entry.get("liquidity")),
+            change_24h=optional_number(NAME, mint, "priceChange24h", entry.get("priceChange24h")),
         )
+        for mint, symbol, entry, raw in priced(NAME, data, symbols_by_id, "value", unpriced)
+    ]
     return Mapped(prices, tuple(unpriced))

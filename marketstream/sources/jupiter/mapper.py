@@ -14,8 +14,14 @@ from collections.abc import Mapping
 from typing import Final
 
 from marketstream.schemas.records import Price
-from marketstream.sources.base.answers import load_object, number, optional_int, optional_number
-from marketstream.sources.base.source import Mapped, SourceAnswerError
+from marketstream.sources.base.answers import (
+    load_object,
+    number,
+    optional_int,
+    optional_number,
+    priced,
+)
+from marketstream.sources.base.source import Mapped
 
 NAME: Final = "jupiter"
 _EXPECTED: Final = "a JSON object keyed by mint"
@@ -26,35 +32,18 @@ def map_answer(body: bytes, symbols_by_id: Mapping[str, str], tick_ns: int, recv
     holds but were not asked for are ignored. Prices <= 0 are kept: validation dead-letters
     them with its own reason."""
     answer = load_object(NAME, body, _EXPECTED)
-    prices: list[Price] = []
     unpriced: list[str] = []
-    for mint, symbol in symbols_by_id.items():
-        entry = answer.get(mint)
-        if entry is None:
-            unpriced.append(mint)
-            continue
-        if type(entry) is not dict:
-            raise SourceAnswerError(
-                f"{NAME}: token {mint}: expected an object with usdPrice or null, "
-                f"got {type(entry).__name__}"
-            )
-        if "usdPrice" not in entry:
-            raise SourceAnswerError(f"{NAME}: token {mint}: field 'usdPrice' is missing")
-        raw = entry["usdPrice"]
-        if raw is None:
-            unpriced.append(mint)
-            continue
-        get = entry.get
-        prices.append(
-            Price(
-                exchange=NAME,
-                symbol=symbol,
-                ts=tick_ns,
-                recv_ts=recv_ns,
-                price=number(NAME, mint, "usdPrice", raw),
-                block=optional_int(NAME, mint, "blockId", get("blockId")),
-                liquidity=optional_number(NAME, mint, "liquidity", get("liquidity")),
-                change_24h=optional_number(NAME, mint, "priceChange24h", get("priceChange24h")),
-            )
+    prices = [
+        Price(
+            exchange=NAME,
+            symbol=symbol,
+            ts=tick_ns,
+            recv_ts=recv_ns,
+            price=number(NAME, mint, "usdPrice", raw),
+            block=optional_int(NAME, mint, "blockId", entry.get("blockId")),
+            liquidity=optional_number(NAME, mint, "liquidity", entry.get("liquidity")),
+            change_24h=optional_number(NAME, mint, "priceChange24h", entry.get("priceChange24h")),
         )
+        for mint, symbol, entry, raw in priced(NAME, answer, symbols_by_id, "usdPrice", unpriced)
+    ]
     return Mapped(prices, tuple(unpriced))
