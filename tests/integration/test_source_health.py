@@ -130,7 +130,7 @@ async def test_healthz_shows_a_source_failing_and_recovering(
                 assert "503" in (failing["last_error"] or ""), failing
                 assert failing["recent_missed"], failing
                 assert failing["recent_missed"][-1]["tokens"] == len(TOKENS)
-                assert failing["seconds_since_last_met"] > 3 * CADENCE_S
+                assert failing["seconds_since_last_met"] >= 3 * CADENCE_S  # shown to 0.1 s
                 assert failing["failure"] is None  # a failing API is no reason to exit
 
                 await _set_faults(server.http_url, {})  # the plan cleared
