@@ -14,6 +14,7 @@ from marketstream.query.hot_queries import (
     check_range,
     check_symbol,
 )
+from marketstream.schemas.instruments import EXCHANGES
 
 # Every record type an export may ask for, by its table name.
 EXPORT_TYPES: Final = (
@@ -45,7 +46,12 @@ class ExportRequest:
     interval: str = "1m"
 
     def __post_init__(self) -> None:
-        check_exchange(self.exchange)
+        if check_exchange(self.exchange) not in EXCHANGES:  # a polled source has prices only
+            raise ExportInputError(
+                f"--exchange {self.exchange!r} is a polled price source: export writes exchange "
+                f"records only ({', '.join(EXCHANGES)}); read a source's prices with "
+                "`marketstream query prices` or /v1/prices"
+            )
         if not self.symbols:
             raise ExportInputError("no --symbol given: expected at least one, e.g. BTC-USDT")
         for symbol in self.symbols:

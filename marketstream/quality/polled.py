@@ -36,13 +36,11 @@ from marketstream.quality.ticks import (
 )
 from marketstream.query.hot_queries import HotQueries, Param, check_range
 from marketstream.schemas.columns import PRICES
+from marketstream.sources.registry import get_source
 
 if TYPE_CHECKING:
     from marketstream.config import PipelineConfig
 
-# The quote every polled source prices in: a configured `SYMBOL: mint` is stored as
-# `<SYMBOL>-USD` (sources/base/source.py `PolledSource.quote`; both sources quote USD).
-POLLED_QUOTE: Final = "USD"
 MAX_MISSED_RANGES: Final = 1_000  # runs of missed ticks fetched per token at most
 P_DIGITS: Final = 3  # approx_percentile precision: three significant digits
 
@@ -100,11 +98,12 @@ class PolledSymbol:
 
 
 def polled_symbols(config: PipelineConfig) -> list[PolledSymbol]:
-    """Every token of every enabled source (`PipelineConfig.enabled_sources()`)."""
+    """Every token of every enabled source (`PipelineConfig.enabled_sources()`), under the
+    symbol the poller stores it as: `<SYMBOL>-<the source's quote>`."""
     return [
         PolledSymbol(
             name,
-            f"{token}-{POLLED_QUOTE}",
+            f"{token}-{get_source(name).quote}",
             cadence_ns(source.cadence_s),
             round(source.deadline * NS_PER_S),
         )

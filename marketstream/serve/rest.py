@@ -259,14 +259,30 @@ def _answer(
 )
 async def quality(
     request: Request,
+    *,
     since: Annotated[str, Query(description="e.g. 24h, 7d or a time")] = "24h",
     until: str | None = None,
-    exchange: str | None = None,
+    exchange: Annotated[
+        str | None, Query(description="only this exchange or polled price source")
+    ] = None,
     symbol: str | None = None,
+    from_first_tick: Annotated[
+        bool,
+        Query(
+            description="count a polled source's expected ticks from its first stored tick in "
+            "the range (as --from-first-tick)"
+        ),
+    ] = False,
 ) -> Response:
     context = context_of(request)
     body: dict[str, Any] = await run_in_threadpool(
-        status.quality_report, context, since, until, exchange, symbol
+        status.quality_report,
+        context,
+        since,
+        until,
+        exchange,
+        symbol,
+        from_first_tick=from_first_tick,
     )
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -16,9 +16,13 @@ def quality_report(
     until: str | None,
     exchange: str | None,
     symbol: str | None,
+    *,
+    from_first_tick: bool = False,
 ) -> dict[str, Any]:
     """The report over [since, until) from the hot tier, the dead letters and ingest's book
-    counters, as the CLI's (a store that cannot be asked is a note, not a failure)."""
+    counters, as the CLI's (a store that cannot be asked is a note, not a failure): the
+    polled sources' section too, `exchange` naming an exchange or a polled source, and
+    `from_first_tick` as `--from-first-tick`."""
     from marketstream.quality import render  # noqa: PLC0415
     from marketstream.quality.inputs import report_inputs  # noqa: PLC0415
     from marketstream.quality.report import (  # noqa: PLC0415
@@ -42,6 +46,7 @@ def quality_report(
         exchange=exchange,
         min_completeness=check_min_completeness(config.quality.min_completeness),
         redis_url=lambda: endpoint(config, state_dir, "redis"),
+        from_first_tick=from_first_tick,
     )
     with QualityQueries.connect(endpoint(config, state_dir, "questdb_pg")) as hot:
         report = collect(hot, start, end, inputs, exchange=exchange, symbol=symbol)

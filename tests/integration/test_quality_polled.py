@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import yaml
@@ -35,6 +36,7 @@ from marketstream.tiers import questdb_tables
 from marketstream.tiers.questdb_rows import write_rows
 from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints
+from tests.integration.serve_process import running_serve
 
 pytestmark = pytest.mark.integration
 
@@ -357,3 +359,49 @@ def test_cli_json_of_a_complete_token_exits_0(stored: QuestDBEndpoints, tmp_path
     assert row["missed_ranges"] == []
     assert row["age"]["measure"] == "block"
     assert row["age"]["max_ms"] == 3000.0
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+def test_api_quality_carries_the_polled_section_as_the_cli(
+    stored: QuestDBEndpoints, redis_url: str, tmp_path: Path
+) -> None:
+    """`/v1/quality` of a real serve: a source's name as `exchange`, `from_first_tick` as
+    `--from-first-tick`, the polled rows field for field as `quality report --format json`."""
+    early = ("--since", "2012-03-01T23:59:00Z")  # a minute before the first tick
+    environ = {
+        "MARKETSTREAM_CONFIG": str(_config(tmp_path)),
+        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": _pg_url(stored),
+        "MARKETSTREAM_ENDPOINTS__REDIS": redis_url,
+    }
+    params = {"since": early[1], "until": RANGE[3], "exchange": "jupiter"}
+    with (
+        running_serve(environ, tmp_path / "serve-state") as (url, lines),
+        httpx.Client(base_url=url, timeout=120) as api,
+    ):
+        answers = {
+            lenient: api.get("/v1/quality", params=params | {"from_first_tick": str(lenient)})
+            for lenient in (False, True)
+        }
+        refused = api.get("/v1/quality", params=params | {"exchange": "nyse"})
+    assert not [line for line in lines if "Traceback" in line], "".join(lines)
+    assert refused.status_code == 400, refused.text
+    for lenient, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        flag = ("--from-first-tick",) if lenient else ()
+        cli = _cli(stored, tmp_path, "--exchange", "jupiter", "--format", "json", *early, *flag)
+        assert cli.returncode == 1, cli.stderr  # QPHOLE, QPDUP and QPNONE fail either way
+        expected = orjson.loads(cli.stdout)
+        assert set(body) == set(expected)
+        for field in ("since", "until", "passed", "instruments", "polled_from_first_tick"):
+            assert body[field] == expected[field], field
+        assert body["polled"] == expected["polled"]
+        assert body["polled_from_first_tick"] is lenient
+        assert [row["symbol"] for row in body["polled"]] == [f"{t}-USD" for t in MINTS]
+        complete = body["polled"][0]
+        assert complete["missed"] == (0 if lenient else 60)
+        assert complete["first_tick"] == (
+            "2012-03-02T00:00:00.000000000Z" if lenient else "2012-03-01T23:59:00.000000000Z"
+        )

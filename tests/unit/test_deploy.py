@@ -587,3 +587,80 @@ def test_the_api_needs_its_token_and_is_published_on_loopback_only() -> None:
         assert [str(p) for p in api["ports"]] == [f"127.0.0.1:{port}:{port}"]
         others = [svc for svc in ours(compose).values() if svc is not api]
         assert all("MARKETSTREAM_API_TOKEN" not in environment(svc) for svc in others)
+
+
+# --- the polled sources' API keys -------------------------------------------------------------
+
+SOURCE_KEYS = {"JUPITER_API_KEY": "jup-0123456789abcdef", "BIRDEYE_API_KEY": "0123456789abcdef"}
+# What an API key or token looks like: a UUID, or a long run of letters and digits.
+_KEY_SHAPE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{20,}",
+    re.IGNORECASE,
+)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+
+
+def test_source_keys_are_the_configured_variables() -> None:
+    config = load_config(CONFIG_FILE, environ={})
+    named = {source.api_key_env for source in config.sources.values()}
+    assert set(SOURCE_KEYS) <= named
+
+
+def test_no_value_in_the_compose_file_looks_like_a_key() -> None:
+    """Keys come from the host environment: the file holds none, and every secret-named
+    variable is a compose variable (a development default at most)."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    for text in _strings(raw):  # literal values, and the variables' defaults
+        found = _KEY_SHAPE.search(interpolate(text, {}))
+        assert found is None, f"{found[0] if found else ''!r} in the compose file looks like a key"
+    secret = re.compile(r"KEY|TOKEN|SECRET|PASSWORD")
+    for name, svc in services(raw).items():
+        for variable, value in environment(svc).items():
+            if secret.search(variable):
+                assert _VARIABLE.fullmatch(value), f"{name}: {variable} is not a compose variable"
+    for variable in SOURCE_KEYS:
+        (value,) = {
+            environment(svc)[variable]
+            for svc in services(raw).values()
+            if variable in environment(svc)
+        }
+        assert value == f"${{{variable}:-}}", f"{variable}: from the host, empty by default"
+
+
+def test_the_key_shape_catches_keys() -> None:
+    """The check above would pass on a pattern that matches nothing: it must see these."""
+    for key in ("3f2b8c1e-9a7d-4e6f-b5c4-1d2e3f4a5b6c", "a1b2c3d4e5f60718293a4b5c6d7e8f90"):
+        assert _KEY_SHAPE.search(key), key
+    for value in ("marketstream-secret", "RELEASE.2025-04-22T22-12-26Z", "postgresql://a:b@q"):
+        assert not _KEY_SHAPE.search(value), value
+
+
+@pytest.mark.parametrize("environ", [{}, SOURCE_KEYS], ids=["unset", "set"])
+def test_ingest_gets_the_source_keys_from_the_environment(environ: dict[str, str]) -> None:
+    """Only `ingest` polls the sources: it gets both keys as the host has them (empty when
+    unset, which ingest takes as no key: Jupiter keyless, Birdeye off by default)."""
+    from marketstream.ingest.polling.plan import plan_sources  # noqa: PLC0415
+
+    compose = load_compose(environ)
+    (ingest,) = [svc for svc in ours(compose).values() if command(svc)[0] == "ingest"]
+    env = environment(ingest)
+    for variable in SOURCE_KEYS:
+        assert env[variable] == environ.get(variable, ""), variable
+    others = [svc for svc in ours(compose).values() if svc is not ingest]
+    assert all(not set(SOURCE_KEYS) & set(environment(svc)) for svc in others)
+    config = load_config(CONFIG_FILE, environ=env)
+    for planned in plan_sources(config, env):
+        key = environ.get(planned.config.api_key_env or "")
+        assert (planned.source.key_header in planned.headers) == bool(key), planned.source.name

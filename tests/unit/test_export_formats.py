@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from marketstream.cli import main
 from marketstream.export import ExportInputError, ExportRequest
 from marketstream.export.candles import FROM_EXCHANGE, FROM_TRADES, count_sources, merge_bars
 from marketstream.export.formats import writer_class
@@ -17,6 +18,7 @@ from marketstream.export.request import split_list
 from marketstream.query.hot_queries import QueryInputError
 from marketstream.schemas.arrow import to_arrow
 from marketstream.schemas.columns import TRADES
+from marketstream.schemas.instruments import EXCHANGES, SOURCES
 from marketstream.schemas.records import Candle, Instrument, InstrumentKind, Trade
 
 T0 = 1_700_006_400 * 10**9  # 2023-11-15 00:00 UTC
@@ -68,6 +70,25 @@ def test_a_bad_exchange_symbol_or_range_is_refused() -> None:
         request(symbols=("btcusdt",))
     with pytest.raises(QueryInputError, match="is not before end"):
         request(end_ns=T0)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_polled_source_is_refused_up_front(
+    source: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A source's rows are prices, which no export format holds: refused before any tier is
+    read, in one line naming the input and where its prices are read instead."""
+    with pytest.raises(ExportInputError, match=rf"^--exchange '{source}' is a polled price"):
+        request(exchange=source, symbols=("SOL-USD",))
+    argv = ["export", "--to", "freqtrade", "--exchange", source, "--symbol", "SOL-USD"]
+    argv += ["--start", "2025-11-20", "--end", "2025-11-21", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"marketstream: error: --exchange '{source}' is a polled price source")
+    assert f"exchange records only ({', '.join(EXCHANGES)})" in err
+    assert "`marketstream query prices` or /v1/prices" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_formats_hold_their_types_only() -> None:

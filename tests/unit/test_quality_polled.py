@@ -4,6 +4,8 @@ one token's row, its rendering, and the tokens a configuration expects."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from types import MappingProxyType
 
 import orjson
 import pytest
@@ -30,6 +32,7 @@ from marketstream.quality.ticks import (
     tick_ceil,
     tick_span,
 )
+from marketstream.sources import registry
 from tests.integration.endpoints import CONFIG_FILE
 
 S = 10**9
@@ -250,3 +253,17 @@ def test_every_token_of_every_enabled_source_is_expected() -> None:
     assert jup.deadline_ns == round(2 * jupiter.cadence_s * S)  # default: twice the cadence
     off = load_config(CONFIG_FILE, environ={"MARKETSTREAM_SOURCES__JUPITER__ENABLED": "false"})
     assert polled_symbols(off) == []  # birdeye is off by default
+
+
+def test_each_token_is_expected_in_its_own_source_quote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored symbol is `<SYMBOL>-<quote>` with the source's own quote, as the poller
+    stores it, not one quote assumed for every source."""
+    jupiter = registry.get_source("jupiter")
+    monkeypatch.setattr(
+        registry,
+        "SOURCE_DEFS",
+        MappingProxyType(dict(registry.SOURCE_DEFS) | {"jupiter": replace(jupiter, quote="EUR")}),
+    )
+    config = load_config(CONFIG_FILE, environ={})
+    tokens = config.sources["jupiter"].symbols
+    assert [s.symbol for s in polled_symbols(config)] == [f"{token}-EUR" for token in tokens]
