@@ -27,9 +27,18 @@ def add_commands(commands: Commands) -> None:
 def _cmd_config_check(args: argparse.Namespace) -> int:
     file = config_path(args.file or args.config, os.environ)
     config = load_config(file)
+    # A polled source's key (from the environment) and its limits are checked as `ingest`
+    # checks them at start: a cadence its account cannot carry is a config error too.
+    from marketstream.ingest.polling.plan import plan_sources  # noqa: PLC0415
+
+    sources = plan_sources(config, os.environ)
     enabled = config.enabled_exchanges()
     symbols = sum(len(ex.symbols) for ex in enabled.values())
-    print(f"{file}: OK ({len(enabled)} exchanges enabled, {symbols} symbols)")
+    tokens = sum(len(planned.config.symbols) for planned in sources)
+    print(
+        f"{file}: OK ({len(enabled)} exchanges enabled, {symbols} symbols; "
+        f"{len(sources)} polled sources, {tokens} tokens)"
+    )
     return 0
 
 

@@ -31,6 +31,21 @@ def test_check_passes_on_the_shipped_config() -> None:
     assert result.stdout.startswith("configs/pipeline.yaml: OK")
 
 
+def test_check_reports_the_polled_sources_and_refuses_what_ingest_would() -> None:
+    """A source's key and limits are checked as `ingest` checks them at start."""
+    result = _run("config", "check")
+    assert "1 polled sources, 15 tokens" in result.stdout
+    no_key = _run("config", "check", env={"MARKETSTREAM_SOURCES__BIRDEYE__ENABLED": "true"})
+    assert no_key.returncode == 2
+    assert no_key.stderr.strip() == (
+        "marketstream: error: sources.birdeye: birdeye needs an API key: set the environment "
+        "variable BIRDEYE_API_KEY"
+    )
+    too_fast = _run("config", "check", env={"MARKETSTREAM_SOURCES__JUPITER__CADENCE_S": "1"})
+    assert too_fast.returncode == 2
+    assert "above max_rps 0.5: raise cadence_s or max_rps" in too_fast.stderr
+
+
 def test_check_reports_a_wrong_value_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -74,6 +74,6 @@ def test_a_cadence_the_credit_budget_cannot_carry_is_refused_at_start() -> None:
 
 def test_a_cadence_above_the_request_limit_is_refused_at_start() -> None:
     config = _config(jupiter={"cadence_s": 1})  # keyless max_rps 0.5
-    with pytest.raises(MarketStreamError, match=r"sources\.jupiter: 1 requests every 1 s need "
-                       r"1 requests/s, above max_rps 0.5"):  # fmt: skip
+    with pytest.raises(MarketStreamError, match=r"sources\.jupiter: 15 tokens every 1 s take "
+                       r"1 request\(s\) a tick, 1 a second, above max_rps 0.5"):  # fmt: skip
         plan_sources(config, environ={})

@@ -257,7 +257,9 @@ async def test_a_price_that_fails_validation_goes_to_the_dead_letters() -> None:
 
 def test_a_cadence_above_the_account_limit_is_refused_naming_the_keys() -> None:
     config = _config(cadence_s=1, max_rps=1)  # two requests a tick
-    with pytest.raises(MarketStreamError, match=r"sources\.jupiter: 2 requests every 1 s"):
+    with pytest.raises(
+        MarketStreamError, match=r"sources\.jupiter: 3 tokens every 1 s take 2 request\(s\) a tick"
+    ):
         SourcePoller(FAKE, config, ScriptedApi(), publisher=Sink(), metrics=IngestMetrics(),
                      max_future_skew_ns=0)  # fmt: skip
 

@@ -87,9 +87,9 @@ def budget_problem(source: PolledSource, config: SourceConfig) -> str | None:
     needed = requests / config.cadence_s
     if needed > config.max_rps + 1e-9:
         return (
-            f"sources.{name}: {requests} requests every {config.cadence_s:g} s need "
-            f"{needed:g} requests/s, above max_rps {config.max_rps:g}: raise cadence_s or "
-            "max_rps (the account's limit)"
+            f"sources.{name}: {len(config.symbols)} tokens every {config.cadence_s:g} s take "
+            f"{requests} request(s) a tick, {needed:g} a second, above max_rps "
+            f"{config.max_rps:g}: raise cadence_s or max_rps (the account's limit)"
         )
     budget, monthly = config.credits_per_month, monthly_credits(source, config)
     if budget is not None and monthly > budget:
