@@ -299,7 +299,7 @@ class IngestService:
             ]
             for poller, planned in zip(self.source_pollers, self.sources, strict=True):
                 log.info(
-                    "ingest: polling %s at %s every %g s for %d tokens (%d requests a tick, "
+                    "ingest: polling %s at %s every %g s for %d tokens (%d request(s) a tick, "
                     "about %s credits a month)",
                     poller.name,
                     redact_url(planned.base_url),
