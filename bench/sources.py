@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from marketstream.replay.faults import FaultPlan
 from marketstream.replay.rest_server import RestReplayServer
 from marketstream.run.demo import histogram_quantile
 from marketstream.run.processes import create_schema, sample_sum, scrape
+from marketstream.services.process import free_port
 from marketstream.sources.base.sessions import token_set, write_recording
 from marketstream.sources.registry import get_session, get_source
 from marketstream.tiers.questdb import QuestDBHttp
@@ -87,7 +87,7 @@ async def _one_run(
         async with RestReplayServer(
             recording, fault_answer=jupiter.fault_answer, faults=FAULTS
         ) as server:
-            ports = {"ingest": _free_port(), "writer": _free_port()}
+            ports = {"ingest": free_port(), "writer": free_port()}
             config_file = Path(tmp) / "config.json"
             requests = len(jupiter.batches(list(tokens.values())))
             config_file.write_bytes(orjson.dumps(_config(config, server.http_url, tokens,
@@ -263,12 +263,6 @@ def _quantile(ordered: list[float], q: float) -> float | None:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _print(results: dict[str, Any]) -> None:

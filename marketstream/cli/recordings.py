@@ -238,8 +238,9 @@ def _record_source(args: argparse.Namespace) -> int:
     from marketstream.ingest.polling.plan import plan_sources  # noqa: PLC0415
     from marketstream.signals import run_until_signal  # noqa: PLC0415
 
-    exchange_only = [f"--{n.replace('_', '-')}" for n in ("rest_url", "channels", "max_frames")]
-    given = [flag for flag in exchange_only if vars(args)[flag[2:].replace("-", "_")]]
+    exchange_only = {"--rest-url": args.rest_url, "--channels": args.channels,
+                     "--max-frames": args.max_frames}  # fmt: skip
+    given = [flag for flag, value in exchange_only.items() if value]
     if given:
         raise MarketStreamError(f"{', '.join(given)} apply to --exchange only")
     config = config_of(args)
@@ -258,7 +259,7 @@ def _record_source(args: argparse.Namespace) -> int:
     if args.ticks is not None:
         settings = settings.model_copy(update={"max_ticks": args.ticks})
     base_url = args.url or planned.base_url
-    planned = type(planned)(planned.source, settings, base_url, planned.headers)
+    planned = dataclasses.replace(planned, config=settings, base_url=base_url)
     setup_logging()
     stats = run_until_signal(
         lambda stop: capture(

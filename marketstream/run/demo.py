@@ -388,7 +388,8 @@ async def _summary(
     }
     published: dict[str, int] = {spec.record_type: 0 for spec in SPECS}
     status = supervisor.status()
-    for family in await scrape(status["ingest"]["metrics"]):
+    ingest_families = await scrape(status["ingest"]["metrics"])
+    for family in ingest_families:
         for sample in family.samples:
             if sample.name == "marketstream_ingest_records_total":
                 record_type, exchange = sample.labels["type"], sample.labels["exchange"]
@@ -430,7 +431,7 @@ async def _summary(
             found.name: {
                 "source": "generated" if found.generated else "recorded",
                 "file": str(found.recording),
-                **await _ticks(status["ingest"]["metrics"], found.name),
+                **_ticks(ingest_families, found.name),
             }
             for found in polled
         },
@@ -473,9 +474,8 @@ async def _latest(
     return latest
 
 
-async def _ticks(metrics_url: str, source: str) -> dict[str, int]:
+def _ticks(families: list[Metric], source: str) -> dict[str, int]:
     """A polled source's token ticks met and missed, from ingest's /metrics."""
-    families = await scrape(metrics_url)
     name = "marketstream_ingest_source_ticks_total"
     return {
         f"ticks_{outcome}": int(sample_sum(families, name, source=source, outcome=outcome))

@@ -226,13 +226,9 @@ def hot_data(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
         questdb.http.exec(f"DROP TABLE IF EXISTS {table}")
 
 
-def _pg_url(questdb: QuestDBEndpoints) -> str:
-    return f"postgresql://{process.LOOPBACK}:{questdb.pg_port}/qdb"
-
-
 @pytest.fixture
 def hot(hot_data: QuestDBEndpoints) -> Iterator[HotQueries]:
-    with HotQueries.connect(_pg_url(hot_data), environ={}) as queries:
+    with HotQueries.connect(hot_data.pg_url, environ={}) as queries:
         yield queries
 
 
@@ -335,7 +331,7 @@ def test_a_range_off_the_bar_grid_gives_whole_bars_opening_inside_it(
 
 
 def test_the_1m_view_equals_sampling_the_trades(hot_data: QuestDBEndpoints) -> None:
-    with HotQueries.connect(_pg_url(hot_data), environ={}) as hot:
+    with HotQueries.connect(hot_data.pg_url, environ={}) as hot:
         for symbol in (DAY_SYMBOL, FEW_SYMBOL):
             from_view = hot.ohlcv(EX, symbol, "1m", D, D + 2 * DAY)
             sampled = hot.ohlcv(EX, symbol, "1m", D, D + 2 * DAY, source="trades")
@@ -368,7 +364,7 @@ def test_a_bar_is_closed_once_now_or_a_newer_trade_passed_its_end(
     trades = few_trades()  # bars 00:00 (one trade), 00:01 (two trades, newest at 00:01:15.99)
 
     def candles(now: int) -> list[Candle]:
-        with HotQueries.connect(_pg_url(hot_data), environ={}, clock=lambda: now) as hot:
+        with HotQueries.connect(hot_data.pg_url, environ={}, clock=lambda: now) as hot:
             return hot.ohlcv(EX, FEW_SYMBOL, "1m", D, D + DAY)
 
     minute_0, minute_1 = expected_candles(trades, "1m", D, D + DAY)
@@ -404,7 +400,7 @@ class _CountingConnection:
 def test_an_injection_in_a_symbol_is_rejected_before_any_sql(
     hot_data: QuestDBEndpoints, symbol: str
 ) -> None:
-    with psycopg.connect(pg_target(_pg_url(hot_data), {}).conninfo, autocommit=True) as raw:
+    with psycopg.connect(pg_target(hot_data.pg_url, {}).conninfo, autocommit=True) as raw:
         counting = _CountingConnection(raw)
         hot = HotQueries(cast(psycopg.Connection[TupleRow], counting), endpoint="test")
         with pytest.raises(QueryInputError, match="is not normalized"):
@@ -434,7 +430,7 @@ def _cli(
     questdb: QuestDBEndpoints, tmp_path: Path, *args: str, pg_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETSTREAM_", "QDB_"))}
-    env["MARKETSTREAM_ENDPOINTS__QUESTDB_PG"] = pg_url or _pg_url(questdb)
+    env["MARKETSTREAM_ENDPOINTS__QUESTDB_PG"] = pg_url or questdb.pg_url
     return subprocess.run(
         [sys.executable, "-m", "marketstream", "query", *args, "--state-dir", str(tmp_path)],
         cwd=REPO,

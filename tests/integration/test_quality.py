@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +36,6 @@ from marketstream.services import process
 from marketstream.tiers import questdb_tables
 from marketstream.tiers.questdb_rows import write_rows
 from marketstream.tiers.redis_bus import DLQ_STREAM, connect, dead_letter_fields
-from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import REPO, QuestDBEndpoints
 
 pytestmark = pytest.mark.integration
@@ -88,14 +86,6 @@ BACKFILLED = truth("binance", "QUALB-USDT", 5000)
 BACKFILLED_STORED = [t for t in BACKFILLED if not 40 <= minute_of(t) <= 44 and minute_of(t) < 110]
 
 
-def _wait_applied(questdb: QuestDBEndpoints) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not wal_applied(questdb.http):
-        if time.monotonic() > deadline:
-            pytest.fail(f"QuestDB did not apply the writes within {WAIT_S} s")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def stored(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
     """The stored trades written and applied; the day's partition dropped afterwards."""
@@ -104,14 +94,10 @@ def stored(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
     with Sender.from_conf(questdb.ilp_conf) as sender:
         write_rows(sender, [*BINANCE_STORED, *COINBASE, *BYBIT_STORED, *BACKFILLED_STORED])
         sender.flush()
-    _wait_applied(questdb)
+    questdb.wait_applied(WAIT_S)
     yield questdb
     questdb.http.exec(f"ALTER TABLE trades DROP PARTITION LIST '{DAY}'")
-    _wait_applied(questdb)
-
-
-def _pg_url(questdb: QuestDBEndpoints) -> str:
-    return f"postgresql://{process.LOOPBACK}:{questdb.pg_port}/qdb"
+    questdb.wait_applied(WAIT_S)
 
 
 def _cli(
@@ -122,7 +108,7 @@ def _cli(
     environ: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETSTREAM_", "QDB_"))}
-    env["MARKETSTREAM_ENDPOINTS__QUESTDB_PG"] = _pg_url(questdb)
+    env["MARKETSTREAM_ENDPOINTS__QUESTDB_PG"] = questdb.pg_url
     env["MARKETSTREAM_ENDPOINTS__QUESTDB_HTTP"] = questdb.http_url
     if redis_url is not None:
         env["MARKETSTREAM_ENDPOINTS__REDIS"] = redis_url
@@ -146,7 +132,7 @@ def _nobody_listening() -> str:
 
 
 def test_minutes_ids_and_freshness_of_each_instrument(stored: QuestDBEndpoints) -> None:
-    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+    with QualityQueries.connect(stored.pg_url, environ={}) as hot:
         report = collect(hot, D, END, ReportInputs(0.99), symbol="QUAL-USDT")
         coinbase = collect(hot, D, END, ReportInputs(0.99), exchange="coinbase")
     binance, bybit = report.instruments
@@ -184,7 +170,7 @@ def test_minutes_ids_and_freshness_of_each_instrument(stored: QuestDBEndpoints) 
 def test_configured_instruments_without_a_trade_count_as_missing(
     stored: QuestDBEndpoints,
 ) -> None:
-    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+    with QualityQueries.connect(stored.pg_url, environ={}) as hot:
         report = collect(
             hot,
             D,
@@ -441,7 +427,7 @@ def _backfill_env(rest_url: str) -> dict[str, str]:
 
 
 def _stored_trades(questdb: QuestDBEndpoints, symbol: str) -> list[Trade]:
-    with QualityQueries.connect(_pg_url(questdb), environ={}) as hot:
+    with QualityQueries.connect(questdb.pg_url, environ={}) as hot:
         return hot.trades("binance", symbol, D, END, limit=10_000)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from marketstream.schemas.records import Price
 from marketstream.services import process
 from marketstream.tiers import questdb_tables
 from marketstream.tiers.questdb_rows import write_rows
-from marketstream.writers.hot_writer_questdb import wal_applied
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints
 from tests.integration.serve_process import running_serve
 
@@ -95,19 +93,11 @@ def birdeye_rows() -> list[Price]:
     ]
 
 
-def _wait_applied(questdb: QuestDBEndpoints) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not wal_applied(questdb.http):
-        if time.monotonic() > deadline:
-            pytest.fail(f"QuestDB did not apply the writes within {WAIT_S} s")
-        time.sleep(0.05)
-
-
 def _write(questdb: QuestDBEndpoints, rows: list[Price]) -> None:
     with Sender.from_conf(questdb.ilp_conf) as sender:
         write_rows(sender, rows)
         sender.flush()
-    _wait_applied(questdb)
+    questdb.wait_applied(WAIT_S)
 
 
 @pytest.fixture(scope="module")
@@ -118,18 +108,14 @@ def stored(questdb: QuestDBEndpoints) -> Iterator[QuestDBEndpoints]:
     doubles = [Price("jupiter", "QPDUP-USD", tick(k), tick(k) + 900 * MS, 1.5) for k in DOUBLED]
     questdb.http.exec("ALTER TABLE prices DEDUP DISABLE")
     try:
-        _wait_applied(questdb)
+        questdb.wait_applied(WAIT_S)
         _write(questdb, doubles)  # what a table without its dedup keys would keep
     finally:
         questdb.http.exec("ALTER TABLE prices DEDUP ENABLE UPSERT KEYS(ts, exchange, symbol)")
-        _wait_applied(questdb)
+        questdb.wait_applied(WAIT_S)
     yield questdb
     questdb.http.exec(f"ALTER TABLE prices DROP PARTITION LIST '{DAY}'")
-    _wait_applied(questdb)
-
-
-def _pg_url(questdb: QuestDBEndpoints) -> str:
-    return f"postgresql://{process.LOOPBACK}:{questdb.pg_port}/qdb"
+    questdb.wait_applied(WAIT_S)
 
 
 def _rows(
@@ -141,7 +127,7 @@ def _rows(
     grace_ns: int = 0,
     from_first_tick: bool = False,
 ) -> dict[str, PolledQuality]:
-    with QualityQueries.connect(_pg_url(questdb), environ={}) as hot:
+    with QualityQueries.connect(questdb.pg_url, environ={}) as hot:
         rows = collect_polled(
             hot,
             [*JUPITER, *BIRDEYE],
@@ -237,7 +223,7 @@ def test_ticks_not_yet_due_are_not_expected(stored: QuestDBEndpoints) -> None:
 
 
 def test_more_holes_than_listed_are_counted(stored: QuestDBEndpoints) -> None:
-    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+    with QualityQueries.connect(stored.pg_url, environ={}) as hot:
         span = _rows(stored, D, END)["jupiter QPHOLE-USD"].span
         holes = hot.holes("jupiter", "QPHOLE-USD", span, limit=1)
     assert holes.pairs == ((tick(9), tick(13)),)
@@ -248,7 +234,7 @@ def test_the_report_filters_by_source_and_fails_on_a_missed_tick(
     stored: QuestDBEndpoints,
 ) -> None:
     inputs = ReportInputs(0.99, expected=[("binance", "QP-USDT")], polled=[*JUPITER, *BIRDEYE])
-    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+    with QualityQueries.connect(stored.pg_url, environ={}) as hot:
         by_source = collect(hot, D, END, inputs, exchange="birdeye")
         by_symbol = collect(hot, D, END, inputs, symbol="QPOK-USD")
         by_exchange = collect(hot, D, END, inputs, exchange="binance")
@@ -285,7 +271,7 @@ def _cli(questdb: QuestDBEndpoints, tmp_path: Path, *args: str) -> subprocess.Co
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETSTREAM_", "QDB_"))}
     env |= {
         "MARKETSTREAM_CONFIG": str(_config(tmp_path)),
-        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": _pg_url(questdb),
+        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": questdb.pg_url,
     }
     return subprocess.run(
         [sys.executable, "-m", "marketstream", "quality", "report", *RANGE, *args,
@@ -297,7 +283,7 @@ def _cli(questdb: QuestDBEndpoints, tmp_path: Path, *args: str) -> subprocess.Co
 def test_the_configured_tokens_in_process(stored: QuestDBEndpoints, tmp_path: Path) -> None:
     """What an integration test of the poller calls: the section alone, from the config."""
     config = load_config(_config(tmp_path), environ={})
-    with QualityQueries.connect(_pg_url(stored), environ={}) as hot:
+    with QualityQueries.connect(stored.pg_url, environ={}) as hot:
         rows = polled_completeness(hot, config, D - 30 * S, END, from_first_tick=True)
         late = polled_completeness(hot, config, D, END, now_ns=END + 2 * S, symbol="QPOK-USD")
     assert [(r.symbol, r.missed, r.duplicates) for r in rows] == [
@@ -372,7 +358,7 @@ def test_api_quality_carries_the_polled_section_as_the_cli(
     early = ("--since", "2012-03-01T23:59:00Z")  # a minute before the first tick
     environ = {
         "MARKETSTREAM_CONFIG": str(_config(tmp_path)),
-        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": _pg_url(stored),
+        "MARKETSTREAM_ENDPOINTS__QUESTDB_PG": stored.pg_url,
         "MARKETSTREAM_ENDPOINTS__REDIS": redis_url,
     }
     params = {"since": early[1], "until": RANGE[3], "exchange": "jupiter"}
