@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from marketstream import event_loop
 from marketstream.config import load_config
+from marketstream.gc_settings import apply_gc_settings
 from marketstream.run.demo import prepare_state, run_demo
 from marketstream.run.processes import sample_sum
 from marketstream.run.supervisor import Supervisor
@@ -330,6 +331,7 @@ def through(
         }
 
     prepare_state(config, state)
+    apply_gc_settings(config.runtime)  # as `marketstream demo` does for its replay servers
     try:
         summary = event_loop.run(
             run_demo(

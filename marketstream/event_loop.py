@@ -8,6 +8,7 @@ exists (Windows); everything else goes through the same `run`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -27,3 +28,17 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on a uvloop loop (or asyncio's, see `loop_factory`)."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
+
+
+async def wait_until_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`; True if it is set (a stop-aware sleep).
+
+    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 a cancellation that arrives in
+    the loop iteration where wait_for's time runs out is lost (wait_for raises TimeoutError
+    instead), and a background loop sleeping this way then outlives its cancel: a writer
+    stopped by an error hung in its gauges task that way.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()

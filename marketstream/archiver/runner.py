@@ -25,6 +25,7 @@ from marketstream.archiver.metrics import ArchiveMetrics
 from marketstream.archiver.moves import HOT_TO_WARM, WARM_TO_COLD, Mover, MoveResult
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
+from marketstream.event_loop import wait_until_set
 from marketstream.schemas.columns import SPECS, TRADES, TableSpec
 from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.clickhouse_views import create_all_views_sql
@@ -261,11 +262,8 @@ class Archiver:
                     timespec="seconds"
                 )
                 log.info("next archive run in %.0f s", wait_s)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+                if await wait_until_set(stop, wait_s):
                     break
-                except TimeoutError:
-                    pass
                 self.health.loop = "running"
                 try:
                     report = await asyncio.to_thread(self.run_once)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from marketstream.cli.common import Commands, add_daemon, config_of, feed_names, shard_text
+from marketstream.gc_settings import apply_gc_settings
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -53,6 +54,6 @@ def _cmd_write_hot(args: argparse.Namespace) -> int:
         shard=args.shard,
     )
     setup_logging()
-
+    apply_gc_settings(config.runtime)
     run_until_signal(lambda stop: writer.run(stop, metrics_port=args.metrics_port))
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from marketstream.cli.common import Commands, add_daemon, config_of
 from marketstream.errors import ConfigError
+from marketstream.gc_settings import apply_gc_settings
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -74,7 +75,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         sources=sources,
     )
     setup_logging()
-
+    apply_gc_settings(config.runtime)
     run_until_signal(lambda stop: service.run(stop, metrics_port=args.metrics_port))
     return 0
 

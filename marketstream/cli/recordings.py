@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from marketstream.cli.common import Commands, config_of, port_number, positive_float, positive_int
 from marketstream.config import redact_url
 from marketstream.errors import MarketStreamError
+from marketstream.gc_settings import apply_gc_settings
 from marketstream.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def _cmd_replay_server(args: argparse.Namespace) -> int:
         drop_every=args.drop_every,
     )
     setup_logging()
+    apply_gc_settings(config_of(args).runtime)
     event_loop.run(serve_until_signal(server, lambda line: print(line, flush=True)))
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from marketstream.cli.common import Commands, add_state_dir, config_of, positive_int
 from marketstream.cli.output import print_json, print_status
+from marketstream.gc_settings import apply_gc_settings
 from marketstream.logs import setup_logging
 from marketstream.signals import run_until_signal
 
@@ -125,6 +126,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     recordings = args.recordings or default_recordings()
     setup_logging()
     prepare_state(config, args.state_dir)
+    apply_gc_settings(config.runtime)  # the demo's replay servers run in this process
     try:
         summary = event_loop.run(
             run_demo(

@@ -12,7 +12,6 @@ and counted, /healthz says so until a refresh succeeds, and the next interval tr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
+from marketstream.event_loop import wait_until_set
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher
 from marketstream.instruments.catalog import Catalog
@@ -198,9 +198,7 @@ class InstrumentKeeper:
         await self.started.wait()
         interval = self.config.instruments.refresh_interval_s
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            if stop.is_set():
+            if await wait_until_set(stop, interval):
                 return
             try:
                 await self.refresh()

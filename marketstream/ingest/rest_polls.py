@@ -13,13 +13,13 @@ unexpected error ends its task, which stops ingest with the cause logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import ConfigError
+from marketstream.event_loop import wait_until_set
 from marketstream.http_client import HttpError, get_async
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher
@@ -83,8 +83,7 @@ class OpenInterestPoller:
                     return
                 await self._poll(symbol, stop)
             self.polls += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+            await wait_until_set(stop, self.interval_s)
 
     async def _poll(self, symbol: str, stop: asyncio.Event) -> None:
         url = self.urls[symbol]
@@ -98,9 +97,7 @@ class OpenInterestPoller:
             )  # fmt: skip
 
         async def sleep(pause: float) -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
-            if stop.is_set():
+            if await wait_until_set(stop, pause):
                 raise _StoppingError
 
         try:

@@ -11,7 +11,6 @@ that drops now and then reconnects at once, not after the longest wait. An unexp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
 from marketstream.config import IngestConfig
+from marketstream.event_loop import wait_until_set
 from marketstream.http_client import get_async
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.processor import FrameProcessor, Processed
@@ -142,8 +142,7 @@ class Connection:
                 break
             delay = self.backoff.after_session(received_frames=self.session_frames > 0)
             self.log.info("%s: reconnecting in %.2fs", self.exchange.name, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await wait_until_set(stop, delay)
 
     async def _session(self, stop: asyncio.Event) -> None:
         """One connection's life; `session_frames` counts what it delivered. A helper task

@@ -5,9 +5,10 @@ Delivery (ARCHITECTURE.md, "Delivery and loss"): entries are read through the co
 the dead letter that stands for them is in `md:dlq`. A crash between the write and the XACK
 makes the batch be written again later, which the tables' dedup keys absorb. A writer that
 stops leaves its pending entries to itself (re-read by name when it starts again) or to the
-others (XAUTOCLAIM once idle for `hot.claim_idle_ms`). While QuestDB or Redis is unreachable
-the writer retries the batch in hand with backoff and reads nothing new: memory stays at one
-batch and the streams grow instead (trimming never drops unacknowledged entries). A writer
+others (XAUTOCLAIM once idle for `hot.claim_idle_ms`). A batch is read while the one before
+is being written. While QuestDB or Redis is unreachable the writer retries the batch being
+written with backoff and reads no more than the next batch: memory stays at two batches and
+the streams grow instead (trimming never drops unacknowledged entries). A writer
 started while QuestDB is down waits for it the same way (its /healthz says so meanwhile).
 
 Poison entries: an entry QuestDB fails on while it answers otherwise (see
@@ -37,6 +38,7 @@ from redis.exceptions import RedisError
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import ServiceError
+from marketstream.event_loop import wait_until_set
 from marketstream.logs import context_logger
 from marketstream.metrics_server import bound_port, serve_metrics
 from marketstream.retry import Backoff, retry_async
@@ -158,6 +160,11 @@ class _Batch:
         if self._seen is not None:
             self._seen.update((e.stream, e.id) for e in entries)
 
+    def extend(self, later: _Batch) -> None:
+        """The entries of `later` after these, with their delivery counts and errors."""
+        self.add(later.entries, later.deliveries)
+        self.errors.update(later.errors)
+
     def _start(self) -> None:
         if not self.entries:
             self.started = time.monotonic()
@@ -214,6 +221,8 @@ class HotWriter:
         self._own_pending: dict[str, bytes] = {}  # stream -> cursor, until our PEL is re-read
         self._claim_cursors: dict[str, bytes] = {}
         self._batch = _Batch()
+        self._writing: asyncio.Task[_Batch | None] | None = None  # the write in flight
+        self._in_flight = 0  # its entries
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hot-writer-questdb")
         self._sink: RowSink | None = None
         self._failing_since: float | None = None
@@ -275,7 +284,7 @@ class HotWriter:
             "questdb_ready": self._ready,
             "failure": self.failure,
             "streams": len(self.streams),
-            "in_hand": len(self._batch),
+            "in_hand": len(self._batch) + self._in_flight,
             "written": self.written,
             "dead_lettered": self.dead_lettered,
             "failing_for_s": round(failing_for, 1),
@@ -349,11 +358,16 @@ class HotWriter:
                 flush_max_bytes=self.settings.flush_max_bytes,
                 metrics=self.metrics,
                 answers=self._questdb_answers,
+                executor=self._executor,
             )
-            watcher = asyncio.create_task(self._watch(stop))
+            # Its own stop, set before the cancel: a cancel that lands inside redis-py's
+            # pipeline can be swallowed there, and the gauges would then refresh for ever.
+            watch_stop = asyncio.Event()
+            watcher = asyncio.create_task(self._watch(watch_stop))
             try:
                 await self._consume(stop)
             finally:
+                watch_stop.set()
                 watcher.cancel()
                 # gather, not suppress(CancelledError): a cancel of run() itself must go on.
                 await asyncio.gather(watcher, return_exceptions=True)
@@ -370,9 +384,24 @@ class HotWriter:
 
     # --- the loop ---------------------------------------------------------------------------
     async def _consume(self, stop: asyncio.Event) -> None:
-        """One batch at a time: fill it (idle entries claimed, this name's own pending ones,
-        then new ones) until it is full or its oldest entry waited `batch_wait_ms`; write it;
-        repeat. Redis errors keep the batch and retry with backoff."""
+        """Fill a batch (idle entries claimed, this name's own pending ones, then new ones)
+        until it is full or its oldest entry waited `batch_wait_ms`; write it; repeat. The
+        write goes on while the next batch fills with new entries, so that reading from
+        Redis overlaps QuestDB's time on the flush; at most one write is in flight, and the
+        entries it hands back (QuestDB failed on them) go first into the next. Claims and
+        re-reads of this name's own pending entries wait for the write in flight: they could
+        otherwise meet its entries again. Redis errors keep the batch and retry with backoff."""
+        try:
+            if await self._fill_and_write(stop) and await self._finish_write(stop) and self._batch:
+                await self._write(self._batch, stop)
+        finally:
+            writing, self._writing = self._writing, None
+            if writing is not None and not writing.done():  # an error left it: crash semantics
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+
+    async def _fill_and_write(self, stop: asyncio.Event) -> bool:
+        """The loop until stopped; False when it stopped with a write's entries pending."""
         settings = self.settings
         wait_s = settings.batch_wait_ms / 1000
         claim_every_s = settings.claim_idle_ms / 2000
@@ -386,26 +415,23 @@ class HotWriter:
                     await self._refresh()
                     next_refresh = now + settings.refresh_interval_s
                 if batch and (len(batch) >= settings.batch_size or now - batch.started >= wait_s):
-                    again = await self._write(batch, stop)
-                    if again is None:
-                        return
-                    self._batch = again
-                    if again:  # entries QuestDB failed on: delivered again after a pause
-                        deliveries = max(again.deliveries.values(), default=1)
-                        await _sleep(stop, self._backoff.delay(deliveries - 2))
+                    if not await self._start_write(stop):
+                        return False
                     continue
+                writing = self._writing
+                done = writing is not None and writing.done()
+                if done or now >= next_claim or self._own_pending:
+                    if not await self._finish_write(stop):
+                        return False
+                    batch = self._batch  # entries handed back went into it
+                    if done:
+                        continue  # handed back entries may make the batch ready
                 room = settings.batch_size - len(batch)
                 if now >= next_claim:
                     await self._claim(batch, room)
                     next_claim = now + claim_every_s
-                elif self._own_pending:
-                    await self._reread_own(batch, room)
                 else:
-                    deadline = min(next_refresh, next_claim)
-                    if batch:
-                        deadline = min(deadline, batch.started + wait_s)
-                    block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
-                    await self._read_new(batch, room, block_ms, stop)
+                    await self._read(batch, room, now, min(next_refresh, next_claim), stop)
                 self._succeeded()
                 failures = 0
             except (RedisError, OSError) as exc:
@@ -415,8 +441,50 @@ class HotWriter:
                 self._failed("redis", exc)
                 await _sleep(stop, self._backoff.delay(failures))
                 failures += 1
-        if self._batch:
-            await self._write(self._batch, stop)
+        return True
+
+    async def _read(
+        self, batch: _Batch, room: int, now: float, deadline: float, stop: asyncio.Event
+    ) -> None:
+        """This name's own pending entries first, else new ones, waiting at most until the
+        deadline (or the batch's own, `batch_wait_ms` after its first entry)."""
+        if self._own_pending:
+            await self._reread_own(batch, room)
+            return
+        if batch:
+            deadline = min(deadline, batch.started + self.settings.batch_wait_ms / 1000)
+        block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
+        await self._read_new(batch, room, block_ms, stop)
+
+    async def _start_write(self, stop: asyncio.Event) -> bool:
+        """Wait for the write in flight, then start writing the batch in hand (after what
+        the last write handed back, and its backoff); False once stopping mid-write."""
+        if not await self._finish_write(stop):
+            return False
+        batch, self._batch = self._batch, _Batch()
+        self._in_flight = len(batch)
+        self._writing = asyncio.create_task(self._write(batch, stop))
+        return True
+
+    async def _finish_write(self, stop: asyncio.Event) -> bool:
+        """Wait for the write in flight, if any; the entries QuestDB failed on go first into
+        the batch in hand, after a pause. False when it stopped with entries still pending."""
+        writing = self._writing
+        if writing is None:
+            return True
+        try:
+            again = await writing
+        finally:
+            self._writing = None
+            self._in_flight = 0
+        if again is None:
+            return False
+        if again:  # entries QuestDB failed on: delivered again after a pause, before newer ones
+            again.extend(self._batch)
+            self._batch = again
+            deliveries = max(again.deliveries.values(), default=1)
+            await _sleep(stop, self._backoff.delay(deliveries - 2))
+        return True
 
     async def _refresh(self) -> None:
         """Find streams that appeared (new exchanges) and give them the group."""
@@ -523,7 +591,7 @@ class HotWriter:
         if any(count > limit for count in batch.deliveries.values()):
             worn = [e for e in batch.entries if batch.delivered(e) > limit]
             fresh = [e for e in batch.entries if batch.delivered(e) <= limit]
-        decoded = await self._in_thread(decode_batch, fresh)
+        decoded = decode_batch(fresh)
         again = _Batch()
         try:
             outcome = await self._retry(stop, "questdb", lambda: self._write_records(decoded))
@@ -604,7 +672,7 @@ class HotWriter:
     async def _write_records(self, decoded: DecodedBatch) -> WriteOutcome:
         sink = self._sink
         assert sink is not None, "run() creates the sink before the loop starts"
-        return await self._in_thread(sink.write, decoded.records)
+        return await sink.write(decoded.records)
 
     async def _dead_letter(self, dead: list[DeadLetter], stop: asyncio.Event) -> None:
         letters = [dead_letter_entry(letter) for letter in dead]
@@ -696,8 +764,7 @@ class HotWriter:
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, waking early when stop is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    await wait_until_set(stop, seconds)
 
 
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:

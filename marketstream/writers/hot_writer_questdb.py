@@ -1,7 +1,9 @@
 """The hot writer's QuestDB side: decode a batch, write it over ILP/HTTP, isolate bad rows.
 
-Synchronous on purpose: the `questdb` client blocks, so the writer runs these calls on a
-worker thread of its own and the event loop stays free.
+The `questdb` client's flush blocks (and releases the GIL), so only the flush and the
+`SELECT 1` probe run on the writer's worker thread; building the rows runs on the event loop.
+Python work on a second thread would take the GIL from the loop in 5 ms turns, and the next
+batch's XREADGROUP, which should overlap the flush, would wait on it instead.
 
 QuestDB takes an ILP/HTTP request as a whole. When a row is invalid (a type conflict, a
 timestamp out of range) it answers HTTP 400 with JSON (`"code":"invalid"`, the first bad
@@ -21,9 +23,11 @@ fault may be QuestDB's, so it costs one row's delivery per attempt, not a reques
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -95,7 +99,7 @@ class WriteOutcome:
 
 
 class RowSink:
-    """One ILP/HTTP sender. Not thread-safe: the writer calls it from one thread at a time."""
+    """One ILP/HTTP sender; one write at a time. Its blocking calls run on `executor`."""
 
     def __init__(
         self,
@@ -105,8 +109,10 @@ class RowSink:
         flush_max_bytes: int,
         metrics: HotWriterMetrics,
         answers: Callable[[], bool],
+        executor: Executor,
     ):
         self.metrics = metrics
+        self._executor = executor
         self.answers = answers  # does QuestDB answer at all (SELECT 1)?
         self.flush_max_bytes = flush_max_bytes
         # Batches are flushed by hand and retried by the writer with its own backoff, so the
@@ -124,7 +130,7 @@ class RowSink:
     def close(self) -> None:
         self._sender.close()
 
-    def write(self, records: Sequence[EntryRecord]) -> WriteOutcome:
+    async def write(self, records: Sequence[EntryRecord]) -> WriteOutcome:
         """Write every record QuestDB accepts; report the others. Raises QuestDBUnavailableError.
 
         Parts are kept on a stack in batch order. A part goes out in flushes of at most about
@@ -140,7 +146,7 @@ class RowSink:
                 parts.append(rest)  # after this flush, and after its pieces if it is rejected
             if not present:
                 continue
-            rejection = self._flush(written, outcome)
+            rejection = await self._flush(written, outcome)
             if rejection is None:
                 continue
             if len(present) == 1 and rejection.refused:
@@ -216,16 +222,17 @@ class RowSink:
         self._encode(records, chunk[:middle], present, written, outcome)
         self._encode(records, chunk[middle:], present, written, outcome)
 
-    def _flush(self, written: list[TableRows], outcome: WriteOutcome) -> Rejection | None:
+    async def _flush(self, written: list[TableRows], outcome: WriteOutcome) -> Rejection | None:
         """Send the buffer; None when QuestDB confirmed it (a failed flush empties it too)."""
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            self._sender.flush()
+            await loop.run_in_executor(self._executor, self._sender.flush)
         except QuestDBError as exc:
             rejection = rejection_of(exc)
             if rejection is not None:
                 return rejection
-            if not self.answers():
+            if not await loop.run_in_executor(self._executor, self.answers):
                 raise QuestDBUnavailableError(str(exc)) from None
             return Rejection(" ".join(str(exc).split()), None, refused=True)
         elapsed = time.perf_counter() - started

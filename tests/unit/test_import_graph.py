@@ -28,7 +28,7 @@ LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
     for layer in (
         {"marketstream", "errors", "closing"},  # the package itself holds only its version
         {"schemas", "logs", "metrics_server", "signals", "retry", "event_loop", "http_headers"},
-        {"config", "replay", "http_client"},
+        {"config", "replay", "http_client", "gc_settings"},
         {"venues", "sources", "tiers"},
         {"ingest", "instruments", "services", "gateway", "writers", "archiver", "query"},
         {"generate", "quality"},

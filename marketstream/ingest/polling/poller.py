@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any, Protocol
 
 from marketstream.config import SourceConfig
 from marketstream.errors import MarketStreamError
+from marketstream.event_loop import wait_until_set
 from marketstream.http_client import HttpAnswer, HttpError
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.polling.limiter import RequestLimiter
@@ -181,11 +181,8 @@ class SourcePoller:
             while not self._stop.is_set() and (last is None or tick < last):
                 tick_ns = tick * self.cadence_ns
                 delay = (tick_ns - self._wall_ns()) / 1e9
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), delay)
-                    if self._stop.is_set():
-                        break
+                if delay > 0 and await wait_until_set(self._stop, delay):
+                    break
                 behind = self._wall_ns() - tick_ns
                 if behind > self.deadline_ns:  # the process was stopped or starved: say so
                     skipped = behind // self.cadence_ns
