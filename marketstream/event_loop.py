@@ -33,10 +33,9 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 async def wait_until_set(event: asyncio.Event, seconds: float) -> bool:
     """Wait for `event` at most `seconds`; True if it is set (a stop-aware sleep).
 
-    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 a cancellation that arrives in
-    the loop iteration where wait_for's time runs out is lost (wait_for raises TimeoutError
-    instead), and a background loop sleeping this way then outlives its cancel: a writer
-    stopped by an error hung in its gauges task that way.
+    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for returns normally when
+    the event is set in the loop iteration a cancel arrives in, and the cancel is lost (a
+    loop cancelled that way goes on); `asyncio.timeout` raises the cancel.
     """
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
