@@ -37,8 +37,10 @@ from marketstream.schemas.records import (
 from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
+    NOT_TYPED,
     NS_PER_MS,
     JsonObject,
+    UntypedError,
     converted,
     field,
     flag,
@@ -50,6 +52,7 @@ from marketstream.venues.base.parsing import (
     number,
     one_of,
     show,
+    typed_int,
 )
 from marketstream.venues.bybit import messages
 from marketstream.venues.bybit.markets import (
@@ -108,7 +111,7 @@ class _Ticker:
 
 
 Handler = Callable[["BybitMapper", JsonObject, str, int], list[Item]]
-# (mapper, the decoded push, recv_ts) -> items; raises _UntypedError for a push it cannot read
+# (mapper, the decoded push, recv_ts) -> items; UntypedError: a push to read as JSON
 TypedHandler = Callable[["BybitMapper", messages.Push, int], list[Item]]
 _PUSH: Final = msgspec.json.Decoder(messages.Push)
 _TRADES: Final = msgspec.json.Decoder(list[messages.Trade], strict=False)
@@ -116,16 +119,6 @@ _BOOK: Final = msgspec.json.Decoder(messages.Book, strict=False)
 _KLINES: Final = msgspec.json.Decoder(list[messages.Kline], strict=False)
 _TICKER: Final = msgspec.json.Decoder(messages.Ticker, strict=False)
 _LIQUIDATIONS: Final = msgspec.json.Decoder(list[messages.Liquidation], strict=False)
-_INT_RANGE: Final = range(-(2**63), 2**64)  # the integers orjson reads as integers
-
-
-class _UntypedError(Exception):
-    """A push the typed path does not read as the JSON path would: the JSON path reads it
-    (and names what is wrong). Raised before any state changes."""
-
-
-_UNTYPED: Final = _UntypedError()
-_NOT_TYPED: Final = (msgspec.ValidationError, msgspec.DecodeError, _UntypedError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +142,7 @@ class BybitMapper:
                 typed = _TYPED.get(kind) if kind in self.handlers else None
                 if typed is not None:
                     return typed(self, push, recv_ts)
-            except _NOT_TYPED:
+            except NOT_TYPED:
                 pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
@@ -211,7 +204,7 @@ def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) 
 def _typed_trades(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
     rest = push.topic.partition(".")[2]
     if not rest or "." in rest:
-        raise _UNTYPED
+        raise UntypedError
     return _trades(m, rest, _TRADES.decode(push.data), recv_ts)
 
 
@@ -219,15 +212,8 @@ def _name(topic: str) -> str:
     """The symbol of a typed topic `kind[.param].NATIVE`, as `_map` reads it."""
     name = topic.rpartition(".")[2]
     if not name or name == topic:
-        raise _UNTYPED
+        raise UntypedError
     return name
-
-
-def _int(value: Any) -> int:
-    """An integer as orjson reads one (a bool is not; a wider one is a float there)."""
-    if type(value) is not int or value not in _INT_RANGE:
-        raise _UNTYPED
-    return value
 
 
 def _trades(m: BybitMapper, name: str, entries: list[messages.Trade], recv_ts: int) -> list[Item]:
@@ -349,7 +335,7 @@ def _typed_orderbook(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[
     """`_orderbook` on a decoded push: every field checked before the top changes."""
     parts = push.topic.split(".")
     if len(parts) != 3 or not parts[2]:
-        raise _UNTYPED
+        raise UntypedError
     name = parts[2]
     kind = push.type
     if kind == "snapshot":
@@ -357,17 +343,17 @@ def _typed_orderbook(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[
     elif kind == "delta":
         is_snapshot = False
     else:
-        raise _UNTYPED
+        raise UntypedError
     data = _BOOK.decode(push.data)
-    update_id = _int(data.u)
+    update_id = typed_int(data.u)
     if parts[1] == "1":
-        ts = _int(push.ts)
+        ts = typed_int(push.ts)
         listed = m.known(name)
         bid_px, bid_sz, ask_px, ask_sz = _top(
             m, listed, name, is_snapshot=is_snapshot, update_id=update_id, bids=data.b, asks=data.a
         )
         return [Quote(NAME, listed.symbol, ts * NS_PER_MS, recv_ts, bid_px, bid_sz, ask_px, ask_sz)]
-    ts = _int(push.ts if push.cts is msgspec.UNSET else push.cts)
+    ts = typed_int(push.ts if push.cts is msgspec.UNSET else push.cts)
     listed = m.known(name)
     rule = listed.rule
     update = BookUpdate(
@@ -448,13 +434,13 @@ def _typed_kline(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item
         interval = _INTERVALS.get(kline.interval) if type(kline.interval) is str else None
         confirm = kline.confirm
         if interval is None or type(confirm) is not bool:
-            raise _UNTYPED
+            raise UntypedError
         close = kline.close
         if rule.unit:
             volume = kline.volume
         elif rule.inverse and rule.factor == 1.0:
             if kline.turnover is None:
-                raise _UNTYPED
+                raise UntypedError
             volume = kline.turnover
         else:
             volume = rule.size(kline.volume, close)
@@ -463,7 +449,7 @@ def _typed_kline(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item
                 NAME,
                 listed.symbol,
                 interval,
-                _int(kline.start) * NS_PER_MS,
+                typed_int(kline.start) * NS_PER_MS,
                 kline.open,
                 kline.high,
                 kline.low,
@@ -540,7 +526,7 @@ def _typed_tickers(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[It
     what = "tickers"
     name = _name(push.topic)
     data = _TICKER.decode(push.data)
-    ts = _int(push.ts) * NS_PER_MS
+    ts = typed_int(push.ts) * NS_PER_MS
     next_funding = None if data.nextFundingTime == "" else data.nextFundingTime
     listed = m.known(name)
     mark_px = data.markPrice
@@ -643,13 +629,13 @@ def _typed_all_liquidation(m: BybitMapper, push: messages.Push, recv_ts: int) ->
     for entry in entries:
         side = _LIQUIDATION_ORDER_SIDES.get(entry.S)
         if side is None:
-            raise _UNTYPED
+            raise UntypedError
         price, size = entry.p, entry.v
         records.append(
             Liquidation(
                 NAME,
                 listed.symbol,
-                _int(entry.T) * NS_PER_MS,
+                typed_int(entry.T) * NS_PER_MS,
                 recv_ts,
                 side,
                 price,
