@@ -138,7 +138,9 @@ class BybitMapper:
         try:
             try:
                 push = _PUSH.decode(frame)
-                kind = push.topic.partition(".")[0]
+                kind, _, rest = push.topic.partition(".")
+                if kind == "publicTrade" and rest and "." not in rest:  # the busiest, inline
+                    return _trades(self, rest, _TRADES.decode(push.data), recv_ts)
                 typed = _TYPED.get(kind) if kind in self.handlers else None
                 if typed is not None:
                     return typed(self, push, recv_ts)
@@ -199,13 +201,6 @@ def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) 
     m.known(name)  # an unknown symbol is named first
     entries = [converted(entry, messages.Trade, what) for entry in _records(message, what)]
     return _trades(m, name, entries, recv_ts)
-
-
-def _typed_trades(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
-    rest = push.topic.partition(".")[2]
-    if not rest or "." in rest:
-        raise UntypedError
-    return _trades(m, rest, _TRADES.decode(push.data), recv_ts)
 
 
 def _name(topic: str) -> str:
@@ -666,10 +661,10 @@ _DERIVATIVE_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 )
 
 
-# topic kind -> its typed handler (only for the kinds the market's handlers read)
+# topic kind -> its typed handler (only for the kinds the market's handlers read);
+# publicTrade, the busiest, is read inline by `BybitMapper.__call__`
 _TYPED: Final[Mapping[str, TypedHandler]] = MappingProxyType(
     {
-        "publicTrade": _typed_trades,
         "orderbook": _typed_orderbook,
         "kline": _typed_kline,
         "tickers": _typed_tickers,
