@@ -260,6 +260,26 @@ def text_levels(
 
 # --- msgspec: a payload the typed decoders refused, explained as the helpers above would ---
 
+
+class UntypedError(Exception):
+    """A payload a mapper's typed path does not read exactly as its JSON path would: the
+    mapper reads the frame as JSON instead, which names what is wrong. Raised before the
+    mapper's state changes."""
+
+
+# What sends a frame from the typed path to the JSON path: the typed decoders' refusals too.
+NOT_TYPED: Final = (msgspec.ValidationError, msgspec.DecodeError, UntypedError)
+_ORJSON_INTS: Final = range(-(2**63), 2**64)  # the integers orjson reads as integers
+
+
+def typed_int(value: Any) -> int:
+    """`value` if it is an integer the JSON path reads as one (not a bool; orjson reads a
+    wider one as a float), else UntypedError."""
+    if type(value) is not int or value not in _ORJSON_INTS:
+        raise UntypedError
+    return value
+
+
 _MSGSPEC_NOUNS: Final = {
     "float": "a decimal number",
     "int": "an integer",

@@ -37,8 +37,10 @@ from marketstream.schemas.records import (
 from marketstream.venues.base.contracts import COINS, SizeRule, size_rule
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper, in_venue
 from marketstream.venues.base.parsing import (
+    NOT_TYPED,
     NS_PER_MS,
     JsonObject,
+    UntypedError,
     converted,
     field,
     flag,
@@ -50,6 +52,7 @@ from marketstream.venues.base.parsing import (
     number,
     one_of,
     show,
+    typed_int,
 )
 from marketstream.venues.bybit import messages
 from marketstream.venues.bybit.markets import (
@@ -108,11 +111,14 @@ class _Ticker:
 
 
 Handler = Callable[["BybitMapper", JsonObject, str, int], list[Item]]
+# (mapper, the decoded push, recv_ts) -> items; UntypedError: a push to read as JSON
+TypedHandler = Callable[["BybitMapper", messages.Push, int], list[Item]]
 _PUSH: Final = msgspec.json.Decoder(messages.Push)
 _TRADES: Final = msgspec.json.Decoder(list[messages.Trade], strict=False)
-_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
-_TRADE_TOPIC: Final = '"publicTrade.'
-_TRADE_TOPIC_BYTES: Final = _TRADE_TOPIC.encode()
+_BOOK: Final = msgspec.json.Decoder(messages.Book, strict=False)
+_KLINES: Final = msgspec.json.Decoder(list[messages.Kline], strict=False)
+_TICKER: Final = msgspec.json.Decoder(messages.Ticker, strict=False)
+_LIQUIDATIONS: Final = msgspec.json.Decoder(list[messages.Liquidation], strict=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +132,20 @@ class BybitMapper:
     tickers: dict[str, _Ticker] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
-        """Trades decode straight into their Structs; every other frame (and one the typed
-        decoders refuse, which `_map` then explains) is read as JSON."""
+        """Pushes of the typed topics decode straight into their Structs; every other frame
+        (answers, the legacy `liquidation` topic, and a push the typed path refuses, which
+        `_map` then explains) is read as JSON."""
         try:
-            # A look for the topic's name first: other frames (books) skip the typed decoders.
-            if _TRADE_TOPIC_BYTES in frame if isinstance(frame, bytes) else _TRADE_TOPIC in frame:
-                try:
-                    push = _PUSH.decode(frame)
-                    kind, _, rest = push.topic.partition(".")
-                    if kind == "publicTrade" and rest and "." not in rest:
-                        return _trades(self, rest, _TRADES.decode(push.data), recv_ts)
-                except _NOT_DECODED:
-                    pass
+            try:
+                push = _PUSH.decode(frame)
+                kind, _, rest = push.topic.partition(".")
+                if kind == "publicTrade" and rest and "." not in rest:  # the busiest, inline
+                    return _trades(self, rest, _TRADES.decode(push.data), recv_ts)
+                typed = _TYPED.get(kind) if kind in self.handlers else None
+                if typed is not None:
+                    return typed(self, push, recv_ts)
+            except NOT_TYPED:
+                pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(f"{NAME} {self.market.name}", exc) from None
@@ -193,6 +201,14 @@ def _public_trade(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) 
     m.known(name)  # an unknown symbol is named first
     entries = [converted(entry, messages.Trade, what) for entry in _records(message, what)]
     return _trades(m, name, entries, recv_ts)
+
+
+def _name(topic: str) -> str:
+    """The symbol of a typed topic `kind[.param].NATIVE`, as `_map` reads it."""
+    name = topic.rpartition(".")[2]
+    if not name or name == topic:
+        raise UntypedError
+    return name
 
 
 def _trades(m: BybitMapper, name: str, entries: list[messages.Trade], recv_ts: int) -> list[Item]:
@@ -261,6 +277,26 @@ def _top_of_book(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -
     data = mapping(message, "data", what)
     update_id = integer(data, "u", what)
     bids, asks = levels(data, "b", what), levels(data, "a", what)
+    bid_px, bid_sz, ask_px, ask_sz = _top(
+        m, listed, name, is_snapshot=is_snapshot, update_id=update_id, bids=bids, asks=asks
+    )
+    ts = millis(message, "ts", what)
+    return Quote(NAME, listed.symbol, ts, recv_ts, bid_px, bid_sz, ask_px, ask_sz)
+
+
+def _top(
+    m: BybitMapper,
+    listed: Listed,
+    name: str,
+    *,
+    is_snapshot: bool,
+    update_id: int,
+    bids: list[Level],
+    asks: list[Level],
+) -> tuple[float, float, float, float]:
+    """The symbol's top after this snapshot or delta: bid price and size, ask price and size
+    (sizes in base units)."""
+    what = "orderbook.1"
     top = m.tops.get(name)
     if is_snapshot:
         top = m.tops[name] = _Top(dict(bids), dict(asks), update_id)
@@ -287,8 +323,45 @@ def _top_of_book(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -
     rule = listed.rule
     if not rule.unit:
         bid_sz, ask_sz = rule.size(bid_sz, bid_px), rule.size(ask_sz, ask_px)
-    ts = millis(message, "ts", what)
-    return Quote(NAME, listed.symbol, ts, recv_ts, bid_px, bid_sz, ask_px, ask_sz)
+    return bid_px, bid_sz, ask_px, ask_sz
+
+
+def _typed_orderbook(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_orderbook` on a decoded push: every field checked before the top changes."""
+    parts = push.topic.split(".")
+    if len(parts) != 3 or not parts[2]:
+        raise UntypedError
+    name = parts[2]
+    kind = push.type
+    if kind == "snapshot":
+        is_snapshot = True
+    elif kind == "delta":
+        is_snapshot = False
+    else:
+        raise UntypedError
+    data = _BOOK.decode(push.data)
+    update_id = typed_int(data.u)
+    if parts[1] == "1":
+        ts = typed_int(push.ts)
+        listed = m.known(name)
+        bid_px, bid_sz, ask_px, ask_sz = _top(
+            m, listed, name, is_snapshot=is_snapshot, update_id=update_id, bids=data.b, asks=data.a
+        )
+        return [Quote(NAME, listed.symbol, ts * NS_PER_MS, recv_ts, bid_px, bid_sz, ask_px, ask_sz)]
+    ts = typed_int(push.ts if push.cts is msgspec.UNSET else push.cts)
+    listed = m.known(name)
+    rule = listed.rule
+    update = BookUpdate(
+        NAME,
+        listed.symbol,
+        ts * NS_PER_MS,
+        recv_ts,
+        rule.levels(data.b),
+        rule.levels(data.a),
+        is_snapshot=is_snapshot,
+        last_seq=update_id,
+    )
+    return [update]
 
 
 def _book_update(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> BookUpdate:
@@ -345,6 +418,45 @@ def _kline(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list
     return candles
 
 
+def _typed_kline(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_kline` on a decoded push."""
+    name = _name(push.topic)
+    klines = _KLINES.decode(push.data)
+    listed = m.known(name)
+    rule = listed.rule
+    candles: list[Item] = []
+    for kline in klines:
+        interval = _INTERVALS.get(kline.interval) if type(kline.interval) is str else None
+        confirm = kline.confirm
+        if interval is None or type(confirm) is not bool:
+            raise UntypedError
+        close = kline.close
+        if rule.unit:
+            volume = kline.volume
+        elif rule.inverse and rule.factor == 1.0:
+            if kline.turnover is None:
+                raise UntypedError
+            volume = kline.turnover
+        else:
+            volume = rule.size(kline.volume, close)
+        candles.append(
+            Candle(
+                NAME,
+                listed.symbol,
+                interval,
+                typed_int(kline.start) * NS_PER_MS,
+                kline.open,
+                kline.high,
+                kline.low,
+                close,
+                volume,
+                None,
+                confirm,
+            )
+        )
+    return candles
+
+
 def _given(data: JsonObject, key: str) -> Any:
     """A ticker field's value, None where the message leaves it out (or empty): unchanged."""
     value = data.get(key)
@@ -357,7 +469,10 @@ def _optional_price(data: JsonObject, key: str, what: str) -> float | None:
 
 def _optional_ms_text(data: JsonObject, key: str, what: str) -> int | None:
     """Bybit writes `nextFundingTime` as a decimal string of milliseconds."""
-    value = _given(data, key)
+    return _ms_text(_given(data, key), key, what)
+
+
+def _ms_text(value: Any, key: str, what: str) -> int | None:
     if value is None:
         return None
     try:
@@ -401,14 +516,62 @@ def _tickers(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> li
     return items
 
 
+def _typed_tickers(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_tickers` on a decoded push (an empty value is refused by its Struct)."""
+    what = "tickers"
+    name = _name(push.topic)
+    data = _TICKER.decode(push.data)
+    ts = typed_int(push.ts) * NS_PER_MS
+    next_funding = None if data.nextFundingTime == "" else data.nextFundingTime
+    listed = m.known(name)
+    mark_px = data.markPrice
+    if mark_px is not None:
+        m.tickers[name] = _Ticker(mark_px)
+    items: list[Item] = []
+    if data.fundingRate is not None:
+        items.append(
+            Funding(
+                NAME,
+                listed.symbol,
+                ts,
+                data.fundingRate,
+                mark_px,
+                data.indexPrice,
+                _ms_text(next_funding, "nextFundingTime", what),
+            )
+        )
+    if data.openInterest is not None:
+        items.append(
+            _open_interest_of(
+                m, listed, name, data.openInterest, data.openInterestValue, ts=ts, recv_ts=recv_ts
+            )
+        )
+    return items
+
+
 def _open_interest(
     m: BybitMapper, listed: Listed, name: str, data: JsonObject, *, ts: int, recv_ts: int
 ) -> OpenInterest:
     what = "tickers"
     amount = number(data, "openInterest", what)
+    value = _optional_price(data, "openInterestValue", what) if listed.rule.unit else None
+    return _open_interest_of(m, listed, name, amount, value, ts=ts, recv_ts=recv_ts)
+
+
+def _open_interest_of(
+    m: BybitMapper,
+    listed: Listed,
+    name: str,
+    amount: float,
+    value: float | None,
+    *,
+    ts: int,
+    recv_ts: int,
+) -> OpenInterest:
+    """`value`: linear's openInterestValue (quote currency), unread elsewhere."""
+    what = "tickers"
     rule = listed.rule
     if rule.unit:  # linear: coins; openInterestValue is in the quote currency
-        value = _optional_price(data, "openInterestValue", what)
         return OpenInterest(NAME, listed.symbol, ts, recv_ts, amount, value)
     ticker = m.tickers.get(name)
     if ticker is None:
@@ -451,6 +614,32 @@ def _all_liquidation(m: BybitMapper, message: JsonObject, name: str, recv_ts: in
     ]
 
 
+def _typed_all_liquidation(m: BybitMapper, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_all_liquidation` on a decoded push."""
+    name = _name(push.topic)
+    entries = _LIQUIDATIONS.decode(push.data)
+    listed = m.known(name)
+    rule = listed.rule
+    records: list[Item] = []
+    for entry in entries:
+        side = _LIQUIDATION_ORDER_SIDES.get(entry.S)
+        if side is None:
+            raise UntypedError
+        price, size = entry.p, entry.v
+        records.append(
+            Liquidation(
+                NAME,
+                listed.symbol,
+                typed_int(entry.T) * NS_PER_MS,
+                recv_ts,
+                side,
+                price,
+                size if rule.unit else rule.size(size, price),
+            )
+        )
+    return records
+
+
 def _legacy_liquidation(m: BybitMapper, message: JsonObject, name: str, recv_ts: int) -> list[Item]:
     """`liquidation.<symbol>` (v5's first topic, since replaced by allLiquidation): `data` is
     one {updatedTime, symbol, side, size, price}."""
@@ -468,6 +657,18 @@ _DERIVATIVE_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "tickers": _tickers,
         "allLiquidation": _all_liquidation,
         "liquidation": _legacy_liquidation,
+    }
+)
+
+
+# topic kind -> its typed handler (only for the kinds the market's handlers read);
+# publicTrade, the busiest, is read inline by `BybitMapper.__call__`
+_TYPED: Final[Mapping[str, TypedHandler]] = MappingProxyType(
+    {
+        "orderbook": _typed_orderbook,
+        "kline": _typed_kline,
+        "tickers": _typed_tickers,
+        "allLiquidation": _typed_all_liquidation,
     }
 )
 

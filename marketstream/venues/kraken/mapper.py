@@ -10,9 +10,11 @@ the top ten levels (`checksum.py`), which the book keeper verifies after every u
 carries one. Kraken sends no removal for a level pushed out of the subscribed depth, so
 every book update names the depth to truncate to: v1 frames carry it in their channel
 name (`book-10`), v2 frames not at all, so theirs is the depth ingest subscribes with.
-v2 writes prices and sizes as JSON numbers at full precision, so book frames are decoded
-keeping each number's text (a float cannot give back "0.10000000"); every other frame goes
-through orjson.
+v2 messages decode straight into msgspec Structs (`messages.py`), book levels keeping each
+number's text (v2 writes them as JSON numbers at full precision, and a float cannot give
+back "0.10000000"). A message the Structs refuse, or whose values the typed path would read
+otherwise, is read as JSON, which names what is wrong: book frames with their numbers' text
+kept, every other frame through orjson.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
+import msgspec
 import orjson
 
 from marketstream.schemas.records import Candle, Level, Quote, Side, Trade
@@ -36,7 +39,9 @@ from marketstream.venues.base.mapper import (
     in_venue,
 )
 from marketstream.venues.base.parsing import (
+    NOT_TYPED,
     JsonObject,
+    UntypedError,
     field,
     integer,
     iso_time,
@@ -48,7 +53,10 @@ from marketstream.venues.base.parsing import (
     show,
     text,
     text_levels,
+    typed_int,
 )
+from marketstream.venues.base.parsing import iso_to_ns as _iso_to_ns
+from marketstream.venues.kraken import messages
 from marketstream.venues.kraken.feed import BOOK_DEPTH
 from marketstream.venues.kraken.symbols import NAME, native_symbol, normalized_symbol
 
@@ -262,6 +270,145 @@ def _v2_answer(message: JsonObject) -> list[Item]:
         about = f" ({symbol})" if symbol is not None else ""
         raise FrameError(f"{message.get('method')} failed: {message.get('error')}{about}")
     return []
+
+
+# v2, typed --------------------------------------------------------------------------------
+# Each reads what its JSON twin above reads; a value that twin would refuse (or read another
+# way) raises UntypedError or FrameError, and `map_frame` reads the message as JSON instead.
+
+
+def _typed_time(value: Any) -> int:
+    if type(value) is not str:
+        raise UntypedError
+    try:
+        return _iso_to_ns(value)
+    except ValueError:
+        raise UntypedError from None
+
+
+def _typed_trade(push: messages.Push, recv_ts: int) -> list[Item]:
+    trades: list[Item] = []
+    for item in _TRADES.decode(push.data):
+        side = _V2_SIDES.get(item.side)
+        if side is None:
+            raise UntypedError
+        if type(item.trade_id) is int:
+            typed_int(item.trade_id)  # orjson reads a wider one as a float
+        trades.append(
+            Trade(
+                NAME,
+                normalized_symbol(item.symbol),
+                _typed_time(item.timestamp),
+                recv_ts,
+                str(item.trade_id),
+                item.price,
+                item.qty,
+                side,
+            )
+        )
+    return trades
+
+
+def _typed_ticker(push: messages.Push, recv_ts: int) -> list[Item]:
+    return [
+        Quote(
+            NAME,
+            normalized_symbol(item.symbol),
+            recv_ts if item.timestamp is msgspec.UNSET else _typed_time(item.timestamp),
+            recv_ts,
+            item.bid,
+            item.bid_qty,
+            item.ask,
+            item.ask_qty,
+            item.last,
+        )
+        for item in _TICKERS.decode(push.data)
+    ]
+
+
+def _typed_ohlc(push: messages.Push, recv_ts: int) -> list[Item]:
+    candles: list[Item] = []
+    for item in _OHLCS.decode(push.data):
+        minutes = typed_int(item.interval)
+        if minutes <= 0:
+            raise UntypedError
+        candles.append(
+            Candle(
+                NAME,
+                normalized_symbol(item.symbol),
+                _interval_name(minutes),
+                _typed_time(item.interval_begin),
+                item.open,
+                item.high,
+                item.low,
+                item.close,
+                item.volume,
+                typed_int(item.trades),
+                False,
+            )
+        )
+    return candles
+
+
+_NUMBER_STARTS: Final = frozenset("-0123456789")
+
+
+def _typed_levels(entries: list[messages.Level]) -> tuple[list[Level], list[LevelText]]:
+    """Levels as floats and as their numbers' text; a value that is not a JSON number (the
+    JSON path reads a string's text as it is) goes to the JSON path."""
+    levels: list[Level] = []
+    texts: list[LevelText] = []
+    for entry in entries:
+        # latin-1 never fails: a number's text is ASCII, and anything else is refused below
+        price = str(entry.price, "latin-1")
+        size = str(entry.qty, "latin-1")
+        if price[0] not in _NUMBER_STARTS or size[0] not in _NUMBER_STARTS:
+            raise UntypedError
+        levels.append((float(price), float(size)))
+        texts.append((price, size))
+    return levels, texts
+
+
+def _typed_book(push: messages.Push, recv_ts: int) -> list[Item]:
+    kind = push.type
+    if kind != "snapshot" and kind != "update":  # noqa: PLR1714  (any JSON value: no set)
+        raise UntypedError
+    updates: list[Item] = []
+    for item in _BOOKS.decode(push.data):
+        bids, bid_texts = _typed_levels(item.bids)
+        asks, ask_texts = _typed_levels(item.asks)
+        crc = item.checksum
+        if crc is not None and (type(crc) is not int or crc < 0):
+            raise UntypedError
+        updates.append(
+            BookUpdate(
+                NAME,
+                normalized_symbol(item.symbol),
+                recv_ts if item.timestamp is msgspec.UNSET else _typed_time(item.timestamp),
+                recv_ts,
+                bids,
+                asks,
+                is_snapshot=kind == "snapshot",
+                checksum=crc,
+                bid_texts=bid_texts,
+                ask_texts=ask_texts,
+                depth_limit=BOOK_DEPTH,
+            )
+        )
+    return updates
+
+
+_PUSH: Final = msgspec.json.Decoder(messages.Push)
+_TRADES: Final = msgspec.json.Decoder(list[messages.Trade], strict=False)
+_TICKERS: Final = msgspec.json.Decoder(list[messages.Ticker], strict=False)
+_OHLCS: Final = msgspec.json.Decoder(list[messages.Ohlc], strict=False)
+_BOOKS: Final = msgspec.json.Decoder(list[messages.Book])
+_TYPED: Final[Mapping[str, Callable[[messages.Push, int], list[Item]]]] = MappingProxyType(
+    {"trade": _typed_trade, "ticker": _typed_ticker, "ohlc": _typed_ohlc, "book": _typed_book}
+)
+_NOT_TYPED: Final = (*NOT_TYPED, FrameError)
+_V1_START: Final = "["
+_V1_START_BYTES: Final = b"["
 
 
 # v1 -----------------------------------------------------------------------------------------
@@ -495,27 +642,45 @@ def _v1_event(message: JsonObject) -> list[Item]:
 
 
 def map_frame(frame: str | bytes, recv_ts: int) -> list[Item]:
-    """The Kraken mapper (v1 and v2): it needs nothing but the frame."""
+    """The Kraken mapper (v1 and v2): it needs nothing but the frame. v2 data messages go
+    the typed way first; v1 arrays (which start with `[`) and the rest are read as JSON."""
     try:
-        message = _decode(frame)
-        if type(message) is list:
-            return _v1_data(message, recv_ts)
-        if type(message) is not dict:
-            raise FrameError(f"expected a JSON object or array, got {show(message)}")
-        channel = message.get("channel")
-        if channel is not None:
+        if not (
+            frame.startswith(_V1_START)
+            if isinstance(frame, str)
+            else frame.startswith(_V1_START_BYTES)
+        ):
             try:
-                handler = _V2_CHANNELS[channel]
-            except (KeyError, TypeError):  # TypeError: a channel that is not even a string
-                raise FrameError(f"unknown channel {show(channel)}") from None
-            return handler(message, recv_ts)
-        if "method" in message:
-            return _v2_answer(message)
-        if "event" in message:
-            return _v1_event(message)
-        raise FrameError(f"no channel, method or event in a message with fields {sorted(message)}")
+                push = _PUSH.decode(frame)
+                typed = _TYPED.get(push.channel)
+                if typed is not None:
+                    return typed(push, recv_ts)
+            except _NOT_TYPED:
+                pass
+        return _map(frame, recv_ts)
     except FrameError as exc:
         raise in_venue(NAME, exc) from None
+
+
+def _map(frame: str | bytes, recv_ts: int) -> list[Item]:
+    """A frame read as JSON (v1 and v2)."""
+    message = _decode(frame)
+    if type(message) is list:
+        return _v1_data(message, recv_ts)
+    if type(message) is not dict:
+        raise FrameError(f"expected a JSON object or array, got {show(message)}")
+    channel = message.get("channel")
+    if channel is not None:
+        try:
+            handler = _V2_CHANNELS[channel]
+        except (KeyError, TypeError):  # TypeError: a channel that is not even a string
+            raise FrameError(f"unknown channel {show(channel)}") from None
+        return handler(message, recv_ts)
+    if "method" in message:
+        return _v2_answer(message)
+    if "event" in message:
+        return _v1_event(message)
+    raise FrameError(f"no channel, method or event in a message with fields {sorted(message)}")
 
 
 # The mapper needs nothing but the frame: it reads pairs as they come.

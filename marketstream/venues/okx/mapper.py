@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from operator import itemgetter
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -36,8 +36,10 @@ from marketstream.schemas.records import (
 from marketstream.venues.base.contracts import COINS, SizeRule, rule_for
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, LevelText, in_venue
 from marketstream.venues.base.parsing import (
+    NOT_TYPED,
     NS_PER_MS,
     JsonObject,
+    UntypedError,
     converted,
     field,
     load_object,
@@ -47,6 +49,7 @@ from marketstream.venues.base.parsing import (
     show,
     text,
     text_levels,
+    typed_int,
 )
 from marketstream.venues.okx import messages
 from marketstream.venues.okx.symbols import NAME, native_symbol, normalized_symbol
@@ -126,11 +129,15 @@ class Market:
 
 # (channel, market, message, recv_ts) -> items
 Handler = Callable[[str, Market, JsonObject, int], list[Item]]
-# (market, the decoded data items, recv_ts) -> items
-TypedHandler = Callable[[Market, Any, int], list[Item]]
+# (mapper, channel, the decoded push, recv_ts) -> items; UntypedError: a push to read as JSON
+TypedHandler = Callable[["OkxMapper", str, messages.Push, int], list[Item]]
 T = TypeVar("T")
 _PUSH: Final = msgspec.json.Decoder(messages.Push)
-_NOT_DECODED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+_BOOK_ITEMS: Final = msgspec.json.Decoder(list[messages.BookItem])
+_CANDLE_ROWS: Final = msgspec.json.Decoder(list[messages.CandleRow])
+_FUNDING: Final = msgspec.json.Decoder(list[messages.Funding])
+_OPEN_INTEREST: Final = msgspec.json.Decoder(list[messages.OpenInterest])
+_LIQUIDATIONS: Final = msgspec.json.Decoder(list[messages.Liquidations], strict=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,27 +151,28 @@ class OkxMapper:
     markets: dict[str, Market] = dataclass_field(default_factory=dict)
 
     def __call__(self, frame: str | bytes, recv_ts: int) -> list[Item]:
-        """Trades and tickers decode straight into their Structs; every other frame (and one
-        the typed decoders refuse, which `_map` then explains) is read as JSON."""
+        """Pushes decode straight into their channel's Structs; every other frame (answers,
+        pongs, and a push the typed path refuses, which `_map` then explains) is read as
+        JSON."""
         try:
-            # A look for the channels' names first: other frames (books) skip the typed decoders.
-            if (
-                (b'"trades"' in frame or b'"tickers"' in frame)
-                if isinstance(frame, bytes)
-                else ('"trades"' in frame or '"tickers"' in frame)
-            ):
-                try:
-                    push = _PUSH.decode(frame)
-                    typed = _TYPED.get(push.arg.channel)
-                    if typed is not None:
-                        decoder, handler = typed
-                        items = decoder.decode(push.data)
-                        return handler(self.market(push.arg.instId), items, recv_ts)
-                except _NOT_DECODED:
-                    pass
+            try:
+                push = _PUSH.decode(frame)
+                channel = push.arg.channel
+                typed = _TYPED.get(channel)
+                if typed is not None:
+                    return typed(self, channel, push, recv_ts)
+            except NOT_TYPED:
+                pass
             return self._map(frame, recv_ts)
         except FrameError as exc:
             raise in_venue(NAME, exc) from None
+
+    def typed_market(self, push: messages.Push) -> Market:
+        """The market of a push read by instId; one without (or with "") is read as JSON."""
+        inst_id = push.arg.instId
+        if not inst_id:
+            raise UntypedError
+        return self.market(inst_id)
 
     def market(self, inst_id: str) -> Market:
         market = self.markets.get(inst_id)
@@ -486,6 +494,106 @@ def _open_interest(channel: str, market: Market, message: JsonObject, recv_ts: i
     return records
 
 
+def _typed_books(m: OkxMapper, channel: str, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_books` and `_book_snapshots` on a decoded push."""
+    market = m.typed_market(push)
+    items = _BOOK_ITEMS.decode(push.data)
+    if channel in _SNAPSHOT_BOOKS:
+        is_snapshot = True
+    elif push.action in ("snapshot", "update"):  # a tuple: the action may be any JSON value
+        is_snapshot = push.action == "snapshot"
+    else:
+        raise UntypedError
+    rule = market.sizes()
+    return [_typed_book(market.symbol, rule, item, recv_ts, is_snapshot) for item in items]
+
+
+def _typed_book(
+    symbol: str, rule: SizeRule, item: messages.BookItem, recv_ts: int, is_snapshot: bool
+) -> BookUpdate:
+    crc, prev, seq = item.checksum, item.prevSeqId, item.seqId
+    if crc is not None:
+        typed_int(crc)
+    if prev is not None:
+        typed_int(prev)
+    if seq is not None:
+        typed_int(seq)
+    bids, bid_texts = _typed_levels(item.bids)
+    asks, ask_texts = _typed_levels(item.asks)
+    ts = item.ts
+    if not (type(ts) is str and ts.isascii() and ts.isdigit()):
+        ts = typed_int(ts)
+    if not rule.unit:
+        bids, asks = rule.levels(bids), rule.levels(asks)
+    return BookUpdate(
+        NAME,
+        symbol,
+        int(ts) * NS_PER_MS,
+        recv_ts,
+        bids,
+        asks,
+        is_snapshot=is_snapshot,
+        first_seq=prev + 1 if prev is not None and not is_snapshot else None,
+        last_seq=seq,
+        prev_seq=prev,
+        checksum=crc or None,
+        bid_texts=bid_texts,
+        ask_texts=ask_texts,
+    )
+
+
+def _typed_levels(entries: list[list[str]]) -> tuple[list[Level], list[LevelText]]:
+    """`book_side` on decoded levels (their price and size are strings already)."""
+    levels: list[Level] = []
+    texts: list[LevelText] = []
+    try:
+        for entry in entries:
+            price, size = entry[0], entry[1]
+            levels.append((float(price), float(size)))
+            texts.append((price, size))
+    except (IndexError, ValueError):
+        raise UntypedError from None
+    return levels, texts
+
+
+def _typed_candles(m: OkxMapper, channel: str, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_candles` on a decoded push: every value of a row is a string."""
+    market = m.typed_market(push)
+    rows = _CANDLE_ROWS.decode(push.data)
+    rule = market.sizes()
+    interval = _CANDLE_INTERVALS[channel]
+    candles: list[Item] = []
+    try:
+        for row in rows:
+            count = len(row)
+            if count < 6 or not (row[0].isascii() and row[0].isdigit()):
+                raise UntypedError
+            close = float(row[4])
+            if rule.unit:
+                volume = float(row[5])
+            elif count > 6 and row[6] != "":
+                volume = float(row[6])
+            else:
+                volume = rule.size(float(row[5]), close)
+            candles.append(
+                Candle(
+                    NAME,
+                    market.symbol,
+                    interval,
+                    int(row[0]) * NS_PER_MS,
+                    float(row[1]),
+                    float(row[2]),
+                    float(row[3]),
+                    close,
+                    volume,
+                    closed=count > 8 and row[8] == "1",
+                )
+            )
+    except ValueError:
+        raise UntypedError from None
+    return candles
+
+
 LIQUIDATIONS: Final = "liquidation-orders"
 _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     {
@@ -504,12 +612,114 @@ _HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
 )
 
 
-# channel -> (the decoder of its `data`, its typed handler): the hot channels; `__call__`
-# looks for their names ("trades", "tickers") in a frame before decoding it so
-_TYPED: Final[Mapping[str, tuple[msgspec.json.Decoder[Any], TypedHandler]]] = MappingProxyType(
+def _typed_number(value: object) -> float:
+    """`number` on a value already read; one it would refuse goes to the JSON path."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UntypedError from None
+
+
+def _typed_millis(value: object) -> int:
+    """`_millis_value` on a value already read; one it would refuse goes to the JSON path."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value) * NS_PER_MS
+    return typed_int(value) * NS_PER_MS
+
+
+def _typed_funding(m: OkxMapper, channel: str, push: messages.Push, recv_ts: int) -> list[Item]:
+    """`_funding_rate` on a decoded push."""
+    market = m.typed_market(push)
+    rates: list[Item] = []
+    for item in _FUNDING.decode(push.data):
+        rate = item.fundingRate
+        if rate is None or rate == "":
+            continue
+        settles = item.fundingTime
+        next_ts = None if settles is None or settles == "" else _typed_millis(settles)
+        ts = recv_ts if item.ts is msgspec.UNSET else _typed_millis(item.ts)
+        rates.append(Funding(NAME, market.symbol, ts, _typed_number(rate), None, None, next_ts))
+    return rates
+
+
+def _typed_open_interest(
+    m: OkxMapper, channel: str, push: messages.Push, recv_ts: int
+) -> list[Item]:
+    """`_open_interest` on a decoded push: every value checked before a semantic error."""
+    what = channel
+    market = m.typed_market(push)
+    records: list[Item] = []
+    for item in _OPEN_INTEREST.decode(push.data):
+        contracts = _typed_number(item.oi)
+        in_coins = item.oiCcy is not None and item.oiCcy != ""
+        coins = _typed_number(item.oiCcy) if in_coins else None
+        in_usd = item.oiUsd is not None and item.oiUsd != ""
+        value = _typed_number(item.oiUsd) if in_usd else None
+        ts = _typed_millis(item.ts)
+        if coins is None:
+            rule = market.sizes()
+            if rule.inverse:
+                raise FrameError(f"{what}: oiCcy is missing: inverse contracts need it")
+            coins = rule.size(contracts, 1.0)
+        if value is None and market.rule is not None and market.rule.inverse:
+            value = contracts * market.rule.factor
+        records.append(OpenInterest(NAME, market.symbol, ts, recv_ts, coins, value))
+    return records
+
+
+def _typed_liquidations(
+    m: OkxMapper, channel: str, push: messages.Push, recv_ts: int
+) -> list[Item]:
+    """`OkxMapper._liquidations` on a decoded push."""
+    records: list[Item] = []
+    for item in _LIQUIDATIONS.decode(push.data):
+        inst_id = item.instId
+        if m.symbols and inst_id not in m.symbols:
+            continue
+        market = m.market(inst_id)
+        rule = market.sizes()
+        for detail in item.details:
+            side = _SIDES.get(detail.side)
+            if side is None:
+                raise UntypedError
+            price = detail.bkPx
+            records.append(
+                Liquidation(
+                    NAME,
+                    market.symbol,
+                    _typed_millis(detail.ts),
+                    recv_ts,
+                    side,
+                    price,
+                    rule.size(detail.sz, price),
+                )
+            )
+    return records
+
+
+def _typed(kind: type[T], handler: Callable[[Market, list[T], int], list[Item]]) -> TypedHandler:
+    """The typed reader of a channel whose data items decode into `kind` as they are."""
+    decoder = msgspec.json.Decoder(list[kind], strict=False)  # type: ignore[valid-type]
+
+    def read(m: OkxMapper, channel: str, push: messages.Push, recv_ts: int) -> list[Item]:
+        return handler(m.typed_market(push), decoder.decode(push.data), recv_ts)
+
+    return read
+
+
+_SNAPSHOT_BOOKS: Final = frozenset({"books5", "bbo-tbt"})  # every push the whole book
+# channel -> its typed reader: every channel the mapper reads
+_TYPED: Final[Mapping[str, TypedHandler]] = MappingProxyType(
     {
-        "trades": (msgspec.json.Decoder(list[messages.Trade], strict=False), _trades),
-        "tickers": (msgspec.json.Decoder(list[messages.Ticker], strict=False), _tickers),
+        LIQUIDATIONS: _typed_liquidations,
+        "funding-rate": _typed_funding,
+        "open-interest": _typed_open_interest,
+        "trades": _typed(messages.Trade, _trades),
+        "tickers": _typed(messages.Ticker, _tickers),
+        "candle1m": _typed_candles,
+        **dict.fromkeys(
+            ("books", "books-l2-tbt", "books50-l2-tbt", *_SNAPSHOT_BOOKS), _typed_books
+        ),
     }
 )
 

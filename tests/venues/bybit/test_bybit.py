@@ -18,7 +18,15 @@ from marketstream.config import load_config
 from marketstream.errors import ConfigError
 from marketstream.ingest.books import BookKeeper
 from marketstream.ingest.service import plan_connections
-from marketstream.schemas.records import Candle, Funding, OpenInterest, Quote, Side, Trade
+from marketstream.schemas.records import (
+    Candle,
+    Funding,
+    Liquidation,
+    OpenInterest,
+    Quote,
+    Side,
+    Trade,
+)
 from marketstream.venues.base.mapper import BookUpdate, FrameError, Item, Mapper
 from marketstream.venues.base.venue import Sequencing, Subscription
 from marketstream.venues.bybit.mapper import BybitMapper
@@ -360,6 +368,83 @@ def _without(message: dict[str, Any], key: str) -> str:
 def test_malformed_frame_names_what_is_wrong(frame: str, message: str) -> None:
     with pytest.raises(FrameError, match=message):
         linear(frame, RECV)
+
+
+def _data_with(message: dict[str, Any], **changes: Any) -> str:
+    return _frame({**message, "data": {**message["data"], **changes}})
+
+
+LIQUIDATED = {"T": 1739502302929, "s": "BTCUSDT", "S": "Sell", "v": "0.003", "p": "95000.5"}
+LIQUIDATION = {
+    "topic": "allLiquidation.BTCUSDT",
+    "type": "snapshot",
+    "ts": 1739502303204,
+    "data": [LIQUIDATED],
+}
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (
+            _data_with(BOOK_DELTA, b=[["abc", "1"]]),
+            r"^bybit linear: orderbook: b \[\['abc', '1'\]\] is not a list of \[price, size\]",
+        ),
+        (
+            _data_with(BOOK_DELTA, a=[["1", "2", "3"]]),
+            r"^bybit linear: orderbook: a \[\['1', '2', '3'\]\] is not a list of \[price, size\]",
+        ),
+        (
+            _data_with(BOOK_DELTA, u="177400507"),
+            "^bybit linear: orderbook: u '177400507' is not an",
+        ),
+        (
+            _frame({**BOOK_DELTA, "cts": "1687940967464"}),
+            "^bybit linear: orderbook: cts '1687940967464' is not an integer time",
+        ),
+        (_data_with(TOP_OF_BOOK, u=True), "^bybit linear: orderbook.1: u True is not an integer"),
+        (
+            _frame({**TOP_OF_BOOK, "ts": None}),
+            "^bybit linear: orderbook.1: ts None is not an integer time",
+        ),
+        (_frame(_kline(open="x")), "^bybit linear: kline: open 'x' is not a decimal number"),
+        (_frame(_kline(start="1")), "^bybit linear: kline: start '1' is not an integer time"),
+        (_frame(_kline(interval=1)), "^bybit linear: kline: interval 1 is not a string"),
+        (
+            _frame(_ticker("delta", {"markPrice": [1]})),
+            r"^bybit linear: tickers: markPrice \[1\] is not a decimal number",
+        ),
+        (
+            _frame(_ticker("delta", {"openInterest": "many"})),
+            "^bybit linear: tickers: openInterest 'many' is not a decimal number",
+        ),
+        (
+            _frame({**LIQUIDATION, "data": [{**LIQUIDATED, "p": "?"}]}),
+            r"^bybit linear: liquidation: p '\?' is not a decimal number",
+        ),
+        (
+            _frame({**LIQUIDATION, "data": [{**LIQUIDATED, "S": "Long"}]}),
+            "^bybit linear: liquidation: S 'Long' is not 'Buy' or 'Sell'",
+        ),
+    ],
+)
+def test_a_push_its_struct_refuses_is_explained_field_by_field(frame: str, message: str) -> None:
+    """The typed topics decode into Structs first; a push whose field has the wrong type is
+    read again as JSON, which names the field, its value and what was expected."""
+    with pytest.raises(FrameError, match=message):
+        linear(frame, RECV)
+
+
+def test_typed_pushes_map_as_the_json_path_does() -> None:
+    """A dated future's empty funding rate and an inverse kline's turnover are read as on
+    the JSON path; the liquidation's side is the order's."""
+    assert linear(_frame(_ticker("snapshot", {**TICKER_DATA, "fundingRate": ""})), RECV) == [
+        OpenInterest("bybit", "BTC-USDT-PERP", 1673272861686 * MS, RECV, 68744.761, 1183601235.91)
+    ]
+    [liquidation] = linear(_frame(LIQUIDATION), RECV)
+    assert liquidation == Liquidation(
+        "bybit", "BTC-USDT-PERP", 1739502302929 * MS, RECV, "buy", 95000.5, 0.003
+    )
 
 
 def test_spot_has_no_tickers_topic() -> None:

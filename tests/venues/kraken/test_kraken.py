@@ -539,6 +539,56 @@ def test_malformed_frames_name_the_field_and_value(frame: str, reason: str) -> N
     assert reason in str(raised.value)
 
 
+def _v2(channel: str, item: dict[str, object], kind: str = "update") -> str:
+    return orjson.dumps({"channel": channel, "type": kind, "data": [item]}).decode()
+
+
+_BOOK_ITEM = '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD",%s}]}'
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (V2_TRADE.replace('"side":"sell"', '"side":"short"'), "trade: side 'short' is not 'buy'"),
+        (V2_TRADE.replace("0.5117", '"cheap"'), "trade: price 'cheap' is not a decimal number"),
+        (V2_TRADE.replace('"2023-09-25T07:49:37.708706Z"', "1695628177"), "trade: timestamp 1"),
+        (_v2("ticker", {**V2_TICKER, "ask": None}), "ticker: ask None is not a decimal number"),
+        (_v2("ticker", {**V2_TICKER, "timestamp": "soon"}), "ticker: timestamp 'soon' is not an"),
+        (_v2("ohlc", {**V2_OHLC, "trades": 12.0}), "ohlc: trades 12.0 is not an integer"),
+        (_v2("ohlc", {**V2_OHLC, "interval": "1"}), "ohlc: interval '1' is not an integer"),
+        (_v2("ohlc", {**V2_OHLC, "symbol": "MATICUSD"}), "symbol 'MATICUSD' is not BASE/QUOTE"),
+        (
+            _BOOK_ITEM % '"bids":[{"price":1.5,"qty":true}],"asks":[]',
+            "book: bids [{'price': '1.5', 'qty': True}] is not a list of {price, qty}",
+        ),
+        (
+            _BOOK_ITEM % '"bids":[],"asks":[{"price":1.5}]',
+            "book: asks [{'price': '1.5'}] is not a list of {price, qty}",
+        ),
+        (_BOOK_ITEM % '"bids":[],"asks":[],"checksum":1.5', "book: checksum '1.5' is not an"),
+        (
+            _BOOK_ITEM % '"bids":[],"asks":[],"timestamp":17',
+            "book: timestamp '17' is not an ISO-8601 UTC time",
+        ),
+    ],
+)
+def test_a_message_its_struct_refuses_is_explained_field_by_field(frame: str, reason: str) -> None:
+    """v2 data messages decode into Structs first; one whose field has the wrong type is read
+    again as JSON, which names the field, its value and what was expected."""
+    with pytest.raises(FrameError) as raised:
+        map_frame(frame, RECV)
+    assert str(raised.value).startswith("kraken: ")
+    assert reason in str(raised.value)
+
+
+def test_a_level_sent_as_a_string_keeps_its_text() -> None:
+    """The JSON path reads a quoted level's text as it is; so does the mapper."""
+    frame = _BOOK_ITEM % '"bids":[{"price":"45283.50","qty":0.10000000}],"asks":[]'
+    update = _update(frame)
+    assert update.bids == [(45283.5, 0.1)]
+    assert update.bid_texts == [("45283.50", "0.10000000")]
+
+
 def test_the_mapper_is_pure() -> None:
     frames = [V1_TRADE, V1_TICKER, V2_TRADE, _v2_book("snapshot", DOC_BIDS, DOC_ASKS, 1)]
     for frame in frames:

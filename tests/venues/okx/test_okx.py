@@ -340,6 +340,91 @@ def test_malformed_frame_names_what_is_wrong(frame: str, message: str) -> None:
         okx(frame, RECV)
 
 
+OPEN_INTEREST = {
+    "instId": "BTC-USDT-SWAP", "instType": "SWAP", "oi": "2216113.01", "oiCcy": "22161.1301",
+    "oiUsd": "1370050000", "ts": "1700724675402",
+}  # fmt: skip
+LIQUIDATED = {"bkLoss": "0", "bkPx": "0.007831", "ccy": "", "posSide": "short", "side": "buy",
+              "sz": "13", "ts": "1692266434010"}  # fmt: skip
+
+
+def _liquidations(**changes: object) -> str:
+    item = {"details": [{**LIQUIDATED, **changes}], "instId": "BTC-USDT-SWAP", "instType": "SWAP"}
+    push = {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [item]}
+    return orjson.dumps(push).decode()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (
+            _push(
+                "books", "BTC-USDT", [{**BOOK_SNAPSHOT, "asks": [["abc", "1"]]}], action="update"
+            ),
+            r"^okx: books: asks \[\['abc', '1'\]\] is not a list of \[price, size, ...\] decimal",
+        ),
+        (
+            _push("books5", "BTC-USDT", [{**BOOK_SNAPSHOT, "bids": [["1"]]}]),
+            r"^okx: books5: bids \[\['1'\]\] is not a list of \[price, size, ...\] decimal",
+        ),
+        (
+            _push("books", "BTC-USDT", [{**BOOK_SNAPSHOT, "ts": "1.5"}], action="snapshot"),
+            "^okx: books: ts '1.5' is not a time in milliseconds",
+        ),
+        (
+            _push("books", "BTC-USDT", [{**BOOK_SNAPSHOT, "prevSeqId": True}], action="update"),
+            "^okx: books: prevSeqId True is not an integer",
+        ),
+        (
+            _push("candle1m", "BTC-USDT", [[*CANDLE[:4], 8548.26, *CANDLE[5:]]]),
+            "^okx: candle1m: close 8548.26 is not a decimal number",
+        ),
+        (
+            _push("candle1m", "BTC-USDT", [["soon", *CANDLE[1:]]]),
+            "^okx: candle1m: ts 'soon' is not a time in milliseconds",
+        ),
+        (
+            _push("funding-rate", "BTC-USD-SWAP", [{**FUNDING, "fundingTime": "soon"}]),
+            "^okx: funding-rate: fundingTime 'soon' is not a time in milliseconds",
+        ),
+        (
+            _push("funding-rate", "BTC-USD-SWAP", [{**FUNDING, "fundingRate": "high"}]),
+            "^okx: funding-rate: fundingRate 'high' is not a decimal number",
+        ),
+        (
+            _push("open-interest", "BTC-USDT-SWAP", [{**OPEN_INTEREST, "oi": None}]),
+            "^okx: open-interest: oi None is not a decimal number",
+        ),
+        (
+            _push("open-interest", "BTC-USDT-SWAP", [{**OPEN_INTEREST, "ts": 1.5}]),
+            "^okx: open-interest: ts 1.5 is not a time in milliseconds",
+        ),
+        (_liquidations(side="up"), "^okx: liquidation-orders: side 'up' is not 'buy' or 'sell'"),
+        (_liquidations(bkPx="x"), "^okx: liquidation-orders: bkPx 'x' is not a decimal number"),
+        (
+            '{"arg":{"channel":"books"},"action":"snapshot","data":[]}',
+            "^okx: arg: field 'instId' is missing",
+        ),
+    ],
+)
+def test_a_push_its_struct_refuses_is_explained_field_by_field(frame: str, message: str) -> None:
+    """Pushes decode into their channel's Structs first; one whose field has the wrong type is
+    read again as JSON, which names the field, its value and what was expected."""
+    with pytest.raises(FrameError, match=message):
+        okx(frame, RECV)
+
+
+def test_liquidations_and_open_interest_map_as_the_json_path_does() -> None:
+    """BTC-USDT-SWAP: 13 contracts x ctVal 0.01; open interest in coins as sent."""
+    [liquidation] = okx(_liquidations(), RECV)
+    assert liquidation == Liquidation(
+        "okx", "BTC-USDT-PERP", 1692266434010 * MS, RECV, "buy", 0.007831, 0.13
+    )
+    assert okx(_push("open-interest", "BTC-USDT-SWAP", [OPEN_INTEREST]), RECV) == [
+        OpenInterest("okx", "BTC-USDT-PERP", 1700724675402 * MS, RECV, 22161.1301, 1370050000.0)
+    ]
+
+
 def test_the_mapper_is_pure() -> None:
     frame = _push("books", "BTC-USDT", [BOOK_SNAPSHOT], action="snapshot")
     assert okx(frame, RECV) == okx(frame, RECV) == OKX.make_mapper(["BTC-USDT"])(frame, RECV)
