@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+WRITE_POLL_MS: Final = 5  # a due batch's reads while the write before it is in flight
 IDLE_BLOCK_MS: Final = 100  # longest XREADGROUP block: how soon a stop or a deadline is seen
 UNHEALTHY_AFTER_S: Final = 10.0  # writes or round trips failing this long: /healthz says 503
 WAL_CHECK_TIMEOUT_S: Final = 2.0  # the WAL gauges must not wait long on a QuestDB that is down
@@ -414,12 +415,16 @@ class HotWriter:
                 if now >= next_refresh:
                     await self._refresh()
                     next_refresh = now + settings.refresh_interval_s
-                if batch and (len(batch) >= settings.batch_size or now - batch.started >= wait_s):
+                writing = self._writing
+                done = writing is not None and writing.done()
+                # A batch whose wait is over still takes what arrives while the write before
+                # it is in flight: in the steady state, QuestDB then gets one transaction per
+                # flush time, not one per batch_wait_ms.
+                due = bool(batch) and now - batch.started >= wait_s
+                if len(batch) >= settings.batch_size or (due and writing is None):
                     if not await self._start_write(stop):
                         return False
                     continue
-                writing = self._writing
-                done = writing is not None and writing.done()
                 if done or now >= next_claim or self._own_pending:
                     if not await self._finish_write(stop):
                         return False
@@ -454,6 +459,8 @@ class HotWriter:
         if batch:
             deadline = min(deadline, batch.started + self.settings.batch_wait_ms / 1000)
         block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
+        if deadline <= now and self._writing is not None:
+            block_ms = WRITE_POLL_MS  # due, after the write in flight: look at it again soon
         await self._read_new(batch, room, block_ms, stop)
 
     async def _start_write(self, stop: asyncio.Event) -> bool:
