@@ -14,6 +14,7 @@ never drops an entry no writer has read, whether or not a writer ever ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from typing import Final, Self
 from redis.exceptions import RedisError
 
 from marketstream.config import IngestConfig, StreamsConfig
-from marketstream.event_loop import wait_until_set
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.retry import Backoff, retry_async
 from marketstream.schemas.codec import encode_record
@@ -231,7 +231,8 @@ class Publisher:
         """Flush on size or age until `close`; trim the streams on their own cadence."""
         next_trim = time.monotonic() + self.settings.trim_interval_s
         while True:
-            await wait_until_set(self._wake, self.settings.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.interval_s)
             self._wake.clear()
             await self._flush_with_retry()
             if self._stopping and not self._batch:
