@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-WRITE_POLL_MS: Final = 5  # a due batch's reads while the write before it is in flight
+WRITE_POLL_MS: Final = 5  # shortest block of a due batch's reads while a write is in flight
 IDLE_BLOCK_MS: Final = 100  # longest XREADGROUP block: how soon a stop or a deadline is seen
 UNHEALTHY_AFTER_S: Final = 10.0  # writes or round trips failing this long: /healthz says 503
 WAL_CHECK_TIMEOUT_S: Final = 2.0  # the WAL gauges must not wait long on a QuestDB that is down
@@ -224,6 +224,7 @@ class HotWriter:
         self._batch = _Batch()
         self._writing: asyncio.Task[_Batch | None] | None = None  # the write in flight
         self._in_flight = 0  # its entries
+        self._write_started = 0.0  # when it started (monotonic)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hot-writer-questdb")
         self._sink: RowSink | None = None
         self._failing_since: float | None = None
@@ -460,7 +461,11 @@ class HotWriter:
             deadline = min(deadline, batch.started + self.settings.batch_wait_ms / 1000)
         block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
         if deadline <= now and self._writing is not None:
-            block_ms = WRITE_POLL_MS  # due, after the write in flight: look at it again soon
+            # Due, after the write in flight: look at it again soon, and less often the
+            # longer it takes (a write retrying through an outage is not polled 200 times a
+            # second).
+            took_ms = (now - self._write_started) * 1000
+            block_ms = min(IDLE_BLOCK_MS, max(WRITE_POLL_MS, math.ceil(took_ms / 10)))
         await self._read_new(batch, room, block_ms, stop)
 
     async def _start_write(self, stop: asyncio.Event) -> bool:
@@ -470,6 +475,7 @@ class HotWriter:
             return False
         batch, self._batch = self._batch, _Batch()
         self._in_flight = len(batch)
+        self._write_started = time.monotonic()
         self._writing = asyncio.create_task(self._write(batch, stop))
         return True
 
