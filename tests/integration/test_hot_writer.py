@@ -51,6 +51,7 @@ from marketstream.tiers.questdb_rows import records_from_result
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import DLQ_STREAM, HOT_WRITER_GROUP, read_range, stream_key
 from marketstream.writers.hot_writer import HotWriter
+from marketstream.writers.hot_writer_questdb import RowSink
 from tests.integration.endpoints import CONFIG_FILE, REPO, QuestDBEndpoints
 
 pytestmark = pytest.mark.integration
@@ -521,6 +522,49 @@ async def _entries_read(client: redis.asyncio.Redis, key: str, *, at_least: int)
     except ValueError:  # the group is not there yet
         return False
     return int(group["entries-read"] or 0) >= at_least
+
+
+async def test_the_next_batch_is_read_while_a_write_is_in_flight(
+    client: redis.asyncio.Redis,
+    redis_url: str,
+    questdb: QuestDBEndpoints,
+    pipeline_config: PipelineConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first flush is held until the test lets it go: meanwhile the writer reads the
+    next batch (and no more), then everything is written once. Held, a writer that reads only
+    between writes stays at one batch read."""
+    exchange = "hw-overlap"
+    key = stream_key("trades", exchange)
+    sent = trades(exchange, 300)
+    await publish(client, sent)  # three batches waiting before the writer starts
+    release = asyncio.Event()
+    held: list[int] = []
+    flush = RowSink._flush
+
+    async def held_first(sink: RowSink, written: Any, outcome: Any) -> Any:
+        if not held:
+            held.append(sum(len(rows.ts) for rows in written))
+            await release.wait()
+        return await flush(sink, written, outcome)
+
+    monkeypatch.setattr(RowSink, "_flush", held_first)
+    config = hot_config(pipeline_config, batch_size=100)
+    writer = HotWriter(config, redis_url, questdb.http_url, consumer="overlap")
+    async with running(writer) as task:
+        await until(lambda: bool(held), "the first flush is held")
+        await until(
+            lambda: _entries_read(client, key, at_least=200), "the next batch is read meanwhile"
+        )
+        await asyncio.sleep(0.5)  # not a timing assertion: room to read a third batch, wrongly
+        group = await group_of(client, key)
+        assert held == [100]
+        assert group["entries-read"] == 200  # the batch being written and the next one
+        assert writer.health()[1]["in_hand"] == 200
+        release.set()
+        await drained(writer, task)
+    assert_exactly_once(questdb.http, sent, (exchange,))
+    await assert_fully_acknowledged(client, [key])
 
 
 async def test_questdb_down_for_a_while_loses_nothing(
