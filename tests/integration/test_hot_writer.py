@@ -455,15 +455,28 @@ def _spawn_writer(env: dict[str, str], consumer: str, tmp_path: Path) -> subproc
 async def _stop_holding_entries(
     client: redis.asyncio.Redis, writer: subprocess.Popen[bytes], key: str, consumer: str
 ) -> int:
-    """SIGSTOP the writer at a moment it holds delivered, unacknowledged entries; how many."""
+    """SIGSTOP the writer at a moment it holds delivered, unacknowledged entries; how many.
+
+    A command the writer sent just before it stopped (an XACK, an XREADGROUP) may still reach
+    Redis after the signal: the count is read again until two reads agree."""
     for _ in range(500):
         writer.send_signal(signal.SIGSTOP)
-        pending = await consumer_pending(client, key, consumer)
+        pending = await _settled_pending(client, key, consumer)
         if pending:
             return pending
         writer.send_signal(signal.SIGCONT)
         await asyncio.sleep(0.01)
     pytest.fail(f"never caught {consumer} with entries in hand")
+
+
+async def _settled_pending(client: redis.asyncio.Redis, key: str, consumer: str) -> int:
+    pending = await consumer_pending(client, key, consumer)
+    while True:
+        await asyncio.sleep(0.05)
+        again = await consumer_pending(client, key, consumer)
+        if again == pending:
+            return pending
+        pending = again
 
 
 @pytest.mark.parametrize("takeover", ["restart-same-name", "another-writer-claims"])
