@@ -231,10 +231,10 @@ class SupervisorConfig(_Model):
 
 class RuntimeConfig(_Model):
     """Python's cyclic garbage collector in the hot-path processes (ingest, write-hot,
-    replay-server). With the default thresholds (700 allocations) a writer's batch of
-    20,000 entries set off hundreds of collections that traversed the batch being built,
-    and every tenth one the long-lived objects too: a quarter of the writer's CPU and a sixth
-    of ingest's. `gc_freeze` leaves start-up's objects (modules, configuration) out of every
+    replay-server, demo). With Python's thresholds (a collection every 700 allocations) a
+    writer's batch of 20,000 entries set off hundreds of collections that traversed the batch
+    being built: over a third of the writer's CPU on a backlog, a sixth of ingest's in the
+    pipeline bench. `gc_freeze` leaves start-up's objects (modules, configuration) out of every
     collection; `gc_thresholds` are `gc.set_threshold`'s three; null keeps Python's."""
 
     gc_freeze: bool = True

@@ -1,14 +1,11 @@
-"""The stop-aware sleep every background loop uses, and the collector settings of a process."""
+"""The stop-aware sleep every background loop uses."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import pytest
 
-from marketstream.config import RuntimeConfig
 from marketstream.event_loop import wait_until_set
 
 
@@ -33,23 +30,3 @@ async def test_the_event_ends_the_wait_and_says_so() -> None:
     asyncio.get_running_loop().call_soon(event.set)
     assert await wait_until_set(event, 60)
     assert not await wait_until_set(asyncio.Event(), 0.001)
-
-
-def test_the_collector_settings_take_effect_in_the_process() -> None:
-    """In a child process: the test run's own collector is left alone."""
-    code = (
-        "import gc; from marketstream.config import RuntimeConfig; "
-        "from marketstream.gc_settings import apply_gc_settings; "
-        "apply_gc_settings(RuntimeConfig(gc_thresholds=(12345, 7, 9))); "
-        "print(gc.get_threshold(), gc.get_freeze_count() > 0)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.split() == ["(12345,", "7,", "9)", "True"]
-
-
-@pytest.mark.parametrize("thresholds", [(0, 10, 10), (700, -1, 10)])
-def test_thresholds_out_of_range_are_refused_naming_them(thresholds: tuple[int, int, int]) -> None:
-    with pytest.raises(ValueError, match=r"expected \[gen0 >= 1, gen1 >= 0, gen2 >= 0\]"):
-        RuntimeConfig(gc_thresholds=thresholds)
