@@ -22,6 +22,9 @@ the replay's scheduled end, the writers were less than LATE_S of records behind 
 quarters through, and achieved >= SUSTAINED_SHARE of offered. When TARGET_RATE is not
 sustained, the bench says so and goes on to the lower rates in FALLBACK_RATES (on shorter
 recordings of about FALLBACK_SECONDS each) until one is.
+
+Then the same at LOW_RATE, a quiet feed: there the writers flush at `hot.batch_wait_ms`, each
+flush is a QuestDB transaction per table, and QuestDB's cores used show what that wait costs.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tests.integration.repeated_recording import Repeated, repeat_recording
 TARGET_RATE = 20_000  # records/s, the issue's figure
 FALLBACK_RATES = (10_000, 5_000)
 FALLBACK_SECONDS = 12.0
+LOW_RATE = 2_000  # records/s: a quiet feed, where QuestDB's cost per transaction shows most
 SUSTAINED_SHARE = 0.9
 WARMUP_S = 2.0  # left out of the steady freshness: start-up, the writers' first flushes
 LATE_S = 1.0  # a stage done this long after the replay was due to end fell behind
@@ -254,6 +258,17 @@ def run() -> dict[str, Any]:
             if result["sustained"]:
                 break
     results["runs"] = runs
+    with tempfile.TemporaryDirectory() as tmp:
+        low = _paced(
+            source,
+            Path(tmp),
+            LOW_RATE,
+            max(1, math.ceil(LOW_RATE * FALLBACK_SECONDS / per_copy[0])),
+            per_copy,
+        )
+    _print(low)
+    print(f"    cores used at {LOW_RATE:,} records/s: {low['cores_used']}", flush=True)
+    results["low_rate"] = low
     steady = [r for r in runs if r["sustained"]]
     results["highest_sustained_records_per_s"] = (
         steady[0]["target_records_per_s"] if steady else None

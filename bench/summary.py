@@ -85,6 +85,17 @@ def _pipeline(results: dict[str, Any]) -> list[Row]:
                 rate >= RECORDS_PER_S,
             )
         )
+    margin = suite.get("marginal_1_writer")
+    if margin is not None:
+        rate = margin["records_per_s"]
+        rows.append(
+            _row(
+                "replay -> queryable, marginal rate (the issue's measure), 1 writer",
+                margin["text"],
+                target,
+                rate is not None and rate >= RECORDS_PER_S,
+            )
+        )
     return rows
 
 
@@ -135,6 +146,12 @@ def _freshness(results: dict[str, Any]) -> list[Row]:
         else:
             tried = ", ".join(f"{r['target_records_per_s']:,}" for r in runs)
             rows.append(_row("highest sustained rate", f"none of {tried}/s", "(info)", None))
+    low = suite.get("low_rate")
+    if low is not None:
+        cores = low["cores_used"].get("questdb-server")
+        figure = f"freshness at {low['target_records_per_s']:,} records/s (a quiet feed)"
+        value = f"{_fresh_value(low)}; QuestDB used {cores} cores"
+        rows.append(_row(figure, value, "(info)", None))
     return rows
 
 

@@ -129,3 +129,22 @@ def test_a_failed_suite_fails_its_target_and_the_counts() -> None:
     assert status["nothing lost or doubled (checked in this run)"] == "not met"
     counts = next(r for r in rows if r["figure"].startswith("nothing lost"))
     assert "hot error: AssertionError: rows differ" in counts["value"]
+
+
+def test_the_marginal_rate_is_judged_against_the_same_target() -> None:
+    pipeline = _results()["pipeline"]
+    figure = "replay -> queryable, marginal rate (the issue's measure), 1 writer"
+    for rate, status in ((52_000, "met"), (31_000, "not met"), (None, "not met")):
+        margin = {"records_per_s": rate, "text": f"{rate} records/s"}
+        rows = headline(_results(pipeline=pipeline | {"marginal_1_writer": margin}))
+        assert _status(rows)[figure] == status
+
+
+def test_the_quiet_feed_is_shown_with_questdb_s_cores() -> None:
+    low = _freshness(2_000, 475.0, True) | {"cores_used": {"questdb-server": 0.43}}
+    freshness = {"runs": [_freshness(20_000, 800.0, True)], "low_rate": low}
+    rows = headline(_results(freshness=freshness))
+    row = next(r for r in rows if r["figure"] == "freshness at 2,000 records/s (a quiet feed)")
+    assert row["status"] == "info"
+    assert "p99 475 ms" in row["value"]
+    assert "QuestDB used 0.43 cores" in row["value"]
