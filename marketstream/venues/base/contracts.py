@@ -28,7 +28,11 @@ class SizeRule:
         object.__setattr__(self, "unit", self.factor == 1.0 and not self.inverse)
 
     def size(self, size: float, price: float) -> float:
-        return size * self.factor / price if self.inverse else size * self.factor
+        if not self.inverse:
+            return size * self.factor
+        if price > 0.0:
+            return size * self.factor / price
+        raise FrameError(_no_inverse_size(price))
 
     def levels(self, levels: list[Level]) -> list[Level]:
         """Book levels with their sizes in base units (a size of 0 stays 0: a removal)."""
@@ -36,8 +40,18 @@ class SizeRule:
             return levels
         factor = self.factor
         if self.inverse:
-            return [(price, size * factor / price) for price, size in levels]
+            try:
+                return [(price, size * factor / price) for price, size in levels]
+            except ZeroDivisionError:
+                raise FrameError(_no_inverse_size(0.0)) from None
         return [(price, size * factor) for price, size in levels]
+
+
+def _no_inverse_size(price: float) -> str:
+    return (
+        f"price {price!r} of an inverse contract: its size in base units is the quote value "
+        "over the price, so a positive price was expected"
+    )
 
 
 COINS: Final = SizeRule(1.0, False)

@@ -956,3 +956,9 @@ def test_the_generated_session_maps_with_instruments_into_every_record_type() ->
     assert liquidations
     assert {i.symbol for i in [*interest, *liquidations]} == {"BTC-USDT-PERP"}
     assert all(i.value is not None and i.value > i.open_interest for i in interest)
+
+
+def test_an_inverse_trade_at_price_zero_is_refused_with_the_reason() -> None:
+    frame = _push("trades", "BTC-USD-SWAP", [{**TRADE, "instId": "BTC-USD-SWAP", "px": "0"}])
+    with pytest.raises(FrameError, match=r"okx: price 0.0 of an inverse contract: .* positive"):
+        okx(frame, RECV)
