@@ -18,6 +18,9 @@ so a REST call that slipped through would show as an error, never as traffic.
 
 Records: each side counts what it hands on (our records; cryptofeed's callbacks). They differ
 where the two designs differ, and the result says how (see `_NOTES`).
+
+Then the issue's own measure on the same frames repeated: `marketstream normalize` against
+cryptofeed's `playback()`, whole processes (`bench/cryptofeed_process.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -36,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from bench import cryptofeed_process
 from bench.ingest import _processor
 from marketstream.ingest.processor import FrameProcessor
 from marketstream.instruments.snapshot import load_shipped
@@ -189,6 +194,33 @@ def _compare(feed: _Feed, path: Path, warnings: _WarningCounter) -> dict[str, An
         result["ours_book_per_update"] = per_update_rate.report(ours_per_update.records)
     _print(exchange, len(frames), ours_rate, theirs_rate, result["ratio_frames_per_s"])
     result["long"] = _compare_long(feed, recorded, frames, exchange, url)
+    result["whole_process"] = _compare_processes(feed, recorded, frames, theirs.cls)
+    return result
+
+
+def _compare_processes(
+    feed: _Feed, recorded: list[RecordedFrame], frames: list[RecordedFrame], cls: Any
+) -> dict[str, Any]:
+    """`marketstream normalize` against cryptofeed's `playback()`, whole processes."""
+    exchange = recorded[0].exchange
+    natives = _native_symbols(recorded)
+    std = _std_symbols(cls, natives)
+    subscription = {channel: std for channel in feed.channels}
+    try:
+        result = cryptofeed_process.compare(
+            cls.id, exchange, frames, _symbol_data(exchange, natives), subscription
+        )
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"  {exchange:13s} whole processes failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    ours, theirs = result["ours"], result["cryptofeed"]
+    print(
+        f"  {exchange:13s} {result['frames']:>7,} frames, whole processes: ours "
+        f"{ours['frames_per_s']:>9,} frames/s ({ours['seconds']} s, start-up "
+        f"{ours['startup_s']} s)  cryptofeed playback {theirs['frames_per_s']:>9,} frames/s "
+        f"({theirs['seconds']} s, start-up {theirs['startup_s']} s)  ratio "
+        f"{result['ratio_frames_per_s']}; counts {result['counts']}"
+    )
     return result
 
 
@@ -409,12 +441,15 @@ def _native_symbols(recorded: list[RecordedFrame]) -> list[str]:
 
 
 def _seed_symbols(cls: Any, exchange: str, natives: list[str]) -> None:
-    """What cryptofeed would read from the exchange's symbol endpoint, for these symbols only.
+    """What cryptofeed would read from the exchange's symbol endpoint, for these symbols only,
+    parsed by cryptofeed's own `_parse_symbol_data`: its symbol normalization is its own."""
+    symbols, info = cls._parse_symbol_data(_symbol_data(exchange, natives))
+    importlib.import_module("cryptofeed.symbols").Symbols.set(cls.id, symbols, info)
 
-    Built in the endpoint's own format and parsed by cryptofeed's `_parse_symbol_data`, so its
-    symbol normalization is its own; our shipped instrument snapshot only tells base from quote.
-    """
-    data: Any
+
+def _symbol_data(exchange: str, natives: list[str]) -> Any:
+    """The symbol endpoint's answer in its own format, with these symbols only; our shipped
+    instrument snapshot only tells base from quote."""
     if exchange.startswith("binance"):
         perp = exchange == "binance-usdm"
         listed = {i.native_symbol: i for i in load_shipped() if i.exchange == exchange}
@@ -433,13 +468,10 @@ def _seed_symbols(cls: Any, exchange: str, natives: list[str]) -> None:
             if perp:
                 entry["contractType"] = "PERPETUAL"
             entries.append(entry)
-        data = {"symbols": entries}
-    elif exchange == "coinbase":
-        data = [{"id": native, "quote_increment": "0"} for native in natives]
-    else:
-        raise ValueError(f"no symbol list for {exchange}")
-    symbols, info = cls._parse_symbol_data(data)
-    importlib.import_module("cryptofeed.symbols").Symbols.set(cls.id, symbols, info)
+        return {"symbols": entries}
+    if exchange == "coinbase":
+        return [{"id": native, "quote_increment": "0"} for native in natives]
+    raise ValueError(f"no symbol list for {exchange}")
 
 
 def _std_symbols(cls: Any, natives: list[str]) -> list[str]:

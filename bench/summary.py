@@ -65,7 +65,25 @@ def _cryptofeed(results: dict[str, Any]) -> list[Row]:
             f"{long['cryptofeed']['frames_per_s']:,} frames/s, {long['frames']:,} frames)"
         )
         rows.append(_row(figure, value, target, ratio >= CRYPTOFEED_RATIO))
+        whole = result.get("whole_process")
+        if whole is not None:
+            rows.append(_whole_process(recording, whole, target))
     return rows or [_row("normalize vs cryptofeed", "no recording compared", target, False)]
+
+
+def _whole_process(recording: str, whole: dict[str, Any], target: str) -> Row:
+    """`marketstream normalize` against cryptofeed's playback(), whole processes."""
+    figure = f"normalize vs cryptofeed playback, whole processes, {recording}"
+    if "ratio_frames_per_s" not in whole:
+        return _row(figure, f"not measured: {whole.get('error')}", target, False)
+    ratio = whole["ratio_frames_per_s"]
+    value = (
+        f"{ratio}x ({whole['ours']['frames_per_s']:,} vs "
+        f"{whole['cryptofeed']['frames_per_s']:,} frames/s, {whole['frames']:,} frames, "
+        f"start-up {whole['ours']['startup_s']} vs {whole['cryptofeed']['startup_s']} s; "
+        f"counts {whole['counts']})"
+    )
+    return _row(figure, value, target, ratio >= CRYPTOFEED_RATIO)
 
 
 def _pipeline(results: dict[str, Any]) -> list[Row]:

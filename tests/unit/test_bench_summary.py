@@ -148,3 +148,18 @@ def test_the_quiet_feed_is_shown_with_questdb_s_cores() -> None:
     assert row["status"] == "info"
     assert "p99 475 ms" in row["value"]
     assert "QuestDB used 0.43 cores" in row["value"]
+
+
+def test_whole_processes_are_judged_on_their_own_ratio() -> None:
+    whole = {"ratio_frames_per_s": 0.84, "frames": 300_000, "counts": "equal",
+             "ours": {"frames_per_s": 207_000, "startup_s": 0.4},
+             "cryptofeed": {"frames_per_s": 247_000, "startup_s": 0.3}}  # fmt: skip
+    long = _results()["cryptofeed"]["a.jsonl"]
+    for result, status in ((whole, "not met"), (whole | {"ratio_frames_per_s": 3.1}, "met")):
+        suite = {"a.jsonl": long | {"whole_process": result}}
+        rows = headline(_results(cryptofeed=suite))
+        assert _status(rows)["normalize vs cryptofeed playback, whole processes, a.jsonl"] == status
+    failed = {"a.jsonl": long | {"whole_process": {"error": "RuntimeError: playback exited 1"}}}
+    row = next(r for r in headline(_results(cryptofeed=failed)) if "whole" in r["figure"])
+    assert row["status"] == "not met"
+    assert "playback exited 1" in row["value"]
