@@ -126,7 +126,8 @@ class _Batch:
     entries: list[StreamEntry] = field(default_factory=list)
     deliveries: dict[tuple[str, bytes], int] = field(default_factory=dict)
     errors: dict[tuple[str, bytes], str] = field(default_factory=dict)
-    started: float = 0.0
+    started: float = 0.0  # when its first entry came (monotonic)
+    grown: float = 0.0  # when entries last came
     _seen: set[tuple[str, bytes]] | None = None  # built once an entry may come twice
 
     def add(
@@ -143,7 +144,7 @@ class _Batch:
             key = (entry.stream, entry.id)
             if key in seen:
                 continue
-            self._start()
+            self._grow()
             seen.add(key)
             self.entries.append(entry)
             count = (deliveries or {}).get(key, 1)
@@ -156,7 +157,7 @@ class _Batch:
         """Entries XREADGROUP `>` delivered for the first time: none of them can be in hand."""
         if not entries:
             return
-        self._start()
+        self._grow()
         self.entries.extend(entries)
         if self._seen is not None:
             self._seen.update((e.stream, e.id) for e in entries)
@@ -166,9 +167,15 @@ class _Batch:
         self.add(later.entries, later.deliveries)
         self.errors.update(later.errors)
 
-    def _start(self) -> None:
+    def _grow(self) -> None:
+        self.grown = time.monotonic()
         if not self.entries:
-            self.started = time.monotonic()
+            self.started = self.grown
+
+    def deadline(self, wait_s: float, quiet_s: float) -> float:
+        """When the batch is due: its first entry waited `wait_s`, or nothing came for
+        `quiet_s` (a burst that ended gains nothing by waiting; a steady flow fills it)."""
+        return min(self.started + wait_s, self.grown + quiet_s)
 
     def delivered(self, entry: StreamEntry) -> int:
         return self.deliveries.get((entry.stream, entry.id), 1)
@@ -405,7 +412,7 @@ class HotWriter:
     async def _fill_and_write(self, stop: asyncio.Event) -> bool:
         """The loop until stopped; False when it stopped with a write's entries pending."""
         settings = self.settings
-        wait_s = settings.batch_wait_ms / 1000
+        wait_s, quiet_s = settings.batch_wait_ms / 1000, settings.batch_quiet_ms / 1000
         claim_every_s = settings.claim_idle_ms / 2000
         next_refresh = next_claim = 0.0
         failures = 0  # Redis round trips in a row that failed
@@ -421,7 +428,7 @@ class HotWriter:
                 # A batch whose wait is over still takes what arrives while the write before
                 # it is in flight: in the steady state, QuestDB then gets one transaction per
                 # flush time, not one per batch_wait_ms.
-                due = bool(batch) and now - batch.started >= wait_s
+                due = bool(batch) and now >= batch.deadline(wait_s, quiet_s)
                 if len(batch) >= settings.batch_size or (due and writing is None):
                     if not await self._start_write(stop):
                         return False
@@ -453,12 +460,15 @@ class HotWriter:
         self, batch: _Batch, room: int, now: float, deadline: float, stop: asyncio.Event
     ) -> None:
         """This name's own pending entries first, else new ones, waiting at most until the
-        deadline (or the batch's own, `batch_wait_ms` after its first entry)."""
+        deadline (or the batch's own: `batch_wait_ms` after its first entry, `batch_quiet_ms`
+        after its last)."""
         if self._own_pending:
             await self._reread_own(batch, room)
             return
         if batch:
-            deadline = min(deadline, batch.started + self.settings.batch_wait_ms / 1000)
+            settings = self.settings
+            wait_s, quiet_s = settings.batch_wait_ms / 1000, settings.batch_quiet_ms / 1000
+            deadline = min(deadline, batch.deadline(wait_s, quiet_s))
         block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
         if deadline <= now and self._writing is not None:
             # Due, after the write in flight: look at it again soon, and less often the

@@ -32,7 +32,7 @@ class HotWriterMetrics(MetricSet):
         )
         self.batch_size = self.histogram(
             "batch_entries",
-            "Stream entries per batch (one batch in hand at a time)",
+            "Stream entries per batch written",
             buckets=_BATCH_BUCKETS,
         )
         self.records = self.counter(

@@ -580,6 +580,47 @@ async def test_the_next_batch_is_read_while_a_write_is_in_flight(
     await assert_fully_acknowledged(client, [key])
 
 
+async def test_a_burst_is_written_once_the_streams_go_quiet(
+    client: redis.asyncio.Redis,
+    redis_url: str,
+    questdb: QuestDBEndpoints,
+    pipeline_config: PipelineConfig,
+) -> None:
+    """A batch far from full is due `batch_quiet_ms` after its last entry, long before
+    `batch_wait_ms` (here beyond every wait of the test, so only the quiet rule can write it)."""
+    exchange = "hw-quiet"
+    sent = trades(exchange, 30)
+    config = hot_config(pipeline_config, batch_wait_ms=600_000, batch_quiet_ms=50)
+    writer = HotWriter(config, redis_url, questdb.http_url, consumer="quiet")
+    async with running(writer) as task:
+        await publish(client, sent)
+        await drained(writer, task)
+    assert_exactly_once(questdb.http, sent, (exchange,))
+    assert sample(writer, "marketstream_hot_batch_entries_count") == 1
+
+
+async def test_a_flow_that_keeps_coming_fills_one_batch(
+    client: redis.asyncio.Redis,
+    redis_url: str,
+    questdb: QuestDBEndpoints,
+    pipeline_config: PipelineConfig,
+) -> None:
+    """Entries arriving in bursts closer together than `batch_quiet_ms` keep the batch open
+    (one QuestDB transaction for all of them), until the flow stops."""
+    exchange = "hw-flow"
+    sent = trades(exchange, 100)
+    config = hot_config(pipeline_config, batch_wait_ms=600_000, batch_quiet_ms=3_000)
+    writer = HotWriter(config, redis_url, questdb.http_url, consumer="flow")
+    async with running(writer) as task:
+        for start in range(0, len(sent), 20):
+            await publish(client, sent[start : start + 20])
+            await asyncio.sleep(0.02)  # a gap far inside the quiet window
+        await drained(writer, task)
+    assert_exactly_once(questdb.http, sent, (exchange,))
+    assert sample(writer, "marketstream_hot_batch_entries_count") == 1
+    assert sample(writer, "marketstream_hot_batch_entries_sum") == len(sent)
+
+
 async def test_questdb_down_for_a_while_loses_nothing(
     client: redis.asyncio.Redis,
     redis_url: str,
@@ -664,7 +705,11 @@ async def test_rejected_and_undecodable_entries_go_to_the_dlq_after_which_they_a
     # One batch holds every entry (waiting long for it to fill keeps it one), written in
     # several small flushes, so that rejected rows are isolated inside and across them.
     config = hot_config(
-        pipeline_config, batch_size=entries, batch_wait_ms=60_000, flush_max_bytes=8_192
+        pipeline_config,
+        batch_size=entries,
+        batch_wait_ms=60_000,
+        batch_quiet_ms=60_000,
+        flush_max_bytes=8_192,
     )
     writer = HotWriter(config, redis_url, own_questdb.http_url)
     async with running(writer) as task:
