@@ -128,6 +128,7 @@ class _Batch:
     errors: dict[tuple[str, bytes], str] = field(default_factory=dict)
     started: float = 0.0  # when its first entry came (monotonic)
     grown: float = 0.0  # when entries last came
+    quiet: bool = False  # a read found nothing new `batch_quiet_ms` after they did
     _seen: set[tuple[str, bytes]] | None = None  # built once an entry may come twice
 
     def add(
@@ -169,13 +170,20 @@ class _Batch:
 
     def _grow(self) -> None:
         self.grown = time.monotonic()
+        self.quiet = False
         if not self.entries:
             self.started = self.grown
 
     def deadline(self, wait_s: float, quiet_s: float) -> float:
-        """When the batch is due: its first entry waited `wait_s`, or nothing came for
-        `quiet_s` (a burst that ended gains nothing by waiting; a steady flow fills it)."""
+        """How long a read may wait for more: until the batch's wait is over, or until it
+        has been `quiet_s` since entries last came."""
         return min(self.started + wait_s, self.grown + quiet_s)
+
+    def due(self, now: float, wait_s: float) -> bool:
+        """Its first entry waited `wait_s`, or a read found the streams quiet (a burst that
+        ended gains nothing by waiting; a steady flow fills the batch). Quiet is what a read
+        found, never the time alone: a writer busy building rows has entries waiting."""
+        return bool(self.entries) and (self.quiet or now - self.started >= wait_s)
 
     def delivered(self, entry: StreamEntry) -> int:
         return self.deliveries.get((entry.stream, entry.id), 1)
@@ -412,7 +420,7 @@ class HotWriter:
     async def _fill_and_write(self, stop: asyncio.Event) -> bool:
         """The loop until stopped; False when it stopped with a write's entries pending."""
         settings = self.settings
-        wait_s, quiet_s = settings.batch_wait_ms / 1000, settings.batch_quiet_ms / 1000
+        wait_s = settings.batch_wait_ms / 1000
         claim_every_s = settings.claim_idle_ms / 2000
         next_refresh = next_claim = 0.0
         failures = 0  # Redis round trips in a row that failed
@@ -428,7 +436,7 @@ class HotWriter:
                 # A batch whose wait is over still takes what arrives while the write before
                 # it is in flight: in the steady state, QuestDB then gets one transaction per
                 # flush time, not one per batch_wait_ms.
-                due = bool(batch) and now >= batch.deadline(wait_s, quiet_s)
+                due = batch.due(now, wait_s)
                 if len(batch) >= settings.batch_size or (due and writing is None):
                     if not await self._start_write(stop):
                         return False
@@ -465,10 +473,10 @@ class HotWriter:
         if self._own_pending:
             await self._reread_own(batch, room)
             return
+        settings = self.settings
+        quiet_s = settings.batch_quiet_ms / 1000
         if batch:
-            settings = self.settings
-            wait_s, quiet_s = settings.batch_wait_ms / 1000, settings.batch_quiet_ms / 1000
-            deadline = min(deadline, batch.deadline(wait_s, quiet_s))
+            deadline = min(deadline, batch.deadline(settings.batch_wait_ms / 1000, quiet_s))
         block_ms = min(IDLE_BLOCK_MS, max(1, math.ceil((deadline - now) * 1000)))
         if deadline <= now and self._writing is not None:
             # Due, after the write in flight: look at it again soon, and less often the
@@ -476,7 +484,10 @@ class HotWriter:
             # second).
             took_ms = (now - self._write_started) * 1000
             block_ms = min(IDLE_BLOCK_MS, max(WRITE_POLL_MS, math.ceil(took_ms / 10)))
+        before = len(batch)
         await self._read_new(batch, room, block_ms, stop)
+        if before and len(batch) == before and time.monotonic() >= batch.grown + quiet_s:
+            batch.quiet = True  # nothing came in the whole quiet window
 
     async def _start_write(self, stop: asyncio.Event) -> bool:
         """Wait for the write in flight, then start writing the batch in hand (after what
