@@ -188,7 +188,7 @@ class HotConfig(_Model):
     batch_size: int = Field(default=20_000, gt=0)  # entries per batch (write) at most
     # The longest an entry waits for its batch. Each flush is a QuestDB WAL transaction per
     # table, and QuestDB's cost is mostly per transaction: at 2,000 records/s it used 1.24
-    # cores at 25 ms and 0.43 at 250 ms (`make bench`, freshness p99 475 ms).
+    # cores at 25 ms and 0.43 at 250 ms (`make bench`'s paced 2,000/s run; p99 98 / 475 ms).
     batch_wait_ms: float = Field(default=250.0, gt=0)
     # ...unless a read found nothing new for this long: a burst (polled prices) is written
     # then. Under 100 ms, ingest's pauses on a saturated 2-core machine (25-100 ms) read as

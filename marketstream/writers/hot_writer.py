@@ -402,7 +402,8 @@ class HotWriter:
     # --- the loop ---------------------------------------------------------------------------
     async def _consume(self, stop: asyncio.Event) -> None:
         """Fill a batch (idle entries claimed, this name's own pending ones, then new ones)
-        until it is full or its oldest entry waited `batch_wait_ms`; write it; repeat. The
+        until it is full, its oldest entry waited `batch_wait_ms`, or a read found nothing new
+        for `batch_quiet_ms`; write it; repeat. The
         write goes on while the next batch fills with new entries, so that reading from
         Redis overlaps QuestDB's time on the flush; at most one write is in flight, and the
         entries it hands back (QuestDB failed on them) go first into the next. Claims and
