@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from bench.ingest import write_repeated
 from marketstream.replay.recording_format import RecordedFrame
 
 LONG_FRAMES: Final = 300_000
@@ -58,7 +59,7 @@ def compare(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ours_file = root / "recording.jsonl"
-        _write_ours(ours_file, frames, copies)
+        write_repeated(frames, ours_file, copies)
         _write_cryptofeed(
             root,
             feed_id,
@@ -69,7 +70,7 @@ def compare(
         )
         one = root / "one"
         one.mkdir()
-        _write_ours(one / "recording.jsonl", frames[:1], 1)
+        write_repeated(frames[:1], one / "recording.jsonl", 1)
         _write_cryptofeed(
             one,
             feed_id,
@@ -110,16 +111,6 @@ def compare(
         "ratio_frames_per_s": ratio,
         "counts": _counts_check(ours_counts, callbacks),
     }
-
-
-def _write_ours(path: Path, frames: Sequence[RecordedFrame], copies: int) -> None:
-    span = frames[-1].recv_ns - frames[0].recv_ns + 1
-    with path.open("wb") as out:
-        for n in range(copies):
-            for f in frames:
-                out.write(
-                    RecordedFrame(f.recv_ns + n * span, f.exchange, f.url, f.frame).to_json_line()
-                )
 
 
 def _write_cryptofeed(

@@ -144,13 +144,18 @@ def normalize_rates(paths: list[Path]) -> dict[str, Any]:
 def _big_recording(source: Path, target: Path, repeats: int) -> int:
     """The recording repeated with shifted receive times: a long feed of real frames."""
     frames = [f for f in read_recording(source) if not f.is_rest]
+    write_repeated(frames, target, repeats)
+    return len(frames) * repeats
+
+
+def write_repeated(frames: Sequence[RecordedFrame], target: Path, repeats: int) -> None:
+    """`frames` as a recording, `repeats` times, each copy's receive times after the last's."""
     span = frames[-1].recv_ns - frames[0].recv_ns + 1
     with target.open("wb") as out:
         for n in range(repeats):
             for f in frames:
                 shifted = RecordedFrame(f.recv_ns + n * span, f.exchange, f.url, f.frame)
                 out.write(shifted.to_json_line())
-    return len(frames) * repeats
 
 
 async def _ingest_into_redis(recording: Path, frames: int, redis_url: str) -> dict[str, Any]:

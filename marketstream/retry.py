@@ -43,7 +43,7 @@ async def retry_async(
     *,
     retry_on: tuple[type[Exception], ...],
     on_failure: Callable[[Exception, float], None],
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> T:
     """`await attempt()` until it returns. Each failure in `retry_on` is reported to
     `on_failure(exc, pause)` (which counts and logs it, or raises to give up) before the

@@ -403,12 +403,12 @@ class HotWriter:
     async def _consume(self, stop: asyncio.Event) -> None:
         """Fill a batch (idle entries claimed, this name's own pending ones, then new ones)
         until it is full, its oldest entry waited `batch_wait_ms`, or a read found nothing new
-        for `batch_quiet_ms`; write it; repeat. The
-        write goes on while the next batch fills with new entries, so that reading from
-        Redis overlaps QuestDB's time on the flush; at most one write is in flight, and the
-        entries it hands back (QuestDB failed on them) go first into the next. Claims and
-        re-reads of this name's own pending entries wait for the write in flight: they could
-        otherwise meet its entries again. Redis errors keep the batch and retry with backoff."""
+        for `batch_quiet_ms`; write it; repeat. The write goes on while the next batch fills
+        with new entries, so that reading from Redis overlaps QuestDB's time on the flush; at
+        most one write is in flight, and the entries it hands back (QuestDB failed on them) go
+        first into the next. Claims and re-reads of this name's own pending entries wait for
+        the write in flight: they could otherwise meet its entries again. Redis errors keep
+        the batch and retry with backoff."""
         try:
             if await self._fill_and_write(stop) and await self._finish_write(stop) and self._batch:
                 await self._write(self._batch, stop)
@@ -461,7 +461,7 @@ class HotWriter:
                     self.streams = set()
                     next_refresh = 0.0
                 self._failed("redis", exc)
-                await _sleep(stop, self._backoff.delay(failures))
+                await wait_until_set(stop, self._backoff.delay(failures))
                 failures += 1
         return True
 
@@ -518,7 +518,7 @@ class HotWriter:
             again.extend(self._batch)
             self._batch = again
             deliveries = max(again.deliveries.values(), default=1)
-            await _sleep(stop, self._backoff.delay(deliveries - 2))
+            await wait_until_set(stop, self._backoff.delay(deliveries - 2))
         return True
 
     async def _refresh(self) -> None:
@@ -592,7 +592,7 @@ class HotWriter:
 
     async def _read_new(self, batch: _Batch, room: int, block_ms: int, stop: asyncio.Event) -> None:
         if not self._new_cursors:
-            await _sleep(stop, block_ms / 1000)
+            await wait_until_set(stop, block_ms / 1000)
             return
         # COUNT applies per stream: divided, so a batch stays near batch_size (at most one
         # entry per stream more). Streams that gave all they were asked for are read again at
@@ -745,7 +745,7 @@ class HotWriter:
             self._backoff,
             retry_on=(QuestDBUnavailableError, RedisError, OSError),
             on_failure=failed,
-            sleep=functools.partial(_sleep, stop),
+            sleep=functools.partial(wait_until_set, stop),
         )
         self._succeeded()
         return result
@@ -776,7 +776,7 @@ class HotWriter:
             except Exception:  # a bug here must not stop the gauges for good, nor the writer
                 self.metrics.task_errors.labels(task="watch").inc()
                 self.log.exception("hot writer: gauges not refreshed, trying again")
-            await _sleep(stop, self.settings.refresh_interval_s)
+            await wait_until_set(stop, self.settings.refresh_interval_s)
 
     async def _refresh_gauges(self, wal_http: QuestDBHttp) -> None:
         try:
@@ -797,13 +797,8 @@ class HotWriter:
             self._wal_suspended = sorted(t for t, s in wal.items() if s.suspended)
 
 
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, waking early when stop is set."""
-    await wait_until_set(stop, seconds)
-
-
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """`_sleep`, then _StoppingError if stop was set meanwhile: no further attempt."""
-    await _sleep(stop, seconds)
-    if stop.is_set():
+    """Sleep, waking early when stop is set; then _StoppingError if it was: no further
+    attempt."""
+    if await wait_until_set(stop, seconds):
         raise _StoppingError

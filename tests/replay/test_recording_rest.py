@@ -33,7 +33,7 @@ OLD_LINE = b'{"recv_ns":5,"exchange":"coinbase","url":"https://api/x?a=1","frame
 
 
 def test_an_old_four_field_line_reads_as_a_200_without_headers() -> None:
-    frame = parse_recorded_line(OLD_LINE, "old.jsonl line 1")
+    frame = parse_recorded_line(OLD_LINE, "old.jsonl", 1)
     assert (frame.status, frame.headers, frame.frame) == (200, {}, "{}")
     assert frame == RecordedFrame(5, "coinbase", "https://api/x?a=1", "{}")
 
