@@ -237,8 +237,8 @@ class SupervisorConfig(_Model):
 
 
 class RuntimeConfig(_Model):
-    """Python's cyclic garbage collector in the hot-path processes (ingest, write-hot,
-    replay-server, demo). With Python's thresholds (a collection every 700 allocations) a
+    """Python's cyclic garbage collector in the hot-path processes (ingest, normalize,
+    write-hot, replay-server, demo). With Python's thresholds (a collection every 700 allocations) a
     writer's batch of 20,000 entries set off hundreds of collections that traversed the batch
     being built: over a third of the writer's CPU on a backlog, a sixth of ingest's in the
     pipeline bench. `gc_freeze` leaves start-up's objects (modules, configuration) out of every
@@ -467,6 +467,18 @@ def load_config(
     return load_config_source(path, environ)[0]
 
 
+def _safe_yaml(text: str) -> Any:
+    """`yaml.safe_load` through libyaml where PyYAML has it (its wheels do): the pure-Python
+    parser took a seventh of every command's start-up reading configs/pipeline.yaml. A bad
+    document is read again by the Python parser, whose error marks the messages name."""
+    if yaml.__with_libyaml__:
+        try:
+            return yaml.load(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def load_config_source(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[PipelineConfig, ConfigSource]:
@@ -474,7 +486,7 @@ def load_config_source(
     env = os.environ if environ is None else environ
     file, chosen_by = _choose_file(path, env)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = _safe_yaml(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {file} not found: pass --config FILE or set {CONFIG_PATH_ENV}"
@@ -527,7 +539,7 @@ class _EnvOverlay(EnvSettingsSource):
 
     def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
         try:
-            return yaml.safe_load(value)
+            return _safe_yaml(value)
         except yaml.YAMLError:
             return value  # the model names it with what it expected
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from marketstream.config import load_config
+from marketstream.config import DEFAULT_CONFIG, load_config
 from marketstream.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "pipeline.yaml"
@@ -115,3 +116,11 @@ def test_unusable_files(tmp_path: Path, content: str | None, message: str) -> No
         file.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_config(file, environ={})
+
+
+def test_the_shipped_config_reads_the_same_through_libyaml_as_through_pure_python() -> None:
+    """Commands read the configuration with libyaml's parser: nothing in the shipped file may
+    parse differently there (times, octal-looking values, anchors)."""
+    text = (Path(__file__).resolve().parents[2] / DEFAULT_CONFIG).read_text(encoding="utf-8")
+    assert yaml.__with_libyaml__  # PyYAML's wheels carry it; without, the faster path is gone
+    assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.safe_load(text)
