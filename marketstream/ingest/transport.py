@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import Frame, Opcode
-from websockets.protocol import Event
+from websockets.protocol import Event, State
 
 from marketstream.venues.base.venue import Subscription, Venue
 
@@ -40,34 +40,135 @@ def connect_feed(
     )
 
 
+# A whole (FIN) text or binary frame without RSV bits or mask: the first header byte of
+# every message a feed sends, the only frames `FeedConnection` splits off itself.
+_WHOLE_TEXT: Final = 0x81
+_WHOLE_BINARY: Final = 0x82
+_HEAD_END: Final = b"\r\n\r\n"
+Payload = bytes | bytearray | memoryview
+
+
 class FeedConnection(ClientConnection):
     """A client connection read in batches: every whole message that arrived in one read
     from the socket, in order (`batches`), instead of one `recv` per message.
 
-    websockets' own path (a frame queue, a per-message `recv` coroutine with its checks)
-    costs as much per frame as parsing it; a feed sends hundreds of small messages per read.
-    Unfragmented data frames are queued here; the first fragmented message switches the
-    connection to websockets' `recv` for good, after what was queued here (order kept).
+    websockets parses frames with a generator per frame and queues each for a `recv`
+    coroutine: as much CPU per message as mapping it. Here the bytes after the handshake are
+    split into frames by their headers in one loop: a whole, unmasked text or binary frame
+    (nearly everything a feed sends) is queued at once; any other frame (ping, close,
+    fragment, compressed, oversized, malformed) is handed whole to websockets, so its
+    parser only ever starts at a frame boundary and answers, reassembles and fails exactly
+    as it would alone. The first fragment, or a closing handshake, hands every later byte
+    to websockets for good, after what was queued here (order kept).
     Flow control is websockets': reading pauses above `max_queue` queued messages.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._ready: deque[Frame] = deque()
+        self._ready: deque[tuple[bool, Payload]] = deque()  # (text, payload)
         self._arrived: asyncio.Future[None] | None = None
         self._whole_only = True  # no fragmented message seen yet
         self._reading_paused = False
+        self._head = bytearray()  # the handshake response so far
+        self._split: bool | None = None  # frames split here (None: handshake not read)
+        self._rest = bytearray()  # a frame not yet whole
+
+    def data_received(self, data: bytes) -> None:
+        if self._split is None:
+            data = self._after_head(data)
+        if not self._split:
+            if data:
+                super().data_received(data)
+            return
+        rest = self._rest
+        if rest:
+            rest += data
+            buffer: bytes | bytearray = rest
+        else:
+            buffer = data
+        self._rest = bytearray(buffer[self._frames(buffer) :])
+
+    def _after_head(self, data: bytes) -> bytes:
+        """Hand websockets the handshake response (and only it); what follows is frames."""
+        seen = len(self._head)
+        self._head += data
+        end = self._head.find(_HEAD_END, max(0, seen - 3))
+        if end < 0:
+            super().data_received(data)
+            return b""
+        cut = end + len(_HEAD_END) - seen
+        super().data_received(data[:cut])
+        self._head = bytearray()
+        # A refused handshake (its body, if any, is not frames) stays websockets' alone.
+        self._split = self.response is not None and self.protocol.state is State.OPEN
+        return data[cut:]
+
+    def _frames(self, buffer: bytes | bytearray) -> int:
+        """Queue or hand over every whole frame at the start of `buffer`; returns where the
+        first incomplete frame starts (all of it was handed over once splitting stopped)."""
+        ready, size, limit = self._ready, len(buffer), self.protocol.max_message_size
+        queued = len(ready)
+        pos = 0
+        while size - pos >= 2:
+            first, length = buffer[pos], buffer[pos + 1]
+            if length < 126:
+                start = pos + 2
+            elif length == 126 and size - pos >= 4:
+                length = (buffer[pos + 2] << 8) | buffer[pos + 3]
+                start = pos + 4
+            elif length == 127 and size - pos >= 10:
+                length = int.from_bytes(buffer[pos + 2 : pos + 10])
+                start = pos + 10
+            elif length < 128:
+                break  # the extended length has not all arrived
+            else:  # masked: a protocol error from a server, websockets' to report
+                return self._stop_splitting(buffer, pos, queued)
+            if limit is not None and length > limit:  # websockets refuses it (1009)
+                return self._stop_splitting(buffer, pos, queued)
+            end = start + length
+            if end > size:
+                break
+            if first in (_WHOLE_TEXT, _WHOLE_BINARY):
+                ready.append((first == _WHOLE_TEXT, buffer[start:end]))
+            else:
+                super().data_received(bytes(buffer[pos:end]))
+                if not self._whole_only or self.protocol.state is not State.OPEN:
+                    return self._stop_splitting(buffer, end, queued)
+            pos = end
+        self._queued(queued)
+        return pos
+
+    def _stop_splitting(self, buffer: bytes | bytearray, pos: int, queued: int) -> int:
+        self._split = False
+        self._queued(queued)
+        if pos < len(buffer):
+            super().data_received(bytes(buffer[pos:]))
+        return len(buffer)
+
+    def _queued(self, before: int) -> None:
+        """Pause reading above the queue's high mark; wake the reader if messages came."""
+        ready = self._ready
+        if len(ready) == before:
+            return
+        high = self.max_queue_high
+        if high is not None and len(ready) > high and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> None:
+        if self._rest:  # a frame cut short: websockets reports the truncated stream
+            rest, self._rest = bytes(self._rest), bytearray()
+            super().data_received(rest)
+        super().eof_received()
 
     def process_event(self, event: Event) -> None:
         if self.response is not None and isinstance(event, Frame):
             opcode = event.opcode
             if self._whole_only and event.fin and opcode in (Opcode.TEXT, Opcode.BINARY):
-                self._ready.append(event)
-                high = self.max_queue_high
-                if high is not None and len(self._ready) > high and not self._reading_paused:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
-                self._wake()
+                before = len(self._ready)
+                self._ready.append((opcode is Opcode.TEXT, event.data))
+                self._queued(before)
                 return
             if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
                 self._whole_only = False  # websockets reassembles from here on
@@ -90,12 +191,9 @@ class FeedConnection(ClientConnection):
         while True:
             if ready:
                 try:
-                    batch = [
-                        bytes(f.data).decode() if f.opcode is Opcode.TEXT else bytes(f.data)
-                        for f in ready
-                    ]
+                    batch = [bytes(data).decode() if text else bytes(data) for text, data in ready]
                 except UnicodeDecodeError:
-                    batch = [_text_or_bytes(f) for f in ready]
+                    batch = [_text_or_bytes(text, data) for text, data in ready]
                 ready.clear()
                 if self._reading_paused:
                     self._reading_paused = False
@@ -118,16 +216,16 @@ class FeedConnection(ClientConnection):
                     self._arrived = None
 
 
-def _text_or_bytes(frame: Frame) -> str | bytes:
+def _text_or_bytes(text: bool, data: Payload) -> str | bytes:
     """A text message that is not UTF-8 stays bytes: the mapper rejects it to md:dlq with
     the raw frame, rather than the connection failing on it."""
-    data = bytes(frame.data)
-    if frame.opcode is not Opcode.TEXT:
-        return data
+    raw = bytes(data)
+    if not text:
+        return raw
     try:
-        return data.decode()
+        return raw.decode()
     except UnicodeDecodeError:
-        return data
+        return raw
 
 
 async def subscribe(ws: ClientConnection, venue: Venue, subscription: Subscription) -> None:
