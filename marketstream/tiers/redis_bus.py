@@ -30,6 +30,7 @@ from redis.crc import key_slot
 
 from marketstream.config import redact_url
 from marketstream.errors import ServiceError
+from marketstream.tiers.redis_packing import pack_with_hiredis
 
 DLQ_STREAM: Final = "md:dlq"
 HOT_WRITER_GROUP: Final = "hot-writer"
@@ -107,13 +108,14 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
 
 
 def connect_async(url: str, *, timeout_s: float = 5.0) -> redis.asyncio.Redis:
-    """The asyncio client for one server (hiredis parses replies)."""
+    """The asyncio client for one server (hiredis packs commands and parses replies)."""
     try:
-        return redis.asyncio.Redis.from_url(
+        client = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
         )
     except ValueError as exc:
         raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
+    return pack_with_hiredis(client)
 
 
 def connect_bus(url: str, *, timeout_s: float = 5.0) -> SyncRedis:
@@ -135,11 +137,12 @@ def connect_bus_async(url: str, *, timeout_s: float = 5.0) -> AsyncRedis:
     if not is_cluster_url(url):
         return connect_async(url, timeout_s=timeout_s)
     try:
-        return redis.asyncio.cluster.RedisCluster.from_url(
+        cluster = redis.asyncio.cluster.RedisCluster.from_url(
             _plain_url(url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
         )
     except (ValueError, redis.RedisError) as exc:
         raise ServiceError(f"Redis URL {redact_url(url)!r} is not valid: {exc}") from None
+    return pack_with_hiredis(cluster)
 
 
 def is_cluster(client: AsyncRedis | SyncRedis) -> bool:

@@ -32,6 +32,7 @@ from marketstream.tiers.redis_bus import (
     stream_key,
     trim_stream,
 )
+from marketstream.tiers.redis_packing import _HiredisPacking
 from marketstream.venues.registry import get_venue
 from marketstream.writers.hot_writer import HotWriter
 from marketstream.writers.hot_writer_redis import raw_stream_reads, read_group
@@ -147,6 +148,8 @@ async def test_ingest_to_questdb_across_three_nodes(
     assert_exactly_once(questdb.http, published, ("binance", "cl-c", "cl-d"))
     await assert_acknowledged(cluster_client, keys)
     assert await cluster_client.xlen("md:dlq") == 0
+    # every master was reached over connections that pack commands through hiredis
+    assert all(issubclass(n.connection_class, _HiredisPacking) for n in cluster_client.get_nodes())
 
 
 async def test_claims_and_trimming_on_the_cluster(
