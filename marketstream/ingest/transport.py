@@ -103,12 +103,14 @@ class FeedConnection(ClientConnection):
         self._split = self.response is not None and self.protocol.state is State.OPEN
         return data[cut:]
 
-    def _frames(self, buffer: bytes | bytearray) -> int:
+    def _frames(self, buffer: bytes | bytearray) -> int:  # noqa: PLR0912 - one loop per read
         """Queue or hand over every whole frame at the start of `buffer`; returns where the
-        first incomplete frame starts (all of it was handed over once splitting stopped)."""
+        first incomplete frame starts (all of it was handed over once splitting stopped).
+        Frames for websockets go in runs (a compressed feed's are all of them), in order."""
         ready, size, limit = self._ready, len(buffer), self.protocol.max_message_size
         queued = len(ready)
         pos = 0
+        run = -1  # where the frames not yet handed over to websockets start, if any
         while size - pos >= 2:
             first, length = buffer[pos], buffer[pos + 1]
             if length < 126:
@@ -122,21 +124,31 @@ class FeedConnection(ClientConnection):
             elif length < 128:
                 break  # the extended length has not all arrived
             else:  # masked: a protocol error from a server, websockets' to report
-                return self._stop_splitting(buffer, pos, queued)
+                return self._stop_splitting(buffer, pos if run < 0 else run, queued)
             if limit is not None and length > limit:  # websockets refuses it (1009)
-                return self._stop_splitting(buffer, pos, queued)
+                return self._stop_splitting(buffer, pos if run < 0 else run, queued)
             end = start + length
             if end > size:
                 break
             if first in (_WHOLE_TEXT, _WHOLE_BINARY):
+                if run >= 0:
+                    if not self._hand_over(buffer[run:pos]):
+                        return self._stop_splitting(buffer, pos, queued)
+                    run = -1
                 ready.append((first == _WHOLE_TEXT, buffer[start:end]))
-            else:
-                super().data_received(bytes(buffer[pos:end]))
-                if not self._whole_only or self.protocol.state is not State.OPEN:
-                    return self._stop_splitting(buffer, end, queued)
+            elif run < 0:
+                run = pos
             pos = end
+        if run >= 0 and not self._hand_over(buffer[run:pos]):
+            return self._stop_splitting(buffer, pos, queued)
         self._queued(queued)
         return pos
+
+    def _hand_over(self, frames: bytes | bytearray) -> bool:
+        """Whole frames to websockets; False once splitting must stop (a fragmented message
+        began, or the closing handshake)."""
+        super().data_received(bytes(frames))
+        return self._whole_only and self.protocol.state is State.OPEN
 
     def _stop_splitting(self, buffer: bytes | bytearray, pos: int, queued: int) -> int:
         self._split = False

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import zlib
 from typing import Any
 
 import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
@@ -69,10 +71,16 @@ class Transport(asyncio.Transport):
         return default
 
 
-def opened(max_queue: int = 10_000) -> tuple[FeedConnection, Transport, bytes]:
+def opened(
+    max_queue: int = 10_000, *, deflate: bool = False
+) -> tuple[FeedConnection, Transport, bytes]:
     """A connection after its request was sent; returns it, its transport and the server's
-    handshake response to feed it."""
-    protocol = ClientProtocol(parse_uri("ws://feed.test/"), max_size=MAX_SIZE)
+    handshake response to feed it (accepting permessage-deflate if `deflate`)."""
+    protocol = ClientProtocol(
+        parse_uri("ws://feed.test/"),
+        max_size=MAX_SIZE,
+        extensions=[ClientPerMessageDeflateFactory()] if deflate else None,
+    )
     connection = FeedConnection(protocol, max_queue=max_queue)
     transport = Transport()
     connection.connection_made(transport)
@@ -83,7 +91,9 @@ def opened(max_queue: int = 10_000) -> tuple[FeedConnection, Transport, bytes]:
     accept = accept_key(key)
     response = (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n"
+        + ("Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else "")
+        + "\r\n"
     ).encode()
     return connection, transport, response
 
@@ -235,3 +245,28 @@ async def test_a_refused_handshake_stays_with_websockets() -> None:
     )
     assert connection._split is False
     assert not connection._ready
+
+
+@pytest.mark.parametrize("cut", [1, 7, 1 << 20])
+async def test_compressed_messages_keep_their_place_among_plain_ones(cut: int) -> None:
+    """With permessage-deflate a server may send either: compressed frames (RSV1) go to
+    websockets, which inflates them with one context, in runs between the plain ones."""
+    connection, _, response = opened(deflate=True)
+    context = zlib.compressobj(wbits=-15)
+
+    def compressed(text: str) -> bytes:
+        data = context.compress(text.encode()) + context.flush(zlib.Z_SYNC_FLUSH)
+        return bytes([0xC1, len(data[:-4])]) + data[:-4]  # FIN, RSV1, text; RFC 7692's tail cut
+
+    stream = (
+        frame(Opcode.TEXT, b"a")
+        + compressed("b")
+        + compressed("c")
+        + frame(Opcode.TEXT, b"d")
+        + compressed("e")
+        + frame(Opcode.CLOSE, Close(1000, "").serialize())
+    )
+    feed(connection, response + stream, cut)
+    connection.connection_lost(None)
+    assert connection.protocol.extensions  # negotiated
+    assert await messages(connection) == ["a", "b", "c", "d", "e"]
