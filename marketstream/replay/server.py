@@ -362,20 +362,17 @@ def _serialize(conn: _Connection, text: str) -> bool:
     ):
         return False
     payload = text.encode()
-    if ws.protocol.extensions:  # never negotiated here; websockets frames it if one were
-        ws.protocol.send_text(payload)
-        frames = ws.protocol.data_to_send()
-    else:  # a whole, unmasked text frame (a server's): its header, then the payload
-        frames = [_text_header(len(payload)), payload]
-    for data in frames:
-        conn.pending.append(data)
-        conn.pending_bytes += len(data)
+    header = _text_header(len(payload))
+    conn.pending += (header, payload)
+    conn.pending_bytes += len(header) + len(payload)
     return True
 
 
 def _text_header(size: int) -> bytes:
-    """RFC 6455's header of a FIN text frame from a server: websockets' own framing of each
-    message (a Frame object, its checks, its output buffer) was a tenth of the replay's CPU."""
+    """RFC 6455's header of a whole, unmasked (a server's) text frame: websockets' own framing
+    of each message (a Frame object, its checks, its output buffer) was a tenth of the
+    replay's CPU. No extension is ever negotiated here; an uncompressed frame (RSV1 clear)
+    would be valid under permessage-deflate too (RFC 7692)."""
     if size < 126:
         return bytes((0x81, size))
     if size < 1 << 16:
