@@ -155,7 +155,7 @@ def read_recording_lines(path: Path | str) -> Iterator[tuple[int, RecordedFrame]
         number = 0
         try:
             for number, line in enumerate(file, start=1):
-                if line.strip():
+                if not line.isspace():  # strip() would copy every line
                     yield number, parse_recorded_line(line, path, number)
         except OSError as exc:
             raise MarketStreamError(

@@ -198,7 +198,11 @@ class ReplayServer:
     # the pump --------------------------------------------------------------------------
 
     async def _pump(self, source: ReplaySource) -> None:
+        """Frames go out without a suspension while every target takes them at once (the
+        common case at maximum speed): no coroutine, lock or `ws.send` per frame; the pump
+        awaits only to pace, to yield, or for a connection that cannot take a frame now."""
         frames = source.frames()
+        pacer = self._pacer
         try:
             frame = next(frames, None)
             if frame is not None and self._settle_s > 0:
@@ -207,17 +211,25 @@ class ReplayServer:
                 if not self._subscribed.is_set():
                     self._flush()
                     await self._subscribed.wait()
-                    self._pacer.restart()
-                await self._pacer.wait(frame.recv_ns, self._flush)
-                if not self._subscribed.is_set():
-                    continue  # everyone left while we waited: keep the frame for the next one
-                delivered = await self._deliver(frame)
-                if delivered is None:
-                    continue  # every target failed: offer the frame again
-                if delivered:
-                    self.sent += 1
-                else:
+                    pacer.restart()
+                pause = pacer.pause(frame.recv_ns)
+                if pause is not None:
+                    self._flush()
+                    await asyncio.sleep(pause)
+                    if not self._subscribed.is_set():
+                        continue  # everyone left while we waited: keep it for the next one
+                targets = [
+                    c for c in self._connections if not c.closing and _wants(c.session, frame)
+                ]
+                if not targets:
                     self.skipped += 1
+                else:
+                    done = self._send_at_once(targets, frame)
+                    if done < len(targets):
+                        later = [await self._send(c, frame) for c in targets[done:]]
+                        if not done and not any(later):
+                            continue  # every target failed: offer the frame again
+                    self.sent += 1
                 self._replayed_ns = frame.recv_ns
                 frame = next(frames, None)
         finally:
@@ -233,40 +245,45 @@ class ReplayServer:
             await asyncio.sleep(self._settle_s - quiet)
         self._pacer.restart()
 
-    async def _deliver(self, frame: ReplayFrame) -> bool | None:
-        """True if sent to some connection, False if none wants it, None if all sends failed."""
-        targets = [c for c in self._connections if not c.closing and _wants(c.session, frame)]
-        if not targets:
-            return False
-        sent = [await self._send(c, frame) for c in targets]
-        return True if any(sent) else None
+    def _send_at_once(self, targets: list[_Connection], frame: ReplayFrame) -> int:
+        """Add the frame to each target's burst (`_flush`) while the target can take it
+        without awaiting: not held by an answer being sent (its lock), and its socket buffer
+        has room. Nothing can run between the checks and the write. How many took it."""
+        for done, conn in enumerate(targets):
+            if conn.lock.locked() or not _serialize(conn, conn.session.render(frame.text)):
+                return done
+            self._sent_to(conn)
+        return len(targets)
 
     async def _send(self, conn: _Connection, frame: ReplayFrame) -> bool:
-        if conn.lock.locked() or not self._write_at_once(conn, frame):
-            self._flush()  # before anything else may run: the frames so far go first
-            async with conn.lock:  # after an answer being sent, or waiting for a slow client
-                if conn.closing or not _wants(conn.session, frame):
-                    return False
-                try:
-                    await conn.ws.send(conn.session.render(frame.text))
-                except ConnectionClosed:
-                    conn.closing = True  # the handler forgets it; never offer it frames again
-                    self._update_subscribed()
-                    return False
+        """The frame to one connection that could not take it at once: after the answer
+        being sent, or once a slow client has read enough."""
+        if conn.lock.locked() or conn.closing or not _wants(conn.session, frame):
+            return await self._send_later(conn, frame)
+        if _serialize(conn, conn.session.render(frame.text)):
+            self._sent_to(conn)
+            return True
+        return await self._send_later(conn, frame)
+
+    async def _send_later(self, conn: _Connection, frame: ReplayFrame) -> bool:
+        self._flush()  # before anything else may run: the frames so far go first
+        async with conn.lock:
+            if conn.closing or not _wants(conn.session, frame):
+                return False
+            try:
+                await conn.ws.send(conn.session.render(frame.text))
+            except ConnectionClosed:
+                conn.closing = True  # the handler forgets it; never offer it frames again
+                self._update_subscribed()
+                return False
+        self._sent_to(conn)
+        return True
+
+    def _sent_to(self, conn: _Connection) -> None:
         conn.sent += 1
         self.messages += 1
         if self._drop_every is not None and conn.sent >= self._drop_every:
             self._start_close(conn, f"replay: drop after {conn.sent} frames")
-        return True
-
-    @staticmethod
-    def _write_at_once(conn: _Connection, frame: ReplayFrame) -> bool:
-        """The common case, without awaiting (so without the lock: nothing can run between
-        the checks and the write): the connection is open, wants the frame, and its socket
-        buffer has room. The frame joins the connection's burst (`_flush`)."""
-        if conn.closing or not _wants(conn.session, frame):
-            return False
-        return _serialize(conn, conn.session.render(frame.text))
 
     def _flush(self) -> None:
         """Write every connection's burst, one write each: one send per frame costs the
