@@ -93,28 +93,35 @@ return #ARGV
 """
 
 
-def _by_stream(entries: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
-    """The batch's entries grouped by stream, each stream's in the order they were added."""
-    grouped: dict[str, list[bytes]] = {}
-    for key, data in entries:
-        found = grouped.get(key)
-        if found is None:
-            grouped[key] = [data]
-        else:
-            found.append(data)
-    return grouped
-
-
 @dataclass(slots=True)
 class _Batch:
-    entries: list[tuple[str, bytes]] = field(default_factory=list)  # (stream, record JSON)
+    streams: dict[str, list[bytes]] = field(default_factory=dict)  # record JSON, in order
+    records: int = 0  # entries in `streams`
     dead: list[dict[bytes, bytes]] = field(default_factory=list)
     prices: dict[tuple[str, str], LatestPrice] = field(default_factory=dict)  # (ex, symbol)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (exchange, type) -> n
     first_added: float = 0.0
 
     def __len__(self) -> int:
-        return len(self.entries) + len(self.dead)
+        return self.records + len(self.dead)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a record of one type from one exchange goes, worked out once per pair."""
+
+    stream: str
+    count_key: tuple[str, str]  # (exchange, record type)
+    priced: bool  # it moves the instrument's latest price
+
+
+def _route(record: Record) -> _Route:
+    spec = spec_of(record)
+    return _Route(
+        stream_key(spec.table, record.exchange),
+        (record.exchange, spec.record_type),
+        isinstance(record, Trade | Quote | Price),
+    )
 
 
 class Publisher:
@@ -133,6 +140,7 @@ class Publisher:
         self._prices: dict[tuple[str, str], LatestPrice] = {}
         self._traded: set[tuple[str, str]] = set()  # instruments priced by a trade by now
         self._streams: set[str] = set()
+        self._routes: dict[tuple[type[Record], str], _Route] = {}
         self._declared: set[str] = set()  # streams known to hold the groups
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -146,16 +154,21 @@ class Publisher:
     # --- producers -------------------------------------------------------------------------
     def add(self, record: Record) -> None:
         """Queue one validated record; its stream and price key follow in the next flush."""
-        spec = spec_of(record)
-        key = stream_key(spec.table, record.exchange)
+        route = self._routes.get((type(record), record.exchange))
+        if route is None:
+            route = self._routes[(type(record), record.exchange)] = _route(record)
         batch = self._batch
-        if not batch:
+        if not batch.records and not batch.dead:
             batch.first_added = time.monotonic()
-        batch.entries.append((key, encode_record(record)))
-        count_key = (record.exchange, spec.record_type)
-        batch.counts[count_key] = batch.counts.get(count_key, 0) + 1
-        if isinstance(record, Trade | Quote | Price):
-            self._update_price(record, batch)
+        queued = batch.streams.get(route.stream)
+        if queued is None:
+            queued = batch.streams[route.stream] = []
+        queued.append(encode_record(record))
+        batch.records += 1
+        counts = batch.counts
+        counts[route.count_key] = counts.get(route.count_key, 0) + 1
+        if route.priced:
+            self._update_price(record, batch)  # type: ignore[arg-type]  # priced: one of them
         self._after_add(batch)
 
     def add_dead_letter(
@@ -208,14 +221,7 @@ class Publisher:
     def _update_price(self, record: Trade | Quote | Price, batch: _Batch) -> None:
         key = (record.exchange, record.symbol)
         current = self._prices.get(key)
-        if isinstance(record, Trade | Price):
-            if current is None:
-                current = LatestPrice(record.price, record.ts)
-            else:
-                current.price = record.price
-                current.ts = max(current.ts, record.ts)
-            self._traded.add(key)
-        else:
+        if isinstance(record, Quote):
             fallback = record.last_px or (record.bid_px + record.ask_px) / 2
             if current is None:
                 current = LatestPrice(fallback, record.ts)
@@ -223,6 +229,13 @@ class Publisher:
                 current.price = fallback
             current.bid, current.ask = record.bid_px, record.ask_px
             current.ts = max(current.ts, record.ts)
+        else:  # a Trade or a Price
+            if current is None:
+                current = LatestPrice(record.price, record.ts)
+            else:
+                current.price = record.price
+                current.ts = max(current.ts, record.ts)
+            self._traded.add(key)
         self._prices[key] = current
         batch.prices[key] = current
 
@@ -266,7 +279,7 @@ class Publisher:
         self.metrics.batch_size.observe(len(batch))
         for (exchange, record_type), count in batch.counts.items():
             self.metrics.records.labels(exchange=exchange, type=record_type).inc(count)
-        self.published += len(batch.entries)
+        self.published += batch.records
         self.last_flush_ok = time.monotonic()
         if len(self._batch) < self.settings.max_pending:
             self._room.set()
@@ -277,7 +290,9 @@ class Publisher:
     def _restore(self, batch: _Batch) -> None:
         """Put a failed batch back in front of whatever arrived meanwhile, order kept."""
         newer = self._batch
-        batch.entries.extend(newer.entries)
+        for stream, datas in newer.streams.items():
+            batch.streams.setdefault(stream, []).extend(datas)
+        batch.records += newer.records
         batch.dead.extend(newer.dead)
         batch.prices.update(newer.prices)
         for key, count in newer.counts.items():
@@ -285,7 +300,7 @@ class Publisher:
         self._batch = batch
 
     async def _write(self, batch: _Batch) -> None:
-        undeclared = {key for key, _ in batch.entries} - self._declared
+        undeclared = batch.streams.keys() - self._declared
         if undeclared and self.settings.groups:
             try:
                 await declare_groups(self.client, sorted(undeclared), self.settings.groups)
@@ -295,7 +310,7 @@ class Publisher:
         self._declared |= undeclared
         pipe = self.client.pipeline(transaction=False)
         step = self.settings.batch
-        for key, datas in _by_stream(batch.entries).items():
+        for key, datas in batch.streams.items():
             for start in range(0, len(datas), step):
                 pipe.execute_command("EVAL", XADD_ALL, 1, key, *datas[start : start + step])
         for fields in batch.dead:
@@ -311,7 +326,7 @@ class Publisher:
         except BaseException:
             self._declared.clear()  # a Redis restarted without its data lost the groups too
             raise
-        self._streams.update(key for key, _ in batch.entries)
+        self._streams.update(batch.streams)
         if batch.dead:
             self._streams.add(DLQ_STREAM)
 

@@ -175,6 +175,58 @@ async def test_nothing_accepted_is_lost_while_redis_is_down(
         process.stop(restarted.process.pid, restarted.process.marker)
 
 
+class _StalledPipeline:
+    """A pipeline whose round trip hangs until `released`, then fails as a lost Redis does."""
+
+    def __init__(self, released: asyncio.Event) -> None:
+        self.released = released
+
+    def execute_command(self, *args: object) -> None:
+        pass
+
+    async def execute(self) -> None:
+        await self.released.wait()
+        raise redis.ConnectionError("connection lost")
+
+
+class _StalledClient:
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
+    def pipeline(self, transaction: bool) -> _StalledPipeline:
+        return _StalledPipeline(self.released)
+
+
+async def test_a_failed_flush_goes_back_before_what_came_during_it(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Records added while a flush is in flight, which then fails, follow that flush's records
+    in their stream: the failed batch is put back in front of them, every stream in order."""
+    stalled = _StalledClient()
+    settings = dataclasses.replace(SETTINGS, groups=())
+    publisher = Publisher(cast(redis.asyncio.Redis, stalled), settings, IngestMetrics())
+    quotes = [
+        Quote("binance", "BTC-USDT", T0 + i, T0 + i + 1, 100.0, 1.0, 101.0, 1.0) for i in range(4)
+    ]
+    for record in [*trades(30), quotes[0], quotes[1]]:
+        publisher.add(record)
+    flush = asyncio.create_task(publisher.flush())
+    await asyncio.sleep(0)  # the flush is in flight, its batch taken
+    assert publisher.unflushed == 32
+    for record in [*trades(20, start=30), quotes[2], quotes[3]]:
+        publisher.add(record)
+    stalled.released.set()
+    with pytest.raises(redis.ConnectionError):
+        await flush
+    assert publisher.buffered == 54
+    publisher.client = client
+    assert await publisher.flush() == 54
+    got = await stream_records(client, "md:{binance}:trades")
+    assert [r.trade_id for r in got] == [str(i) for i in range(50)]  # type: ignore[union-attr]
+    assert await stream_records(client, "md:{binance}:quotes") == quotes
+    assert publisher.published == 54
+
+
 async def test_trim_never_drops_what_a_group_still_needs(client: redis.asyncio.Redis) -> None:
     key = "md:{trimtest}:trades"
     for i in range(100):
