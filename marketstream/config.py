@@ -145,6 +145,8 @@ class IngestConfig(_Model):
 
     book_depth: int = Field(default=25, gt=0, le=1000)
     book_interval_ms: int = Field(default=1000, gt=0)  # top-N book cadence per symbol
+    # Deltas a book waiting for its snapshot keeps, by receive time (MAX_BUFFERED at most).
+    book_buffer_s: float = Field(default=30.0, gt=0)
     max_future_skew_ms: int = Field(default=5000, ge=0)
     stale_after_s: float = Field(default=30.0, gt=0)  # no frame for this long: reconnect
     backoff_initial_s: float = Field(default=0.5, gt=0)

@@ -3,7 +3,10 @@
 Each exchange numbers its book updates differently (see `Sequencing`); a delta that does not
 follow the previous one is a gap: the book is cleared, the gap counted, and the keeper asks
 for a new snapshot. Deltas that arrive while waiting are buffered and replayed onto the
-snapshot, as the exchanges' "how to manage a local order book" procedures require.
+snapshot, as the exchanges' "how to manage a local order book" procedures require. Only the
+last `buffer_ns` of them by receive time are kept: a snapshot fetched now reflects the book
+of about now, so older deltas can never bridge it, and a snapshot endpoint that stays down
+(a ban, an outage) must not grow memory by a full buffer of every symbol's deltas.
 
 Where the exchange sends a checksum of its top levels, the book keeps each level's exact
 text beside the float and verifies the checksum after every update; a mismatch is handled
@@ -27,7 +30,8 @@ from marketstream.schemas.records import Book, Level
 from marketstream.venues.base.mapper import BookUpdate, LevelText
 from marketstream.venues.base.venue import BookRules, Sequencing
 
-MAX_BUFFERED = 10_000  # deltas kept per symbol while waiting for a snapshot
+MAX_BUFFERED = 10_000  # deltas kept per symbol while waiting for a snapshot, at most
+BUFFER_NS = 30 * 1_000_000_000  # ...and only those received in the last 30 s (`book_buffer_s`)
 
 
 class _Step(Enum):
@@ -73,9 +77,12 @@ class OrderBook:
         rules: BookRules | Sequencing,
         depth: int,
         interval_ns: int,
+        *,
+        buffer_ns: int = BUFFER_NS,
     ) -> None:
         self.exchange = exchange
         self.symbol = symbol
+        self.buffer_ns = buffer_ns
         self.rules = rules if isinstance(rules, BookRules) else BookRules(rules)
         self.sequencing = self.rules.sequencing
         self.keeps_texts = self.rules.checksum is not None
@@ -101,7 +108,7 @@ class OrderBook:
         if not self.synced:
             self.stats.waiting += 1
             if self.sequencing is not Sequencing.NONE:
-                self.buffer.append(update)  # may bridge onto a REST snapshot still to come
+                self._buffer(update)  # may bridge onto a REST snapshot still to come
             return NOTHING
         if self.sequencing is not Sequencing.NONE:  # without sequence numbers every delta applies
             step = self._step(update)
@@ -123,8 +130,17 @@ class OrderBook:
         if step is _Step.SKIP:
             return NOTHING
         outcome = self._gap(resynced=False)
-        self.buffer.append(update)  # the next snapshot has to bridge onto this delta
+        self._buffer(update)  # the next snapshot has to bridge onto this delta
         return outcome
+
+    def _buffer(self, update: BookUpdate) -> None:
+        """Keep a delta for the snapshot to come, dropping those received more than
+        `buffer_ns` before it (a clock that stepped back drops nothing)."""
+        buffer = self.buffer
+        buffer.append(update)
+        oldest = update.recv_ts - self.buffer_ns
+        while buffer[0].recv_ts < oldest:
+            buffer.popleft()
 
     def _apply_snapshot(self, update: BookUpdate) -> BookOutcome:
         self.bids = {price: size for price, size in update.bids if size > 0}
@@ -293,19 +309,31 @@ class BookKeeper:
     """The books of one connection, created on first sight of a symbol."""
 
     def __init__(
-        self, exchange: str, rules: BookRules | Sequencing, *, depth: int, interval_ns: int
+        self,
+        exchange: str,
+        rules: BookRules | Sequencing,
+        *,
+        depth: int,
+        interval_ns: int,
+        buffer_ns: int = BUFFER_NS,
     ) -> None:
         self.exchange = exchange
         self.rules = rules
         self.depth = depth
         self.interval_ns = interval_ns
+        self.buffer_ns = buffer_ns
         self.books: dict[str, OrderBook] = {}
 
     def book(self, symbol: str) -> OrderBook:
         book = self.books.get(symbol)
         if book is None:
             book = self.books[symbol] = OrderBook(
-                self.exchange, symbol, self.rules, self.depth, self.interval_ns
+                self.exchange,
+                symbol,
+                self.rules,
+                self.depth,
+                self.interval_ns,
+                buffer_ns=self.buffer_ns,
             )
         return book
 

@@ -209,6 +209,7 @@ def processor_for(
             venue.book_rules,
             depth=ingest.book_depth,
             interval_ns=ingest.book_interval_ms * 1_000_000,
+            buffer_ns=round(ingest.book_buffer_s * 1e9),
         ),
         max_future_skew_ns=ingest.max_future_skew_ms * 1_000_000,
         known_symbols=known_symbols,

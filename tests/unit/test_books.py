@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import zlib
+from collections import deque
 
+from marketstream.config import IngestConfig
 from marketstream.ingest.books import NOTHING, BookKeeper, OrderBook
+from marketstream.ingest.processor import processor_for
 from marketstream.schemas.records import Level
 from marketstream.venues.base.mapper import BookUpdate, LevelText
 from marketstream.venues.base.venue import BookRules, Sequencing
+from marketstream.venues.registry import get_venue
 
 MS = 1_000_000
 SECOND = 1000 * MS
@@ -262,3 +266,48 @@ def test_a_resync_snapshot_says_so_in_its_outcome() -> None:
     again = ob.apply(update(T0 + 1, [(98.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=5))
     assert again.resynced
     assert ob.stats.resyncs == 1
+
+
+def test_a_waiting_book_keeps_only_the_deltas_of_its_buffer_window() -> None:
+    """While no snapshot comes (an endpoint down or banning), a book keeps the deltas of the
+    last `buffer_ns` of receive time, not a full buffer of them; a snapshot from within the
+    window still bridges onto what was kept, one from before it is a gap."""
+    ob = OrderBook("binance", "BTC-USDT", Sequencing.PREV_LAST, 3, SECOND, buffer_ns=10 * SECOND)
+    for i in range(60):  # one delta a second for a minute: ids 100 + 2i .. 101 + 2i
+        first = 100 + 2 * i
+        ob.apply(
+            update(
+                T0 + i * SECOND, [(90.0 + i % 5, 1.0)], first=first, last=first + 1, prev=first - 1
+            )
+        )
+    kept = [delta.last_seq for delta in ob.buffer]
+    assert kept == [101 + 2 * i for i in range(49, 60)]  # received at T0 + 49 s .. 59 s
+    assert ob.stats.waiting == 60
+    stale = ob.apply(
+        update(T0 + 60 * SECOND, [(99.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=150)
+    )
+    assert stale.gap  # older than every delta kept
+    out = ob.apply(update(T0 + 61 * SECOND, [(89.0, 1.0)], [(101.0, 1.0)], snapshot=True, last=212))
+    assert not out.gap
+    assert ob.last_seq == 219  # bridged by the delta 212 .. 213, then three more
+    assert ob.buffer == deque()
+
+
+def test_a_clock_that_steps_back_drops_no_buffered_delta() -> None:
+    ob = OrderBook("binance", "BTC-USDT", Sequencing.PREV_LAST, 3, SECOND, buffer_ns=10 * SECOND)
+    ob.apply(update(T0, [(90.0, 1.0)], first=100, last=101))
+    ob.apply(update(T0 - 3600 * SECOND, [(91.0, 1.0)], first=102, last=103))
+    assert [delta.last_seq for delta in ob.buffer] == [101, 103]
+
+
+def test_the_keeper_gives_its_books_the_configured_window() -> None:
+    keeper = BookKeeper("binance", Sequencing.PREV_LAST, depth=5, interval_ns=SECOND, buffer_ns=7)
+    assert keeper.book("BTC-USDT").buffer_ns == 7
+
+
+def test_ingest_gives_its_books_the_configured_window() -> None:
+    venue = get_venue("binance")
+    processor = processor_for(
+        venue, venue.make_mapper(["BTC-USDT"]), IngestConfig(book_buffer_s=2.5), None
+    )
+    assert processor.books.book("BTC-USDT").buffer_ns == 2_500_000_000
