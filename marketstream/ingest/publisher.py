@@ -43,6 +43,8 @@ from marketstream.tiers.redis_bus import (
 
 log = logging.getLogger(__name__)
 
+RETRY_MAX_S: Final = 5.0  # the longest pause between flush attempts while Redis is away
+
 
 @dataclass(frozen=True, slots=True)
 class PublisherSettings:
@@ -58,7 +60,7 @@ class PublisherSettings:
     groups: tuple[str, ...]  # declared on every stream before writing
     legacy_price_keys: bool = False  # also SET the version-1 `price:<exchange>:<symbol>`
     retry_initial_s: float = 0.1
-    retry_max_s: float = 5.0
+    retry_max_s: float = RETRY_MAX_S
 
     @classmethod
     def from_config(
