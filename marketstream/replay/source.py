@@ -8,7 +8,7 @@ never held in memory and a bad line stops the server before any client connects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -158,12 +158,3 @@ class Pacer:
         if self._count % self._yield_every == 0:
             return 0.0
         return None
-
-    async def wait(self, recv_ns: int, before_pause: Callable[[], None] | None = None) -> None:
-        """Return when the frame is due; `before_pause` is called first whenever this
-        suspends (sleeps or yields), never otherwise."""
-        pause = self.pause(recv_ns)
-        if pause is not None:
-            if before_pause is not None:
-                before_pause()
-            await asyncio.sleep(pause)

@@ -13,7 +13,7 @@ from websockets.protocol import State
 
 from marketstream.replay.dialect import Route
 from marketstream.replay.server import ReplayServer, _Connection, _text_header
-from marketstream.replay.source import ReplayFrame
+from marketstream.replay.source import Pacer, ReplayFrame
 from marketstream.venues.binance.replay import BinanceSession
 from marketstream.venues.registry import DIALECTS
 from tests.replay.helpers import (
@@ -105,3 +105,15 @@ async def test_a_client_that_reads_late_gets_every_frame_once_in_order(usdm: Pat
             got = await receive_n(ws, len(expected))
         assert server.sent == len(expected)
     assert got == expected
+
+
+async def test_the_pacer_pauses_only_to_pace_or_to_yield() -> None:
+    fast = Pacer(None, yield_every=3)
+    assert [fast.pause(0) for _ in range(6)] == [None, None, 0.0, None, None, 0.0]
+    paced = Pacer(1000.0, yield_every=100)
+    assert paced.pause(0) is None  # the first frame anchors the timeline and goes at once
+    wait = paced.pause(10 * 10**9)  # 10 s recorded at 1000x: about 10 ms later
+    assert wait is not None
+    assert 0.0 < wait <= 0.01
+    paced.restart()
+    assert paced.pause(20 * 10**9) is None  # after a restart the next frame goes at once
