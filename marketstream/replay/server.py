@@ -258,10 +258,7 @@ class ReplayServer:
     async def _send(self, conn: _Connection, frame: ReplayFrame) -> bool:
         """The frame to one connection that could not take it at once: after the answer
         being sent, or once a slow client has read enough."""
-        if conn.lock.locked() or conn.closing or not _wants(conn.session, frame):
-            return await self._send_later(conn, frame)
-        if _serialize(conn, conn.session.render(frame.text)):
-            self._sent_to(conn)
+        if not conn.closing and _wants(conn.session, frame) and self._send_at_once([conn], frame):
             return True
         return await self._send_later(conn, frame)
 

@@ -77,3 +77,8 @@ async def http_get(url: str) -> tuple[int, str, bytes]:
             return exc.code, exc.headers["Content-Type"], exc.read()
 
     return await asyncio.to_thread(get)
+
+
+def subscribe_binance(streams: list[str], request_id: int = 1) -> str:
+    """A Binance SUBSCRIBE request for the streams."""
+    return orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": request_id}).decode()

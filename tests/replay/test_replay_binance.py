@@ -17,19 +17,16 @@ from tests.replay.helpers import (
     receive_until_closed,
     recorded_streams,
     stream_of,
+    subscribe_binance,
     wait_until,
 )
-
-
-def subscribe(streams: list[str], request_id: int = 1) -> str:
-    return orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": request_id}).decode()
 
 
 async def test_subscribing_to_every_stream_gets_the_whole_recording_in_order(usdm: Path) -> None:
     expected = [f.frame for f in frames_of(usdm)]
     async with ReplayServer(usdm, DIALECTS, max_speed=True) as server, connect(server.ws_url) as ws:
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/stream"
-        await ws.send(subscribe(recorded_streams(usdm), request_id=7))
+        await ws.send(subscribe_binance(recorded_streams(usdm), request_id=7))
         assert message_of(await receive(ws)) == {"result": None, "id": 7}
         got = await receive_n(ws, len(expected))
         await wait_until(server.finished.is_set)
@@ -72,7 +69,7 @@ async def test_the_raw_endpoint_sends_payloads_unwrapped(usdm: Path) -> None:
     ]
     server = ReplayServer(usdm, DIALECTS, max_speed=True)
     async with server, connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
-        await ws.send(subscribe([stream]))
+        await ws.send(subscribe_binance([stream]))
         await receive(ws)
         got = [orjson.loads(m) for m in await receive_n(ws, len(expected))]
     assert got == expected
@@ -84,7 +81,7 @@ async def test_control_messages_keep_the_connection(usdm: Path) -> None:
         assert message_of(await receive(ws))["error"]["code"] == 3
         await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":2}')
         assert message_of(await receive(ws)) == {"result": [], "id": 2}
-        await ws.send(subscribe(["akrousdt@kline_1m"], request_id=3))
+        await ws.send(subscribe_binance(["akrousdt@kline_1m"], request_id=3))
         assert message_of(await receive(ws)) == {"result": None, "id": 3}
         assert stream_of(await receive(ws)) == "akrousdt@kline_1m"
         await ws.send('{"method":"UNSUBSCRIBE","params":["akrousdt@kline_1m"],"id":4}')
@@ -113,7 +110,7 @@ async def test_reconnecting_clients_get_every_frame_exactly_once(usdm: Path) -> 
         while len(got) < len(expected):
             connections += 1
             async with connect(server.ws_url) as ws:
-                await ws.send(subscribe(recorded_streams(usdm)))
+                await ws.send(subscribe_binance(recorded_streams(usdm)))
                 assert message_of(await receive(ws)) == {"result": None, "id": 1}
                 if connections < 4:
                     await receive_until_closed(ws, got)

@@ -22,9 +22,9 @@ from tests.replay.helpers import (
     receive,
     receive_n,
     recorded_streams,
+    subscribe_binance,
     wait_until,
 )
-from tests.replay.test_replay_binance import subscribe
 
 FRAME = ReplayFrame(1, '{"stream":"a@trade","data":{}}', Route("a@trade"))
 
@@ -98,7 +98,7 @@ async def test_a_client_that_reads_late_gets_every_frame_once_in_order(usdm: Pat
             (conn,) = server._connections
             served = conn.ws.transport.get_extra_info("socket")
             served.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            await ws.send(subscribe(recorded_streams(usdm)))
+            await ws.send(subscribe_binance(recorded_streams(usdm)))
             await asyncio.sleep(0.5)  # not reading: the buffers fill and the pump waits
             assert server.sent < len(expected)
             assert message_of(await receive(ws)) == {"result": None, "id": 1}
