@@ -24,6 +24,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     create_model,
     field_validator,
@@ -327,6 +329,9 @@ class S3Config(_Model):
     region: str = "us-east-1"
 
 
+_SERVER_CONF_KEY = re.compile(r"[a-z][a-z0-9]*(\.[a-z0-9]+)+")
+
+
 class QuestDBService(_Model):
     """The QuestDB release run locally: pinned, and checked against its sha256."""
 
@@ -339,6 +344,20 @@ class QuestDBService(_Model):
         default="ERROR,CRITICAL,ADVISORY",
         pattern=r"^(DEBUG|INFO|ERROR|CRITICAL|ADVISORY)(,(DEBUG|INFO|ERROR|CRITICAL|ADVISORY))*$",
     )
+    # server.conf settings, handed to QuestDB as QDB_<KEY> variables (one already in the
+    # environment wins). configs/pipeline.yaml says which and why.
+    server_conf: dict[str, StrictBool | StrictInt | str] = Field(default_factory=dict)
+
+    @field_validator("server_conf")
+    @classmethod
+    def _server_conf_keys(cls, value: dict[str, bool | int | str]) -> dict[str, bool | int | str]:
+        for key in value:
+            if not _SERVER_CONF_KEY.fullmatch(key):
+                raise ValueError(
+                    f"{key!r} is not a QuestDB server.conf key: expected lowercase words "
+                    "joined by dots, such as shared.worker.sleep.threshold"
+                )
+        return value
 
 
 class WarmGatewayConfig(_Model):

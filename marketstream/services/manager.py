@@ -119,6 +119,7 @@ def _to_start(config: PipelineConfig, layout: StateLayout) -> list[tuple[_Local,
                 ports=QuestDBPorts.pick(last),
                 java_opts=pinned.java_opts,
                 log_levels=pinned.log_levels,
+                server_conf=pinned.server_conf,
                 **files,
             )
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -181,10 +182,24 @@ def java_binary() -> str:
     return java
 
 
-def questdb_env(ports: QuestDBPorts, log_levels: str) -> dict[str, str]:
-    """QuestDB reads QDB_<key> variables as server.conf (and log.conf) overrides: loopback
-    ports, no telemetry, the configured log levels."""
+def server_conf_env(settings: Mapping[str, bool | int | str]) -> dict[str, str]:
+    """server.conf settings as the QDB_<KEY> variables QuestDB reads them from."""
     return {
+        "QDB_" + key.upper().replace(".", "_"): (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+        for key, value in settings.items()
+    }
+
+
+def questdb_env(
+    ports: QuestDBPorts, log_levels: str, server_conf: Mapping[str, bool | int | str]
+) -> dict[str, str]:
+    """QuestDB reads QDB_<key> variables as server.conf (and log.conf) overrides: the
+    configured settings (a variable already in the environment wins), then loopback ports,
+    no telemetry, the configured log levels."""
+    return {
+        **server_conf_env(server_conf),
         **os.environ,
         "QDB_HTTP_BIND_TO": f"{LOOPBACK}:{ports.http}",
         "QDB_PG_NET_BIND_TO": f"{LOOPBACK}:{ports.pg}",
@@ -202,6 +217,7 @@ def spawn_questdb(
     ports: QuestDBPorts,
     java_opts: tuple[str, ...],
     log_levels: str,
+    server_conf: Mapping[str, bool | int | str],
     log_path: Path,
     pid_path: Path,
 ) -> QuestDBServer:
@@ -223,7 +239,7 @@ def spawn_questdb(
         marker=str(root),
         log_path=log_path,
         pid_path=pid_path,
-        env=questdb_env(ports, log_levels),
+        env=questdb_env(ports, log_levels, server_conf),
     )
     return QuestDBServer(process=process, ports=ports)
 
@@ -254,6 +270,7 @@ def start_questdb(
         ports=ports,
         java_opts=services.questdb.java_opts,
         log_levels=services.questdb.log_levels,
+        server_conf=services.questdb.server_conf,
         **files,
     )
     return started(server, services.start_timeout_s)

@@ -88,6 +88,24 @@ def test_questdb_logs_only_the_configured_levels(
     assert "I" not in markers
 
 
+def test_questdb_runs_with_the_configured_server_conf(
+    questdb: QuestDBEndpoints, services_config: ServicesConfig
+) -> None:
+    """Every setting of services.questdb.server_conf is one QuestDB knows and took from us
+    (a misspelt key would be ignored by QuestDB without a word)."""
+    wanted = services_config.questdb.server_conf
+    assert wanted, "configs/pipeline.yaml sets QuestDB's idle workers: none found"
+    answer = questdb.http.exec("SHOW PARAMETERS")
+    names = [c["name"] for c in answer["columns"]]
+    rows = {row[names.index("property_path")]: row for row in answer["dataset"]}
+    for key, value in wanted.items():
+        assert key in rows, f"QuestDB has no setting {key}"
+        row = rows[key]
+        assert row[names.index("value_source")] == "env", key
+        expected = str(value).lower() if isinstance(value, bool) else str(value)
+        assert row[names.index("value")] == expected, key
+
+
 def test_questdb_pg_and_ilp_tcp_ports_listen(questdb: QuestDBEndpoints) -> None:
     assert tcp_error(LOOPBACK, questdb.pg_port) is None
     assert tcp_error(LOOPBACK, questdb.ilp_tcp_port) is None

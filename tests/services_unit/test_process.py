@@ -11,7 +11,12 @@ import pytest
 from marketstream.config import load_config
 from marketstream.errors import ServiceError
 from marketstream.services import process
-from marketstream.services.questdb_server import install_questdb, java_binary
+from marketstream.services.questdb_server import (
+    QuestDBPorts,
+    install_questdb,
+    java_binary,
+    questdb_env,
+)
 from marketstream.services.redis_server import spawn_redis
 from marketstream.tiers.clickhouse import chdb_path
 from marketstream.tiers.questdb import QuestDBHttp
@@ -139,3 +144,23 @@ def test_client_addresses_are_checked() -> None:
     assert chdb_path("chdb:///var/lib/ch") == Path("/var/lib/ch")
     with pytest.raises(ServiceError, match="three slashes"):
         chdb_path("chdb://relative/path")
+
+
+def test_questdb_settings_become_qdb_variables_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """server.conf keys as QuestDB reads them; a QDB_ variable the user set is kept; the
+    ports, which our endpoints depend on, are ours whatever either says."""
+    monkeypatch.setenv("QDB_SHARED_WORKER_SLEEP_THRESHOLD", "5000")
+    monkeypatch.setenv("QDB_HTTP_BIND_TO", "0.0.0.0:1")
+    settings: dict[str, bool | int | str] = {
+        "shared.worker.sleep.threshold": 200,
+        "wal.apply.worker.nap.threshold": 100,
+        "cairo.wal.enabled.default": True,
+        "http.bind.to": "0.0.0.0:2",
+    }
+    env = questdb_env(QuestDBPorts(9100, 9101, 9102), "ERROR", settings)
+    assert env["QDB_SHARED_WORKER_SLEEP_THRESHOLD"] == "5000"
+    assert env["QDB_WAL_APPLY_WORKER_NAP_THRESHOLD"] == "100"
+    assert env["QDB_CAIRO_WAL_ENABLED_DEFAULT"] == "true"
+    assert env["QDB_HTTP_BIND_TO"] == "127.0.0.1:9100"

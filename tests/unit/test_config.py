@@ -81,6 +81,11 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
             {"MARKETSTREAM_HOT__EXCHANGES": '["nosuch"]'},
             "hot.exchanges.0: value 'nosuch': expected 'binance', 'binance-usdm'",
         ),
+        (  # QuestDB ignores a variable it has no setting for: the key's shape is checked here
+            {"MARKETSTREAM_SERVICES__QUESTDB__SERVER_CONF": '{"SHARED_WORKER_COUNT": 2}'},
+            "services.questdb.server_conf: 'SHARED_WORKER_COUNT' is not a QuestDB server.conf "
+            "key: expected lowercase words joined by dots",
+        ),
     ],
 )
 def test_wrong_values_name_key_value_and_expectation(environ: dict[str, str], message: str) -> None:

@@ -29,6 +29,7 @@ from marketstream.cli import build_parser
 from marketstream.config import ENV_PREFIX, ENV_SEPARATOR, load_config
 from marketstream.ingest.metrics import FrameCounts, IngestMetrics
 from marketstream.metrics_server import bound_port, serve_metrics
+from marketstream.services.questdb_server import server_conf_env
 from marketstream.writers.hot_writer_metrics import HotWriterMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -470,6 +471,15 @@ def test_prometheus_scrapes_every_service_on_its_metrics_port(compose: dict[str,
     )
     assert clickhouse_metrics is not None
     assert "<port>9363</port>" in clickhouse_metrics.read_text(encoding="utf-8")
+
+
+def test_compose_questdb_runs_with_the_configured_server_conf(compose: dict[str, Any]) -> None:
+    """The image gets the same server.conf settings as a local QuestDB (pipeline.yaml)."""
+    settings = load_config(CONFIG_FILE, environ={}).services.questdb.server_conf
+    assert settings
+    questdb = environment(services(compose)["questdb"])
+    for name, value in server_conf_env(settings).items():
+        assert questdb.get(name) == value, f"compose's questdb: {name} is not {value}"
 
 
 def test_prometheus_config_is_mounted(compose: dict[str, Any]) -> None:
