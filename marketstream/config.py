@@ -348,6 +348,19 @@ class QuestDBService(_Model):
     # environment wins). configs/pipeline.yaml says which and why.
     server_conf: dict[str, StrictBool | StrictInt | str] = Field(default_factory=dict)
 
+    @field_validator("server_conf", mode="before")
+    @classmethod
+    def _server_conf_values(cls, value: Any) -> Any:
+        """Each value a bool, an int or a string; the message never echoes it (a password
+        may be one)."""
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(item, bool | int | str):
+                    raise ValueError(
+                        f"the value of {key!r} must be a boolean, an integer or a string"
+                    )
+        return value
+
     @field_validator("server_conf")
     @classmethod
     def _server_conf_keys(cls, value: dict[str, bool | int | str]) -> dict[str, bool | int | str]:
@@ -658,11 +671,21 @@ def redact_url(dsn: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+# QuestDB settings whose values are credentials (pg.password, http.password, ...).
+_SECRET_SETTING = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
 def shown_config(config: PipelineConfig) -> dict[str, Any]:
-    """The configuration as data, with the credentials in endpoint URLs redacted."""
+    """The configuration as data, with the credentials in endpoint URLs and in QuestDB's
+    settings redacted."""
     data = config.model_dump(mode="json")
     data["endpoints"] = {
         key: redact_url(value) if isinstance(value, str) else value
         for key, value in data["endpoints"].items()
+    }
+    questdb = data["services"]["questdb"]
+    questdb["server_conf"] = {
+        key: "***" if _SECRET_SETTING.search(key) else value
+        for key, value in questdb["server_conf"].items()
     }
     return data

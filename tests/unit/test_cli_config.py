@@ -81,6 +81,7 @@ def test_show_names_the_file_the_overrides_and_hides_credentials(tmp_path: Path)
     env = {
         "MARKETSTREAM_STREAMS__MAXLEN": "50",
         "MARKETSTREAM_ENDPOINTS__CLICKHOUSE": "http://reader:s3cret@127.0.0.1:8123",
+        "MARKETSTREAM_SERVICES__QUESTDB__SERVER_CONF": '{"pg.password": "pg-s3cret"}',
     }
     result = _run("config", "show", env=env)
     assert result.returncode == 0, result.stderr
@@ -90,6 +91,8 @@ def test_show_names_the_file_the_overrides_and_hides_credentials(tmp_path: Path)
     assert "#   endpoints.clickhouse <- MARKETSTREAM_ENDPOINTS__CLICKHOUSE" in lines
     assert "  maxlen: 50" in lines
     assert "  clickhouse: http://reader:***@127.0.0.1:8123" in lines
+    assert "      pg.password: '***'" in lines
+    assert "      shared.worker.sleep.threshold: 200" in lines  # a setting, not a secret
     assert "s3cret" not in result.stdout
 
 

@@ -86,6 +86,11 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
             "services.questdb.server_conf: 'SHARED_WORKER_COUNT' is not a QuestDB server.conf "
             "key: expected lowercase words joined by dots",
         ),
+        (  # and the value is never echoed: it may be a password
+            {"MARKETSTREAM_SERVICES__QUESTDB__SERVER_CONF": '{"pg.password": ["s3cret"]}'},
+            "services.questdb.server_conf: the value of 'pg.password' must be a boolean, an "
+            "integer or a string$",
+        ),
     ],
 )
 def test_wrong_values_name_key_value_and_expectation(environ: dict[str, str], message: str) -> None:
@@ -129,3 +134,12 @@ def test_the_shipped_config_reads_the_same_through_libyaml_as_through_pure_pytho
     text = (Path(__file__).resolve().parents[2] / DEFAULT_CONFIG).read_text(encoding="utf-8")
     assert yaml.__with_libyaml__  # PyYAML's wheels carry it; without, the faster path is gone
     assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("value", ['["s3cret"]', "1.5", '{"x": "s3cret"}'])
+def test_a_questdb_setting_of_the_wrong_type_is_refused_without_its_value(value: str) -> None:
+    environ = {"MARKETSTREAM_SERVICES__QUESTDB__SERVER_CONF": f'{{"pg.password": {value}}}'}
+    with pytest.raises(ConfigError, match=r"the value of 'pg\.password' must be") as caught:
+        load_config(SHIPPED, environ=environ)
+    assert "s3cret" not in str(caught.value)
+    assert "1.5" not in str(caught.value)
