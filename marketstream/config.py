@@ -45,6 +45,7 @@ from marketstream.schemas.instruments import (
     Source,
     parse_symbol,
 )
+from marketstream.secret_names import names_a_secret
 
 DEFAULT_CONFIG = Path("configs/pipeline.yaml")
 # configs/pipeline.yaml itself, installed as package data (a link to it in a checkout).
@@ -671,10 +672,6 @@ def redact_url(dsn: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-# QuestDB settings whose values are credentials (pg.password, http.password, ...).
-_SECRET_SETTING = re.compile(r"password|secret|token", re.IGNORECASE)
-
-
 def shown_config(config: PipelineConfig) -> dict[str, Any]:
     """The configuration as data, with the credentials in endpoint URLs and in QuestDB's
     settings redacted."""
@@ -685,7 +682,7 @@ def shown_config(config: PipelineConfig) -> dict[str, Any]:
     }
     questdb = data["services"]["questdb"]
     questdb["server_conf"] = {
-        key: "***" if _SECRET_SETTING.search(key) else value
+        key: "***" if names_a_secret(key) else value
         for key, value in questdb["server_conf"].items()
     }
     return data

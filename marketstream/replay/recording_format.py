@@ -23,6 +23,7 @@ import orjson
 
 from marketstream.closing import Closing
 from marketstream.errors import MarketStreamError
+from marketstream.secret_names import names_a_secret
 
 RECORDINGS_ENV = "MARKETSTREAM_RECORDINGS"
 # The real captures shipped in the repository (tests/data/recordings, beside the package in a
@@ -75,22 +76,12 @@ class RecordedFrame(msgspec.Struct, frozen=True, gc=False):
         return orjson.dumps(fields) + b"\n"
 
 
-# A header whose name holds one of these may carry a credential or session state:
-# authorization, proxy-authorization, cookie, set-cookie, x-api-key, x-auth-token, and the
-# names providers invent for their keys.
-SECRET_NAME_PARTS: Final = ("key", "secret", "token", "auth", "cookie", "session", "password")
-
-
 def without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
     """`headers` without any that may carry a credential, names compared case-insensitively:
     what a recorder keeps of a REST answer's headers (`x-ratelimit-*`, `retry-after`,
     `content-type` stay). Errs on the side of dropping: a lost header only makes a replay
     less faithful, a kept key leaks it."""
-    return {
-        name: value
-        for name, value in headers.items()
-        if not any(part in name.lower() for part in SECRET_NAME_PARTS)
-    }
+    return {name: value for name, value in headers.items() if not names_a_secret(name)}
 
 
 _LINE: Final = msgspec.json.Decoder(RecordedFrame)

@@ -112,15 +112,8 @@ def _to_start(config: PipelineConfig, layout: StateLayout) -> list[tuple[_Local,
             ports = [_port_of(url) for url in before]
             last = None if None in ports else QuestDBPorts(*(p for p in ports if p is not None))
             root, jar = layout.data_dir(QUESTDB.name), install_questdb(services)
-            pinned = services.questdb
             return spawn_questdb(
-                jar,
-                root,
-                ports=QuestDBPorts.pick(last),
-                java_opts=pinned.java_opts,
-                log_levels=pinned.log_levels,
-                server_conf=pinned.server_conf,
-                **files,
+                jar, root, ports=QuestDBPorts.pick(last), settings=services.questdb, **files
             )
 
         to_start.append((QUESTDB, questdb))

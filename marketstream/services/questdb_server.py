@@ -215,13 +215,12 @@ def spawn_questdb(
     root: Path,
     *,
     ports: QuestDBPorts,
-    java_opts: tuple[str, ...],
-    log_levels: str,
-    server_conf: Mapping[str, bool | int | str],
+    settings: QuestDBService,
     log_path: Path,
     pid_path: Path,
 ) -> QuestDBServer:
-    """Start QuestDB in the background; `process.started` waits until it answers SQL."""
+    """Start QuestDB in the background with `settings`' JVM options, log levels and
+    server.conf settings; `process.started` waits until it answers SQL."""
     java = java_binary()
     for name, port in (("http", ports.http), ("pg", ports.pg), ("ilp", ports.ilp)):
         if not port_is_free(port):
@@ -229,7 +228,7 @@ def spawn_questdb(
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)  # ServerMain refuses a root that does not exist
     argv = [
-        java, *java_opts,
+        java, *settings.java_opts,
         "-p", str(jar), "-m", "io.questdb/io.questdb.ServerMain",
         "-d", str(root),
     ]  # fmt: skip
@@ -239,7 +238,7 @@ def spawn_questdb(
         marker=str(root),
         log_path=log_path,
         pid_path=pid_path,
-        env=questdb_env(ports, log_levels, server_conf),
+        env=questdb_env(ports, settings.log_levels, settings.server_conf),
     )
     return QuestDBServer(process=process, ports=ports)
 
@@ -268,9 +267,7 @@ def start_questdb(
         jar,
         root,
         ports=ports,
-        java_opts=services.questdb.java_opts,
-        log_levels=services.questdb.log_levels,
-        server_conf=services.questdb.server_conf,
+        settings=services.questdb,
         **files,
     )
     return started(server, services.start_timeout_s)

@@ -27,7 +27,16 @@ LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
     frozenset(layer)
     for layer in (
         {"marketstream", "errors", "closing"},  # the package itself holds only its version
-        {"schemas", "logs", "metrics_server", "signals", "retry", "event_loop", "http_headers"},
+        {
+            "schemas",
+            "logs",
+            "metrics_server",
+            "signals",
+            "retry",
+            "event_loop",
+            "http_headers",
+            "secret_names",
+        },
         {"config", "replay", "http_client", "gc_settings"},
         {"venues", "sources", "tiers"},
         {"ingest", "instruments", "services", "gateway", "writers", "archiver", "query"},
