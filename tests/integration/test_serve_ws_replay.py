@@ -206,7 +206,11 @@ async def test_gap_markers_are_the_quality_reports_missing_minutes(
 async def test_paced_and_unpaced_replays_deliver_the_same_records(
     serving: str, tiers: Tiers
 ) -> None:
-    start = day_start_ns(utc_today() - timedelta(days=3))  # a warm day
+    day = day_start_ns(utc_today() - timedelta(days=3))  # a warm day
+    # The hour of its first trade: the generator seeds each day by its date, and some days
+    # have none in their first hour (2026-12-05's first trade is at 01:04).
+    first_ts = tier_reads(tiers, day, day + 24 * NS_PER_HOUR)[0][1]
+    start = first_ts - (first_ts - day) % NS_PER_HOUR
     end = start + NS_PER_HOUR  # an hour at 1000x: a few seconds
     params = {"exchanges": "binance,okx", "symbols": "BTC-USDT", "start": str(start)}
     paced = await replay(serving, **params, end=str(end), speed="1000")
