@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
 import orjson
 
 from marketstream.schemas.columns import SPECS
@@ -43,9 +44,9 @@ def print_rows(rows: Sequence[object], output: str) -> None:
         sys.stdout.buffer.write(b"".join(_row_json(row) + b"\n" for row in rows))
         sys.stdout.buffer.flush()
         return
-    if not rows or not dataclasses.is_dataclass(rows[0]):
+    header = _field_names(rows)
+    if not header:
         return
-    header = [field.name for field in dataclasses.fields(rows[0])]
     cells = [[_cell(name, getattr(row, name)) for name in header] for row in rows]
     numeric = [
         name not in _TIMESTAMP_FIELDS
@@ -63,14 +64,27 @@ def print_rows(rows: Sequence[object], output: str) -> None:
 
 
 def print_csv(rows: Sequence[object]) -> None:
-    """Dataclass rows as CSV with a header; values as stored (timestamps in ns, null empty)."""
-    if not rows or not dataclasses.is_dataclass(rows[0]):
+    """Records (or dataclass rows) as CSV with a header; values as stored (timestamps in ns,
+    null empty)."""
+    header = _field_names(rows)
+    if not header:
         return
-    header = [field.name for field in dataclasses.fields(rows[0])]
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow(["" if (v := getattr(row, name)) is None else v for name in header])
+
+
+def _field_names(rows: Sequence[object]) -> list[str]:
+    """The columns of a table of records (msgspec Structs) or of dataclass rows; none for
+    anything else, or no rows."""
+    if not rows:
+        return []
+    if isinstance(rows[0], msgspec.Struct):
+        return list(rows[0].__struct_fields__)
+    if dataclasses.is_dataclass(rows[0]):
+        return [field.name for field in dataclasses.fields(rows[0])]
+    return []
 
 
 def _row_json(row: object) -> bytes:

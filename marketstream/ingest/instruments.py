@@ -12,12 +12,13 @@ and counted, /healthz says so until a refresh succeeds, and the next interval tr
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import msgspec.structs
 
 from marketstream.config import PipelineConfig
 from marketstream.errors import MarketStreamError
@@ -39,7 +40,7 @@ OnChange = Callable[[str, tuple[Instrument, ...]], None]
 
 def _sans_ts(instrument: Instrument) -> Instrument:
     """The instrument without its read time: what "changed" compares."""
-    return dataclasses.replace(instrument, ts=0)
+    return msgspec.structs.replace(instrument, ts=0)
 
 
 class InstrumentKeeper:

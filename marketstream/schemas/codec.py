@@ -4,14 +4,17 @@ A record encodes as one JSON object whose first key is `type` (trade, quote, can
 funding) followed by the record's fields in order; order book sides are `[[price, size], ...]`
 best first; optional values are `null`. A Redis stream entry holds that object in its single
 field `d`, so `XREAD` shows readable JSON and decoding is one orjson call.
+
+msgspec writes it from the record Struct in one C call (the tag is `type`). The bytes are
+those orjson wrote before, but for a float's exponent: `1e16`, where orjson wrote `1e+16`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import fields
+from collections.abc import Mapping
 from typing import Any, Final
 
+import msgspec
 import orjson
 
 from marketstream.schemas.columns import SPEC_BY_TYPE, TableSpec
@@ -20,22 +23,7 @@ from marketstream.schemas.records import Book, Record
 ENTRY_FIELD: Final = b"d"
 
 
-def _dict_builder(record_type: str, cls: type[Record]) -> Callable[[Any], bytes]:
-    """`record -> JSON bytes` for one record class: one dict literal of its fields (`type`
-    first, then the fields in order) serialized by orjson. Generated from the dataclass's
-    own fields, so it cannot drift from them; about twice as fast as orjson reading the
-    slotted dataclass itself, with the same bytes."""
-    items = ", ".join(f"{f.name!r}: r.{f.name}" for f in fields(cls))
-    source = f"def encode(r):\n    return dumps({{'type': {record_type!r}, {items}}})\n"
-    namespace: dict[str, Any] = {"dumps": orjson.dumps}
-    exec(source, namespace)  # noqa: S102 - the source is built from field names only
-    encode: Callable[[Any], bytes] = namespace["encode"]
-    return encode
-
-
-_ENCODERS: Final[dict[type[Record], Callable[[Any], bytes]]] = {
-    spec.cls: _dict_builder(spec.record_type, spec.cls) for spec in SPEC_BY_TYPE.values()
-}
+_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 class DecodeError(ValueError):
@@ -44,7 +32,7 @@ class DecodeError(ValueError):
 
 def encode_record(record: Record) -> bytes:
     """Compact JSON with `type` first, then the record's fields in order."""
-    return _ENCODERS[type(record)](record)
+    return _ENCODE(record)
 
 
 def decode_record(data: bytes | str) -> Record:

@@ -7,8 +7,10 @@ field order, and the keys that make a replayed record a no-op in an idempotent s
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Annotated, Final, Union, get_args, get_origin, get_type_hints
+
+from msgspec.structs import fields
 
 from marketstream.schemas.records import (
     Book,

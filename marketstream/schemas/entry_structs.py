@@ -1,20 +1,21 @@
 """Stream entries decoded straight into typed structs: the hot writer's decoding.
 
-One msgspec Struct per record type, derived from the record dataclass (same field names,
-order and defaults), tagged by the entry's `type` key: a single `Decoder.decode` call per
-entry checks the JSON, picks the type and validates every field, without the dict and the
-dataclass that `codec.decode_record` builds. Symbol-like `Literal` fields (side, kind) decode
-as plain strings: the writer stores what ingest validated, it does not judge it again.
+One msgspec Struct per record type, derived from the record Struct (same field names, order
+and defaults), tagged by the entry's `type` key: a single `Decoder.decode` call per entry
+checks the JSON, picks the type and validates every field, without the dict that
+`codec.decode_record` builds. Symbol-like `Literal` fields (side, kind) decode as plain
+strings, which is why these are not the records themselves: the writer stores what ingest
+validated, it does not judge it again.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from typing import Annotated, Any, Final, Literal, Protocol, Union, cast, get_args, get_origin
 from typing import get_type_hints as _hints
 
 import msgspec
+import msgspec.structs
 
 from marketstream.schemas.codec import ENTRY_FIELD, DecodeError
 from marketstream.schemas.columns import SPECS, TableSpec
@@ -45,9 +46,9 @@ def _plain(hint: Any) -> Any:
 def _struct(spec: TableSpec) -> type[msgspec.Struct]:
     hints = _hints(spec.cls, include_extras=True)
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    for field in dataclasses.fields(spec.cls):
+    for field in msgspec.structs.fields(spec.cls):
         kind = _plain(hints[field.name])
-        if field.default is dataclasses.MISSING:
+        if field.default is msgspec.NODEFAULT:
             fields.append((field.name, kind))
         else:
             fields.append((field.name, kind, field.default))

@@ -3,9 +3,9 @@ cached instrument replaces its shipped record."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 
 from marketstream.errors import MarketStreamError
@@ -31,7 +31,7 @@ BTC_PERP = Instrument(
     expiry=None,
     status="live",
 )
-BTC_SPOT = dataclasses.replace(
+BTC_SPOT = msgspec.structs.replace(
     BTC_PERP, symbol="BTC-USDT", native_symbol="BTC-USDT", kind="spot", contract_value=1.0
 )
 
@@ -74,7 +74,7 @@ def test_a_write_that_cannot_happen_names_the_file(tmp_path: Path) -> None:
 
 def test_the_cache_lies_over_the_shipped_snapshot(tmp_path: Path) -> None:
     shipped, cache = tmp_path / "shipped.jsonl", tmp_path / "cache.jsonl"
-    newer_value = dataclasses.replace(BTC_PERP, ts=BTC_PERP.ts + 1, contract_value=0.001)
+    newer_value = msgspec.structs.replace(BTC_PERP, ts=BTC_PERP.ts + 1, contract_value=0.001)
     write_instruments(shipped, [BTC_PERP, BTC_SPOT])
     assert sorted_(load_catalog(None, shipped)) == [BTC_SPOT, BTC_PERP]
     assert sorted_(load_catalog(tmp_path / "absent.jsonl", shipped)) == [BTC_SPOT, BTC_PERP]
@@ -95,7 +95,7 @@ def test_an_unreadable_cache_falls_back_to_the_snapshot(
 
 def test_overlay_prefers_the_newer_source_whatever_its_time() -> None:
     """A recording's own (older) answer must win over a shipped record read later."""
-    older = dataclasses.replace(BTC_PERP, ts=1, contract_value=0.1)
+    older = msgspec.structs.replace(BTC_PERP, ts=1, contract_value=0.1)
     assert Catalog([BTC_PERP]).merged([older]).get("okx", "BTC-USDT-PERP") == BTC_PERP
     assert overlay(Catalog([BTC_PERP, BTC_SPOT]), [older]).get("okx", "BTC-USDT-PERP") == older
     assert overlay(Catalog([BTC_PERP, BTC_SPOT]), [older]).get("okx", "BTC-USDT") == BTC_SPOT

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec.structs
 import pyarrow as pa
 import pytest
 
@@ -329,7 +330,7 @@ def test_a_price_finer_than_the_instrument_s_tick_stops_the_export(tmp_path: Pat
     piece = DayPiece(EXCHANGE, SPOT, "trades", dt.date(2023, 11, 15), to_arrow(TRADES, [trade]))
     with pytest.raises(ExportInputError, match=r"binance BTC-USDT: a price of 100\.125 has more"):
         writer.write(piece)
-    fine = dataclasses.replace(trade, price=100.12, size=0.000015)  # 6 decimals, lot 1e-05
+    fine = msgspec.structs.replace(trade, price=100.12, size=0.000015)  # 6 decimals, lot 1e-05
     piece = dataclasses.replace(piece, table=to_arrow(TRADES, [fine]))
     with pytest.raises(ExportInputError, match=r"a size of 1\.5e-05 has more than 5 decimals"):
         writer.write(piece)

@@ -7,7 +7,6 @@ computed here in Python must equal QuestDB's to the last bit.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
+import msgspec.structs
 import orjson
 import psycopg
 import pytest
@@ -168,7 +168,7 @@ def instrument_rows() -> list[Instrument]:
                       "USDT", 0.01, 1.0, 0.25, 1.0, None, "trading")  # fmt: skip
     return [
         perp,
-        dataclasses.replace(perp, ts=D + 3600 * S + 5, status="halted"),
+        msgspec.structs.replace(perp, ts=D + 3600 * S + 5, status="halted"),
         Instrument(EX, "HQD-USD-20251226", D + S, "HQD-USD-251226", "inverse_future", "HQD",
                    "USD", "HQD", 100.0, 1.0, 0.5, 1.0, D + 36 * DAY + 8 * 3600 * S, "trading"),
         Instrument("bybit", "HQD-USDT", D + 2 * S, "HQDUSDT", "spot", "HQD", "USDT", "USDT",
@@ -369,7 +369,7 @@ def test_a_bar_is_closed_once_now_or_a_newer_trade_passed_its_end(
 
     minute_0, minute_1 = expected_candles(trades, "1m", D, D + DAY)
     assert candles(D + 2 * MINUTE) == [minute_0, minute_1]
-    open_1 = dataclasses.replace(minute_1, closed=False)
+    open_1 = msgspec.structs.replace(minute_1, closed=False)
     assert candles(D + 2 * MINUTE - 1) == [minute_0, open_1]
     assert candles(D) == [minute_0, open_1]  # the clock is behind, the newer trade is not
 
@@ -471,7 +471,7 @@ def test_cli_candles_as_a_table(hot_data: QuestDBEndpoints, tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == list(Candle.__dataclass_fields__)
+    assert header.split() == list(Candle.__struct_fields__)
     expected = expected_candles(day_trades(), "1h", D, D + 6 * 3600 * S)
     assert len(rows) == len(expected) == 6
     for row, candle in zip(rows, expected, strict=True):
@@ -500,7 +500,7 @@ def test_cli_liquidations_open_interest_and_instruments(
     result = _cli(hot_data, tmp_path, "open-interest", *window, "--format", "table")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == list(OpenInterest.__dataclass_fields__)
+    assert header.split() == list(OpenInterest.__struct_fields__)
     assert [row.split()[-2:] for row in rows] == [
         [str(r.open_interest), "-" if r.value is None else str(r.value)] for r in open_interest()
     ]

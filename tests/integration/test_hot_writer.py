@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 import os
 import signal
@@ -24,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from pathlib import Path
 from typing import Any, get_args
 
+import msgspec.structs
 import pytest
 import redis.asyncio
 
@@ -135,7 +135,7 @@ def instruments(exchange: str, n: int) -> list[Record]:
                    "trading" if i % 7 else "halted")
         for i in range(n)
     ]  # fmt: skip
-    return [*refresh, dataclasses.replace(refresh[0], ts=T0 + 60_000 * MS, status="halted")]
+    return [*refresh, msgspec.structs.replace(refresh[0], ts=T0 + 60_000 * MS, status="halted")]
 
 
 def key_of(record: Record) -> str:

@@ -8,13 +8,13 @@ sends no exchange time), survive malformed frames and lose nothing across reconn
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
 import msgspec
+import msgspec.structs
 import orjson
 import pytest
 import redis.asyncio
@@ -57,7 +57,7 @@ def clock_free(record: Record) -> Record:
     if not isinstance(record, Event):  # no receive time in these
         return record
     derived_ts = record.ts == record.recv_ts
-    return dataclasses.replace(record, recv_ts=0, ts=0 if derived_ts else record.ts)
+    return msgspec.structs.replace(record, recv_ts=0, ts=0 if derived_ts else record.ts)
 
 
 def config_for(exchange: str, server: ReplayServer, symbols: Collection[str]) -> PipelineConfig:

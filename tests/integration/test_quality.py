@@ -10,7 +10,6 @@ services.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+import msgspec.structs
 import orjson
 import pytest
 import redis.asyncio
@@ -77,7 +77,9 @@ def minute_of(trade: Trade) -> int:
 BINANCE = truth("binance", "QUAL-USDT", 1000)
 LOST_ID = str(1000 + 50 * 3 + 1)
 BINANCE_STORED = [t for t in BINANCE if not 30 <= minute_of(t) <= 32 and t.trade_id != LOST_ID]
-BINANCE_STORED[10] = dataclasses.replace(BINANCE_STORED[10], recv_ts=BINANCE_STORED[10].ts + SLOW)
+BINANCE_STORED[10] = msgspec.structs.replace(
+    BINANCE_STORED[10], recv_ts=BINANCE_STORED[10].ts + SLOW
+)
 COINBASE = truth("coinbase", "QUAL-USD", 70_000)  # complete
 BYBIT = truth("bybit", "QUAL-USDT", 1, uuid_ids=True)
 BYBIT_STORED = [t for t in BYBIT if minute_of(t) < 115]  # the feed stopped at 01:55
@@ -467,8 +469,8 @@ def test_backfill_fills_the_gaps_and_the_report_then_passes(
     assert all(r["symbol"] == "QUALBUSDT" for r in FakeBinance.requests)
 
     stored_now = _stored_trades(stored, "QUALB-USDT")
-    assert [dataclasses.replace(t, recv_ts=0) for t in stored_now] == [
-        dataclasses.replace(t, recv_ts=0) for t in BACKFILLED
+    assert [msgspec.structs.replace(t, recv_ts=0) for t in stored_now] == [
+        msgspec.structs.replace(t, recv_ts=0) for t in BACKFILLED
     ]
     kept = {t.trade_id for t in stored_now if t.recv_ts - t.ts == LATENCY}
     assert kept == {t.trade_id for t in BACKFILLED_STORED}  # stored rows were not rewritten

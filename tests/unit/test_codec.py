@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec.structs
 import orjson
 import pytest
 from hypothesis import given
@@ -40,12 +41,20 @@ def test_json_has_type_first_then_fields_in_order(record: Record) -> None:
 
 
 @given(records)
-def test_bytes_are_those_of_orjson_reading_the_record_itself(record: Record) -> None:
-    """The generated per-class encoder writes exactly what the stream entry always held:
-    orjson's serialization of the dataclass, with `type` put first."""
-    body = orjson.dumps(record)
-    expected = b'{"type":"' + spec_of(record).record_type.encode() + b'",' + body[1:]
-    assert encode_record(record) == expected
+def test_values_are_those_orjson_writes_for_the_record(record: Record) -> None:
+    """What the stream entry held before records were Structs (orjson's serialization of the
+    record's fields, `type` first), read back: the same JSON values. Only the spelling of a
+    float's exponent may differ (`1e+16` then, `1e16` now), which every JSON reader takes alike."""
+    before = orjson.dumps({"type": spec_of(record).record_type, **msgspec.structs.asdict(record)})
+    assert orjson.loads(encode_record(record)) == orjson.loads(before)
+
+
+@pytest.mark.parametrize(
+    ("value", "spelled"), [(1e16, b"1e16"), (2.5e-7, b"2.5e-7"), (65000.5, b"65000.5")]
+)
+def test_floats_are_spelled_as_documented(value: float, spelled: bytes) -> None:
+    trade = Trade("binance", "BTC-USDT", 1, 2, "42", value, 1.0, "buy")
+    assert b'"price":' + spelled + b"," in encode_record(trade)
 
 
 def test_documented_trade_layout() -> None:

@@ -3,10 +3,10 @@ and stream entries decode straight into structs that carry every field of the re
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec.structs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -73,7 +73,7 @@ def test_a_value_that_does_not_fit_its_column_adds_nothing() -> None:
     good = Trade("binance", "BTC-USDT", 1, 2, "1", 1.0, 1.0, "buy")
     write_rows(buffer, [good])  # type: ignore[arg-type]
     before = bytes(buffer)
-    too_late = dataclasses.replace(good, ts=2**63)  # beyond int64 nanoseconds
+    too_late = msgspec.structs.replace(good, ts=2**63)  # beyond int64 nanoseconds
     with pytest.raises((OverflowError, ValueError)):
         write_rows(buffer, [good, too_late])  # type: ignore[arg-type]
     assert bytes(buffer) == before
@@ -82,7 +82,7 @@ def test_a_value_that_does_not_fit_its_column_adds_nothing() -> None:
 @given(records)
 def test_an_entry_decodes_into_a_struct_with_every_field(record: Record) -> None:
     decoded = decode_entry_fields(encode_entry(record))
-    for field in dataclasses.fields(record):
+    for field in msgspec.structs.fields(record):
         value = getattr(record, field.name)
         got = getattr(decoded, field.name)
         assert got == value

@@ -4,7 +4,6 @@ the stores spell the same values (dictionaries, units, list types, empty ladders
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from typing import Any
 
 import pyarrow as pa
@@ -12,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import fields, replace
 
 from marketstream.schemas.arrow import arrow_schema, to_arrow
 from marketstream.schemas.checksum import column_hashes, key_checksum, row_checksum

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import msgspec.structs
 import pyarrow as pa
 import pytest
 
@@ -26,7 +26,7 @@ from marketstream.tiers.cold_store import ColdStore
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.table)
 def test_columns_follow_the_record_fields(spec: TableSpec) -> None:
-    assert spec.names == tuple(f.name for f in dataclasses.fields(spec.cls))
+    assert spec.names == tuple(f.name for f in msgspec.structs.fields(spec.cls))
     assert spec.timestamp == "ts"
     assert set(spec.dedup_keys) <= set(spec.names)
 

@@ -5,10 +5,10 @@ frames by hand; the arithmetic is written next to each."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import cast
 
+import msgspec.structs
 import orjson
 import pytest
 
@@ -42,7 +42,7 @@ def expired(native: str, like: str) -> Instrument:
     (same underlying and contract value; expiry 08:00 UTC of the id's day)."""
     day = datetime.strptime("20" + native.rsplit("-", 1)[1], "%Y%m%d").replace(hour=8, tzinfo=UTC)
     base, quote, _ = native.split("-")
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         next(i for i in okx_instruments() if i.native_symbol == like),
         native_symbol=native,
         symbol=f"{base}-{quote}-{day:%Y%m%d}",
