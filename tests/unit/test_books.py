@@ -5,6 +5,9 @@ from __future__ import annotations
 import zlib
 from collections import deque
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from marketstream.config import IngestConfig
 from marketstream.ingest.books import NOTHING, BookKeeper, OrderBook
 from marketstream.ingest.processor import processor_for
@@ -218,6 +221,19 @@ def test_checksum_over_exact_texts_is_verified_after_each_update() -> None:
     assert ob.stats.checksums_verified == 2
 
 
+def test_a_checksummed_delta_without_level_texts_fails_the_check_rather_than_raising() -> None:
+    """The checksum is computed over the levels' texts; a new level that came without one
+    cannot be verified, so the book is treated as wrong and resynced."""
+    ob = OrderBook("okx", "BTC-USDT", CHECKED, 5, SECOND)
+    ob.apply(_texted(T0, [("100.0", "1")], [("101.0", "1")], snapshot=True, last=1))
+    delta = update(T0 + 1, [(100.5, 1.0)], [], last=2)  # no bid_texts
+    delta.checksum = _crc([("100.5", "1"), ("100.0", "1")], [("101.0", "1")])
+    out = ob.apply(delta)
+    assert out.checksum_failed
+    assert out.needs_snapshot
+    assert not ob.synced
+
+
 def test_a_checksum_mismatch_resets_the_book_and_asks_for_a_snapshot() -> None:
     ob = OrderBook("okx", "BTC-USDT", CHECKED, 5, SECOND)
     ob.apply(_texted(T0, [("100.0", "1")], [("101.0", "1")], snapshot=True, last=1))
@@ -311,3 +327,77 @@ def test_ingest_gives_its_books_the_configured_window() -> None:
         venue, venue.make_mapper(["BTC-USDT"]), IngestConfig(book_buffer_s=2.5), None
     )
     assert processor.books.book("BTC-USDT").buffer_ns == 2_500_000_000
+
+
+# --- the sorted sides against a plain model -------------------------------------------------
+
+_PRICES = st.sampled_from([float(p) for p in range(90, 111)] + [99.5, 100.25, 1e-8, 1e9])
+_SIZES = st.sampled_from([0.0, 0.0, 1.0, 2.5, 1e-9])
+_LEVELS = st.lists(st.tuples(_PRICES, _SIZES), max_size=12)
+# (is it a snapshot, bids, asks, does it carry the feed's depth in the frame)
+_UPDATES = st.lists(
+    st.tuples(st.booleans(), _LEVELS, _LEVELS, st.sampled_from([None, None, 3, 8])),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _model_apply(
+    side: dict[float, float], levels: list[Level], snapshot: bool
+) -> dict[float, float]:
+    """The last level given for a price decides; a size of 0 removes it."""
+    merged = {**({} if snapshot else side), **dict(levels)}
+    return {price: size for price, size in merged.items() if size > 0}
+
+
+def _best(side: dict[float, float], n: int, *, bids: bool) -> list[Level]:
+    return sorted(side.items(), reverse=bids)[:n]
+
+
+@given(_UPDATES, st.sampled_from([None, 5]), st.integers(1, 6))
+def test_top_and_checksum_levels_are_those_of_a_plain_model(
+    updates: list[tuple[bool, list[Level], list[Level], int | None]],
+    rules_limit: int | None,
+    depth: int,
+) -> None:
+    """Any mix of snapshots, deltas (new, changed, removed and absent levels, a price twice in
+    one update) and depth truncation: the emitted top and the levels the checksum is computed
+    over are the best of a dict kept the obvious way."""
+    seen: list[tuple[list[LevelText], list[LevelText]]] = []
+
+    def checksum(bids: list[LevelText], asks: list[LevelText]) -> int:
+        seen.append((bids, asks))
+        return 0
+
+    rules = BookRules(Sequencing.NONE, checksum=checksum, checksum_depth=4, depth_limit=rules_limit)
+    ob = OrderBook("binance", "BTC-USDT", rules, depth, interval_ns=SECOND)
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    limit = rules_limit
+    snapshot_seen = False
+    for step, (is_snapshot, bid_levels, ask_levels, frame_limit) in enumerate(updates):
+        snapshot = is_snapshot or not snapshot_seen
+        snapshot_seen = True
+        texts = (
+            [(repr(p), repr(s)) for p, s in bid_levels],
+            [(repr(p), repr(s)) for p, s in ask_levels],
+        )
+        delta = BookUpdate(
+            "binance", "BTC-USDT", T0 + step, T0 + step, bid_levels, ask_levels, snapshot,
+            checksum=0, bid_texts=texts[0], ask_texts=texts[1], depth_limit=frame_limit,
+        )  # fmt: skip
+        ob.apply(delta)
+        bids, asks = (
+            _model_apply(bids, bid_levels, snapshot),
+            _model_apply(asks, ask_levels, snapshot),
+        )
+        limit = frame_limit if frame_limit is not None else limit
+        if limit is not None:
+            bids, asks = dict(_best(bids, limit, bids=True)), dict(_best(asks, limit, bids=False))
+        top = ob.top(T0, T0)
+        assert top.bids == _best(bids, depth, bids=True)
+        assert top.asks == _best(asks, depth, bids=False)
+        assert seen[-1] == (
+            [(repr(p), repr(s)) for p, s in _best(bids, 4, bids=True)],
+            [(repr(p), repr(s)) for p, s in _best(asks, 4, bids=False)],
+        )
