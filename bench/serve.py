@@ -24,7 +24,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from marketstream.config import IngestConfig, StreamsConfig
 from marketstream.generate.history import HistoryConfig
 from marketstream.ingest.metrics import IngestMetrics
 from marketstream.ingest.publisher import Publisher, PublisherSettings
+from marketstream.schemas.columns import TRADES
 from marketstream.schemas.records import Trade
 from marketstream.tiers.days import day_start_ns
 from marketstream.tiers.redis_bus import connect_async
@@ -84,17 +85,26 @@ def _figures(samples: list[float]) -> dict[str, float]:
 
 
 def _load(state: Path) -> dict[str, Any]:
-    """History into QuestDB, then archived: the days each tier holds."""
+    """History into QuestDB, then archived: the days each tier holds, and each day's trades
+    (the generator seeds a day by its date, so a day's count varies about threefold around
+    `trades_per_day`, and with it the time a day of candles takes)."""
     loaded = load_tiered(state, HISTORY, DAYS, HORIZONS)
-    return {"rows": sum(r for days in loaded.truth.values() for r, _ in days.values())}
+    return {
+        "rows": sum(r for days in loaded.truth.values() for r, _ in days.values()),
+        "trades_by_day": {day: rows for day, (rows, _) in loaded.truth[TRADES.table].items()},
+    }
+
+
+def _date(offset: int) -> date:
+    return datetime.now(UTC).date() - timedelta(days=offset)
 
 
 def _day(offset: int) -> tuple[int, int]:
-    day = datetime.now(UTC).date() - timedelta(days=offset)
+    day = _date(offset)
     return day_start_ns(day), day_start_ns(day + timedelta(days=1))
 
 
-def _rest(api: httpx.Client, redis_url: str) -> dict[str, Any]:
+def _rest(api: httpx.Client, redis_url: str, trades_by_day: dict[date, int]) -> dict[str, Any]:
     import redis  # noqa: PLC0415 - only here
 
     client = redis.Redis.from_url(redis_url)
@@ -131,7 +141,10 @@ def _rest(api: httpx.Client, redis_url: str) -> dict[str, Any]:
         def trades(hour: dict[str, str] = hour) -> None:
             api.get("/v1/trades", params=hour).raise_for_status()
 
-        results[f"candles_1m_day_{tier}"] = _figures(_timed(candles, RANGE_REQUESTS))
+        results[f"candles_1m_day_{tier}"] = {
+            "trades": trades_by_day.get(_date(offset), 0),
+            **_figures(_timed(candles, RANGE_REQUESTS)),
+        }
         results[f"trades_1h_{tier}"] = {"rows": rows, **_figures(_timed(trades, RANGE_REQUESTS))}
     return results
 
@@ -146,7 +159,7 @@ def run() -> dict[str, Any]:
             httpx.Client(base_url=url, timeout=120) as api,
         ):
             results: dict[str, Any] = {"history_rows": loaded["rows"]}
-            results |= _rest(api, redis_url)
+            results |= _rest(api, redis_url, loaded["trades_by_day"])
             results |= asyncio.run(_websockets(url, redis_url))
     _print(results)
     return results
@@ -250,7 +263,8 @@ def _print(results: dict[str, Any]) -> None:
     for tier in ("hot", "warm", "cold"):
         candles, trades = results[f"candles_1m_day_{tier}"], results[f"trades_1h_{tier}"]
         print(
-            f"    {tier}: 1m candles of a day p95 {candles['ms_p95']} ms; one hour of trades "
+            f"    {tier}: 1m candles of a day ({candles['trades']:,} trades) p95 "
+            f"{candles['ms_p95']} ms; one hour of trades "
             f"({trades['rows']:,} rows) p95 {trades['ms_p95']} ms",
             flush=True,
         )

@@ -257,10 +257,11 @@ def _serve(results: dict[str, Any]) -> list[Row]:
         for key, figure in ((f"candles_1m_day_{tier}", "1m candles of one day"),
                             (f"trades_1h_{tier}", "one hour of trades")):  # fmt: skip
             value = suite[key]
+            built = f" ({value['trades']:,} trades)" if "trades" in value else ""
             rows.append(
                 _row(
                     f"serve: {figure}, {tier} tier",
-                    f"p95 {value['ms_p95']} ms",
+                    f"p95 {value['ms_p95']} ms{built}",
                     target,
                     value["ms_p95"] < SERVE_P95_MS,
                 )
