@@ -86,8 +86,8 @@ def _figures(samples: list[float]) -> dict[str, float]:
 
 def _load(state: Path) -> dict[str, Any]:
     """History into QuestDB, then archived: the days each tier holds, and each day's trades
-    (the generator seeds a day by its date, so a day's count varies about threefold around
-    `trades_per_day`, and with it the time a day of candles takes)."""
+    (the generator seeds a day by its date, so a day's count is not `trades_per_day`: 55k to
+    165k in the days looked at, and the time a day of candles takes follows it)."""
     loaded = load_tiered(state, HISTORY, DAYS, HORIZONS)
     return {
         "rows": sum(r for days in loaded.truth.values() for r, _ in days.values()),
