@@ -18,7 +18,6 @@ from typing import Final, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from clickhouse_connect.driver.client import Client
 
 from marketstream.query.hot_queries import (
     INTERVALS,
@@ -262,25 +261,52 @@ class TieredQueries:
     def _warm_ohlcv(
         self, exchange: str, symbol: str, interval: str, low: int, high: int
     ) -> list[Candle]:
-        client: Client = self.warm.client
-        step = INTERVALS[interval]  # bars on the UTC calendar: every interval divides a day
-        source = f"{self.warm.database}.{TRADES.table}"  # names from our specs
-        result = client.query(  # every value is a bound parameter
-            "SELECT "  # noqa: S608 - see `source`
-            "intDiv(toUnixTimestamp64Nano(ts), {step:Int64}) * {step:Int64} AS bar, "
-            # open and close by the tiers' order (ts, then trade id): trades often share a ts
-            " argMin(price, (ts, trade_id)), max(price), min(price), "
-            " argMax(price, (ts, trade_id)), sum(size), "
-            f"count() FROM {source} "
-            "WHERE exchange = {ex:String} AND symbol = {sym:String} "
-            "AND ts >= fromUnixTimestamp64Nano({low:Int64}) "
-            "AND ts < fromUnixTimestamp64Nano({high:Int64}) GROUP BY bar ORDER BY bar",
-            parameters={"step": step, "ex": exchange, "sym": symbol, "low": low, "high": high},
-        )
-        return [
-            Candle(exchange, symbol, interval, int(bar), o, h, lo, c, v, int(n), closed=True)
-            for bar, o, h, lo, c, v, n in result.result_rows
-        ]
+        return warm_ohlcv(self.warm, exchange, symbol, interval, low, high)
+
+
+# Open and close by the tiers' order, (ts, trade id): trades often share a ts. In two steps,
+# each bar's first and last ts, then the trade ids at those times only: `argMin(price,
+# (ts, trade_id))` over every row built a tuple with a string per row, 62 of 72 ms for a day of
+# 165,443 trades in chdb, where these take 29 ms for the same bars. `picked` is read twice.
+_WARM_OHLCV: Final = """
+WITH picked AS (
+  SELECT intDiv(toUnixTimestamp64Nano(ts), {{step:Int64}}) * {{step:Int64}} AS bar,
+         ts, trade_id, price, size
+  FROM {source}
+  WHERE exchange = {{ex:String}} AND symbol = {{sym:String}}
+    AND ts >= fromUnixTimestamp64Nano({{low:Int64}})
+    AND ts < fromUnixTimestamp64Nano({{high:Int64}})
+),
+bars AS (
+  SELECT bar, min(ts) AS first_ts, max(ts) AS last_ts, max(price) AS hi, min(price) AS lo,
+         sum(size) AS volume, count() AS n
+  FROM picked GROUP BY bar
+),
+ends AS (
+  SELECT bar, argMinIf(price, trade_id, ts = first_ts) AS open,
+         argMaxIf(price, trade_id, ts = last_ts) AS close
+  FROM picked INNER JOIN bars USING (bar)
+  WHERE ts = first_ts OR ts = last_ts
+  GROUP BY bar
+)
+SELECT bar, open, hi, lo, close, volume, n FROM bars INNER JOIN ends USING (bar) ORDER BY bar
+"""
+
+
+def warm_ohlcv(  # noqa: PLR0917 - an instrument, an interval and a range, as `ohlcv`
+    warm: WarmTier, exchange: str, symbol: str, interval: str, low: int, high: int
+) -> list[Candle]:
+    """Closed candles of the warm tier's trades of one instrument in [low, high)."""
+    step = INTERVALS[interval]  # bars on the UTC calendar: every interval divides a day
+    source = f"{warm.database}.{TRADES.table}"  # names from our specs
+    result = warm.client.query(  # every value is a bound parameter
+        _WARM_OHLCV.format(source=source),
+        parameters={"step": step, "ex": exchange, "sym": symbol, "low": low, "high": high},
+    )
+    return [
+        Candle(exchange, symbol, interval, int(bar), o, h, lo, c, v, int(n), closed=True)
+        for bar, o, h, lo, c, v, n in result.result_rows
+    ]
 
 
 def latest_instruments(rows: Iterable[Instrument]) -> list[Instrument]:

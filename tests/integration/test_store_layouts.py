@@ -14,8 +14,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from questdb import Sender
 
+from marketstream.query.all_tiers import ohlcv_from_trades, warm_ohlcv
 from marketstream.schemas.arrow import from_arrow, to_arrow
-from marketstream.schemas.columns import SPECS, TableSpec
+from marketstream.schemas.columns import SPECS, TRADES, TableSpec
 from marketstream.schemas.records import (
     Book,
     Candle,
@@ -25,6 +26,7 @@ from marketstream.schemas.records import (
     Trade,
 )
 from marketstream.tiers import clickhouse_tables, questdb_tables
+from marketstream.tiers.clickhouse_partitions import WarmTier
 from marketstream.tiers.questdb_rows import records_from_result, write_rows
 from tests.integration.endpoints import QuestDBEndpoints
 from tests.record_samples import derivative_samples
@@ -159,3 +161,40 @@ def test_clickhouse_book_sides_are_price_and_size_rows(warm_database: Client) ->
         "SELECT bids[1][1], bids[2][1] FROM layouts.books WHERE seq = 42"
     ).result_rows
     assert rows == [(100.0, 1.0)]
+
+
+def test_warm_candles_open_and_close_by_time_then_trade_id(warm_database: Client) -> None:
+    """Trades that share a bar's first or last time: the open is the one with the lowest
+    trade id (compared as text, as the tiers order them: "10" before "9"), the close the one
+    with the highest, as the cold tier's candles from the same trades say."""
+    minute = 60 * 10**9
+    start = (T0 // minute + 1) * minute
+    second = 10**9
+
+    def trade(at: int, trade_id: str, price: float) -> Trade:
+        return Trade("okx", "TIE-USDT", start + at, start + at, trade_id, price, 0.5, "buy")
+
+    trades = [
+        trade(1 * second, "9", 99.0),  # bar 1: three trades at its first time
+        trade(1 * second, "10", 101.0),
+        trade(1 * second, "100", 105.0),
+        trade(20 * second, "5", 110.0),
+        trade(50 * second, "1", 95.0),  # ...and two at its last
+        trade(50 * second, "11", 97.0),
+        trade(minute + 5 * second, "3", 120.0),  # bar 2: all at one time
+        trade(minute + 5 * second, "2", 121.0),
+        trade(3 * minute, "1", 130.0),  # bar 4 (bar 3 has no trade): one trade
+    ]
+    warm_database.insert_arrow("layouts.trades", to_arrow(TRADES, trades))
+    candles = warm_ohlcv(
+        WarmTier(warm_database, "layouts"), "okx", "TIE-USDT", "1m", start, start + 4 * minute
+    )
+    opens_closes = [(c.ts - start, c.open, c.close, c.high, c.low, c.trades) for c in candles]
+    assert opens_closes == [
+        (0, 101.0, 97.0, 110.0, 95.0, 6),
+        (minute, 121.0, 120.0, 121.0, 120.0, 2),
+        (3 * minute, 130.0, 130.0, 130.0, 130.0, 1),
+    ]
+    in_tier_order = sorted(trades, key=lambda t: (t.ts, t.trade_id))
+    cold = ohlcv_from_trades(to_arrow(TRADES, in_tier_order), "okx", "TIE-USDT", "1m")
+    assert candles == cold
