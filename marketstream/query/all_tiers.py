@@ -217,7 +217,7 @@ class TieredQueries:
                     exchange, symbol, interval, piece_low, piece_high, source=source
                 )
             elif tier == "warm":
-                candles += self._warm_ohlcv(exchange, symbol, interval, piece_low, piece_high)
+                candles += warm_ohlcv(self.warm, exchange, symbol, interval, piece_low, piece_high)
             else:
                 table = self._range_table(
                     TRADES, "cold", exchange, symbol, piece_low, piece_high, limit=None
@@ -257,11 +257,6 @@ class TieredQueries:
         table = conform(spec, self.cold.read_range(spec, low, high, exchange, symbol))
         table = table.sort_by([(name, "ascending") for name in order])
         return table if limit is None else table.slice(0, limit)
-
-    def _warm_ohlcv(
-        self, exchange: str, symbol: str, interval: str, low: int, high: int
-    ) -> list[Candle]:
-        return warm_ohlcv(self.warm, exchange, symbol, interval, low, high)
 
 
 # Open and close by the tiers' order, (ts, trade id): trades often share a ts. In two steps,
