@@ -3,7 +3,10 @@
 - writer alone: a backlog of real records (the recording's, shifted in time so that every
   copy is a new row) published to Redis first, then one writer drains it: its rows/s from
   start-up done to queryable, with the counts checked, and flush p99 without replay and
-  ingest competing for the two cores (`python -m bench.hot backlog [repeats]` runs it alone);
+  ingest competing for the two cores (`python -m bench.hot backlog [repeats]` runs it alone),
+  and the CPU the writer, Redis and QuestDB each spent per 1,000 rows; then the same backlog
+  delivered again, twice: with Redis's AOF on, as configured, and off, since with AOF on
+  Redis logs each entry a consumer group delivers as an XCLAIM command (its per-entry cost);
 - queries: p50 of `latest_trade`, `trades` (up to 1,000 rows) and 1m candles over the data.
 
 Replay -> queryable and freshness run the pipeline as `demo` does, ingest and writers as
@@ -24,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.ingest import _processor
 from bench.local_services import running_services
+from bench.pipeline import SERVICES, cpu_seconds
 from marketstream.config import IngestConfig, PipelineConfig, StreamsConfig
 from marketstream.gc_settings import apply_gc_settings
 from marketstream.ingest.metrics import IngestMetrics
@@ -33,6 +37,7 @@ from marketstream.run.demo import histogram_quantile
 from marketstream.run.processes import create_schema
 from marketstream.schemas.columns import SPECS, spec_of
 from marketstream.schemas.records import Record
+from marketstream.services.state import load_record
 from marketstream.tiers.questdb import QuestDBHttp
 from marketstream.tiers.questdb_tables import create_all_sql
 from marketstream.tiers.redis_bus import connect_async
@@ -88,19 +93,14 @@ def _distinct_rows(records: list[Record]) -> dict[str, int]:
     return {table: len(found) for table, found in keys.items()}
 
 
-async def _writer_backlog(
-    config: PipelineConfig, state: Path, records: list[Record]
-) -> dict[str, Any]:
-    """One writer process drains `records` published beforehand; rows/s from the moment it
-    has its tables (start-up excluded) until every row is queryable. The counts are checked:
-    each table holds its distinct records, every entry is acknowledged, none is pending."""
-    redis_url = endpoint(config, state, "redis")
+async def _publish(config: PipelineConfig, state: Path, records: list[Record]) -> None:
+    """The records into the streams through ingest's publisher, into emptied tables."""
     http = QuestDBHttp(endpoint(config, state, "questdb_http"))
     for sql in create_all_sql():
         http.exec(sql)
     for spec in SPECS:  # earlier suites wrote the same instruments: start from empty tables
         http.exec(f"TRUNCATE TABLE {spec.table}")
-    client = connect_async(redis_url)
+    client = connect_async(endpoint(config, state, "redis"))
     await client.flushdb()
     publisher = Publisher(
         client, PublisherSettings.from_config(IngestConfig(), StreamsConfig()), IngestMetrics()
@@ -113,23 +113,58 @@ async def _writer_backlog(
             await asyncio.sleep(0)
     await publisher.close()
     await flusher
-    # The writer runs as `write-hot` does: the bench's own records gone (a collection would
-    # otherwise traverse them all), then the configuration's collector settings.
-    expected, entries = _distinct_rows(records), len(records)
-    records.clear()
-    apply_gc_settings(config.runtime)
+    await client.aclose()
+
+
+async def _redeliver(config: PipelineConfig, state: Path) -> None:
+    """The drained backlog made new again: empty tables, and the group moved back to the
+    streams' start (`XGROUP SETID 0 ENTRIESREAD 0`), so the next writer reads every entry
+    as new, with the same work in Redis as the first time."""
+    http = QuestDBHttp(endpoint(config, state, "questdb_http"))
+    for spec in SPECS:
+        http.exec(f"TRUNCATE TABLE {spec.table}")
+    client = connect_async(endpoint(config, state, "redis"))
+    for key in await discover_streams(client):
+        await client.xgroup_setid(key, config.hot.group, "0", entries_read=0)
+    await client.aclose()
+
+
+def _service_cpu(state: Path) -> dict[str, float]:
+    """CPU seconds so far of the Redis and QuestDB servers (Redis's reaped AOF rewrites in)."""
+    record = load_record(state)
+    if record is None:
+        return {}
+    return {
+        label: cpu_seconds(record.processes[name].pid)
+        for name, label in SERVICES.items()
+        if name in record.processes
+    }
+
+
+async def _drain(
+    config: PipelineConfig, state: Path, expected: dict[str, int], entries: int
+) -> dict[str, Any]:
+    """One writer drains the published backlog; rows/s from the moment it has its tables
+    (start-up excluded) until every row is queryable, and the CPU each process used meanwhile.
+    The counts are checked: each table holds its distinct records, every entry is
+    acknowledged, none is pending."""
+    redis_url = endpoint(config, state, "redis")
+    http = QuestDBHttp(endpoint(config, state, "questdb_http"))
     writer = HotWriter(config, redis_url, http.base_url)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop, metrics_port=0))
     while not writer.health()[1]["questdb_ready"] and not task.done():
         await asyncio.sleep(0.001)
+    services_start = _service_cpu(state)
     start, cpu_start = time.perf_counter(), time.process_time()
     await writer.wait_drained(queryable=True, poll_s=0.005)
     elapsed = time.perf_counter() - start
     cpu_s = time.process_time() - cpu_start  # the writer's threads; the bench's polls are idle
+    services = {k: v - services_start[k] for k, v in _service_cpu(state).items()}
     stop.set()
     await task
     rows = {t: int(http.exec(f"SELECT count() FROM {t}")["dataset"][0][0]) for t in expected}  # noqa: S608
+    client = connect_async(redis_url)
     keys = sorted(await discover_streams(client))
     states = await group_states(client, keys, config.hot.group)
     await client.aclose()
@@ -140,6 +175,7 @@ async def _writer_backlog(
             f"got rows {rows}, {writer.written} acknowledged, {writer.dead_lettered} dead "
             f"letters, streams not drained: {left}"
         )
+    per_1000 = {"writer": cpu_s, **services}
     return {
         "entries": entries,
         "rows_in_questdb": sum(rows.values()),
@@ -147,8 +183,41 @@ async def _writer_backlog(
         "seconds": round(elapsed, 3),
         # Rows per CPU second of the writer process: what wall time would give on idle cores.
         "rows_per_cpu_s": round(writer.written / cpu_s),
+        "cpu_s_per_1000_rows": {k: round(v / entries * 1000, 4) for k, v in per_1000.items()},
         **_flushes(writer.metrics.registry),
     }
+
+
+async def _writer_backlog(
+    config: PipelineConfig, state: Path, records: list[Record]
+) -> dict[str, Any]:
+    """One writer process drains `records` published beforehand: the figure. Then the same
+    backlog twice more, on the warm JVM: with Redis's AOF as configured, and with it switched
+    off (`CONFIG SET appendonly no`), which shows what durability costs Redis per entry."""
+    await _publish(config, state, records)
+    # The writer runs as `write-hot` does: the bench's own records gone (a collection would
+    # otherwise traverse them all), then the configuration's collector settings.
+    expected, entries = _distinct_rows(records), len(records)
+    records.clear()
+    apply_gc_settings(config.runtime)
+    result = await _drain(config, state, expected, entries)
+    again: dict[str, Any] = {}
+    client = connect_async(endpoint(config, state, "redis"))
+    try:
+        for aof in ("on", "off"):
+            if aof == "off":
+                await client.config_set("appendonly", "no")
+            await _redeliver(config, state)
+            run = await _drain(config, state, expected, entries)
+            again[f"aof_{aof}"] = {
+                k: run[k] for k in ("rows_per_s", "rows_per_cpu_s", "cpu_s_per_1000_rows")
+            }
+    finally:  # as configured again for what follows (Redis rewrites its AOF to turn it on)
+        await client.config_set("appendonly", "yes")
+        while (await client.info("persistence"))["aof_rewrite_in_progress"]:
+            await asyncio.sleep(0.05)
+        await client.aclose()
+    return {**result, "again": again}
 
 
 def _backlog(config: PipelineConfig, state: Path, recordings: Path) -> dict[str, Any]:
@@ -158,9 +227,20 @@ def _backlog(config: PipelineConfig, state: Path, recordings: Path) -> dict[str,
         f"  one writer process on a backlog of {backlog['entries']:,} entries: "
         f"{backlog['rows_per_s']:,} rows/s, {backlog['rows_per_cpu_s']:,} rows per CPU second "
         f"({backlog['rows_in_questdb']:,} rows, counts checked); {backlog['flushes']} flushes, "
-        f"p50 {backlog['flush_ms_p50']} ms, p99 {backlog['flush_ms_p99']} ms"
+        f"p50 {backlog['flush_ms_p50']} ms, p99 {backlog['flush_ms_p99']} ms; "
+        f"CPU s per 1,000 rows: {_cpu_text(backlog['cpu_s_per_1000_rows'])}"
     )
+    for aof, run in backlog["again"].items():
+        print(
+            f"    again on the warm JVM, Redis AOF {aof.removeprefix('aof_')}: "
+            f"{run['rows_per_s']:,} rows/s; CPU s per 1,000 rows: "
+            f"{_cpu_text(run['cpu_s_per_1000_rows'])}"
+        )
     return backlog
+
+
+def _cpu_text(per_1000: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cpu:.4f}" for name, cpu in per_1000.items())
 
 
 def run_backlog(repeats: int = 1) -> list[dict[str, Any]]:

@@ -125,6 +125,15 @@ def _writer(results: dict[str, Any]) -> Row:
     backlog = suite["writer_backlog"]
     rate = backlog["rows_per_s"]
     value = f"{rate:,} rows/s ({backlog['entries']:,} entries)"
+    if "cpu_s_per_1000_rows" in backlog:
+        cpu = ", ".join(f"{k} {v:.4f}" for k, v in backlog["cpu_s_per_1000_rows"].items())
+        value += f"; CPU s per 1,000 rows: {cpu}"
+    again = backlog.get("again", {})
+    if {"aof_on", "aof_off"} <= again.keys():  # the target is judged on the first run only
+        value += (
+            f"; again on the warm JVM: {again['aof_on']['rows_per_s']:,} with Redis's AOF on, "
+            f"{again['aof_off']['rows_per_s']:,} with it off"
+        )
     return _row("one writer draining a backlog", value, target, rate >= WRITER_ROWS_PER_S)
 
 

@@ -163,3 +163,17 @@ def test_whole_processes_are_judged_on_their_own_ratio() -> None:
     row = next(r for r in headline(_results(cryptofeed=failed)) if "whole" in r["figure"])
     assert row["status"] == "not met"
     assert "playback exited 1" in row["value"]
+
+
+def test_the_writer_is_judged_on_its_first_drain_not_the_one_without_aof() -> None:
+    again = {"aof_on": {"rows_per_s": 230_000}, "aof_off": {"rows_per_s": 270_000}}
+    backlog = {"rows_per_s": 200_000, "entries": 1_000_000, "again": again,
+               "cpu_s_per_1000_rows": {"writer": 0.0025, "redis-server": 0.0034}}  # fmt: skip
+    row = next(
+        r
+        for r in headline(_results(hot={"writer_backlog": backlog}))
+        if r["figure"] == "one writer draining a backlog"
+    )
+    assert row["status"] == "not met"
+    assert "writer 0.0025, redis-server 0.0034" in row["value"]
+    assert "230,000 with Redis's AOF on, 270,000 with it off" in row["value"]
