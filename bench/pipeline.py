@@ -69,7 +69,7 @@ WRITTEN = "marketstream_hot_records_total"
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a live process, in seconds, with those of its children that ended
     and were waited for (cutime + cstime): Redis's AOF rewrites run in forks it reaps, and
-    without them its figure left out about a third of its CPU on a 1M-entry backlog."""
+    without them its figure left out about a quarter of its CPU on a 1M-entry backlog."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(v) for v in fields[11:15]) / TICKS
 
