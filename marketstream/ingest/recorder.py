@@ -36,7 +36,7 @@ from marketstream.ingest.transport import (
     keep_alive,
     subscribe,
 )
-from marketstream.instruments.fetch import FetchError, fetch_answer
+from marketstream.instruments.fetch import FetchError, listing_pages
 from marketstream.logs import context_logger
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.retry import Backoff
@@ -244,12 +244,13 @@ class _Recorder:
             return
         for url in venue.instrument_urls(self.target.rest_url):
             try:
-                answer = await fetch_answer(url, self.instruments)
-            except FetchError as exc:
+                async for answer in listing_pages(venue, url, self.instruments):
+                    self.writer.write(
+                        RecordedFrame(answer.recv_ns, venue.name, answer.url, answer.body)
+                    )
+                    self.stats.instrument_lists += 1
+            except (FetchError, ValueError) as exc:  # ValueError: FrameError, bad paging
                 self.warn(f"instrument list not recorded: {exc}")
-                continue
-            self.writer.write(RecordedFrame(answer.recv_ns, venue.name, url, answer.body))
-            self.stats.instrument_lists += 1
 
     def enough(self) -> bool:
         return self.max_frames is not None and self.stats.frames >= self.max_frames

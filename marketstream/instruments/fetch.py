@@ -3,7 +3,8 @@
 Every GET goes through `http_client.get_async` with the shared retry helper: network errors,
 HTTP 429 and 5xx are retried a few times; anything else, or running out of tries, fails that
 exchange's fetch, which is logged in one line naming the exchange and URL. A failed fetch
-never raises here: the caller keeps the catalog it had (cached or shipped).
+never raises here: the caller keeps the catalog it had (cached or shipped). A paged listing
+(`Venue.next_instrument_page`) is followed to its last page: a list cut short would look whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 # An instrument stamped later than this past the clock is refused (`ts` is the read time).
 MAX_FUTURE_SKEW_NS: Final = 60_000_000_000
 RETRY_MAX_S: Final = 10.0
+MAX_PAGES: Final = 50  # of one listing: far above any venue's (Bybit: 1000 a page), never a loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,23 @@ async def fetch_answer(url: str, settings: InstrumentsConfig) -> Answer:
     return await retry_async(attempt, backoff, retry_on=(HttpError, OSError), on_failure=failed)
 
 
+async def listing_pages(
+    venue: Venue, url: str, settings: InstrumentsConfig
+) -> AsyncIterator[Answer]:
+    """The answers of one instrument listing: `url`'s, then each next page's the venue names.
+    FetchError for a page that gives no answer or a listing longer than MAX_PAGES; FrameError
+    (a ValueError) for an answer whose paging is malformed."""
+    for _ in range(MAX_PAGES):
+        answer = await fetch_answer(url, settings)
+        yield answer
+        pager = venue.next_instrument_page
+        following = pager(answer.url, answer.body) if pager is not None else None
+        if following is None:
+            return
+        url = following
+    raise FetchError(f"GET {url}: the listing runs past {MAX_PAGES} pages")
+
+
 async def fetch_exchange(target: Target, settings: InstrumentsConfig) -> ExchangeFetch:
     """Every instrument URL of one exchange, parsed and validated; never raises for a bad
     answer (the outcome's `error` says what went wrong, logged once)."""
@@ -126,11 +145,13 @@ async def fetch_exchange(target: Target, settings: InstrumentsConfig) -> Exchang
     outcome = ExchangeFetch(target.exchange)
     url = ""
     try:
-        for url in venue.instrument_urls(target.rest_base):
-            answer = await fetch_answer(url, settings)
-            outcome.answers.append(answer)
-            parsed = venue.parse_instruments(url, answer.body, answer.recv_ns)
-            outcome.instruments.extend(_valid(target.exchange, parsed, outcome))
+        for first in venue.instrument_urls(target.rest_base):
+            url = first
+            async for answer in listing_pages(venue, first, settings):
+                url = answer.url
+                outcome.answers.append(answer)
+                parsed = venue.parse_instruments(url, answer.body, answer.recv_ns)
+                outcome.instruments.extend(_valid(target.exchange, parsed, outcome))
     except FetchError as exc:
         outcome.error = str(exc)
     except ValueError as exc:  # FrameError: an answer the parser cannot read

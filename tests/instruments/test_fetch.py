@@ -1,5 +1,6 @@
 """Instrument lists fetched from our replay server, which serves the real captured OKX
-answers at their REST paths (see okx_format.py for the test-local parser)."""
+answers at their REST paths (see okx_format.py for the test-local parser), and Bybit's
+paged listing built around the real v5 records ccxt ships."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import logging
 import socket
 from pathlib import Path
 
+import orjson
 import pytest
 
 from marketstream.config import InstrumentsConfig, PipelineConfig, load_config
-from marketstream.instruments.fetch import Target, fetch_all, fetch_exchange, targets
+from marketstream.instruments.fetch import MAX_PAGES, Target, fetch_all, fetch_exchange, targets
 from marketstream.replay.recording_format import RecordedFrame, RecordingWriter
 from marketstream.replay.server import ReplayServer
 from marketstream.venues.base.venue import Venue
+from marketstream.venues.bybit.venue import BYBIT
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS, get_venue
 from tests.instruments.okx_answers import CAPTURE, captured_answers
+from tests.venues.bybit.instruments import CAPTURES
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = InstrumentsConfig(retries=1, retry_initial_s=0.01, timeout_s=5)
@@ -112,3 +116,78 @@ def test_only_venues_that_list_instruments_and_have_a_rest_url_are_asked() -> No
     assert targets(without_rest, ["okx"], venue_of) == []
     # a venue without instrument_urls: nothing to ask, no error
     assert targets(config, ["coinbase"], venue_of) == []
+
+
+BYBIT_REST = "https://api.bybit.com/v5/market/instruments-info"
+
+
+def _bybit_records() -> dict[str, object]:
+    """The real v5 records ccxt ships (spot BTCUSDT, linear BTCUSDT and ZRXUSDT, inverse
+    BTCUSD), by symbol and category."""
+    found: dict[str, object] = {}
+    for line in (CAPTURES / "bybit-instruments-v5-records.jsonl").read_bytes().splitlines():
+        recorded = orjson.loads(line)
+        category = recorded["url"].split("category=")[1].split("&")[0]
+        found[f"{category}:{orjson.loads(recorded['frame'])['symbol']}"] = orjson.loads(
+            recorded["frame"]
+        )
+    return found
+
+
+def bybit_listing(path: Path, pages: list[tuple[str, str, str]]) -> Path:
+    """A Bybit recording of instrument answers: (record key, URL query, next cursor) each."""
+    records = _bybit_records()
+    with RecordingWriter(path) as writer:
+        writer.write(RecordedFrame(1, "bybit", "wss://stream.bybit.com/v5/public/spot", "{}"))
+        for key, query, cursor in pages:
+            category = key.split(":")[0]
+            result = {"category": category, "list": [records[key]], "nextPageCursor": cursor}
+            body = orjson.dumps({"retCode": 0, "retMsg": "OK", "result": result}).decode()
+            writer.write(RecordedFrame(2, "bybit", f"{BYBIT_REST}?{query}", body))
+    return path
+
+
+# The linear listing takes two pages: the first names the second with cursor `p2%3D1`.
+TWO_PAGES = [
+    ("spot:BTCUSDT", "category=spot&limit=1000", ""),
+    ("linear:BTCUSDT", "category=linear&limit=1000", "p2%3D1"),
+    ("linear:ZRXUSDT", "category=linear&limit=1000&cursor=p2%3D1", ""),
+    ("inverse:BTCUSD", "category=inverse&limit=1000", ""),
+]
+
+
+async def test_a_paged_listing_is_followed_to_its_last_page(tmp_path: Path) -> None:
+    async with ReplayServer(bybit_listing(tmp_path / "bybit.jsonl", TWO_PAGES), DIALECTS) as s:
+        outcome = await fetch_exchange(Target(BYBIT, s.http_url), QUICK)
+    assert outcome.ok, outcome.error
+    assert [a.url.removeprefix(s.http_url) for a in outcome.answers] == [
+        f"/v5/market/instruments-info?{query}" for _, query, _ in TWO_PAGES
+    ]
+    assert sorted(i.symbol for i in outcome.instruments) == [
+        "BTC-USD-PERP", "BTC-USDT", "BTC-USDT-PERP", "ZRX-USDT-PERP",
+    ]  # fmt: skip
+
+
+async def test_a_missing_page_fails_the_whole_listing(tmp_path: Path) -> None:
+    """Half a list would look complete: a page that does not come costs every instrument."""
+    pages = [page for page in TWO_PAGES if page[0] != "linear:ZRXUSDT"]
+    async with ReplayServer(bybit_listing(tmp_path / "bybit.jsonl", pages), DIALECTS) as s:
+        outcome = await fetch_exchange(Target(BYBIT, s.http_url), QUICK)
+    page = f"{s.http_url}/v5/market/instruments-info?category=linear&limit=1000&cursor=p2%3D1"
+    assert outcome.error == f"GET {page} failed: HTTP 404 Not Found"
+    assert outcome.instruments == []
+
+
+async def test_a_listing_whose_cursors_go_round_is_cut_at_max_pages(tmp_path: Path) -> None:
+    looping = [
+        ("spot:BTCUSDT", "category=spot&limit=1000", ""),
+        ("linear:BTCUSDT", "category=linear&limit=1000", "a"),
+        ("linear:BTCUSDT", "category=linear&limit=1000&cursor=a", "b"),
+        ("linear:ZRXUSDT", "category=linear&limit=1000&cursor=b", "a"),
+    ]
+    async with ReplayServer(bybit_listing(tmp_path / "bybit.jsonl", looping), DIALECTS) as s:
+        outcome = await fetch_exchange(Target(BYBIT, s.http_url), QUICK)
+    assert outcome.error is not None
+    assert outcome.error.endswith(f"the listing runs past {MAX_PAGES} pages")
+    assert outcome.instruments == []
+    assert len(outcome.answers) == 1 + MAX_PAGES  # spot, then the linear pages asked

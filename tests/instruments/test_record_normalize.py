@@ -22,7 +22,7 @@ from marketstream.ingest.recorder import record, resolve_target
 from marketstream.instruments.catalog import Catalog
 from marketstream.instruments.fetch import Target, fetch_exchange
 from marketstream.instruments.snapshot import load_shipped
-from marketstream.replay.recording_format import RecordingWriter, read_recording
+from marketstream.replay.recording_format import RecordedFrame, RecordingWriter, read_recording
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Instrument
 from marketstream.venues.base.mapper import Mapper
@@ -88,6 +88,43 @@ async def test_record_captures_the_instrument_lists_first(tmp_path: Path) -> Non
     async with ReplayServer(out, DIALECTS) as again:
         outcome = await fetch_exchange(Target(OKX, again.http_url), InstrumentsConfig(retries=0))
     assert [a.body for a in outcome.answers] == [body for _, _, body in answers]
+
+
+async def test_record_captures_every_page_of_a_paged_listing(tmp_path: Path) -> None:
+    """A venue whose listing is paged (as Bybit's): each page is recorded, in order."""
+    answers = captured_answers()
+    spot, swap = answers[0], answers[1]
+    second = f"{spot[0]}&after=2"  # OKX does not page instruments: this venue does
+    served = tmp_path / "served.jsonl"
+    with RecordingWriter(served) as writer:
+        writer.write(RecordedFrame(spot[1], "okx", second, swap[2]))
+        for frame in read_recording(served_recording(tmp_path / "okx.jsonl")):
+            writer.write(frame)
+
+    def pager(url: str, body: str | bytes) -> str | None:
+        return f"{url}&after=2" if url.endswith("instType=SPOT") else None
+
+    async with ReplayServer(served, DIALECTS, max_speed=True) as server:
+        target = resolve_target(
+            "okx",
+            url=server.ws_url,
+            rest_url=server.http_url,
+            symbols=["BTC-USDT"],
+            channels=["trades"],
+            load_config=no_config,
+        )
+        paged = dataclasses.replace(OKX, next_instrument_page=pager)
+        target = dataclasses.replace(target, exchange=paged)
+        out = tmp_path / "captured.jsonl"
+        stats = await asyncio.wait_for(
+            record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
+        )
+    rest = [f for f in read_recording(out) if f.is_rest]
+    assert stats.instrument_lists == 4
+    assert [(f.url.removeprefix(server.http_url), f.frame) for f in rest] == [
+        (url.removeprefix("https://www.okx.com"), body)
+        for url, _, body in [spot, (second, 0, swap[2]), *answers[1:]]
+    ]
 
 
 async def test_record_goes_on_without_instrument_lists(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ class SnapshotSymbol(Protocol):
 InstrumentUrls = Callable[[str], list[str]]
 # (URL, body, time read in ns) -> the instruments the answer lists; FrameError if malformed.
 InstrumentParser = Callable[[str, str | bytes, int], list[Instrument]]
+# (URL, body) of a listing answer -> the URL of its next page, None on the last; FrameError
+# if the answer's paging is malformed.
+NextInstrumentPage = Callable[[str, str | bytes], str | None]
 
 
 # A generated session in the venue's wire format: steps -> recorded frames (test data).
@@ -177,6 +180,8 @@ class Venue:
     # snapshot or nothing).
     instrument_urls: InstrumentUrls | None = None
     parse_instruments: InstrumentParser | None = None
+    # Where a listing is paged: each answer's next page (None: every answer is whole).
+    next_instrument_page: NextInstrumentPage | None = None
     # Open interest polled over REST where no stream sends it (`ingest/rest_polls.py`):
     # (REST base, symbol) -> URL, and the answer's parser; None: not polled.
     open_interest_url: Callable[[str, str], str] | None = None

@@ -3,8 +3,9 @@ as normalized `Instrument` records.
 
 Spot and linear sizes are base units (contract value 1 base); an inverse contract is worth
 1 USD, so its base size is the USD amount over the price. Bybit answers up to 1000 records a
-page (`limit=1000`); a category that outgrew one page would say so with `nextPageCursor`,
-which these URLs do not follow (no category comes near it today: linear lists ~600).
+page (`limit=1000`); a category that outgrows a page names the next with `nextPageCursor`,
+which `next_page` turns into the next page's URL (linear lists ~600 today, spot ~700: one
+page each, but a cut list would look complete).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from marketstream.schemas.records import Instrument, InstrumentKind
 from marketstream.venues.base.listing import listed
@@ -91,6 +92,28 @@ def parse_record(category: str, entry: JsonObject, read_ts_ns: int) -> Instrumen
         settle=settle,
         expiry=expiry,
     )
+
+
+def next_page(url: str, body: str | bytes) -> str | None:
+    """The URL of the page after this answer's (`cursor=<nextPageCursor>`), None when it was
+    the last (the cursor empty or absent). Bybit's cursors come URL-encoded already, so `%`
+    is kept and only what would break the query is escaped. FrameError (naming the URL) for
+    a cursor that is not a string, or that names this page again."""
+    with answer_of(NAME, url):
+        result = mapping(load_object(body), "result", "instruments-info")
+        cursor = result.get("nextPageCursor")
+        if cursor is None or cursor == "":
+            return None
+        if not isinstance(cursor, str):
+            raise FrameError(f"nextPageCursor {show(cursor)} is not a string")
+        parts = urlsplit(url)
+        kept = [p for p in parts.query.split("&") if p and not p.startswith("cursor=")]
+        following = urlunsplit(
+            parts._replace(query="&".join([*kept, f"cursor={quote(cursor, safe='%')}"]))
+        )
+        if following == url:
+            raise FrameError(f"nextPageCursor {show(cursor)} names this page again")
+        return following
 
 
 def _category(url: str, result: JsonObject) -> str:

@@ -18,7 +18,7 @@ from marketstream.venues.bybit.feed import (
     split,
     subscribe_messages,
 )
-from marketstream.venues.bybit.instruments import instrument_urls, parse_instruments
+from marketstream.venues.bybit.instruments import instrument_urls, next_page, parse_instruments
 from marketstream.venues.bybit.mapper import make_mapper, mapper_for_recording
 from marketstream.venues.bybit.markets import NAME
 from marketstream.venues.bybit.replay import BybitDialect
@@ -45,6 +45,7 @@ BYBIT: Final = Venue(
     sequential_trade_ids=False,
     instrument_urls=instrument_urls,
     parse_instruments=parse_instruments,
+    next_instrument_page=next_page,
     session=bybit_session,
     tardis_ids=MappingProxyType(
         {

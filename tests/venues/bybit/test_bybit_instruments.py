@@ -3,6 +3,8 @@ the feed rules of the three markets: exact native names, endpoints and topics.""
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -138,3 +140,39 @@ def test_an_inverse_kline_volume_is_its_turnover_in_the_base_coin() -> None:
                           "data": [kline]})  # fmt: skip
     (candle,) = mapper(frame, 1680673823567 * 1_000_000)
     assert (candle.symbol, candle.volume) == ("BTC-USD-PERP", 10.0)  # type: ignore[union-attr]
+
+
+LINEAR = "https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000"
+
+
+def _page(cursor: object) -> bytes:
+    result = {"category": "linear", "list": [], "nextPageCursor": cursor}
+    return orjson.dumps({"retCode": 0, "retMsg": "OK", "result": result})
+
+
+def test_a_page_with_a_cursor_names_the_next_page() -> None:
+    pager = BYBIT.next_instrument_page
+    assert pager is not None
+    # Bybit's cursors come URL-encoded: kept as they are, not encoded twice
+    second = pager(LINEAR, _page("1000%3A1700000000"))
+    assert second == f"{LINEAR}&cursor=1000%3A1700000000"
+    # the next cursor replaces the one asked with; what would break the query is escaped
+    assert pager(second, _page("a b&c")) == f"{LINEAR}&cursor=a%20b%26c"
+
+
+@pytest.mark.parametrize("cursor", ["", None])
+def test_the_last_page_has_an_empty_cursor(cursor: object) -> None:
+    assert BYBIT.next_instrument_page is not None
+    assert BYBIT.next_instrument_page(LINEAR, _page(cursor)) is None
+    body = orjson.dumps({"retCode": 0, "result": {"category": "linear", "list": []}})
+    assert BYBIT.next_instrument_page(LINEAR, body) is None
+
+
+def test_a_cursor_that_is_no_string_or_names_its_own_page_is_refused() -> None:
+    pager = BYBIT.next_instrument_page
+    assert pager is not None
+    with pytest.raises(FrameError, match=f"^bybit: {re.escape(LINEAR)}: nextPageCursor 5 is not"):
+        pager(LINEAR, _page(5))
+    asked = f"{LINEAR}&cursor=abc"
+    with pytest.raises(FrameError, match="nextPageCursor 'abc' names this page again"):
+        pager(asked, _page("abc"))
