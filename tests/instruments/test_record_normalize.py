@@ -18,7 +18,7 @@ import pytest
 import marketstream.ingest.normalize as normalize_module
 from marketstream.config import IngestConfig, InstrumentsConfig, PipelineConfig
 from marketstream.ingest.normalize import normalize_recording
-from marketstream.ingest.recorder import record, resolve_target
+from marketstream.ingest.recorder import RecordTarget, record, resolve_target
 from marketstream.instruments.catalog import Catalog
 from marketstream.instruments.fetch import Target, fetch_exchange
 from marketstream.instruments.snapshot import load_shipped
@@ -26,6 +26,7 @@ from marketstream.replay.recording_format import RecordedFrame, RecordingWriter,
 from marketstream.replay.server import ReplayServer
 from marketstream.schemas.records import Instrument
 from marketstream.venues.base.mapper import Mapper
+from marketstream.venues.base.venue import Venue
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS
 from tests.instruments.okx_answers import captured_answers
@@ -48,6 +49,20 @@ def served_recording(path: Path) -> Path:
     return path
 
 
+def okx_trades(server: ReplayServer, venue: Venue = OKX) -> RecordTarget:
+    """What `record` is to capture from the replay server: OKX's BTC-USDT trades, through
+    `venue` (OKX with the test-local instrument parser, or a variant of it)."""
+    target = resolve_target(
+        "okx",
+        url=server.ws_url,
+        rest_url=server.http_url,
+        symbols=["BTC-USDT"],
+        channels=["trades"],
+        load_config=no_config,
+    )
+    return dataclasses.replace(target, exchange=venue)
+
+
 class MapperSpy:
     """OKX's own mapper, remembering the instruments each one was made with."""
 
@@ -62,15 +77,7 @@ class MapperSpy:
 async def test_record_captures_the_instrument_lists_first(tmp_path: Path) -> None:
     served = served_recording(tmp_path / "served.jsonl")
     async with ReplayServer(served, DIALECTS, max_speed=True) as server:
-        target = resolve_target(
-            "okx",
-            url=server.ws_url,
-            rest_url=server.http_url,
-            symbols=["BTC-USDT"],
-            channels=["trades"],
-            load_config=no_config,
-        )
-        target = dataclasses.replace(target, exchange=OKX)
+        target = okx_trades(server)
         out = tmp_path / "captured.jsonl"
         stats = await asyncio.wait_for(
             record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
@@ -105,16 +112,7 @@ async def test_record_captures_every_page_of_a_paged_listing(tmp_path: Path) -> 
         return f"{url}&after=2" if url.endswith("instType=SPOT") else None
 
     async with ReplayServer(served, DIALECTS, max_speed=True) as server:
-        target = resolve_target(
-            "okx",
-            url=server.ws_url,
-            rest_url=server.http_url,
-            symbols=["BTC-USDT"],
-            channels=["trades"],
-            load_config=no_config,
-        )
-        paged = dataclasses.replace(OKX, next_instrument_page=pager)
-        target = dataclasses.replace(target, exchange=paged)
+        target = okx_trades(server, dataclasses.replace(OKX, next_instrument_page=pager))
         out = tmp_path / "captured.jsonl"
         stats = await asyncio.wait_for(
             record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
@@ -130,15 +128,7 @@ async def test_record_captures_every_page_of_a_paged_listing(tmp_path: Path) -> 
 async def test_record_goes_on_without_instrument_lists(tmp_path: Path) -> None:
     """A venue's REST failing costs the lists (a warning), not the capture."""
     async with ReplayServer(TRADES, DIALECTS, max_speed=True) as server:
-        target = resolve_target(
-            "okx",
-            url=server.ws_url,
-            rest_url=server.http_url,
-            symbols=["BTC-USDT"],
-            channels=["trades"],
-            load_config=no_config,
-        )
-        target = dataclasses.replace(target, exchange=OKX)
+        target = okx_trades(server)
         warnings: list[str] = []
         stats = await asyncio.wait_for(
             record(
