@@ -243,14 +243,16 @@ class _Recorder:
         if venue.instrument_urls is None or self.target.rest_url is None:
             return
         for url in venue.instrument_urls(self.target.rest_url):
-            try:
-                async for answer in listing_pages(venue, url, self.instruments):
-                    self.writer.write(
-                        RecordedFrame(answer.recv_ns, venue.name, answer.url, answer.body)
-                    )
-                    self.stats.instrument_lists += 1
+            try:  # every page or none: a listing cut short would normalize as if whole
+                pages = [answer async for answer in listing_pages(venue, url, self.instruments)]
             except (FetchError, ValueError) as exc:  # ValueError: FrameError, bad paging
                 self.warn(f"instrument list not recorded: {exc}")
+                continue
+            for answer in pages:
+                self.writer.write(
+                    RecordedFrame(answer.recv_ns, venue.name, answer.url, answer.body)
+                )
+                self.stats.instrument_lists += 1
 
     def enough(self) -> bool:
         return self.max_frames is not None and self.stats.frames >= self.max_frames

@@ -101,18 +101,15 @@ async def test_record_captures_every_page_of_a_paged_listing(tmp_path: Path) -> 
     """A venue whose listing is paged (as Bybit's): each page is recorded, in order."""
     answers = captured_answers()
     spot, swap = answers[0], answers[1]
-    second = f"{spot[0]}&after=2"  # OKX does not page instruments: this venue does
+    second = f"{spot[0]}&after=2"
     served = tmp_path / "served.jsonl"
     with RecordingWriter(served) as writer:
         writer.write(RecordedFrame(spot[1], "okx", second, swap[2]))
         for frame in read_recording(served_recording(tmp_path / "okx.jsonl")):
             writer.write(frame)
 
-    def pager(url: str, body: str | bytes) -> str | None:
-        return f"{url}&after=2" if url.endswith("instType=SPOT") else None
-
     async with ReplayServer(served, DIALECTS, max_speed=True) as server:
-        target = okx_trades(server, dataclasses.replace(OKX, next_instrument_page=pager))
+        target = okx_trades(server, dataclasses.replace(OKX, next_instrument_page=spot_paged))
         out = tmp_path / "captured.jsonl"
         stats = await asyncio.wait_for(
             record(target, out, max_frames=3, instruments=InstrumentsConfig(retries=0)), WAIT_S
@@ -122,6 +119,36 @@ async def test_record_captures_every_page_of_a_paged_listing(tmp_path: Path) -> 
     assert [(f.url.removeprefix(server.http_url), f.frame) for f in rest] == [
         (url.removeprefix("https://www.okx.com"), body)
         for url, _, body in [spot, (second, 0, swap[2]), *answers[1:]]
+    ]
+
+
+def spot_paged(url: str, body: str | bytes) -> str | None:
+    """OKX does not page instruments: this variant's spot listing has a second page."""
+    return f"{url}&after=2" if url.endswith("instType=SPOT") else None
+
+
+async def test_a_listing_missing_a_page_is_not_recorded_at_all(tmp_path: Path) -> None:
+    """Every page or none: the first page alone would later normalize as the whole list."""
+    warnings: list[str] = []
+    async with ReplayServer(served_recording(tmp_path / "okx.jsonl"), DIALECTS) as server:
+        target = okx_trades(server, dataclasses.replace(OKX, next_instrument_page=spot_paged))
+        out = tmp_path / "captured.jsonl"
+        stats = await asyncio.wait_for(
+            record(
+                target,
+                out,
+                max_frames=3,
+                warn=warnings.append,
+                instruments=InstrumentsConfig(retries=0),
+            ),
+            WAIT_S,
+        )
+    rest = [f.url.removeprefix(server.http_url) for f in read_recording(out) if f.is_rest]
+    assert stats.instrument_lists == 2
+    assert rest == [url.removeprefix("https://www.okx.com") for url, _, _ in captured_answers()[1:]]
+    assert warnings == [
+        f"instrument list not recorded: GET {server.http_url}/api/v5/public/instruments"
+        "?instType=SPOT&after=2 failed: HTTP 404 Not Found"
     ]
 
 
