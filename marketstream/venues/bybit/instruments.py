@@ -96,9 +96,10 @@ def parse_record(category: str, entry: JsonObject, read_ts_ns: int) -> Instrumen
 
 def next_page(url: str, body: str | bytes) -> str | None:
     """The URL of the page after this answer's (`cursor=<nextPageCursor>`), None when it was
-    the last (the cursor empty or absent). Bybit's cursors come URL-encoded already, so `%`
-    is kept and only what would break the query is escaped. FrameError (naming the URL) for
-    a cursor that is not a string, or that names this page again."""
+    the last (the cursor empty or absent). A cursor is an opaque token, which Bybit's paged
+    endpoints hand out URL-encoded: `%` is kept, so it goes back as it came, and only what
+    would break the query is escaped. FrameError (naming the URL) for a cursor that is not
+    a string, or that names this page again."""
     with answer_of(NAME, url):
         result = mapping(load_object(body), "result", "instruments-info")
         cursor = result.get("nextPageCursor")

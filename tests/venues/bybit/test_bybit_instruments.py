@@ -153,7 +153,7 @@ def _page(cursor: object) -> bytes:
 def test_a_page_with_a_cursor_names_the_next_page() -> None:
     pager = BYBIT.next_instrument_page
     assert pager is not None
-    # Bybit's cursors come URL-encoded: kept as they are, not encoded twice
+    # a URL-encoded cursor goes back as it came, not encoded twice
     second = pager(LINEAR, _page("1000%3A1700000000"))
     assert second == f"{LINEAR}&cursor=1000%3A1700000000"
     # the next cursor replaces the one asked with; what would break the query is escaped
