@@ -15,10 +15,29 @@ from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 
 from marketstream.venues.base.venue import Subscription, Venue
+
+
+class ClosingConnection(ClientConnection):
+    """A websockets client connection whose `close` reads on to the server's close frame.
+
+    websockets stops reading above `max_queue` queued messages and does not read again to
+    close: a caller that stopped reading with the queue full (a capture that has its frames,
+    ingest stopping on a busy feed) never saw the server's close frame, so every such close
+    waited out `close_timeout` (10 s) and ended as 1006. Closing lifts the pause for good:
+    what still arrives before the close frame is queued, and dropped with the connection.
+    """
+
+    _closing = False  # close() was called: reading never pauses again
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        self._closing = True
+        self.recv_messages.high = None  # websockets' own pause (the messages it queues) off
+        self.transport.resume_reading()  # a no-op unless paused
+        await super().close(code, reason)
 
 
 def connect_feed(
@@ -27,7 +46,7 @@ def connect_feed(
     open_timeout_s: float,
     max_frame_bytes: int,
     max_queue: int | None = 16,
-    connection: type[ClientConnection] = ClientConnection,
+    connection: type[ClosingConnection] = ClosingConnection,
 ) -> connect:
     """`async with connect_feed(...) as ws:` one connection to a venue's feed; `connection`
     `FeedConnection` to read it in batches (`FeedConnection.batches`)."""
@@ -48,7 +67,7 @@ _HEAD_END: Final = b"\r\n\r\n"
 Payload = bytes | bytearray | memoryview
 
 
-class FeedConnection(ClientConnection):
+class FeedConnection(ClosingConnection):
     """A client connection read in batches: every whole message that arrived in one read
     from the socket, in order (`batches`), instead of one `recv` per message.
 
@@ -60,7 +79,8 @@ class FeedConnection(ClientConnection):
     parser only ever starts at a frame boundary and answers, reassembles and fails exactly
     as it would alone. The first fragment, or a closing handshake, hands every later byte
     to websockets for good, after what was queued here (order kept).
-    Flow control is websockets': reading pauses above `max_queue` queued messages.
+    Flow control is websockets': reading pauses above `max_queue` queued messages, until the
+    caller reads on or closes (the server's close frame waits behind what the queue held).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -163,7 +183,7 @@ class FeedConnection(ClientConnection):
         if len(ready) == before:
             return
         high = self.max_queue_high
-        if high is not None and len(ready) > high and not self._reading_paused:
+        if high is not None and len(ready) > high and not (self._reading_paused or self._closing):
             self._reading_paused = True
             self.transport.pause_reading()
         self._wake()

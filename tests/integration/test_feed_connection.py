@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosedError
 
-from marketstream.ingest.transport import FeedConnection, connect_feed
+from marketstream.ingest.transport import ClosingConnection, FeedConnection, connect_feed
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,9 @@ Script = Callable[[ServerConnection], Awaitable[None]]
 
 
 @asynccontextmanager
-async def feed(script: Script, max_queue: int = 4) -> AsyncIterator[FeedConnection]:
+async def connected(
+    script: Script, connection: type[ClosingConnection], max_queue: int = 4
+) -> AsyncIterator[ClosingConnection]:
     async with (
         serve(script, "127.0.0.1", 0) as server,
         connect_feed(
@@ -27,9 +29,16 @@ async def feed(script: Script, max_queue: int = 4) -> AsyncIterator[FeedConnecti
             open_timeout_s=10,
             max_frame_bytes=1 << 20,
             max_queue=max_queue,
-            connection=FeedConnection,
+            connection=connection,
         ) as ws,
     ):
+        assert isinstance(ws, connection)
+        yield ws
+
+
+@asynccontextmanager
+async def feed(script: Script, max_queue: int = 4) -> AsyncIterator[FeedConnection]:
+    async with connected(script, FeedConnection, max_queue) as ws:
         assert isinstance(ws, FeedConnection)
         yield ws
 
@@ -89,3 +98,29 @@ async def test_an_abnormal_close_raises_after_every_message_received() -> None:
         with pytest.raises(ConnectionClosedError):
             await read_all(ws, got)
         assert got == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("connection", [ClosingConnection, FeedConnection])
+async def test_closing_while_reading_is_paused_completes_the_closing_handshake(
+    connection: type[ClosingConnection],
+) -> None:
+    """A caller that stops reading with the queue full (a capture that has its frames, ingest
+    stopping on a busy feed) must still get the server's close frame: reading paused at the
+    queue's high mark used to leave it unread until `close_timeout` gave up on it (1006)."""
+
+    async def script(ws: ServerConnection) -> None:
+        for i in range(200):  # far more than max_queue: reading pauses
+            await ws.send(str(i))
+        await ws.wait_closed()  # answers the client's close, as a live feed does
+
+    async with connected(script, connection) as ws:
+        ws.close_timeout = 2.0  # the library's 10 s would only make the failure slower
+        if isinstance(ws, FeedConnection):
+            assert await anext(ws.batches())  # some messages; reading resumes for the rest
+        else:
+            assert await ws.recv() == "0"
+        async with asyncio.timeout(10):  # until the queue is full again and reading paused
+            while ws.transport.is_reading():
+                await asyncio.sleep(0.01)
+        await ws.close()
+        assert ws.close_code == 1000  # the server's close frame came back: 1006 if it never did
