@@ -21,7 +21,7 @@ from marketstream.venues.bybit.venue import BYBIT
 from marketstream.venues.okx.venue import OKX
 from marketstream.venues.registry import DIALECTS, get_venue
 from tests.instruments.okx_answers import CAPTURE, captured_answers
-from tests.venues.bybit.instruments import CAPTURES
+from tests.venues.bybit.instruments import captured_records
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = InstrumentsConfig(retries=1, retry_initial_s=0.01, timeout_s=5)
@@ -121,22 +121,9 @@ def test_only_venues_that_list_instruments_and_have_a_rest_url_are_asked() -> No
 BYBIT_REST = "https://api.bybit.com/v5/market/instruments-info"
 
 
-def _bybit_records() -> dict[str, object]:
-    """The real v5 records ccxt ships (spot BTCUSDT, linear BTCUSDT and ZRXUSDT, inverse
-    BTCUSD), by symbol and category."""
-    found: dict[str, object] = {}
-    for line in (CAPTURES / "bybit-instruments-v5-records.jsonl").read_bytes().splitlines():
-        recorded = orjson.loads(line)
-        category = recorded["url"].split("category=")[1].split("&")[0]
-        found[f"{category}:{orjson.loads(recorded['frame'])['symbol']}"] = orjson.loads(
-            recorded["frame"]
-        )
-    return found
-
-
 def bybit_listing(path: Path, pages: list[tuple[str, str, str]]) -> Path:
     """A Bybit recording of instrument answers: (record key, URL query, next cursor) each."""
-    records = _bybit_records()
+    records = {f"{c}:{r['symbol']}": r for _, c, r in captured_records()}
     with RecordingWriter(path) as writer:
         writer.write(RecordedFrame(1, "bybit", "wss://stream.bybit.com/v5/public/spot", "{}"))
         for key, query, cursor in pages:

@@ -22,15 +22,23 @@ def _body(category: str, records: list[object]) -> bytes:
     return orjson.dumps({"retCode": 0, "retMsg": "OK", "result": result, "time": 1})
 
 
-def captured() -> list[Instrument]:
-    """The four real records of bybit-instruments-v5-records.jsonl, each in its own answer."""
-    found: list[Instrument] = []
+def captured_records() -> list[tuple[str, str, dict[str, object]]]:
+    """(URL, category, record) of the four real records of bybit-instruments-v5-records.jsonl
+    (spot BTCUSDT, linear BTCUSDT and ZRXUSDT, inverse BTCUSD)."""
+    found = []
     for line in (CAPTURES / "bybit-instruments-v5-records.jsonl").read_bytes().splitlines():
         recorded = orjson.loads(line)
         url = recorded["url"]
         category = url.split("category=")[1].split("&")[0]
-        body = _body(category, [orjson.loads(recorded["frame"])])
-        found.extend(parse_instruments(url, body, READ_TS))
+        found.append((url, category, orjson.loads(recorded["frame"])))
+    return found
+
+
+def captured() -> list[Instrument]:
+    """The four real records, each parsed in its own answer."""
+    found: list[Instrument] = []
+    for url, category, record in captured_records():
+        found.extend(parse_instruments(url, _body(category, [record]), READ_TS))
     return found
 
 
